@@ -1,0 +1,60 @@
+"""coopnet.protocol: pure, sans-IO. The envelope, event kinds and the rules of a history.
+
+Nothing here does I/O: no sockets, no files, no event loop (enforced by import-linter).
+"""
+
+from __future__ import annotations
+
+from coopnet.protocol.body import Body, encode_body, kind_of
+from coopnet.protocol.envelope import (
+    MAX_WIRE_BYTES,
+    SIGNING_CONTEXT,
+    VERSION,
+    Envelope,
+    event_id,
+    key_digest,
+    seal,
+    unseal,
+)
+from coopnet.protocol.errors import ALL_CODES, InvalidEvent
+from coopnet.protocol.history import (
+    Classification,
+    Head,
+    KeyState,
+    Verdict,
+    check_clock,
+    check_key,
+    classify,
+    found_key_state,
+)
+from coopnet.protocol.identity import Identity
+from coopnet.protocol.kinds import KINDS, NodeFounded, NodeKeyRotated, NotePosted
+
+__all__ = [
+    "ALL_CODES",
+    "KINDS",
+    "MAX_WIRE_BYTES",
+    "SIGNING_CONTEXT",
+    "VERSION",
+    "Body",
+    "Classification",
+    "Envelope",
+    "Head",
+    "Identity",
+    "InvalidEvent",
+    "KeyState",
+    "NodeFounded",
+    "NodeKeyRotated",
+    "NotePosted",
+    "Verdict",
+    "check_clock",
+    "check_key",
+    "classify",
+    "encode_body",
+    "event_id",
+    "found_key_state",
+    "key_digest",
+    "kind_of",
+    "seal",
+    "unseal",
+]

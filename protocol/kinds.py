@@ -1,0 +1,50 @@
+"""Every event kind this node understands, registered in one place (docs/PROTOCOL.md §8).
+
+A kind string and the shape of its body never change once released: new fields get
+defaults, nothing is renamed or retyped. An event whose kind is not listed here is refused
+with `unknown_kind`.
+"""
+
+from __future__ import annotations
+
+from coopnet.protocol.body import AreaCode, Body, Digest, DisplayName, NoteText, PublicKey
+
+
+class NodeFounded(Body, frozen=True, kw_only=True):
+    """Seq 1 of every author: who it is, the key it signs with, and the digest of its next key."""
+
+    kind = "node.founded"
+    display_name: DisplayName
+    area: AreaCode
+    key: PublicKey
+    next_key_digest: Digest
+
+
+class NodeKeyRotated(Body, frozen=True, kw_only=True):
+    """Pre-rotation (KERI-style): reveals the committed key, is signed by it, commits the next."""
+
+    kind = "node.key_rotated"
+    key: PublicKey
+    next_key_digest: Digest
+
+
+class NotePosted(Body, frozen=True, kw_only=True):
+    """A short public note from a neighborhood to the federation."""
+
+    kind = "note.posted"
+    text: NoteText
+
+
+KINDS: dict[str, type[Body]] = {
+    cls.kind: cls
+    for cls in (
+        NodeFounded,
+        NodeKeyRotated,
+        NotePosted,
+    )
+}
+
+
+def body_type(kind: str) -> type[Body] | None:
+    """The body class registered for `kind`, or None."""
+    return KINDS.get(kind)

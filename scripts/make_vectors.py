@@ -1,0 +1,333 @@
+#!/usr/bin/env python3
+"""Write protocol/vectors/envelopes.json: the protocol v1 test vectors (docs/PROTOCOL.md §9).
+
+Deterministic: every key comes from a fixed seed, every clock from a fixed number, and
+Ed25519 signatures are deterministic, so running this twice writes the same bytes. The
+tests regenerate the list and compare it with the file.
+
+Each invalid vector has exactly one fault: where a fault sits in the header, the header is
+re-signed with the right key, so a verifier that skipped the check in question would accept
+the event.
+
+    python scripts/make_vectors.py            # rewrite the file
+    python scripts/make_vectors.py --check    # exit 1 if the file is out of date
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import nacl.signing
+
+from coopnet.protocol import (
+    MAX_WIRE_BYTES,
+    SIGNING_CONTEXT,
+    Identity,
+    NotePosted,
+    encode_body,
+    event_id,
+    seal,
+)
+from coopnet.protocol.envelope import encode_wire
+
+OUT = Path(__file__).resolve().parent.parent / "protocol" / "vectors" / "envelopes.json"
+NET = hashlib.sha256(b"coopnet test vectors: net").digest()[:16]
+OTHER_NET = hashlib.sha256(b"coopnet test vectors: another net").digest()[:16]
+T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z in ms
+
+enc = msgspec.msgpack.Encoder()
+
+
+def _ident(author: str) -> Identity:
+    return Identity.from_passphrase(author, "vectors")
+
+
+def _sign(seed: bytes, header: bytes) -> bytes:
+    return nacl.signing.SigningKey(seed).sign(SIGNING_CONTEXT + header).signature
+
+
+def _raw(seed: bytes, header_fields: list[Any], body: bytes) -> bytes:
+    """Wire bytes from raw header fields (any shape), signed over the encoded header."""
+    header = enc.encode(header_fields)
+    return encode_wire(header, _sign(seed, header), body)
+
+
+def _fields(
+    ident: Identity, seq: int, prev: bytes | None, kind: str, body: bytes, net: bytes = NET
+) -> list[Any]:
+    return [
+        1,
+        net,
+        ident.author,
+        ident.public_key,
+        seq,
+        prev,
+        T0 + seq,
+        kind,
+        hashlib.sha256(body).digest(),
+    ]
+
+
+def _split(wire: bytes) -> tuple[bytes, bytes, bytes]:
+    header, sig, body = msgspec.msgpack.decode(wire, type=tuple[bytes, bytes, bytes])
+    return header, sig, body
+
+
+def valid_vectors() -> list[tuple[str, bytes, Identity | bytes]]:
+    out: list[tuple[str, bytes, Identity | bytes]] = []
+    oak = _ident("oakley")
+
+    def add(name: str, wire: bytes, signer: Identity) -> bytes:
+        out.append((name, wire, signer))
+        return event_id(_split(wire)[0])
+
+    def s(ident: Identity, seq: int, prev: bytes | None, body: Any, at: int | None = None) -> bytes:
+        return seal(
+            signing_key=ident.signing_key,
+            net=NET,
+            author=ident.author,
+            seq=seq,
+            prev=prev,
+            at=T0 + seq if at is None else at,
+            body=body,
+        )
+
+    h1 = add("node_founded_seq_1", s(oak, 1, None, oak.founding_body("Oakley", "N1")), oak)
+    h2 = add("note_seq_2", s(oak, 2, h1, NotePosted(text="Tomatoes are in.")), oak)
+    h3 = add(
+        "note_seq_3_non_ascii",
+        s(oak, 3, h2, NotePosted(text="Brot für alle — 面包 🍞, ¡gracias!")),
+        oak,
+    )
+    rotated, rotation = oak.rotated(following_seed=hashlib.sha256(b"oakley-third").digest())
+    h4 = add("key_rotated_seq_4_signed_by_new_key", s(rotated, 4, h3, rotation), rotated)
+    add("note_seq_5_after_rotation", s(rotated, 5, h4, NotePosted(text="New key.")), rotated)
+
+    long_slug = "a" + "b-" * 15 + "c"  # 32 characters, the longest author slug
+    lng = _ident(long_slug)
+    add("founded_longest_author_slug", s(lng, 1, None, lng.founding_body("Long", "Z9")), lng)
+    uni = _ident("riverside")
+    add(
+        "founded_non_ascii_display_name",
+        s(uni, 1, None, uni.founding_body("Rivière-Süd 河畔", "RS-2")),
+        uni,
+    )
+    add("note_longest_text", s(oak, 2, h1, NotePosted(text="é" * 2000)), oak)
+    add("seq_max_and_at_zero", s(oak, 2**63 - 1, h1, NotePosted(text="far"), at=0), oak)
+
+    # Forward compatibility: a body with a field this version does not know is valid, the
+    # field is ignored (§3). The padding field makes the wire exactly the 64 KiB cap.
+    def padded(pad: int) -> bytes:
+        body = enc.encode({"text": "padded", "future_field": "x" * pad})
+        return _raw(oak.seed, _fields(oak, 2, h1, "note.posted", body), body)
+
+    add("unknown_body_field_ignored", padded(10), oak)
+    pad = 10
+    while len(padded(pad)) != MAX_WIRE_BYTES:
+        pad += MAX_WIRE_BYTES - len(padded(pad))
+    assert len(padded(pad)) == MAX_WIRE_BYTES
+    add("largest_allowed_size_65536_bytes", padded(pad), oak)
+    return out
+
+
+def invalid_vectors() -> list[tuple[str, bytes, str]]:
+    oak = _ident("oakley")
+    other = _ident("elmwood")
+    note = encode_body(NotePosted(text="hello"))
+    h1 = event_id(
+        enc.encode(
+            _fields(oak, 1, None, "node.founded", encode_body(oak.founding_body("Oakley", "N1")))
+        )
+    )
+    good = _fields(oak, 2, h1, "note.posted", note)
+
+    def with_field(i: int, value: Any) -> bytes:
+        fields = list(good)
+        fields[i] = value
+        return _raw(oak.seed, fields, note)
+
+    out: list[tuple[str, bytes, str]] = []
+    wire = _raw(oak.seed, good, note)
+    header, sig, body = _split(wire)
+
+    flipped = bytearray(sig)
+    flipped[10] ^= 0x01
+    out.append(
+        ("signature_bit_flipped", encode_wire(header, bytes(flipped), body), "bad_signature")
+    )
+    out.append(
+        (
+            "other_network",
+            _raw(oak.seed, _fields(oak, 2, h1, "note.posted", note, OTHER_NET), note),
+            "wrong_network",
+        )
+    )
+    out.append(
+        (
+            "signed_by_another_key",
+            encode_wire(header, _sign(other.seed, header), body),
+            "bad_signature",
+        )
+    )
+    tampered = enc.encode({"text": "hellO"})
+    out.append(("body_tampered", encode_wire(header, sig, tampered), "body_hash_mismatch"))
+    out.append(("header_extra_field", _raw(oak.seed, [*good, 0], note), "malformed"))
+    out.append(("header_missing_field", _raw(oak.seed, good[:8], note), "malformed"))
+    out.append(("header_seq_wrong_type", with_field(4, "2"), "malformed"))
+    out.append(("header_key_is_str", with_field(3, "k" * 32), "malformed"))
+    out.append(("header_key_31_bytes", with_field(3, oak.public_key[:31]), "malformed"))
+    # seq 2 as uint16 (cd 00 02) instead of the positive fixint 02.
+    canonical_header = enc.encode(good)
+    seq_at = canonical_header.index(b"\x02\xc4\x20")
+    non_minimal = canonical_header[:seq_at] + b"\xcd\x00\x02" + canonical_header[seq_at + 1 :]
+    out.append(
+        (
+            "header_non_minimal_integer",
+            encode_wire(non_minimal, _sign(oak.seed, non_minimal), note),
+            "non_canonical",
+        )
+    )
+    # The signature framed as bin16 (c5 00 40) instead of bin8 (c4 40).
+    wire_nc = b"\x93" + enc.encode(header) + b"\xc5\x00\x40" + sig + enc.encode(body)
+    out.append(("wire_non_minimal_bin_length", wire_nc, "non_canonical"))
+    out.append(("trailing_bytes", wire + b"\x00", "malformed"))
+    out.append(("truncated", wire[:-1], "malformed"))
+    out.append(("empty", b"", "malformed"))
+    out.append(
+        (
+            "wire_is_a_map",
+            enc.encode({"header": header, "signature": sig, "body": body}),
+            "malformed",
+        )
+    )
+    out.append(("wire_four_parts", enc.encode([header, sig, body, b""]), "malformed"))
+    out.append(("signature_63_bytes", encode_wire(header, sig[:63], body), "malformed"))
+    out.append(("oversize_65537_bytes", _oversize(oak, h1), "too_large"))
+    out.append(("seq_zero", with_field(4, 0), "malformed"))
+    out.append(("prev_nil_with_seq_2", with_field(5, None), "malformed"))
+    founded = encode_body(oak.founding_body("Oakley", "N1"))
+    out.append(
+        (
+            "prev_set_with_seq_1",
+            _raw(oak.seed, _fields(oak, 1, h1, "node.founded", founded), founded),
+            "malformed",
+        )
+    )
+    out.append(("seq_2_pow_63", with_field(4, 2**63), "malformed"))
+    out.append(("author_uppercase", with_field(2, "Oakley"), "malformed"))
+    bad_utf8 = canonical_header.replace(b"\xa6oakley", b"\xa6oak\xffey")
+    out.append(
+        ("author_invalid_utf8", encode_wire(bad_utf8, _sign(oak.seed, bad_utf8), note), "malformed")
+    )
+    out.append(("version_2", with_field(0, 2), "bad_version"))
+    out.append(
+        ("version_2_with_ten_fields", _raw(oak.seed, [2, *good[1:], b"new"], note), "bad_version")
+    )
+    unknown = enc.encode({"terms": "swap"})
+    out.append(
+        (
+            "unknown_kind",
+            _raw(oak.seed, _fields(oak, 2, h1, "barter.proposed", unknown), unknown),
+            "unknown_kind",
+        )
+    )
+    as_array = enc.encode(["hello"])
+    out.append(
+        (
+            "body_is_an_array",
+            _raw(oak.seed, _fields(oak, 2, h1, "note.posted", as_array), as_array),
+            "bad_body",
+        )
+    )
+    wrong_type = enc.encode({"text": 42})
+    out.append(
+        (
+            "body_field_wrong_type",
+            _raw(oak.seed, _fields(oak, 2, h1, "note.posted", wrong_type), wrong_type),
+            "bad_body",
+        )
+    )
+    missing = enc.encode({"display_name": "Oakley", "area": "N1", "key": oak.public_key})
+    out.append(
+        (
+            "body_missing_field",
+            _raw(oak.seed, _fields(oak, 1, None, "node.founded", missing), missing),
+            "bad_body",
+        )
+    )
+    too_long = enc.encode({"text": "x" * 2001})
+    out.append(
+        (
+            "body_text_over_bound",
+            _raw(oak.seed, _fields(oak, 2, h1, "note.posted", too_long), too_long),
+            "bad_body",
+        )
+    )
+    return out
+
+
+def _oversize(oak: Identity, h1: bytes) -> bytes:
+    pad = MAX_WIRE_BYTES
+    while True:
+        body = enc.encode({"text": "x", "pad": "y" * pad})
+        wire = _raw(oak.seed, _fields(oak, 2, h1, "note.posted", body), body)
+        if len(wire) == MAX_WIRE_BYTES + 1:
+            return wire
+        pad -= len(wire) - (MAX_WIRE_BYTES + 1)
+
+
+def build_vectors() -> list[dict[str, Any]]:
+    vectors: list[dict[str, Any]] = []
+    for name, wire, signer in valid_vectors():
+        header, _, _ = _split(wire)
+        fields = msgspec.msgpack.decode(header)
+        assert isinstance(signer, Identity)
+        vectors.append(
+            {
+                "name": name,
+                "valid": True,
+                "net": NET.hex(),
+                "wire": wire.hex(),
+                "public_key": signer.public_key.hex(),
+                "id": event_id(header).hex(),
+                "kind": fields[7],
+                "author": fields[2],
+                "seq": fields[4],
+            }
+        )
+    for name, wire, code in invalid_vectors():
+        vectors.append(
+            {"name": name, "valid": False, "net": NET.hex(), "wire": wire.hex(), "error": code}
+        )
+    return vectors
+
+
+def render() -> str:
+    return json.dumps(build_vectors(), indent=1, ensure_ascii=False) + "\n"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--check", action="store_true", help="fail if the file is out of date")
+    args = parser.parse_args()
+    text = render()
+    if args.check:
+        if not OUT.exists() or OUT.read_text(encoding="utf-8") != text:
+            print(f"{OUT} is out of date: run python scripts/make_vectors.py", file=sys.stderr)
+            return 1
+        return 0
+    OUT.write_text(text, encoding="utf-8")
+    print(f"wrote {len(json.loads(text))} vectors to {OUT}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
