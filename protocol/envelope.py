@@ -21,6 +21,7 @@ import nacl.signing
 from coopnet.protocol import errors
 from coopnet.protocol.body import Body, encode_body, kind_of
 from coopnet.protocol.kinds import body_type
+from coopnet.protocol.strict_msgpack import NotStrict, check_strict
 
 VERSION = 1
 SIGNING_CONTEXT = b"coopnet/v1\x00"
@@ -195,8 +196,9 @@ def _decode_header(header: bytes) -> HeaderTuple:
 def _raise_if_other_version(header: bytes) -> None:
     """A header of another version may have another layout: report the version, not the shape."""
     try:
+        check_strict(header)
         loose: Any = _loose_decoder.decode(header)
-    except _DECODE_ERRORS:
+    except (NotStrict, *_DECODE_ERRORS):
         return
     if isinstance(loose, list) and loose and type(loose[0]) is int and loose[0] != VERSION:
         raise errors.BadVersion(f"envelope version {loose[0]}, this node speaks {VERSION}")
@@ -231,6 +233,10 @@ def _decode_body(body_cls: type[Body], body_bytes: bytes) -> Body:
     decoder = _body_decoders.get(body_cls)
     if decoder is None:
         decoder = _body_decoders[body_cls] = msgspec.msgpack.Decoder(body_cls)
+    try:
+        check_strict(body_bytes)
+    except NotStrict as exc:
+        raise errors.BadBody(f"{kind_of(body_cls)} body is not strict MessagePack: {exc}") from None
     try:
         body: Body = decoder.decode(body_bytes)
     except _DECODE_ERRORS as exc:

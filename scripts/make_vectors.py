@@ -128,6 +128,11 @@ def valid_vectors() -> list[tuple[str, bytes, Identity | bytes]]:
         return _raw(oak.seed, _fields(oak, 2, h1, "note.posted", body), body)
 
     add("unknown_body_field_ignored", padded(10), oak)
+    # 32 nested arrays (the top-level map is the first container): the deepest allowed.
+    deep = (
+        b"\x82" + enc.encode("text") + enc.encode("deep") + enc.encode("x") + b"\x91" * 31 + b"\xc0"
+    )
+    add("body_nested_32_deep", _raw(oak.seed, _fields(oak, 2, h1, "note.posted", deep), deep), oak)
     pad = 10
     while len(padded(pad)) != MAX_WIRE_BYTES:
         pad += MAX_WIRE_BYTES - len(padded(pad))
@@ -268,6 +273,43 @@ def invalid_vectors() -> list[tuple[str, bytes, str]]:
             _raw(oak.seed, _fields(oak, 2, h1, "note.posted", too_long), too_long),
             "bad_body",
         )
+    )
+
+    def body_case(name: str, body: bytes) -> None:
+        out.append(
+            (name, _raw(oak.seed, _fields(oak, 2, h1, "note.posted", body), body), "bad_body")
+        )
+
+    text_a = enc.encode("text") + enc.encode("a")
+    body_case("body_duplicate_key", b"\x82" + text_a + enc.encode("text") + enc.encode("b"))
+    body_case("body_non_str_key", b"\x82" + text_a + b"\x01\x02")
+    body_case("body_invalid_utf8_in_unknown_field", b"\x82" + text_a + b"\xa1x\xa1\xff")
+    body_case("body_ext_in_unknown_field", b"\x82" + text_a + b"\xa1x\xd4\x01\x00")
+    body_case("body_nested_33_deep", b"\x82" + text_a + b"\xa1x" + b"\x91" * 32 + b"\xc0")
+    body_case("body_trailing_bytes", enc.encode({"text": "a"}) + b"\xc0")
+    out.append(("author_trailing_newline", with_field(2, "oakley\n"), "malformed"))
+    out.append(("seq_negative", with_field(4, -1), "malformed"))
+    negative = enc.encode([*good[:4], -1, *good[5:]])
+    at_neg = negative.index(b"\xff\xc4\x20")
+    neg_long = negative[:at_neg] + b"\xd0\xff" + negative[at_neg + 1 :]
+    out.append(
+        (
+            "seq_negative_non_minimal",
+            encode_wire(neg_long, _sign(oak.seed, neg_long), note),
+            "non_canonical",
+        )
+    )
+    v2_bad_utf8 = enc.encode([2, *good[1:]]).replace(b"\xa6oakley", b"\xa6oak\xffey")
+    out.append(
+        (
+            "version_2_with_invalid_utf8",
+            encode_wire(v2_bad_utf8, _sign(oak.seed, v2_bad_utf8), note),
+            "malformed",
+        )
+    )
+    v_true = enc.encode([True, *good[1:]])
+    out.append(
+        ("version_is_a_bool", encode_wire(v_true, _sign(oak.seed, v_true), note), "malformed")
     )
     return out
 

@@ -220,3 +220,14 @@ def test_error_str_names_the_code() -> None:
     with pytest.raises(InvalidEvent) as caught:
         unseal(b"", net=NET)
     assert str(caught.value).startswith("malformed: ")
+
+
+@pytest.mark.parametrize("depth", [40, 5_000, 60_000])
+def test_deeply_nested_bodies_are_bad_bodies_not_crashes(depth: int) -> None:
+    body = b"\x82\xa4text\xa1a\xa1x" + b"\x91" * depth + b"\xc0"
+    fields = [1, NET, "oakley", OAK.public_key, 2, b"\x01" * 32, 1, "note.posted"]
+    header = msgspec.msgpack.encode([*fields, hashlib.sha256(body).digest()])
+    sig = OAK.signing_key.sign(b"coopnet/v1\x00" + header).signature
+    with pytest.raises(InvalidEvent) as caught:
+        unseal(encode_wire(header, sig, body), net=NET)
+    assert caught.value.code == "bad_body"

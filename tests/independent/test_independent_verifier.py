@@ -1,0 +1,85 @@
+"""Check protocol/vectors/envelopes.json against a verifier written from PROTOCOL.md alone."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+from typing import Any, cast
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+VECTORS_PATH = HERE / ".." / ".." / "protocol" / "vectors" / "envelopes.json"
+
+Verify = Callable[[bytes, bytes], tuple[str, bytes | None]]
+HeaderSummary = Callable[[bytes], dict[str, object]]
+
+
+def _load_verifier() -> ModuleType:
+    name = "coopnet_independent_verifier"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, HERE / "verifier.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+_verifier = _load_verifier()
+verify = cast(Verify, _verifier.verify)
+header_summary = cast(HeaderSummary, _verifier.header_summary)
+
+
+def _load_vectors() -> list[dict[str, Any]]:
+    with VECTORS_PATH.open(encoding="utf-8") as fh:
+        data = json.load(fh)
+    assert isinstance(data, list)
+    return cast(list[dict[str, Any]], data)
+
+
+VECTORS = _load_vectors()
+VALID = [v for v in VECTORS if v["valid"] is True]
+INVALID = [v for v in VECTORS if v["valid"] is False]
+
+
+def _names(vectors: list[dict[str, Any]]) -> list[str]:
+    return [str(v["name"]) for v in vectors]
+
+
+def test_vector_counts() -> None:
+    assert len(VALID) >= 10
+    assert len(INVALID) >= 15
+    assert len(VALID) + len(INVALID) == len(VECTORS)
+    assert len(set(_names(VECTORS))) == len(VECTORS)
+
+
+@pytest.mark.parametrize("vector", VALID, ids=_names(VALID))
+def test_valid_vector(vector: dict[str, Any]) -> None:
+    wire = bytes.fromhex(vector["wire"])
+    net = bytes.fromhex(vector["net"])
+    verdict, event_id = verify(wire, net)
+    assert verdict == "valid"
+    assert event_id is not None
+    assert event_id.hex() == vector["id"]
+    summary = header_summary(wire)
+    key = summary["key"]
+    assert isinstance(key, bytes)
+    assert key.hex() == vector["public_key"]
+    assert summary["kind"] == vector["kind"]
+    assert summary["author"] == vector["author"]
+    assert summary["seq"] == vector["seq"]
+
+
+@pytest.mark.parametrize("vector", INVALID, ids=_names(INVALID))
+def test_invalid_vector(vector: dict[str, Any]) -> None:
+    wire = bytes.fromhex(vector["wire"])
+    net = bytes.fromhex(vector["net"])
+    verdict, event_id = verify(wire, net)
+    assert verdict == vector["error"]
+    assert event_id is None

@@ -1,0 +1,451 @@
+"""An independent verifier of coopnet envelopes, written from docs/PROTOCOL.md alone.
+
+It imports nothing of coopnet and no MessagePack library: the reader below implements only the
+MessagePack families the protocol needs and refuses everything else. `verify(wire, net)` runs
+the stateless checks of PROTOCOL.md §4 in order, including the body checks of §8.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import struct
+from collections.abc import Callable
+from typing import NamedTuple
+
+from nacl.bindings import crypto_sign_open
+from nacl.exceptions import CryptoError
+
+MAX_WIRE = 65_536  # §2
+DOMAIN = b"coopnet/v1\x00"  # §3: 636f6f706e65742f763100
+MAX_I63 = 2**63 - 1  # §2.1 upper bound of seq and at
+
+AUTHOR_RE = re.compile(r"[a-z][a-z0-9-]{1,31}")  # §2.1, applied with fullmatch
+KIND_RE = re.compile(r"[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+")  # §2.1, fullmatch
+AREA_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,31}")  # §8, fullmatch
+
+# Token kinds produced by the reader.
+NIL = "nil"
+BOOL = "bool"
+INT = "int"
+FLOAT = "float"
+STR = "str"
+BIN = "bin"
+ARRAY = "array"
+MAP = "map"
+
+
+class MsgpackError(Exception):
+    """The bytes are not a MessagePack value this reader can read."""
+
+
+class Token(NamedTuple):
+    """One MessagePack item: for containers only their head (the element count)."""
+
+    fmt: int  # the format byte
+    kind: str
+    start: int  # offset of the format byte
+    end: int  # offset after the item (for array/map: after the head only)
+    integer: int = 0  # int or bool value, or the element count of an array / map
+    raw: bytes = b""  # payload of a str or bin
+    text: str = ""  # decoded str
+    real: float = 0.0  # float value
+
+
+def _take(buf: bytes, pos: int, n: int) -> bytes:
+    if n < 0 or pos + n > len(buf):
+        raise MsgpackError("truncated")
+    return buf[pos : pos + n]
+
+
+def _uint(buf: bytes, pos: int, n: int) -> int:
+    return int.from_bytes(_take(buf, pos, n), "big", signed=False)
+
+
+def _sint(buf: bytes, pos: int, n: int) -> int:
+    return int.from_bytes(_take(buf, pos, n), "big", signed=True)
+
+
+def _str_token(buf: bytes, fmt: int, start: int, data_at: int, n: int) -> Token:
+    raw = _take(buf, data_at, n)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise MsgpackError("invalid UTF-8 in str") from exc
+    return Token(fmt, STR, start, data_at + n, raw=raw, text=text)
+
+
+def _bin_token(buf: bytes, fmt: int, start: int, data_at: int, n: int) -> Token:
+    raw = _take(buf, data_at, n)
+    return Token(fmt, BIN, start, data_at + n, raw=raw)
+
+
+_UINT_SIZES = {0xCC: 1, 0xCD: 2, 0xCE: 4, 0xCF: 8}
+_SINT_SIZES = {0xD0: 1, 0xD1: 2, 0xD2: 4, 0xD3: 8}
+_STR_LEN_SIZES = {0xD9: 1, 0xDA: 2, 0xDB: 4}
+_BIN_LEN_SIZES = {0xC4: 1, 0xC5: 2, 0xC6: 4}
+_ARRAY_LEN_SIZES = {0xDC: 2, 0xDD: 4}
+_MAP_LEN_SIZES = {0xDE: 2, 0xDF: 4}
+
+
+def read_token(buf: bytes, pos: int) -> Token:
+    """Read one item at `pos`; raise MsgpackError for anything not readable (ext, 0xc1, ...)."""
+    fmt = _uint(buf, pos, 1)
+    at = pos + 1
+    if fmt <= 0x7F:
+        return Token(fmt, INT, pos, at, integer=fmt)
+    if fmt >= 0xE0:
+        return Token(fmt, INT, pos, at, integer=fmt - 0x100)
+    if 0x80 <= fmt <= 0x8F:
+        return Token(fmt, MAP, pos, at, integer=fmt & 0x0F)
+    if 0x90 <= fmt <= 0x9F:
+        return Token(fmt, ARRAY, pos, at, integer=fmt & 0x0F)
+    if 0xA0 <= fmt <= 0xBF:
+        return _str_token(buf, fmt, pos, at, fmt & 0x1F)
+    if fmt == 0xC0:
+        return Token(fmt, NIL, pos, at)
+    if fmt in (0xC2, 0xC3):
+        return Token(fmt, BOOL, pos, at, integer=int(fmt == 0xC3))
+    if fmt in _UINT_SIZES:
+        n = _UINT_SIZES[fmt]
+        return Token(fmt, INT, pos, at + n, integer=_uint(buf, at, n))
+    if fmt in _SINT_SIZES:
+        n = _SINT_SIZES[fmt]
+        return Token(fmt, INT, pos, at + n, integer=_sint(buf, at, n))
+    if fmt == 0xCA:
+        data = _take(buf, at, 4)
+        return Token(fmt, FLOAT, pos, at + 4, real=_unpack_float(data))
+    if fmt == 0xCB:
+        data = _take(buf, at, 8)
+        return Token(fmt, FLOAT, pos, at + 8, real=_unpack_float(data))
+    if fmt in _STR_LEN_SIZES:
+        n = _STR_LEN_SIZES[fmt]
+        return _str_token(buf, fmt, pos, at + n, _uint(buf, at, n))
+    if fmt in _BIN_LEN_SIZES:
+        n = _BIN_LEN_SIZES[fmt]
+        return _bin_token(buf, fmt, pos, at + n, _uint(buf, at, n))
+    if fmt in _ARRAY_LEN_SIZES:
+        n = _ARRAY_LEN_SIZES[fmt]
+        return Token(fmt, ARRAY, pos, at + n, integer=_uint(buf, at, n))
+    if fmt in _MAP_LEN_SIZES:
+        n = _MAP_LEN_SIZES[fmt]
+        return Token(fmt, MAP, pos, at + n, integer=_uint(buf, at, n))
+    # 0xc1 (never used) and the ext families (0xc7-0xc9, 0xd4-0xd8) are not read.
+    raise MsgpackError(f"unsupported format byte 0x{fmt:02x}")
+
+
+def _unpack_float(data: bytes) -> float:
+    fmt = ">f" if len(data) == 4 else ">d"
+    value: float = struct.unpack(fmt, data)[0]
+    return value
+
+
+MAX_DEPTH = 32  # §2.3: at most 32 arrays and maps nested, the outermost counting as one
+
+
+def skip_value(buf: bytes, pos: int, enclosing: int = 0) -> int:
+    """Return the offset after the complete value at `pos`, reading (and so checking) all of it.
+
+    Checks §2.3 on the way: map keys are distinct strs in every map, and no more than
+    MAX_DEPTH containers are nested (`enclosing` containers already hold this value).
+    Iterative, so that deep nesting cannot exhaust the Python stack.
+    """
+    # One frame per open container: items left, and the keys seen (maps) or None (arrays).
+    stack: list[tuple[list[int], set[str] | None]] = []
+    while True:
+        frame = stack[-1] if stack else None
+        tok = read_token(buf, pos)
+        pos = tok.end
+        if frame is not None and frame[1] is not None and frame[0][0] % 2 == 0:
+            if tok.kind != STR or tok.text in frame[1]:
+                raise MsgpackError("map key not a str, or repeated")
+            frame[1].add(tok.text)
+        if tok.kind in (ARRAY, MAP) and tok.integer > 0:
+            if enclosing + len(stack) + 1 > MAX_DEPTH:
+                raise MsgpackError("nested too deep")
+            is_map = tok.kind == MAP
+            stack.append(([tok.integer * (2 if is_map else 1)], set() if is_map else None))
+            continue
+        while stack:
+            stack[-1][0][0] -= 1
+            if stack[-1][0][0] > 0:
+                break
+            stack.pop()
+        if not stack:
+            return pos
+
+
+# Canonical encoders (§2.2) for the values that can appear in the header and the wire.
+
+
+def enc_int(n: int) -> bytes:
+    if n >= 0:
+        if n <= 0x7F:
+            return bytes([n])
+        if n <= 0xFF:
+            return b"\xcc" + n.to_bytes(1, "big")
+        if n <= 0xFFFF:
+            return b"\xcd" + n.to_bytes(2, "big")
+        if n <= 0xFFFF_FFFF:
+            return b"\xce" + n.to_bytes(4, "big")
+        return b"\xcf" + n.to_bytes(8, "big")
+    # §2.2 does not define negative integers; use the shortest signed form.
+    if n >= -32:
+        return bytes([n & 0xFF])
+    if n >= -(2**7):
+        return b"\xd0" + n.to_bytes(1, "big", signed=True)
+    if n >= -(2**15):
+        return b"\xd1" + n.to_bytes(2, "big", signed=True)
+    if n >= -(2**31):
+        return b"\xd2" + n.to_bytes(4, "big", signed=True)
+    return b"\xd3" + n.to_bytes(8, "big", signed=True)
+
+
+def enc_str(s: str) -> bytes:
+    raw = s.encode("utf-8")
+    n = len(raw)
+    if n <= 31:
+        return bytes([0xA0 | n]) + raw
+    if n <= 0xFF:
+        return b"\xd9" + n.to_bytes(1, "big") + raw
+    if n <= 0xFFFF:
+        return b"\xda" + n.to_bytes(2, "big") + raw
+    return b"\xdb" + n.to_bytes(4, "big") + raw
+
+
+def enc_bin(b: bytes) -> bytes:
+    n = len(b)
+    if n <= 0xFF:
+        return b"\xc4" + n.to_bytes(1, "big") + b
+    if n <= 0xFFFF:
+        return b"\xc5" + n.to_bytes(2, "big") + b
+    return b"\xc6" + n.to_bytes(4, "big") + b
+
+
+def enc_fixarray_head(n: int) -> bytes:
+    assert 0 <= n <= 15
+    return bytes([0x90 | n])
+
+
+def enc_token(tok: Token) -> bytes:
+    """Canonical encoding of a scalar header token."""
+    if tok.kind == INT:
+        return enc_int(tok.integer)
+    if tok.kind == STR:
+        return enc_str(tok.text)
+    if tok.kind == BIN:
+        return enc_bin(tok.raw)
+    if tok.kind == NIL:
+        return b"\xc0"
+    raise ValueError(f"no canonical encoding for {tok.kind}")  # unreachable after step 4
+
+
+# §2.1: the MessagePack type(s) of each header field, in order.
+HEADER_FIELDS: tuple[tuple[str, frozenset[str]], ...] = (
+    ("v", frozenset({INT})),
+    ("net", frozenset({BIN})),
+    ("author", frozenset({STR})),
+    ("key", frozenset({BIN})),
+    ("seq", frozenset({INT})),
+    ("prev", frozenset({BIN, NIL})),
+    ("at", frozenset({INT})),
+    ("kind", frozenset({STR})),
+    ("body_hash", frozenset({BIN})),
+)
+
+
+class Rejected(Exception):
+    def __init__(self, code: str) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+class Split(NamedTuple):
+    header: bytes
+    signature: bytes
+    body: bytes
+
+
+def split_wire(wire: bytes) -> Split:
+    """§4.2: one array of exactly three bin elements, nothing after it."""
+    try:
+        top = read_token(wire, 0)
+        if top.kind != ARRAY or top.integer != 3:
+            raise Rejected("malformed")
+        parts: list[bytes] = []
+        pos = top.end
+        for _ in range(3):
+            tok = read_token(wire, pos)
+            if tok.kind != BIN:
+                raise Rejected("malformed")
+            parts.append(tok.raw)
+            pos = tok.end
+    except MsgpackError as exc:
+        raise Rejected("malformed") from exc
+    if pos != len(wire):
+        raise Rejected("malformed")
+    return Split(parts[0], parts[1], parts[2])
+
+
+def decode_header(header: bytes) -> dict[str, Token]:
+    """§4.4-4.6: decode the nine fields, check the version and the canonical encoding."""
+    try:
+        top = read_token(header, 0)
+        if top.kind != ARRAY:
+            raise Rejected("malformed")
+        elems: list[Token] = []
+        pos = top.end
+        for _ in range(top.integer):
+            elems.append(read_token(header, pos))
+            pos = skip_value(header, pos)
+    except MsgpackError as exc:
+        raise Rejected("malformed") from exc
+    if pos != len(header):
+        raise Rejected("malformed")
+    shape_ok = len(elems) == len(HEADER_FIELDS) and all(
+        tok.kind in kinds for tok, (_, kinds) in zip(elems, HEADER_FIELDS, strict=True)
+    )
+    if not shape_ok:
+        if elems and elems[0].kind == INT and elems[0].integer != 1:
+            raise Rejected("bad_version")
+        raise Rejected("malformed")
+    fields = {name: tok for tok, (name, _) in zip(elems, HEADER_FIELDS, strict=True)}
+    if fields["v"].integer != 1:  # §4.5
+        raise Rejected("bad_version")
+    canonical = enc_fixarray_head(len(elems)) + b"".join(enc_token(t) for t in elems)
+    if canonical != header:  # §4.6
+        raise Rejected("non_canonical")
+    return fields
+
+
+def check_header_constraints(f: dict[str, Token]) -> None:
+    """§4.8: the field constraints of §2.1."""
+    seq = f["seq"].integer
+    prev = f["prev"]
+    kind = f["kind"].text
+    ok = (
+        len(f["net"].raw) == 16
+        and AUTHOR_RE.fullmatch(f["author"].text) is not None
+        and len(f["key"].raw) == 32
+        and 1 <= seq <= MAX_I63
+        and (prev.kind == NIL) == (seq == 1)
+        and (prev.kind == NIL or len(prev.raw) == 32)
+        and 0 <= f["at"].integer <= MAX_I63
+        and len(kind) <= 64
+        and KIND_RE.fullmatch(kind) is not None
+        and len(f["body_hash"].raw) == 32
+    )
+    if not ok:
+        raise Rejected("malformed")
+
+
+# §8 field checks: each takes the value token and says whether it is acceptable.
+FieldCheck = Callable[[Token], bool]
+
+
+def _str_check(lo: int, hi: int) -> FieldCheck:
+    def check(tok: Token) -> bool:
+        return tok.kind == STR and lo <= len(tok.text) <= hi  # code points
+
+    return check
+
+
+def _area_check(tok: Token) -> bool:
+    return tok.kind == STR and AREA_RE.fullmatch(tok.text) is not None
+
+
+def _bin32_check(tok: Token) -> bool:
+    return tok.kind == BIN and len(tok.raw) == 32
+
+
+KINDS: dict[str, dict[str, FieldCheck]] = {
+    "node.founded": {
+        "display_name": _str_check(1, 80),
+        "area": _area_check,
+        "key": _bin32_check,
+        "next_key_digest": _bin32_check,
+    },
+    "node.key_rotated": {
+        "key": _bin32_check,
+        "next_key_digest": _bin32_check,
+    },
+    "note.posted": {
+        "text": _str_check(1, 2000),
+    },
+}
+
+
+def check_body(body: bytes, fields: dict[str, FieldCheck]) -> None:
+    """§4.13: a map holding every defined field with its type and bound; others ignored."""
+    seen: set[str] = set()
+    try:
+        top = read_token(body, 0)
+        if top.kind != MAP:
+            raise Rejected("bad_body")
+        pos = top.end
+        for _ in range(top.integer):
+            key = read_token(body, pos)
+            if key.kind != STR or key.text in seen:
+                raise Rejected("bad_body")
+            seen.add(key.text)
+            pos = key.end
+            check = fields.get(key.text)
+            if check is not None and not check(read_token(body, pos)):
+                raise Rejected("bad_body")
+            pos = skip_value(body, pos, enclosing=1)
+    except MsgpackError as exc:
+        raise Rejected("bad_body") from exc
+    if pos != len(body) or not seen.issuperset(fields):
+        raise Rejected("bad_body")
+
+
+def unseal(wire: bytes, net: bytes) -> tuple[bytes, dict[str, Token]]:
+    """Run §4 in order; return (id, header fields) or raise Rejected with the code."""
+    if len(wire) > MAX_WIRE:  # 1
+        raise Rejected("too_large")
+    parts = split_wire(wire)  # 2
+    if len(parts.signature) != 64:  # 3
+        raise Rejected("malformed")
+    fields = decode_header(parts.header)  # 4, 5, 6
+    canonical_wire = (
+        enc_fixarray_head(3)
+        + enc_bin(parts.header)
+        + enc_bin(parts.signature)
+        + enc_bin(parts.body)
+    )
+    if canonical_wire != wire:  # 7
+        raise Rejected("non_canonical")
+    check_header_constraints(fields)  # 8
+    if fields["net"].raw != net:  # 9
+        raise Rejected("wrong_network")
+    try:  # 10
+        crypto_sign_open(parts.signature + DOMAIN + parts.header, fields["key"].raw)
+    except (CryptoError, ValueError, TypeError) as exc:
+        raise Rejected("bad_signature") from exc
+    if hashlib.sha256(parts.body).digest() != fields["body_hash"].raw:  # 11
+        raise Rejected("body_hash_mismatch")
+    kind_fields = KINDS.get(fields["kind"].text)
+    if kind_fields is None:  # 12
+        raise Rejected("unknown_kind")
+    check_body(parts.body, kind_fields)  # 13
+    return hashlib.sha256(parts.header).digest(), fields
+
+
+def verify(wire: bytes, net: bytes) -> tuple[str, bytes | None]:
+    """("valid", event id) or (error code, None), per PROTOCOL.md §4."""
+    try:
+        event_id, _ = unseal(wire, net)
+    except Rejected as rej:
+        return rej.code, None
+    return "valid", event_id
+
+
+def header_summary(wire: bytes) -> dict[str, object]:
+    """Header fields of a structurally sound wire (for tests): key, author, seq, kind."""
+    fields = decode_header(split_wire(wire).header)
+    return {
+        "key": fields["key"].raw,
+        "author": fields["author"].text,
+        "seq": fields["seq"].integer,
+        "kind": fields["kind"].text,
+    }
