@@ -10,6 +10,8 @@ from collections.abc import Sequence
 from rich.console import Console
 
 import coopnet
+from coopnet.node.cli import add_node_commands
+from coopnet.node.config import ConfigError
 
 
 def _cmd_version(args: argparse.Namespace) -> int:
@@ -48,12 +50,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_cmd_demo)
+
+    add_node_commands(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    code: int = args.func(args)
+    try:
+        code: int = args.func(args)
+    except ConfigError as exc:
+        print(f"coopnet: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
     return code
 
 

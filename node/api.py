@@ -1,0 +1,221 @@
+"""The resident API: a local HTTP JSON API on the node (Litestar + msgspec, served by uvicorn).
+
+OpenAPI at `/schema` (and `/schema/openapi.json`). Errors are JSON with a stable `code`:
+`{"code": "bad_request", "message": "..."}`; the codes of refused events are those of
+docs/PROTOCOL.md §7, and `head_unconfirmed` (503) while the node cannot yet sign.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+from typing import Annotated, Any
+
+import anyio
+import msgspec
+import uvicorn
+from anyio.abc import TaskStatus
+from litestar import Litestar, Request, Response, get, post
+from litestar.datastructures import State
+from litestar.exceptions import HTTPException, NotFoundException
+from litestar.openapi import OpenAPIConfig
+from litestar.params import Parameter
+
+import coopnet
+from coopnet.node.runtime import Node, NodeStatus, NotReady
+from coopnet.protocol import Envelope, InvalidEvent, NotePosted, unseal
+from coopnet.protocol.body import NoteText
+
+log = logging.getLogger("coopnet.api")
+
+
+class ErrorOut(msgspec.Struct):
+    code: str
+    message: str
+
+
+class EventOut(msgspec.Struct, kw_only=True):
+    pos: int = 0
+    author: str
+    seq: int
+    id: str
+    prev: str | None
+    at: int
+    kind: str
+    body: dict[str, Any]
+
+
+class LogPage(msgspec.Struct, kw_only=True):
+    events: list[EventOut]
+    next_after: int
+
+
+class NoteIn(msgspec.Struct, kw_only=True):
+    text: NoteText
+
+
+class NoteOut(msgspec.Struct, kw_only=True):
+    author: str
+    seq: int
+    at: int
+    text: str
+
+
+def body_json(env: Envelope) -> dict[str, Any]:
+    """A body as JSON-ready values: binaries (keys, digests) as hex."""
+    out: dict[str, Any] = {}
+    for field in env.body.__struct_fields__:
+        value = getattr(env.body, field)
+        out[field] = value.hex() if isinstance(value, bytes) else msgspec.to_builtins(value)
+    return out
+
+
+def event_out(env: Envelope, pos: int = 0) -> EventOut:
+    return EventOut(
+        pos=pos,
+        author=env.author,
+        seq=env.seq,
+        id=env.id.hex(),
+        prev=env.prev.hex() if env.prev else None,
+        at=env.at,
+        kind=env.kind,
+        body=body_json(env),
+    )
+
+
+def _node(state: State) -> Node:
+    node: Node = state.node
+    return node
+
+
+@get("/status", summary="The node's head, followers, outbox, rejections and forks")
+async def get_status(state: State) -> NodeStatus:
+    return await _node(state).status()
+
+
+@get("/log", summary="The verified log, oldest first, paged by storage position")
+async def get_log(
+    state: State,
+    author: str | None = None,
+    after: Annotated[int, Parameter(ge=0)] = 0,
+    limit: Annotated[int, Parameter(ge=1, le=1000)] = 100,
+) -> LogPage:
+    node = _node(state)
+    rows = await node.store.log_page(author=author, after_pos=after, limit=limit)
+    events = [event_out(unseal(wire, net=node.net), pos) for pos, wire in rows]
+    return LogPage(events=events, next_after=rows[-1][0] if rows else after)
+
+
+@get("/log/{author:str}/{seq:int}", summary="One event, by author and seq")
+async def get_event(state: State, author: str, seq: int) -> EventOut:
+    node = _node(state)
+    found = await node.store.event_at(author, seq)
+    if found is None:
+        raise NotFoundException(f"no event {author}#{seq} here")
+    return event_out(unseal(found[1], net=node.net))
+
+
+@post("/notes", summary="Post a public note to the federation", status_code=201)
+async def post_note(state: State, data: NoteIn) -> EventOut:
+    env = await _node(state).post(NotePosted(text=data.text))
+    return event_out(env)
+
+
+@get("/notes", summary="Notes from every neighborhood, newest first")
+async def get_notes(
+    state: State, limit: Annotated[int, Parameter(ge=1, le=500)] = 50
+) -> list[NoteOut]:
+    rows = await _node(state).store._all(
+        "SELECT author, seq, at, text FROM notes ORDER BY at DESC, author LIMIT ?", (limit,)
+    )
+    return [NoteOut(author=r[0], seq=r[1], at=r[2], text=r[3]) for r in rows]
+
+
+def _error(status: int, code: str, message: str) -> Response[ErrorOut]:
+    return Response(ErrorOut(code=code, message=message), status_code=status)
+
+
+def _on_invalid(_: Request[Any, Any, Any], exc: InvalidEvent) -> Response[ErrorOut]:
+    status = 409 if exc.code in ("fork",) else 403 if exc.code == "not_authorized" else 400
+    return _error(status, exc.code, exc.message)
+
+
+def _on_not_ready(_: Request[Any, Any, Any], exc: NotReady) -> Response[ErrorOut]:
+    return _error(503, exc.code, str(exc))
+
+
+def _on_http(_: Request[Any, Any, Any], exc: HTTPException) -> Response[ErrorOut]:
+    codes = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}
+    message = str(exc.detail)
+    extra = getattr(exc, "extra", None)
+    if extra:
+        message = f"{message}: {msgspec.json.encode(extra).decode()}"
+    return _error(exc.status_code, codes.get(exc.status_code, "http_error"), message)
+
+
+def _on_crash(_: Request[Any, Any, Any], exc: Exception) -> Response[ErrorOut]:
+    log.exception("API request failed", exc_info=exc)
+    return _error(500, "internal", "internal error; the node logged it")
+
+
+def create_app(node: Node) -> Litestar:
+    return Litestar(
+        route_handlers=[get_status, get_log, get_event, post_note, get_notes],
+        state=State({"node": node}),
+        exception_handlers={
+            InvalidEvent: _on_invalid,
+            NotReady: _on_not_ready,
+            HTTPException: _on_http,
+            Exception: _on_crash,
+        },
+        openapi_config=OpenAPIConfig(
+            title=f"coopnet node {node.slug}",
+            version=coopnet.__version__,
+            description="The resident API of a coopnet neighborhood node.",
+            path="/schema",
+        ),
+        logging_config=None,
+    )
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handlers: the node's task group owns shutdown."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def serve_api(node: Node, port: int, *, task_status: TaskStatus[str]) -> None:
+    host = node.config.api_host
+    config = uvicorn.Config(
+        create_app(node),
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+    )
+    server = _Server(config)
+
+    async def serve_until_told() -> None:
+        # Shielded: on shutdown uvicorn is told to exit (should_exit) and finishes its
+        # requests, rather than being cancelled in the middle of them.
+        with anyio.CancelScope(shield=True):
+            await server.serve()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(serve_until_told)
+        while not server.started:
+            if server.should_exit:
+                raise RuntimeError(f"the API could not listen on {host}:{port}")
+            await anyio.sleep(0.01)
+        bound = server.servers[0].sockets[0].getsockname()
+        url = f"http://{host}:{bound[1]}"
+        log.info("%s: resident API at %s (OpenAPI at %s/schema)", node.slug, url, url)
+        task_status.started(url)
+        try:
+            await anyio.sleep_forever()
+        finally:
+            server.should_exit = True

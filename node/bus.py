@@ -1,0 +1,195 @@
+"""The NATS JetStream bus: connection, the COOP stream, the node's durable consumer.
+
+The bus is a transport, not the record (DESIGN.md): the node's store is the source of truth,
+and what the stream lost is repaired over sync. nats-py reconnects forever
+(`max_reconnect_attempts=-1`); the error callback logs instead of raising.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import anyio
+import nats
+import nats.errors
+import nats.js.errors
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import (
+    AckPolicy,
+    ConsumerConfig,
+    DeliverPolicy,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+)
+
+log = logging.getLogger("coopnet.bus")
+
+STREAM = "COOP"
+SUBJECTS = "coop.>"
+# Retried publishes carry the same Nats-Msg-Id; the server drops a repeat inside this window.
+# Beyond it a repeat can reach the stream, and every receiver still treats it as a duplicate.
+DUPLICATE_WINDOW_S = 3600.0
+FETCH_BATCH = 512
+CURSOR_KEY = "stream_seq"
+
+
+def stream_config(replicas: int = 1) -> StreamConfig:
+    return StreamConfig(
+        name=STREAM,
+        subjects=[SUBJECTS],
+        retention=RetentionPolicy.LIMITS,
+        storage=StorageType.FILE,
+        duplicate_window=DUPLICATE_WINDOW_S,
+        max_msg_size=70 * 1024,
+        num_replicas=replicas,
+    )
+
+
+class Bus:
+    """One NATS connection with JetStream, reconnecting forever."""
+
+    def __init__(self, url: str, *, name: str, creds: str | None = None) -> None:
+        self.url = url
+        self.name = name
+        self.creds = creds
+        self.nc: Client | None = None
+        self.js: JetStreamContext | None = None
+        self.disconnects = 0
+        self._closing = False
+
+    @property
+    def connected(self) -> bool:
+        return self.nc is not None and self.nc.is_connected
+
+    async def connect(self) -> None:
+        async def on_error(exc: Exception) -> None:
+            log.warning("%s: NATS error: %s", self.name, exc)
+
+        async def on_disconnected() -> None:
+            if self._closing:
+                return
+            self.disconnects += 1
+            log.warning("%s: disconnected from the bus; writes wait in the outbox", self.name)
+
+        async def on_reconnected() -> None:
+            log.info("%s: reconnected to the bus", self.name)
+
+        self._closing = False
+        options: dict[str, Any] = {}
+        if self.creds:
+            options["user_credentials"] = self.creds
+        self.nc = await nats.connect(
+            self.url,
+            name=self.name,
+            max_reconnect_attempts=-1,
+            reconnect_time_wait=0.5,
+            connect_timeout=2,
+            allow_reconnect=True,
+            error_cb=on_error,
+            disconnected_cb=on_disconnected,
+            reconnected_cb=on_reconnected,
+            **options,
+        )
+        self.js = self.nc.jetstream()
+
+    async def ensure_stream(self) -> None:
+        """Create the COOP stream when it is missing (limits retention, file storage)."""
+        js = self.jetstream
+        try:
+            await js.stream_info(STREAM)
+        except nats.js.errors.NotFoundError:
+            await js.add_stream(stream_config())
+            log.info("created stream %s on %s", STREAM, SUBJECTS)
+
+    @property
+    def jetstream(self) -> JetStreamContext:
+        if self.js is None:
+            raise RuntimeError("bus not connected")
+        return self.js
+
+    @property
+    def client(self) -> Client:
+        if self.nc is None:
+            raise RuntimeError("bus not connected")
+        return self.nc
+
+    async def close(self) -> None:
+        # close, not drain: nothing in flight needs finishing. Unacked stream messages are
+        # delivered again, unacknowledged publishes stay in the outbox.
+        self._closing = True
+        if self.nc is not None and not self.nc.is_closed:
+            with anyio.CancelScope(shield=True), anyio.move_on_after(5):
+                await self.nc.close()
+        self.nc = None
+        self.js = None
+
+    async def last_event_of(self, author: str) -> bytes | None:
+        """The wire of the newest message on `coop.<author>.>` in the stream, if any."""
+        try:
+            msg = await self.jetstream.get_last_msg(STREAM, f"coop.{author}.>")
+        except nats.js.errors.NotFoundError:
+            return None
+        return bytes(msg.data) if msg.data else None
+
+
+async def follow(
+    bus: Bus,
+    durable: str,
+    cursor: int,
+    handle: Callable[[list[Msg], int], Awaitable[None]],
+) -> None:
+    """Feed the stream to `handle` in batches, through the node's durable pull consumer.
+
+    `cursor` is the last stream sequence the store committed. If the consumer on the server
+    is ahead of it (the store was restored from a backup), the consumer is recreated from
+    cursor + 1, so the node reads again what its store lost. `handle` commits the batch and
+    the new cursor; then the batch is acknowledged (AckAll: one ack per batch).
+    """
+    js = bus.jetstream
+    try:
+        info = await js.consumer_info(STREAM, durable)
+        if info.ack_floor is not None and (info.ack_floor.stream_seq or 0) > cursor:
+            log.warning(
+                "%s: consumer is at stream seq %s but the store at %d; reading again from %d",
+                durable,
+                info.ack_floor.stream_seq,
+                cursor,
+                cursor + 1,
+            )
+            await js.delete_consumer(STREAM, durable)
+    except nats.js.errors.NotFoundError:
+        pass
+    config = ConsumerConfig(
+        durable_name=durable,
+        ack_policy=AckPolicy.ALL,
+        ack_wait=60,
+        max_ack_pending=20_000,
+        deliver_policy=DeliverPolicy.BY_START_SEQUENCE if cursor else DeliverPolicy.ALL,
+        opt_start_seq=cursor + 1 if cursor else None,
+    )
+    psub = await js.pull_subscribe(SUBJECTS, durable=durable, stream=STREAM, config=config)
+    while True:
+        try:
+            msgs = await psub.fetch(FETCH_BATCH, timeout=1.0)
+        except nats.errors.TimeoutError:
+            continue
+        except (nats.errors.ConnectionClosedError, nats.errors.ConnectionReconnectingError):
+            await anyio.sleep(0.5)
+            continue
+        except nats.js.errors.APIError as exc:
+            log.warning("%s: fetch failed: %s", durable, exc)
+            await anyio.sleep(1.0)
+            continue
+        if not msgs:
+            continue
+        last = msgs[-1].metadata.sequence.stream
+        await handle(msgs, last)
+        try:
+            await msgs[-1].ack()
+        except nats.errors.Error as exc:  # redelivered later: duplicates are no-ops
+            log.info("%s: ack failed (%s); the batch will be seen again", durable, exc)

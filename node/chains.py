@@ -1,0 +1,389 @@
+"""Every author's chain as this node holds it: verify, classify, buffer, store (PROTOCOL.md §4-6).
+
+`Chains.receive` takes wire bytes from anywhere (the bus, a sync reply, a relay): it unseals
+them in worker threads (PyNaCl releases the GIL, so verification uses every core), then,
+under one lock, checks each event against its author's key log and chain, buffers what
+arrives ahead of a gap, keeps fork evidence, and commits everything it accepted in one
+transaction. `Chains.append` seals the node's own next event and stores it with its outbox
+entry in one transaction. Nothing here raises for bad input: every refusal is counted by
+code and logged with the event id.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import Counter
+from collections.abc import Callable, Sequence
+
+import anyio
+import anyio.to_thread
+import msgspec
+import nacl.signing
+
+from coopnet.node.store import AuthorRow, Batch, ForkRow, Store, now_ms
+from coopnet.protocol import (
+    Body,
+    Envelope,
+    Head,
+    InvalidEvent,
+    KeyState,
+    Verdict,
+    check_clock,
+    check_key,
+    classify,
+    found_key_state,
+    seal,
+    unseal,
+)
+from coopnet.protocol import errors as E
+
+log = logging.getLogger("coopnet.chains")
+
+MAX_BUFFERED_PER_AUTHOR = 50_000
+UNSEAL_CHUNK = 64
+
+
+def subject_of(author: str, kind: str) -> str:
+    """The bus subject of an event: `coop.<author>.<kind>` (DESIGN.md, "The bus")."""
+    return f"coop.{author}.{kind}"
+
+
+class AuthorState:
+    """What this node holds of one author: chain head, key log, fork status."""
+
+    __slots__ = ("author", "forked_seq", "head", "keys")
+
+    def __init__(self, author: str) -> None:
+        self.author = author
+        self.head: Head | None = None
+        self.keys: KeyState | None = None
+        self.forked_seq: int | None = None
+
+    def row(self) -> AuthorRow:
+        assert self.head is not None and self.keys is not None
+        return AuthorRow(
+            author=self.author,
+            head_seq=self.head.seq,
+            head_id=self.head.id,
+            current_key=self.keys.current_key,
+            next_key_digest=self.keys.next_key_digest,
+            key_since=self.keys.since_seq,
+            forked_seq=self.forked_seq,
+        )
+
+
+class Report(msgspec.Struct, kw_only=True):
+    """What one `receive` did."""
+
+    accepted: int = 0
+    duplicates: int = 0
+    buffered: int = 0
+    stale: int = 0
+    rejected: dict[str, int] = msgspec.field(default_factory=dict)
+    gaps: list[tuple[str, int, int]] = msgspec.field(default_factory=list)
+    forks: list[tuple[str, int]] = msgspec.field(default_factory=list)
+
+
+class Chains:
+    def __init__(
+        self,
+        store: Store,
+        net: bytes,
+        *,
+        clock: Callable[[], int] = now_ms,
+        on_accepted: Callable[[Sequence[Envelope]], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.net = net
+        self.clock = clock
+        self.on_accepted = on_accepted
+        self.states: dict[str, AuthorState] = {}
+        self.buffer: dict[str, dict[int, Envelope]] = {}
+        self.rejected_since_start: Counter[str] = Counter()
+        self.lock = anyio.Lock()
+        self.limiter = anyio.CapacityLimiter(max(1, os.cpu_count() or 1))
+
+    async def load(self) -> None:
+        """Load every author's head, key state and fork status from the store."""
+        for row in (await self.store.authors()).values():
+            st = AuthorState(row.author)
+            st.head = Head(row.head_seq, row.head_id)
+            st.keys = KeyState(
+                author=row.author,
+                current_key=row.current_key,
+                next_key_digest=row.next_key_digest,
+                since_seq=row.key_since,
+            )
+            st.forked_seq = row.forked_seq
+            self.states[row.author] = st
+
+    def head_of(self, author: str) -> Head | None:
+        st = self.states.get(author)
+        return st.head if st else None
+
+    def missing(self) -> list[tuple[str, int, int]]:
+        """Every gap now open: (author, first missing seq, last missing seq)."""
+        gaps = []
+        for author, buffered in self.buffer.items():
+            head = self.head_of(author)
+            gaps.append((author, (head.seq if head else 0) + 1, min(buffered) - 1))
+        return gaps
+
+    # -- verification off the event loop ------------------------------------------------------
+
+    async def unseal_many(self, wires: Sequence[bytes]) -> list[Envelope | InvalidEvent]:
+        """Unseal in worker threads, a chunk per task, results in input order."""
+        chunks = [wires[i : i + UNSEAL_CHUNK] for i in range(0, len(wires), UNSEAL_CHUNK)]
+        results: list[list[Envelope | InvalidEvent]] = [[] for _ in chunks]
+
+        async def run(i: int) -> None:
+            results[i] = await anyio.to_thread.run_sync(
+                _unseal_chunk, chunks[i], self.net, limiter=self.limiter
+            )
+
+        if len(chunks) == 1:
+            await run(0)
+        else:
+            async with anyio.create_task_group() as tg:
+                for i in range(len(chunks)):
+                    tg.start_soon(run, i)
+        return [r for chunk in results for r in chunk]
+
+    # -- receiving ----------------------------------------------------------------------------
+
+    async def receive(
+        self, wires: Sequence[bytes], *, source: str, meta: dict[str, str] | None = None
+    ) -> Report:
+        """Verify, check and store a batch of events from `source`. Never raises for input."""
+        results = await self.unseal_many(wires)
+        async with self.lock:
+            report = Report()
+            batch = Batch(meta=dict(meta or {}))
+            now = self.clock()
+            by_author: dict[str, list[Envelope]] = {}
+            for item in results:
+                if isinstance(item, InvalidEvent):
+                    self._reject(report, batch, item, None, source)
+                    continue
+                try:
+                    check_clock(item.at, now)
+                except InvalidEvent as exc:
+                    self._reject(report, batch, exc, item, source)
+                    continue
+                by_author.setdefault(item.author, []).append(item)
+            for author, envs in by_author.items():
+                await self._process(author, envs, report, batch, source)
+            await self.store.commit(batch)
+        if batch.events and self.on_accepted is not None:
+            self.on_accepted(batch.events)
+        return report
+
+    async def _process(
+        self,
+        author: str,
+        incoming: list[Envelope],
+        report: Report,
+        batch: Batch,
+        source: str,
+    ) -> None:
+        st = self.states.get(author)
+        if st is None:
+            st = self.states[author] = AuthorState(author)
+        buffered = self.buffer.setdefault(author, {})
+        candidates = dict(buffered)
+        buffered.clear()
+        # A second, different event at a seq already among the candidates is a fork in the
+        # making: it is judged after the first has been placed in the chain.
+        rivals: list[Envelope] = []
+        for e in incoming:
+            if e.seq in candidates and candidates[e.seq].id != e.id:
+                rivals.append(e)
+            else:
+                candidates[e.seq] = e
+        held = await self._held_ids(author, st, candidates)
+        gap_reported = False
+        ordered = [candidates[seq] for seq in sorted(candidates)]
+        for env in [*ordered, *rivals]:
+            seq = env.seq
+            top = st.head.seq if st.head else 0
+            if st.forked_seq is not None:
+                if seq <= top and held.get(seq) == env.id:
+                    report.duplicates += 1
+                else:
+                    self._reject(
+                        report,
+                        batch,
+                        E.Fork(f"{author} equivocated at seq {st.forked_seq}: nothing newer"),
+                        env,
+                        source,
+                        quiet=True,
+                    )
+                continue
+            c = classify(st.head, env.seq, env.id, env.prev, held.get)
+            if c.verdict is Verdict.NEXT:
+                try:
+                    keys = found_key_state(env) if env.seq == 1 else check_key(_k(st), env)
+                except InvalidEvent as exc:
+                    self._reject(report, batch, exc, env, source)
+                    continue
+                st.head, st.keys = Head(env.seq, env.id), keys
+                held[env.seq] = env.id
+                batch.events.append(env)
+                batch.authors[author] = st.row()
+                report.accepted += 1
+            elif c.verdict is Verdict.DUPLICATE:
+                report.duplicates += 1
+            elif c.verdict is Verdict.GAP:
+                if len(buffered) < MAX_BUFFERED_PER_AUTHOR and env.seq not in buffered:
+                    buffered[env.seq] = env
+                    report.buffered += 1
+                if not gap_reported:
+                    report.gaps.append((author, c.missing[0], c.missing[1]))
+                    gap_reported = True
+            elif c.verdict is Verdict.STALE:
+                report.stale += 1
+            else:
+                await self._fork(st, env, c.fork_seq, c.held_id, report, batch, source)
+        if not buffered:
+            del self.buffer[author]
+
+    async def _held_ids(
+        self, author: str, st: AuthorState, candidates: dict[int, Envelope]
+    ) -> dict[int, bytes]:
+        top = st.head.seq if st.head else 0
+        wanted = [s for s in candidates if s < top]
+        held = await self.store.ids_at(author, wanted) if wanted else {}
+        if st.head is not None:
+            held[st.head.seq] = st.head.id
+        return held
+
+    async def _fork(
+        self,
+        st: AuthorState,
+        env: Envelope,
+        fork_seq: int,
+        held_id: bytes,
+        report: Report,
+        batch: Batch,
+        source: str,
+    ) -> None:
+        held = await self.store.event_at(st.author, fork_seq)
+        held_wire = held[1] if held else _wire_in(batch, st.author, fork_seq)
+        # Only the author's own key can equivocate: another key is a forgery, not a fork.
+        expected = _key_at(held_wire, self.net) if env.seq == fork_seq else _k(st).current_key
+        if expected is not None and env.key != expected:
+            try:
+                check_key(_k(st), env)
+            except InvalidEvent as exc:
+                self._reject(report, batch, exc, env, source)
+                return
+        st.forked_seq = fork_seq if st.forked_seq is None else min(st.forked_seq, fork_seq)
+        batch.authors[st.author] = st.row()
+        batch.forks.append(
+            ForkRow(
+                author=st.author,
+                seq=fork_seq,
+                held_id=held_id,
+                held_wire=held_wire,
+                other_id=env.id,
+                other_wire=env.wire,
+                detected_at=self.clock(),
+            )
+        )
+        report.forks.append((st.author, fork_seq))
+        log.error(
+            "FORK: %s signed two histories at seq %d (held %s…, received %s… from %s); "
+            "nothing newer from %s is accepted",
+            st.author,
+            fork_seq,
+            held_id.hex()[:16],
+            env.id.hex()[:16],
+            source,
+            st.author,
+        )
+        self._reject(report, batch, E.Fork("equivocation"), env, source, quiet=True)
+
+    def _reject(
+        self,
+        report: Report,
+        batch: Batch,
+        exc: InvalidEvent,
+        env: Envelope | None,
+        source: str,
+        *,
+        quiet: bool = False,
+    ) -> None:
+        report.rejected[exc.code] = report.rejected.get(exc.code, 0) + 1
+        batch.rejections[exc.code] = batch.rejections.get(exc.code, 0) + 1
+        self.rejected_since_start[exc.code] += 1
+        if not quiet:
+            what = f"{env.author}#{env.seq} {env.id.hex()[:16]}…" if env else "event"
+            log.warning("rejected %s from %s: %s", what, source, exc)
+
+    # -- the node's own events ----------------------------------------------------------------
+
+    async def append(
+        self, author: str, signing_key: nacl.signing.SigningKey, body: Body
+    ) -> Envelope:
+        """Seal `body` as the node's next event; store it and its outbox entry, synced."""
+        async with self.lock:
+            st = self.states.get(author)
+            if st is not None and st.forked_seq is not None:
+                raise E.Fork(f"{author} has a fork on record at seq {st.forked_seq}")
+            head = st.head if st else None
+            wire = seal(
+                signing_key=signing_key,
+                net=self.net,
+                author=author,
+                seq=head.seq + 1 if head else 1,
+                prev=head.id if head else None,
+                at=self.clock(),
+                body=body,
+            )
+            env = unseal(wire, net=self.net)
+            keys = found_key_state(env) if env.seq == 1 else check_key(_k(st), env)
+            new = AuthorState(author)
+            new.head, new.keys = Head(env.seq, env.id), keys
+            batch = Batch(
+                events=[env],
+                outbox=[(env, subject_of(author, env.kind))],
+                authors={author: new.row()},
+            )
+            await self.store.commit(batch)
+            self.states[author] = new
+        if self.on_accepted is not None:
+            self.on_accepted([env])
+        return env
+
+
+def _k(st: AuthorState | None) -> KeyState:
+    if st is None or st.keys is None:
+        raise E.UnknownAuthor("author has no founded log")
+    return st.keys
+
+
+def _wire_in(batch: Batch, author: str, seq: int) -> bytes | None:
+    for e in batch.events:
+        if e.author == author and e.seq == seq:
+            return e.wire
+    return None
+
+
+def _key_at(wire: bytes | None, net: bytes) -> bytes | None:
+    if wire is None:
+        return None
+    try:
+        return unseal(wire, net=net).key
+    except InvalidEvent:
+        return None
+
+
+def _unseal_chunk(wires: Sequence[bytes], net: bytes) -> list[Envelope | InvalidEvent]:
+    out: list[Envelope | InvalidEvent] = []
+    for wire in wires:
+        try:
+            out.append(unseal(wire, net=net))
+        except InvalidEvent as exc:
+            out.append(exc)
+    return out

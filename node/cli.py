@@ -1,0 +1,214 @@
+"""`coopnet node init|run|status`: the commands of one neighborhood node."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+from pathlib import Path
+
+import anyio
+import anyio.to_thread
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.table import Table
+
+from coopnet.node.chains import Chains
+from coopnet.node.config import (
+    DEV_NET,
+    ConfigError,
+    NodeConfig,
+    db_path,
+    read_config,
+    write_config,
+    write_identity,
+)
+from coopnet.node.runtime import Node, read_status, status_dict
+from coopnet.node.store import Store
+from coopnet.protocol import Identity
+
+log = logging.getLogger("coopnet")
+
+
+def setup_logging(verbose: bool = False) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(name)s: %(message)s",
+        datefmt="[%X]",
+        handlers=[RichHandler(console=Console(stderr=True), show_path=False)],
+    )
+    for noisy in ("nats", "uvicorn", "litestar", "aiosqlite"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+async def init_node(
+    data: Path,
+    *,
+    slug: str,
+    display_name: str,
+    area: str,
+    net: bytes,
+    nats_url: str = "",
+    api_port: int = 0,
+    identity: Identity | None = None,
+) -> NodeConfig:
+    """Create a node's data dir: config, key files (0600), store, and its founding event."""
+    config = NodeConfig(
+        slug=slug,
+        display_name=display_name,
+        area=area,
+        net=net.hex(),
+        nats_url=nats_url,
+        api_port=api_port,
+    )
+    ident = identity or Identity.generate(slug)
+    await anyio.to_thread.run_sync(_write_node_files, data, config, ident)
+    store = await Store.open(db_path(data), net=net)
+    try:
+        chains = Chains(store, net)
+        await chains.append(slug, ident.signing_key, ident.founding_body(display_name, area))
+    finally:
+        await store.close()
+    return config
+
+
+def _write_node_files(data: Path, config: NodeConfig, ident: Identity) -> None:
+    if (data / "node.toml").exists():
+        raise ConfigError(f"{data} already holds a node")
+    data.mkdir(parents=True, exist_ok=True)
+    write_identity(data, ident)
+    write_config(data, config)
+    read_config(data)  # the same checks as at start
+
+
+def _cmd_init(args: argparse.Namespace) -> int:
+    net = bytes.fromhex(args.federation_id) if args.federation_id else DEV_NET
+    config = anyio.run(
+        lambda: init_node(
+            Path(args.data),
+            slug=args.name,
+            display_name=args.display_name or args.name.replace("-", " ").title(),
+            area=args.area,
+            net=net,
+            nats_url=args.nats or "",
+            api_port=args.api_port,
+        )
+    )
+    if args.json:
+        print(json.dumps({"slug": config.slug, "data": str(args.data), "net": config.net}))
+    else:
+        print(f"node {config.slug} created in {args.data} (federation {config.net})")
+        print(f"run it with: coopnet node run --data {args.data}")
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    setup_logging(args.verbose)
+
+    async def main() -> None:
+        node = Node(
+            Path(args.data),
+            nats_url=args.nats,
+            api_port=args.api_port,
+            trust_local_head=args.trust_local_head,
+        )
+        async with anyio.create_task_group() as tg:
+
+            async def on_signals() -> None:
+                with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                    async for signum in signals:
+                        log.info("%s: %s received, shutting down", node.slug, signum.name)
+                        node.stop()
+                        tg.cancel_scope.cancel()
+                        return
+
+            tg.start_soon(on_signals)
+            await tg.start(node.run)
+            log.info("%s: running; API at %s", node.slug, node.api_url or "(off)")
+
+    anyio.run(main)
+    return 0
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    data = Path(args.data)
+
+    async def main() -> dict[str, object]:
+        config = read_config(data)
+        store = await Store.open(db_path(data), net=config.net_bytes)
+        try:
+            return status_dict(await read_status(store, config))
+        finally:
+            await store.close()
+
+    status = anyio.run(main)
+    if args.json:
+        print(json.dumps(status))
+        return 0
+    console = Console()
+    console.print(
+        f"[bold]{status['slug']}[/] · own head {status['own_head']} · "
+        f"{status['events_stored']} events · outbox {status['outbox_depth']}"
+    )
+    table = Table("author", "head", title="Authors followed", title_justify="left")
+    authors = status["authors"]
+    assert isinstance(authors, dict)
+    for author, head in authors.items():
+        table.add_row(author, str(head))
+    console.print(table)
+    rejected = status["rejected"]
+    assert isinstance(rejected, dict)
+    if rejected:
+        rej = Table("code", "count", title="Rejected, by code", title_justify="left")
+        for code, count in sorted(rejected.items()):
+            rej.add_row(code, str(count))
+        console.print(rej)
+    forks = status["forks"]
+    assert isinstance(forks, list)
+    for fork in forks:
+        console.print(
+            f"[bold red]FORK[/] {fork['author']} at seq {fork['seq']}: "
+            f"{fork['held_id'][:16]}… vs {fork['other_id'][:16]}…"
+        )
+    return 0
+
+
+def add_node_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    node = sub.add_parser("node", help="run a neighborhood node")
+    cmds = node.add_subparsers(dest="node_command", metavar="COMMAND", required=True)
+
+    p = cmds.add_parser("init", help="create a node: identity, key files, store, founding event")
+    p.add_argument("--name", required=True, help="the neighborhood's slug, e.g. oakley")
+    p.add_argument("--data", required=True, help="the node's data directory")
+    p.add_argument("--display-name", help="the name residents see (default: from the slug)")
+    p.add_argument("--area", default="local", help="a coarse area code, never an address")
+    p.add_argument("--federation-id", help="16 bytes of hex (default: the dev federation)")
+    p.add_argument("--nats", help="NATS URL to use (default: the embedded nats-server)")
+    p.add_argument("--api-port", type=int, default=0, help="resident API port (0: any free)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=_cmd_init)
+
+    p = cmds.add_parser(
+        "run",
+        help="run the node until SIGINT/SIGTERM",
+        description="Run the node: resident API, bus, sync. Without --nats it starts (or "
+        "shares) an embedded nats-server beside the data directory. A node signs nothing "
+        "until it has confirmed its own head with the stream or a peer, so a store restored "
+        "from an old backup can never fork its author.",
+    )
+    p.add_argument("--data", required=True, help="the node's data directory")
+    p.add_argument("--nats", help="NATS URL (default: node.toml, else the embedded server)")
+    p.add_argument("--api-port", type=int, help="resident API port (default: node.toml)")
+    p.add_argument(
+        "--trust-local-head",
+        action="store_true",
+        help="sign before the head is confirmed (only if this store surely lost nothing)",
+    )
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    p.set_defaults(func=_cmd_run)
+
+    p = cmds.add_parser("status", help="own head, authors, outbox, rejections, forks")
+    p.add_argument("--data", required=True, help="the node's data directory")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=_cmd_status)

@@ -1,0 +1,123 @@
+"""A node's configuration (`node.toml`) and its key files, in its data dir.
+
+DATA/node.toml       slug, display name, area, federation id, NATS URL, API address
+DATA/node.key        the Ed25519 seed that signs now, as an NKey user seed (mode 0600)
+DATA/node.next.key   the seed committed for the next rotation (mode 0600)
+DATA/node.db         the SQLite store
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tomllib
+from pathlib import Path
+
+import msgspec
+import nkeys
+
+from coopnet.protocol import Identity
+from coopnet.protocol.envelope import AUTHOR_RE
+
+# Until a federation charter exists (the operators' `federation init`), nodes on one machine
+# share this development federation id.
+DEV_NET = hashlib.sha256(b"coopnet/dev-federation").digest()[:16]
+DEFAULT_API_PORT = 0  # 0: let the OS pick, and record it in the status
+
+
+class ConfigError(Exception):
+    """A data dir that cannot be used: says which file and why."""
+
+
+class NodeConfig(msgspec.Struct, kw_only=True):
+    slug: str
+    display_name: str
+    area: str
+    net: str  # hex, 16 bytes
+    nats_url: str = ""  # empty: the embedded nats-server
+    nats_creds: str = ""  # a NATS credentials file, when the bus requires one
+    api_host: str = "127.0.0.1"
+    api_port: int = DEFAULT_API_PORT
+
+    @property
+    def net_bytes(self) -> bytes:
+        return bytes.fromhex(self.net)
+
+
+def config_path(data: Path) -> Path:
+    return data / "node.toml"
+
+
+def db_path(data: Path) -> Path:
+    return data / "node.db"
+
+
+def write_config(data: Path, config: NodeConfig) -> None:
+    lines = []
+    for name, value in msgspec.structs.asdict(config).items():
+        lines.append(f"{name} = {_toml_value(value)}")
+    config_path(data).write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def _toml_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    return msgspec.json.encode(str(value)).decode()  # a JSON string is a TOML basic string
+
+
+def read_config(data: Path) -> NodeConfig:
+    path = config_path(data)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        config = msgspec.convert(raw, NodeConfig)
+    except FileNotFoundError:
+        raise ConfigError(f"{path} not found: run `coopnet node init` first") from None
+    except (tomllib.TOMLDecodeError, msgspec.ValidationError) as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    if not AUTHOR_RE.fullmatch(config.slug):
+        raise ConfigError(f"{path}: slug {config.slug!r} is not ^[a-z][a-z0-9-]{{1,31}}$")
+    if len(bytes.fromhex(config.net)) != 16:
+        raise ConfigError(f"{path}: net must be 16 bytes of hex")
+    return config
+
+
+def _write_secret(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as f:
+        f.write(text + "\n")
+    os.chmod(path, 0o600)
+
+
+def encode_nkey_seed(seed: bytes) -> str:
+    """A 32-byte Ed25519 seed as an NKey user seed (`SU…`): the node's NATS identity too."""
+    encoded: bytes = nkeys.encode_seed(seed, nkeys.PREFIX_BYTE_USER)
+    return encoded.decode("ascii")
+
+
+def decode_nkey_seed(text: str) -> bytes:
+    try:
+        _, raw = nkeys.decode_seed(bytearray(text.strip().encode("ascii")))
+    except (nkeys.NkeysError, ValueError, UnicodeEncodeError) as exc:
+        raise ConfigError(f"not an NKey seed: {exc!r}") from None
+    return bytes(raw)
+
+
+def write_identity(data: Path, identity: Identity) -> None:
+    _write_secret(data / "node.key", encode_nkey_seed(identity.seed))
+    _write_secret(data / "node.next.key", encode_nkey_seed(identity.next_seed))
+
+
+def read_identity(data: Path, slug: str) -> Identity:
+    paths = (data / "node.key", data / "node.next.key")
+    seeds = []
+    for path in paths:
+        try:
+            mode = path.stat().st_mode & 0o777
+            if mode & 0o077:
+                raise ConfigError(f"{path} is readable by others (mode {mode:o}); chmod 600 it")
+            seeds.append(decode_nkey_seed(path.read_text(encoding="ascii")))
+        except FileNotFoundError:
+            raise ConfigError(f"{path} not found") from None
+    return Identity(author=slug, seed=seeds[0], next_seed=seeds[1])

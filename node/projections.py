@@ -1,0 +1,79 @@
+"""Projections: tables derived from the log alone, rebuilt by folding it again.
+
+Each projection owns its tables (`schema`, added by a store migration), applies a batch of
+verified events in the order the node stored them, and can be reset. The domain issues add
+their projections to PROJECTIONS.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+import aiosqlite
+
+from coopnet.protocol import Envelope, NodeFounded, NotePosted
+
+
+class Projection(Protocol):
+    tables: tuple[str, ...]
+    schema: tuple[str, ...]
+
+    async def apply(self, db: aiosqlite.Connection, events: Sequence[Envelope]) -> None: ...
+
+    async def reset(self, db: aiosqlite.Connection) -> None: ...
+
+
+class Neighborhoods:
+    """Who has founded a log: display name and area, from `node.founded`."""
+
+    tables: tuple[str, ...] = ("neighborhoods",)
+    schema: tuple[str, ...] = (
+        """CREATE TABLE neighborhoods (
+            author TEXT PRIMARY KEY,
+            display_name TEXT NOT NULL,
+            area TEXT NOT NULL,
+            founded_at INTEGER NOT NULL
+        )""",
+    )
+
+    async def apply(self, db: aiosqlite.Connection, events: Sequence[Envelope]) -> None:
+        rows = [
+            (e.author, e.body.display_name, e.body.area, e.at)
+            for e in events
+            if isinstance(e.body, NodeFounded)
+        ]
+        if rows:
+            await db.executemany("INSERT OR REPLACE INTO neighborhoods VALUES (?, ?, ?, ?)", rows)
+
+    async def reset(self, db: aiosqlite.Connection) -> None:
+        await db.execute("DELETE FROM neighborhoods")
+
+
+class Notes:
+    """Public notes (`note.posted`), newest first in the API."""
+
+    tables: tuple[str, ...] = ("notes",)
+    schema: tuple[str, ...] = (
+        """CREATE TABLE notes (
+            author TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            at INTEGER NOT NULL,
+            text TEXT NOT NULL,
+            PRIMARY KEY (author, seq)
+        )""",
+        "CREATE INDEX notes_at ON notes (at)",
+    )
+
+    async def apply(self, db: aiosqlite.Connection, events: Sequence[Envelope]) -> None:
+        rows = [
+            (e.author, e.seq, e.at, e.body.text) for e in events if isinstance(e.body, NotePosted)
+        ]
+        if rows:
+            await db.executemany("INSERT INTO notes VALUES (?, ?, ?, ?)", rows)
+
+    async def reset(self, db: aiosqlite.Connection) -> None:
+        await db.execute("DELETE FROM notes")
+
+
+PROJECTIONS: tuple[Projection, ...] = (Neighborhoods(), Notes())

@@ -1,0 +1,307 @@
+"""The neighborhood node: one task group running the store, the bus, sync and the API.
+
+    Node.run()
+      ├─ resident API (uvicorn + Litestar), up first: reads work even with the bus down
+      └─ bus supervisor: connect (embedded nats-server by default) → ensure stream →
+         recover own head → ready to sign → { outbox publisher, stream follower,
+         sync server, gap filler }
+
+Offline first: once the node has confirmed its head, residents keep posting while the bus
+is down; the outbox drains on reconnect. A node that starts while neither the stream nor a
+peer answers cannot know whether its store lost writes, so it signs nothing until it can
+check (unless started with `trust_local_head`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import anyio
+import msgspec
+import nats.errors
+from anyio.abc import TaskStatus
+from nats.aio.msg import Msg
+
+from coopnet.node import sync
+from coopnet.node.bus import CURSOR_KEY, Bus, follow
+from coopnet.node.chains import Chains
+from coopnet.node.config import NodeConfig, db_path, read_config, read_identity
+from coopnet.node.nats_server import acquire_embedded, release_embedded
+from coopnet.node.outbox import Publisher
+from coopnet.node.recovery import RecoveryError, recover_own_head
+from coopnet.node.store import Store, now_ms
+from coopnet.protocol import Body, Envelope, Identity
+
+log = logging.getLogger("coopnet.node")
+
+READY_WAIT_S = 5.0
+
+
+class NotReady(RuntimeError):
+    """The node has not yet confirmed its own head with the bus or a peer: it cannot sign."""
+
+    code = "head_unconfirmed"
+
+
+class ForkRecord(msgspec.Struct, kw_only=True):
+    author: str
+    seq: int
+    held_id: str
+    other_id: str
+    detected_at: int
+
+
+class NodeStatus(msgspec.Struct, kw_only=True):
+    slug: str
+    display_name: str
+    net: str
+    own_head: int
+    ready_to_sign: bool
+    bus_url: str
+    bus_connected: bool
+    authors: dict[str, int]
+    events_stored: int
+    outbox_depth: int
+    published: int
+    rejected: dict[str, int]
+    forks: list[ForkRecord]
+    buffered: int
+    stream_seq: int
+    api_url: str
+
+
+class Node:
+    def __init__(
+        self,
+        data: Path,
+        *,
+        nats_url: str | None = None,
+        api_port: int | None = None,
+        serve_api: bool = True,
+        trust_local_head: bool = False,
+        embedded_dir: Path | None = None,
+    ) -> None:
+        self.data = data
+        self.config: NodeConfig = read_config(data)
+        self.identity: Identity = read_identity(data, self.config.slug)
+        self.nats_url = nats_url or self.config.nats_url or None
+        self.api_port = self.config.api_port if api_port is None else api_port
+        self.serve_api = serve_api
+        self.trust_local_head = trust_local_head
+        self.embedded_dir = embedded_dir or data.resolve().parent / ".coopnet-nats"
+        self.net = self.config.net_bytes
+        self.slug = self.config.slug
+        self.bus = Bus("", name=f"coopnet-{self.slug}", creds=self.config.nats_creds or None)
+        self.ready = anyio.Event()
+        self.api_url = ""
+        self._store: Store | None = None
+        self._chains: Chains | None = None
+        self._publisher: Publisher | None = None
+        self._gap_wake = anyio.Event()
+        self._lease: str | None = None
+        self._scope: anyio.CancelScope | None = None
+        self._stream_seq = 0
+
+    # -- parts, available once run() has started ---------------------------------------------
+
+    @property
+    def store(self) -> Store:
+        assert self._store is not None, "node not running"
+        return self._store
+
+    @property
+    def chains(self) -> Chains:
+        assert self._chains is not None, "node not running"
+        return self._chains
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Run until cancelled or `stop()`; report started once the API (if any) listens."""
+        self._store = await Store.open(db_path(self.data), net=self.net)
+        try:
+            self._chains = Chains(self._store, self.net, on_accepted=self._on_accepted)
+            await self._chains.load()
+            if self._chains.head_of(self.slug) is None:
+                raise RuntimeError(f"{self.data}: no founding event; run `coopnet node init`")
+            self._stream_seq = int(await self._store.meta(CURSOR_KEY) or 0)
+            with anyio.CancelScope() as scope:
+                self._scope = scope
+                async with anyio.create_task_group() as tg:
+                    if self.serve_api:
+                        from coopnet.node.api import serve_api
+
+                        self.api_url = await tg.start(serve_api, self, self.api_port)
+                    if self.trust_local_head:
+                        self.ready.set()
+                    tg.start_soon(self._bus_supervisor)
+                    task_status.started()
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self.bus.close()
+                if self._lease is not None:
+                    lease, self._lease = self._lease, None
+                    await anyio.to_thread.run_sync(release_embedded, self.embedded_dir, lease)
+                await self._store.close()
+            log.info("%s: stopped", self.slug)
+
+    def stop(self) -> None:
+        if self._scope is not None:
+            self._scope.cancel()
+
+    async def _bus_supervisor(self) -> None:
+        if self.nats_url is None:
+            url, self._lease = await anyio.to_thread.run_sync(acquire_embedded, self.embedded_dir)
+        else:
+            url = self.nats_url
+        self.bus.url = url
+        backoff = 0.2
+        while True:
+            try:
+                await self.bus.connect()
+                await self.bus.ensure_stream()
+                break
+            except (OSError, nats.errors.Error, TimeoutError) as exc:
+                log.warning("%s: bus at %s unavailable (%s); retrying", self.slug, url, exc)
+                await self.bus.close()
+                await anyio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+        log.info("%s: connected to %s", self.slug, url)
+        self._publisher = Publisher(self.store, self.bus, self.slug)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(sync.serve, self.bus, self.store, self._head_seq, self.slug)
+            await self._confirm_head()
+            tg.start_soon(self._publisher.run)
+            tg.start_soon(follow, self.bus, f"node-{self.slug}", self._stream_seq, self._on_batch)
+            tg.start_soon(
+                sync.fill_gaps,
+                self.bus,
+                self.chains.missing,
+                self._receive_synced,
+                self._wait_gap,
+            )
+
+    async def _confirm_head(self) -> None:
+        backoff = 0.5
+        while True:
+            try:
+                _, resign = await recover_own_head(self.bus, self.store, self.chains, self.slug)
+                break
+            except (RecoveryError, nats.errors.Error, TimeoutError) as exc:
+                log.error("%s: cannot confirm own head yet: %s", self.slug, exc)
+                await anyio.sleep(backoff)
+                backoff = min(backoff * 2, 10.0)
+        self.ready.set()
+        for body in resign:
+            await self._append(body)
+
+    # -- events in ----------------------------------------------------------------------------
+
+    async def _on_batch(self, msgs: list[Msg], last_stream_seq: int) -> None:
+        report = await self.chains.receive(
+            [m.data for m in msgs], source="bus", meta={CURSOR_KEY: str(last_stream_seq)}
+        )
+        self._stream_seq = last_stream_seq
+        if report.gaps:
+            self._gap_wake.set()
+
+    async def _receive_synced(self, wires: list[bytes]) -> object:
+        return await self.chains.receive(wires, source="sync")
+
+    async def _wait_gap(self) -> None:
+        await self._gap_wake.wait()
+        self._gap_wake = anyio.Event()
+
+    def _head_seq(self, author: str) -> int:
+        head = self.chains.head_of(author)
+        return head.seq if head else 0
+
+    def _on_accepted(self, events: Sequence[Envelope]) -> None:
+        if self._publisher is not None and any(e.author == self.slug for e in events):
+            self._publisher.wake()
+
+    # -- events out ---------------------------------------------------------------------------
+
+    async def post(self, body: Body) -> Envelope:
+        """Sign and store the node's next event; the publisher takes it to the bus."""
+        if not self.ready.is_set():
+            with anyio.move_on_after(READY_WAIT_S):
+                await self.ready.wait()
+            if not self.ready.is_set():
+                raise NotReady(
+                    "this node has not yet confirmed its own head with the bus or a peer; "
+                    "it signs nothing until it has (see `coopnet node run --help`)"
+                )
+        return await self._append(body)
+
+    async def _append(self, body: Body) -> Envelope:
+        env = await self.chains.append(self.slug, self.identity.signing_key, body)
+        log.debug("%s: signed #%d %s", self.slug, env.seq, env.kind)
+        return env
+
+    # -- status -------------------------------------------------------------------------------
+
+    async def status(self) -> NodeStatus:
+        return await read_status(
+            self.store,
+            self.config,
+            ready=self.ready.is_set(),
+            bus_url=self.bus.url,
+            bus_connected=self.bus.connected,
+            published=self._publisher.published if self._publisher else 0,
+            buffered=sum(len(b) for b in self.chains.buffer.values()),
+            api_url=self.api_url,
+        )
+
+
+async def read_status(
+    store: Store,
+    config: NodeConfig,
+    *,
+    ready: bool = False,
+    bus_url: str = "",
+    bus_connected: bool = False,
+    published: int = 0,
+    buffered: int = 0,
+    api_url: str = "",
+) -> NodeStatus:
+    """A node's status from its store (and, when it runs, its live parts)."""
+    authors = await store.authors()
+    forks = await store.forks()
+    return NodeStatus(
+        slug=config.slug,
+        display_name=config.display_name,
+        net=config.net,
+        own_head=authors[config.slug].head_seq if config.slug in authors else 0,
+        ready_to_sign=ready,
+        bus_url=bus_url,
+        bus_connected=bus_connected,
+        authors={a: row.head_seq for a, row in sorted(authors.items())},
+        events_stored=await store.event_count(),
+        outbox_depth=await store.outbox_depth(),
+        published=published,
+        rejected=await store.rejections(),
+        forks=[
+            ForkRecord(
+                author=f.author,
+                seq=f.seq,
+                held_id=f.held_id.hex(),
+                other_id=f.other_id.hex(),
+                detected_at=f.detected_at,
+            )
+            for f in forks
+        ],
+        buffered=buffered,
+        stream_seq=int(await store.meta(CURSOR_KEY) or 0),
+        api_url=api_url,
+    )
+
+
+def status_dict(status: NodeStatus) -> dict[str, Any]:
+    return msgspec.to_builtins(status)  # type: ignore[no-any-return]
+
+
+__all__ = ["Node", "NodeStatus", "NotReady", "now_ms", "read_status"]

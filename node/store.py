@@ -1,0 +1,445 @@
+"""The node's SQLite store (aiosqlite, WAL): the verified log, the outbox, forks, projections.
+
+The log holds every event of every author the node follows, with the raw wire bytes as
+received, unique by `(author, seq)` and by id. The outbox lists the node's own events not
+yet acknowledged by the bus. Projections are tables derived from the log only, so
+`rebuild_projections` recomputes them and must give the same rows.
+
+Writes go through `commit`: one transaction per batch, `synchronous=FULL`, so an
+acknowledged write survives a crash or a power cut, and a batch is all or nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import AsyncIterator, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+import anyio
+import msgspec
+
+from coopnet.node.projections import PROJECTIONS, Neighborhoods, Notes
+from coopnet.protocol import Envelope, unseal
+from coopnet.protocol.history import fold_keys
+
+# Forward migrations: the schema version is the number of steps applied (PRAGMA user_version).
+MIGRATIONS: list[tuple[str, ...]] = [
+    (
+        """CREATE TABLE events (
+            pos INTEGER PRIMARY KEY,
+            author TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            id BLOB NOT NULL UNIQUE,
+            kind TEXT NOT NULL,
+            at INTEGER NOT NULL,
+            key BLOB NOT NULL,
+            wire BLOB NOT NULL,
+            received_at INTEGER NOT NULL,
+            UNIQUE (author, seq)
+        )""",
+        """CREATE TABLE authors (
+            author TEXT PRIMARY KEY,
+            head_seq INTEGER NOT NULL,
+            head_id BLOB NOT NULL,
+            current_key BLOB NOT NULL,
+            next_key_digest BLOB NOT NULL,
+            key_since INTEGER NOT NULL,
+            forked_seq INTEGER
+        )""",
+        """CREATE TABLE outbox (
+            id BLOB PRIMARY KEY,
+            seq INTEGER NOT NULL UNIQUE,
+            subject TEXT NOT NULL,
+            created_at INTEGER NOT NULL
+        )""",
+        """CREATE TABLE forks (
+            author TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            held_id BLOB NOT NULL,
+            held_wire BLOB,
+            other_id BLOB NOT NULL,
+            other_wire BLOB NOT NULL,
+            detected_at INTEGER NOT NULL,
+            PRIMARY KEY (author, seq, other_id)
+        )""",
+        "CREATE TABLE rejections (code TEXT PRIMARY KEY, count INTEGER NOT NULL)",
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    ),
+    # Each projection that a later version adds gets a step of its own here.
+    (*Neighborhoods.schema, *Notes.schema),
+]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+class AuthorRow(msgspec.Struct, frozen=True, kw_only=True):
+    author: str
+    head_seq: int
+    head_id: bytes
+    current_key: bytes
+    next_key_digest: bytes
+    key_since: int
+    forked_seq: int | None
+
+
+class ForkRow(msgspec.Struct, frozen=True, kw_only=True):
+    author: str
+    seq: int
+    held_id: bytes
+    held_wire: bytes | None
+    other_id: bytes
+    other_wire: bytes
+    detected_at: int
+
+
+class Batch(msgspec.Struct, kw_only=True):
+    """Everything one ingest step writes, committed in one transaction."""
+
+    events: list[Envelope] = msgspec.field(default_factory=list)
+    authors: dict[str, AuthorRow] = msgspec.field(default_factory=dict)
+    forks: list[ForkRow] = msgspec.field(default_factory=list)
+    rejections: dict[str, int] = msgspec.field(default_factory=dict)
+    outbox: list[tuple[Envelope, str]] = msgspec.field(default_factory=list)
+    meta: dict[str, str] = msgspec.field(default_factory=dict)
+
+    def empty(self) -> bool:
+        return not (self.events or self.authors or self.forks or self.rejections or self.meta)
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class Store:
+    """One node's database. Open with `await Store.open(path)`; close with `await close()`."""
+
+    def __init__(self, db: aiosqlite.Connection, path: str, net: bytes) -> None:
+        self.db = db
+        self.path = path
+        self.net = net
+        self._write_lock = anyio.Lock()
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        """One write transaction at a time; shielded, so a cancellation cannot split it."""
+        async with self._write_lock:
+            with anyio.CancelScope(shield=True):
+                await self.db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self.db
+                except BaseException:
+                    await self.db.execute("ROLLBACK")
+                    raise
+                await self.db.execute("COMMIT")
+
+    @classmethod
+    async def open(cls, path: Path | str, *, net: bytes) -> Store:
+        """Open (creating and migrating) the store of a node of federation `net`."""
+        db = await aiosqlite.connect(str(path), isolation_level=None)
+        try:
+            await db.execute("PRAGMA journal_mode=WAL")
+            await db.execute("PRAGMA synchronous=FULL")
+            await db.execute("PRAGMA foreign_keys=ON")
+            await db.execute("PRAGMA busy_timeout=5000")
+            store = cls(db, str(path), net)
+            await store._migrate()
+        except BaseException:
+            await db.close()
+            raise
+        return store
+
+    async def close(self) -> None:
+        await self.db.close()
+
+    async def schema_version(self) -> int:
+        async with self.db.execute("PRAGMA user_version") as cur:
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+    async def _migrate(self) -> None:
+        version = await self.schema_version()
+        if version > SCHEMA_VERSION:
+            raise RuntimeError(
+                f"{self.path} has schema {version}, newer than this coopnet ({SCHEMA_VERSION})"
+            )
+        for step in range(version, SCHEMA_VERSION):
+            async with self.transaction() as db:
+                for ddl in MIGRATIONS[step]:
+                    await db.execute(ddl)
+                await db.execute(f"PRAGMA user_version={step + 1}")
+
+    # -- writes -------------------------------------------------------------------------------
+
+    async def commit(self, batch: Batch) -> None:
+        """Write a batch in one transaction, synced to disk."""
+        if batch.empty() and not batch.outbox:
+            return
+        received = now_ms()
+        async with self.transaction() as db:
+            if batch.events:
+                await db.executemany(
+                    "INSERT INTO events (author, seq, id, kind, at, key, wire, received_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        (e.author, e.seq, e.id, e.kind, e.at, e.key, e.wire, received)
+                        for e in batch.events
+                    ],
+                )
+                for projection in PROJECTIONS:
+                    await projection.apply(db, batch.events)
+            if batch.authors:
+                await db.executemany(
+                    "INSERT OR REPLACE INTO authors VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        (
+                            a.author,
+                            a.head_seq,
+                            a.head_id,
+                            a.current_key,
+                            a.next_key_digest,
+                            a.key_since,
+                            a.forked_seq,
+                        )
+                        for a in batch.authors.values()
+                    ],
+                )
+            if batch.outbox:
+                await db.executemany(
+                    "INSERT OR IGNORE INTO outbox (id, seq, subject, created_at) VALUES (?,?,?,?)",
+                    [(e.id, e.seq, subject, received) for e, subject in batch.outbox],
+                )
+            if batch.forks:
+                await db.executemany(
+                    "INSERT OR IGNORE INTO forks VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        (
+                            f.author,
+                            f.seq,
+                            f.held_id,
+                            f.held_wire,
+                            f.other_id,
+                            f.other_wire,
+                            f.detected_at,
+                        )
+                        for f in batch.forks
+                    ],
+                )
+            if batch.rejections:
+                await db.executemany(
+                    "INSERT INTO rejections (code, count) VALUES (?, ?)"
+                    " ON CONFLICT (code) DO UPDATE SET count = count + excluded.count",
+                    list(batch.rejections.items()),
+                )
+            if batch.meta:
+                await db.executemany(
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                    list(batch.meta.items()),
+                )
+
+    async def outbox_done(self, ids: Sequence[bytes]) -> None:
+        if not ids:
+            return
+        async with self.transaction() as db:
+            await db.executemany("DELETE FROM outbox WHERE id = ?", [(i,) for i in ids])
+
+    async def discard_own_after(self, author: str, seq: int) -> list[Envelope]:
+        """Remove own events above `seq` that never left the node (all still in the outbox).
+
+        Used only when the published history is longer than this store's (the store was
+        restored from a backup) and the node had signed events the bus never saw: they are
+        taken out of the log so the node does not fork itself, and returned so their bodies
+        can be signed again on top of the recovered head.
+        """
+        rows = await self._all(
+            "SELECT e.wire FROM events e JOIN outbox o ON o.id = e.id"
+            " WHERE e.author = ? AND e.seq > ? ORDER BY e.seq",
+            (author, seq),
+        )
+        published = await self._all(
+            "SELECT COUNT(*) FROM events e WHERE e.author = ? AND e.seq > ?"
+            " AND e.id NOT IN (SELECT id FROM outbox)",
+            (author, seq),
+        )
+        if published[0][0]:
+            raise RuntimeError(f"{author}: events above seq {seq} were already published")
+        envs = [unseal(bytes(r[0]), net=self.net) for r in rows]
+        async with self.transaction():
+            await self.db.execute(
+                "DELETE FROM outbox WHERE id IN (SELECT id FROM events WHERE author=? AND seq>?)",
+                (author, seq),
+            )
+            await self.db.execute("DELETE FROM events WHERE author = ? AND seq > ?", (author, seq))
+            kept = [
+                unseal(bytes(r[0]), net=self.net)
+                for r in await self._all(
+                    "SELECT wire FROM events WHERE author = ? ORDER BY seq", (author,)
+                )
+            ]
+            keys = fold_keys(kept)
+            await self.db.execute(
+                "UPDATE authors SET head_seq = ?, head_id = ?, current_key = ?,"
+                " next_key_digest = ?, key_since = ? WHERE author = ?",
+                (
+                    kept[-1].seq,
+                    kept[-1].id,
+                    keys.current_key,
+                    keys.next_key_digest,
+                    keys.since_seq,
+                    author,
+                ),
+            )
+        await self.rebuild_projections()
+        return envs
+
+    async def rebuild_projections(self) -> None:
+        """Drop every projection and fold the whole log again, in the order it was stored."""
+        async with self.transaction():
+            for projection in PROJECTIONS:
+                await projection.reset(self.db)
+            last = 0
+            while True:
+                rows = await self._all(
+                    "SELECT pos, wire FROM events WHERE pos > ? ORDER BY pos LIMIT 2000", (last,)
+                )
+                if not rows:
+                    break
+                last = int(rows[-1][0])
+                envs = [unseal(bytes(r[1]), net=self.net) for r in rows]
+                for projection in PROJECTIONS:
+                    await projection.apply(self.db, envs)
+
+    # -- reads --------------------------------------------------------------------------------
+
+    async def _all(self, sql: str, params: Iterable[Any] = ()) -> list[Any]:
+        async with self.db.execute(sql, tuple(params)) as cur:
+            return list(await cur.fetchall())
+
+    async def authors(self) -> dict[str, AuthorRow]:
+        rows = await self._all("SELECT * FROM authors")
+        return {
+            r[0]: AuthorRow(
+                author=r[0],
+                head_seq=r[1],
+                head_id=bytes(r[2]),
+                current_key=bytes(r[3]),
+                next_key_digest=bytes(r[4]),
+                key_since=r[5],
+                forked_seq=r[6],
+            )
+            for r in rows
+        }
+
+    async def event_at(self, author: str, seq: int) -> tuple[bytes, bytes] | None:
+        """(id, wire) of an author's event at seq, or None."""
+        rows = await self._all(
+            "SELECT id, wire FROM events WHERE author=? AND seq=?", (author, seq)
+        )
+        return (bytes(rows[0][0]), bytes(rows[0][1])) if rows else None
+
+    async def ids_at(self, author: str, seqs: Sequence[int]) -> dict[int, bytes]:
+        """The ids held for an author at the given seqs (those held)."""
+        out: dict[int, bytes] = {}
+        for i in range(0, len(seqs), 500):
+            part = seqs[i : i + 500]
+            marks = ",".join("?" * len(part))
+            rows = await self._all(
+                f"SELECT seq, id FROM events WHERE author = ? AND seq IN ({marks})",
+                (author, *part),
+            )
+            out.update((int(r[0]), bytes(r[1])) for r in rows)
+        return out
+
+    async def has_id(self, event_id: bytes) -> bool:
+        return bool(await self._all("SELECT 1 FROM events WHERE id = ?", (event_id,)))
+
+    async def range(
+        self, author: str, from_seq: int, to_seq: int, *, max_bytes: int = 512 * 1024
+    ) -> list[bytes]:
+        """Wire bytes of an author's events from_seq..to_seq, in order, at most max_bytes."""
+        rows = await self._all(
+            "SELECT wire FROM events WHERE author = ? AND seq BETWEEN ? AND ? ORDER BY seq"
+            " LIMIT 5000",
+            (author, from_seq, to_seq),
+        )
+        out: list[bytes] = []
+        size = 0
+        for (wire,) in rows:
+            size += len(wire)
+            if out and size > max_bytes:
+                break
+            out.append(bytes(wire))
+        return out
+
+    async def outbox_batch(self, limit: int = 256) -> list[tuple[bytes, str, bytes]]:
+        rows = await self._all(
+            "SELECT o.id, o.subject, e.wire FROM outbox o JOIN events e ON e.id = o.id"
+            " ORDER BY o.seq LIMIT ?",
+            (limit,),
+        )
+        return [(bytes(r[0]), str(r[1]), bytes(r[2])) for r in rows]
+
+    async def outbox_depth(self) -> int:
+        return int((await self._all("SELECT COUNT(*) FROM outbox"))[0][0])
+
+    async def rejections(self) -> dict[str, int]:
+        return {str(r[0]): int(r[1]) for r in await self._all("SELECT code, count FROM rejections")}
+
+    async def forks(self) -> list[ForkRow]:
+        rows = await self._all("SELECT * FROM forks ORDER BY detected_at")
+        return [
+            ForkRow(
+                author=r[0],
+                seq=r[1],
+                held_id=bytes(r[2]),
+                held_wire=bytes(r[3]) if r[3] is not None else None,
+                other_id=bytes(r[4]),
+                other_wire=bytes(r[5]),
+                detected_at=r[6],
+            )
+            for r in rows
+        ]
+
+    async def meta(self, key: str) -> str | None:
+        rows = await self._all("SELECT value FROM meta WHERE key = ?", (key,))
+        return str(rows[0][0]) if rows else None
+
+    async def event_count(self) -> int:
+        return int((await self._all("SELECT COUNT(*) FROM events"))[0][0])
+
+    async def event_ids(self) -> set[bytes]:
+        return {bytes(r[0]) for r in await self._all("SELECT id FROM events")}
+
+    async def counts_by_author(self) -> dict[str, int]:
+        rows = await self._all("SELECT author, COUNT(*) FROM events GROUP BY author")
+        return {str(r[0]): int(r[1]) for r in rows}
+
+    async def log_page(
+        self, *, author: str | None, after_pos: int, limit: int
+    ) -> list[tuple[int, bytes]]:
+        """(pos, wire) of stored events after `pos`, optionally of one author, oldest first."""
+        if author is None:
+            return [
+                (int(r[0]), bytes(r[1]))
+                for r in await self._all(
+                    "SELECT pos, wire FROM events WHERE pos > ? ORDER BY pos LIMIT ?",
+                    (after_pos, limit),
+                )
+            ]
+        return [
+            (int(r[0]), bytes(r[1]))
+            for r in await self._all(
+                "SELECT pos, wire FROM events WHERE author = ? AND pos > ? ORDER BY pos LIMIT ?",
+                (author, after_pos, limit),
+            )
+        ]
+
+    async def projection_rows(self) -> dict[str, list[tuple[Any, ...]]]:
+        """Every projection table's rows, sorted: what `rebuild_projections` must reproduce."""
+        out: dict[str, list[tuple[Any, ...]]] = {}
+        for projection in PROJECTIONS:
+            for table in projection.tables:
+                rows = await self._all(f"SELECT * FROM {table}")
+                out[table] = sorted(tuple(r) for r in rows)
+        return out

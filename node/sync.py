@@ -1,0 +1,146 @@
+"""Sync: a request/reply service through which any node serves ranges of an author's events.
+
+Outside `coop.>` so it never lands in the stream: a request goes to `coopsync.<author>`
+with `{"from": n, "to": m}` (m = 0: up to the responder's head); every node holding events
+of that author in the range replies with `{"head": h, "events": [wire, ...]}` (at most
+~512 KiB a reply). The requester gathers replies for a short while and hands every wire to
+its chains: a validly signed event is accepted whoever relays it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+import anyio
+import msgspec
+import nats.errors
+from nats.aio.msg import Msg
+
+from coopnet.node.bus import Bus
+from coopnet.node.store import Store
+
+log = logging.getLogger("coopnet.sync")
+
+PREFIX = "coopsync"
+REPLY_MAX_BYTES = 512 * 1024
+GATHER_S = 0.4
+
+
+class SyncRequest(msgspec.Struct, kw_only=True, rename={"from_seq": "from", "to_seq": "to"}):
+    from_seq: int
+    to_seq: int = 0
+
+
+class SyncReply(msgspec.Struct, kw_only=True):
+    head: int
+    events: list[bytes]
+
+
+_request_decoder = msgspec.msgpack.Decoder(SyncRequest)
+_reply_decoder = msgspec.msgpack.Decoder(SyncReply)
+_encoder = msgspec.msgpack.Encoder()
+
+
+def sync_subject(author: str) -> str:
+    return f"{PREFIX}.{author}"
+
+
+async def serve(bus: Bus, store: Store, head_of: Callable[[str], int], name: str) -> None:
+    """Answer range requests for every author this node holds, until cancelled."""
+
+    async def on_request(msg: Msg) -> None:
+        author = msg.subject.split(".", 1)[1] if "." in msg.subject else ""
+        if not msg.reply or not author:
+            return
+        try:
+            req = _request_decoder.decode(msg.data)
+        except (msgspec.MsgspecError, ValueError):
+            log.info("%s: malformed sync request on %s", name, msg.subject)
+            return
+        head = head_of(author)
+        if head == 0 or req.from_seq > head or req.from_seq < 1:
+            return  # nothing to offer: stay silent, others may answer
+        to = head if req.to_seq <= 0 else min(req.to_seq, head)
+        wires = await store.range(author, req.from_seq, to, max_bytes=REPLY_MAX_BYTES)
+        if not wires:
+            return
+        try:
+            await msg.respond(_encoder.encode(SyncReply(head=head, events=wires)))
+        except nats.errors.Error as exc:
+            log.info("%s: sync reply failed: %s", name, exc)
+
+    sub = await bus.client.subscribe(f"{PREFIX}.*", cb=on_request)
+    try:
+        await anyio.sleep_forever()
+    finally:
+        with anyio.CancelScope(shield=True), anyio.move_on_after(2):
+            await sub.unsubscribe()
+
+
+async def request_range(
+    bus: Bus, author: str, from_seq: int, to_seq: int = 0, *, gather_s: float = GATHER_S
+) -> tuple[int, list[bytes]]:
+    """Ask every peer for an author's events from_seq..to_seq; return (best head, wires).
+
+    Gathers replies for up to `gather_s` seconds, or until one reply covers the whole range.
+    """
+    nc = bus.client
+    inbox = nc.new_inbox()
+    replies: list[SyncReply] = []
+    done = anyio.Event()
+
+    async def on_reply(msg: Msg) -> None:
+        try:
+            reply = _reply_decoder.decode(msg.data)
+        except (msgspec.MsgspecError, ValueError):
+            return
+        replies.append(reply)
+        if to_seq and len(reply.events) >= to_seq - from_seq + 1:
+            done.set()
+
+    sub = await nc.subscribe(inbox, cb=on_reply)
+    try:
+        await nc.publish(
+            sync_subject(author),
+            _encoder.encode(SyncRequest(from_seq=from_seq, to_seq=to_seq)),
+            reply=inbox,
+        )
+        await nc.flush(timeout=2)
+        with anyio.move_on_after(gather_s):
+            await done.wait()
+    finally:
+        with anyio.CancelScope(shield=True):
+            await sub.unsubscribe()
+    head = max((r.head for r in replies), default=0)
+    seen: set[bytes] = set()
+    wires: list[bytes] = []
+    for reply in replies:
+        for wire in reply.events:
+            if wire not in seen:
+                seen.add(wire)
+                wires.append(wire)
+    return head, wires
+
+
+async def fill_gaps(
+    bus: Bus,
+    missing: Callable[[], list[tuple[str, int, int]]],
+    receive: Callable[[list[bytes]], Awaitable[object]],
+    wake: Callable[[], Awaitable[None]],
+) -> None:
+    """Repair every open gap from peers, whenever woken and then every few seconds."""
+    while True:
+        for author, first, last in missing():
+            try:
+                _, wires = await request_range(bus, author, first, last)
+            except (nats.errors.Error, TimeoutError) as exc:
+                log.info("sync of %s %d..%d failed: %s", author, first, last, exc)
+                continue
+            if wires:
+                log.info(
+                    "sync: %d events of %s from peers (%d..%d)", len(wires), author, first, last
+                )
+                await receive(wires)
+        with anyio.move_on_after(2.0):
+            await wake()
