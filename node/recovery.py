@@ -39,7 +39,7 @@ async def published_head(bus: Bus, author: str, net: bytes) -> int:
                 best = env.seq
         except InvalidEvent as exc:
             log.warning("newest stream message of %s is invalid: %s", author, exc)
-    head, _ = await request_range(bus, author, 1, 1)
+    head, _ = await request_range(bus, author, 1, 1, exclude=author)
     return max(best, head)
 
 
@@ -82,7 +82,7 @@ async def recover_own_head(
     wires: list[bytes] = []
     got = 0
     while got < remote:
-        _, part = await request_range(bus, author, max(got + 1, 1), remote)
+        _, part = await request_range(bus, author, max(got + 1, 1), remote, exclude=author)
         if not part:
             break
         wires.extend(part)

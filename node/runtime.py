@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -172,12 +173,18 @@ class Node:
         log.info("%s: connected to %s", self.slug, url)
         self._publisher = Publisher(self.store, self.bus, self.slug)
         async with anyio.create_task_group() as tg:
-            tg.start_soon(sync.serve, self.bus, self.store, self._head_seq, self.slug)
+            tg.start_soon(sync.serve, self.bus, self.store, self._heads, self.slug)
             await self._confirm_head()
             tg.start_soon(self._publisher.run)
             tg.start_soon(follow, self.bus, f"node-{self.slug}", self._stream_seq, self._on_batch)
             tg.start_soon(
-                sync.fill_gaps,
+                partial(sync.anti_entropy, me=self.slug),
+                self.bus,
+                self._heads,
+                self._receive_synced,
+            )
+            tg.start_soon(
+                partial(sync.fill_gaps, me=self.slug),
                 self.bus,
                 self.chains.missing,
                 self._receive_synced,
@@ -194,9 +201,11 @@ class Node:
                 log.error("%s: cannot confirm own head yet: %s", self.slug, exc)
                 await anyio.sleep(backoff)
                 backoff = min(backoff * 2, 10.0)
-        self.ready.set()
+        # Bodies taken out of the log are signed again first, so they keep their place
+        # before anything residents post from now on.
         for body in resign:
             await self._append(body)
+        self.ready.set()
 
     # -- events in ----------------------------------------------------------------------------
 
@@ -215,9 +224,8 @@ class Node:
         await self._gap_wake.wait()
         self._gap_wake = anyio.Event()
 
-    def _head_seq(self, author: str) -> int:
-        head = self.chains.head_of(author)
-        return head.seq if head else 0
+    def _heads(self) -> dict[str, int]:
+        return {a: st.head.seq for a, st in self.chains.states.items() if st.head is not None}
 
     def _on_accepted(self, events: Sequence[Envelope]) -> None:
         if self._publisher is not None and any(e.author == self.slug for e in events):

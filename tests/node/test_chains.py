@@ -1,0 +1,242 @@
+"""Receiving events: verify, classify, buffer, fork evidence, counted refusals (no bus)."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from coopnet.node.chains import Chains
+from coopnet.node.store import Store
+from coopnet.protocol import Envelope, Identity, NotePosted, seal, unseal
+from coopnet.protocol.body import Body
+from coopnet.protocol.envelope import encode_wire
+
+NET = hashlib.sha256(b"chains tests").digest()[:16]
+NOW = 1_800_000_000_000
+
+
+def history(ident: Identity, n: int, *, start: list[Envelope] | None = None) -> list[Envelope]:
+    out = list(start or [])
+    for _ in range(n):
+        seq = len(out) + 1
+        body: Body = (
+            ident.founding_body(ident.author.title(), "C1")
+            if seq == 1
+            else NotePosted(text=f"{ident.author} {seq} {random.random()}")
+        )
+        wire = seal(
+            signing_key=ident.signing_key,
+            net=NET,
+            author=ident.author,
+            seq=seq,
+            prev=out[-1].id if out else None,
+            at=NOW - 1000 + seq,
+            body=body,
+        )
+        out.append(unseal(wire, net=NET))
+    return out
+
+
+@pytest.fixture
+async def chains(tmp_path: Path) -> AsyncIterator[Chains]:
+    store = await Store.open(tmp_path / "node.db", net=NET)
+    c = Chains(store, NET, clock=lambda: NOW)
+    await c.load()
+    try:
+        yield c
+    finally:
+        await store.close()
+
+
+OAK = Identity.from_passphrase("oakley", "chains")
+ELM = Identity.from_passphrase("elm", "chains")
+
+
+async def test_in_order_history_is_accepted(chains: Chains) -> None:
+    events = history(OAK, 10)
+    report = await chains.receive([e.wire for e in events], source="test")
+    assert report.accepted == 10
+    assert chains.head_of("oakley") is not None
+    assert chains.head_of("oakley").seq == 10  # type: ignore[union-attr]
+    assert await chains.store.event_count() == 10
+
+
+async def test_any_order_and_duplicates_give_the_same_store(tmp_path: Path) -> None:
+    events = history(OAK, 12) + history(ELM, 7)
+    expected: set[bytes] = {e.id for e in events}
+    for attempt in range(3):
+        store = await Store.open(tmp_path / f"n{attempt}.db", net=NET)
+        chains = Chains(store, NET, clock=lambda: NOW)
+        wires = [e.wire for e in events] + [e.wire for e in random.sample(events, 8)]
+        random.shuffle(wires)
+        # Deliver in random batches.
+        while wires:
+            cut = random.randint(1, 6)
+            await chains.receive(wires[:cut], source="shuffled")
+            wires = wires[cut:]
+        assert await store.event_ids() == expected
+        assert not chains.buffer
+        assert await store.rejections() == {}
+        await store.close()
+
+
+async def test_gap_is_buffered_and_reported(chains: Chains) -> None:
+    events = history(OAK, 6)
+    report = await chains.receive([events[0].wire, events[4].wire, events[5].wire], source="t")
+    assert report.accepted == 1
+    assert report.buffered == 2
+    assert report.gaps == [("oakley", 2, 4)]
+    assert chains.missing() == [("oakley", 2, 4)]
+    report = await chains.receive([e.wire for e in events[1:4]], source="sync")
+    assert report.accepted == 5
+    assert chains.missing() == []
+
+
+async def test_duplicate_is_a_no_op(chains: Chains) -> None:
+    events = history(OAK, 3)
+    await chains.receive([e.wire for e in events], source="t")
+    report = await chains.receive([events[1].wire, events[2].wire], source="t")
+    assert (report.accepted, report.duplicates) == (0, 2)
+    assert await chains.store.rejections() == {}
+
+
+async def test_fork_is_kept_as_evidence_and_freezes_the_author(chains: Chains) -> None:
+    events = history(OAK, 4)
+    other = history(OAK, 1, start=events[:2])[2]  # a different seq 3
+    await chains.receive([e.wire for e in events], source="t")
+    report = await chains.receive([other.wire], source="evil")
+    assert report.forks == [("oakley", 3)]
+    forks = await chains.store.forks()
+    assert len(forks) == 1
+    assert {forks[0].held_id, forks[0].other_id} == {events[2].id, other.id}
+    assert forks[0].held_wire == events[2].wire and forks[0].other_wire == other.wire
+    # Nothing newer from the author is accepted.
+    later = history(OAK, 1, start=events)[4]
+    report = await chains.receive([later.wire], source="t")
+    assert report.accepted == 0
+    assert report.rejected == {"fork": 1}
+    assert (await chains.store.rejections())["fork"] == 2
+
+
+async def test_fork_by_prev_at_head_plus_one(chains: Chains) -> None:
+    events = history(OAK, 3)
+    alt = history(OAK, 2, start=events[:2])  # another seq 3, then seq 4 on top of it
+    await chains.receive([e.wire for e in events], source="t")
+    report = await chains.receive([alt[3].wire], source="t")  # seq 4 whose prev is not ours
+    assert report.forks == [("oakley", 3)]
+
+
+async def test_fork_inside_one_batch(chains: Chains) -> None:
+    events = history(OAK, 2)
+    alt = history(OAK, 1, start=events[:1])[1]
+    report = await chains.receive([events[0].wire, events[1].wire, alt.wire], source="t")
+    assert report.accepted == 2
+    assert report.forks == [("oakley", 2)]
+
+
+async def test_other_key_at_a_held_seq_is_a_forgery_not_a_fork(chains: Chains) -> None:
+    events = history(OAK, 3)
+    thief = Identity(author="oakley", seed=ELM.seed, next_seed=ELM.next_seed)
+    forged = history(thief, 1, start=events[:1])[1]
+    await chains.receive([e.wire for e in events], source="t")
+    report = await chains.receive([forged.wire], source="evil")
+    assert report.forks == []
+    assert report.rejected == {"wrong_key": 1}
+    assert await chains.store.forks() == []
+
+
+async def test_wrong_key_at_head_plus_one(chains: Chains) -> None:
+    events = history(OAK, 2)
+    await chains.receive([e.wire for e in events], source="t")
+    thief = Identity(author="oakley", seed=ELM.seed, next_seed=ELM.next_seed)
+    forged = history(thief, 1, start=events)[2]
+    report = await chains.receive([forged.wire], source="evil")
+    assert report.rejected == {"wrong_key": 1}
+    assert chains.head_of("oakley").seq == 2  # type: ignore[union-attr]
+
+
+async def test_a_log_that_does_not_start_with_founding(chains: Chains) -> None:
+    wire = seal(
+        signing_key=OAK.signing_key,
+        net=NET,
+        author="oakley",
+        seq=1,
+        prev=None,
+        at=NOW,
+        body=NotePosted(text="no founding"),
+    )
+    report = await chains.receive([wire], source="t")
+    assert report.rejected == {"unknown_author": 1}
+
+
+async def test_future_timestamp(chains: Chains) -> None:
+    wire = seal(
+        signing_key=OAK.signing_key,
+        net=NET,
+        author="oakley",
+        seq=1,
+        prev=None,
+        at=NOW + 10 * 60 * 1000,
+        body=OAK.founding_body("Oakley", "C1"),
+    )
+    report = await chains.receive([wire], source="t")
+    assert report.rejected == {"future_timestamp": 1}
+
+
+async def test_tampered_and_forged_are_counted_by_code(chains: Chains) -> None:
+    events = history(OAK, 2)
+    header, sig, body = msgspec.msgpack.decode(events[1].wire, type=tuple[bytes, bytes, bytes])
+    tampered = encode_wire(header, sig, msgspec.msgpack.encode({"text": "changed"}))
+    flipped = encode_wire(header, bytes([sig[0] ^ 1]) + sig[1:], body)
+    wrong_net = seal(
+        signing_key=OAK.signing_key,
+        net=b"\x00" * 16,
+        author="oakley",
+        seq=1,
+        prev=None,
+        at=NOW,
+        body=OAK.founding_body("Oakley", "C1"),
+    )
+    report = await chains.receive(
+        [events[0].wire, tampered, flipped, wrong_net, b"\x00garbage", b"x" * 70_000],
+        source="evil",
+    )
+    assert report.accepted == 1
+    assert report.rejected == {
+        "body_hash_mismatch": 1,
+        "bad_signature": 1,
+        "wrong_network": 1,
+        "malformed": 1,
+        "too_large": 1,
+    }
+    assert await chains.store.rejections() == report.rejected
+    assert chains.rejected_since_start["bad_signature"] == 1
+
+
+async def test_state_survives_a_restart(tmp_path: Path) -> None:
+    store = await Store.open(tmp_path / "n.db", net=NET)
+    events = history(OAK, 5)
+    await Chains(store, NET, clock=lambda: NOW).receive([e.wire for e in events], source="t")
+    again = Chains(store, NET, clock=lambda: NOW)
+    await again.load()
+    assert again.head_of("oakley").seq == 5  # type: ignore[union-attr]
+    more = history(OAK, 2, start=events)
+    report = await again.receive([e.wire for e in more[5:]], source="t")
+    assert report.accepted == 2
+    await store.close()
+
+
+async def test_append_own_events_goes_to_log_and_outbox(chains: Chains) -> None:
+    first = await chains.append("oakley", OAK.signing_key, OAK.founding_body("Oakley", "C1"))
+    second = await chains.append("oakley", OAK.signing_key, NotePosted(text="hi"))
+    assert (first.seq, second.seq, second.prev) == (1, 2, first.id)
+    assert await chains.store.outbox_depth() == 2
+    assert [r[1] for r in await chains.store.outbox_batch()] == [
+        "coop.oakley.node.founded",
+        "coop.oakley.note.posted",
+    ]

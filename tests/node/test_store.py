@@ -1,0 +1,179 @@
+"""The store contract, run against every store implementation.
+
+There is one implementation (SQLite via aiosqlite); the contract runs on a database file
+and on SQLite's in-memory database, which share the code but not the storage path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiosqlite
+import pytest
+
+from coopnet.node.store import SCHEMA_VERSION, Batch, ForkRow, Store
+from coopnet.protocol import Envelope, Identity, NotePosted, seal, unseal
+
+NET = hashlib.sha256(b"store tests").digest()[:16]
+
+
+def history(slug: str, n: int) -> list[Envelope]:
+    ident = Identity.from_passphrase(slug, "store")
+    out: list[Envelope] = []
+    for seq in range(1, n + 1):
+        body = ident.founding_body(slug.title(), "S1") if seq == 1 else NotePosted(text=f"n{seq}")
+        wire = seal(
+            signing_key=ident.signing_key,
+            net=NET,
+            author=slug,
+            seq=seq,
+            prev=out[-1].id if out else None,
+            at=1000 + seq,
+            body=body,
+        )
+        out.append(unseal(wire, net=NET))
+    return out
+
+
+class StoreContract:
+    """Every store passes these."""
+
+    @pytest.fixture
+    async def store(self, tmp_path: Path) -> AsyncIterator[Store]:
+        store = await Store.open(self.location(tmp_path), net=NET)
+        try:
+            yield store
+        finally:
+            await store.close()
+
+    def location(self, tmp_path: Path) -> str:
+        raise NotImplementedError  # each implementation says where its store lives
+
+    async def test_new_store_is_at_the_latest_schema(self, store: Store) -> None:
+        assert await store.schema_version() == SCHEMA_VERSION
+        assert await store.event_count() == 0
+
+    async def test_commit_then_read(self, store: Store) -> None:
+        events = history("oakley", 5)
+        await store.commit(Batch(events=events))
+        assert await store.event_count() == 5
+        assert await store.event_ids() == {e.id for e in events}
+        found = await store.event_at("oakley", 3)
+        assert found == (events[2].id, events[2].wire)
+        assert await store.range("oakley", 2, 4) == [e.wire for e in events[1:4]]
+        assert await store.ids_at("oakley", [1, 5, 9]) == {1: events[0].id, 5: events[4].id}
+
+    async def test_range_respects_the_byte_budget(self, store: Store) -> None:
+        events = history("oakley", 10)
+        await store.commit(Batch(events=events))
+        part = await store.range("oakley", 1, 10, max_bytes=3 * len(events[1].wire))
+        assert 1 <= len(part) <= 4
+        assert part == [e.wire for e in events[: len(part)]]
+
+    async def test_a_seq_is_stored_once(self, store: Store) -> None:
+        events = history("oakley", 2)
+        await store.commit(Batch(events=events))
+        with pytest.raises(Exception, match="UNIQUE"):
+            await store.commit(Batch(events=[events[1]]))
+        # The failed batch left nothing behind.
+        assert await store.event_count() == 2
+
+    async def test_a_failed_batch_writes_nothing(self, store: Store) -> None:
+        events = history("oakley", 3)
+        await store.commit(Batch(events=events[:1]))
+        with pytest.raises(Exception, match="UNIQUE"):
+            await store.commit(Batch(events=[events[1], events[0]], rejections={"malformed": 1}))
+        assert await store.event_count() == 1
+        assert await store.rejections() == {}
+
+    async def test_outbox(self, store: Store) -> None:
+        events = history("oakley", 3)
+        await store.commit(
+            Batch(events=events, outbox=[(e, f"coop.oakley.{e.kind}") for e in events])
+        )
+        assert await store.outbox_depth() == 3
+        batch = await store.outbox_batch(2)
+        assert [row[0] for row in batch] == [events[0].id, events[1].id]
+        assert batch[0][2] == events[0].wire
+        await store.outbox_done([events[0].id, events[1].id])
+        assert await store.outbox_depth() == 1
+
+    async def test_rejections_add_up(self, store: Store) -> None:
+        await store.commit(Batch(rejections={"bad_signature": 2}))
+        await store.commit(Batch(rejections={"bad_signature": 1, "malformed": 4}))
+        assert await store.rejections() == {"bad_signature": 3, "malformed": 4}
+
+    async def test_fork_evidence_is_kept(self, store: Store) -> None:
+        row = ForkRow(
+            author="oakley",
+            seq=2,
+            held_id=b"a" * 32,
+            held_wire=b"x",
+            other_id=b"b" * 32,
+            other_wire=b"y",
+            detected_at=5,
+        )
+        await store.commit(Batch(forks=[row, row]))
+        assert await store.forks() == [row]
+
+    async def test_projections_rebuild_identically(self, store: Store) -> None:
+        await store.commit(Batch(events=history("oakley", 6)))
+        await store.commit(Batch(events=history("elm", 4)))
+        before = await store.projection_rows()
+        assert len(before["notes"]) == 5 + 3
+        assert len(before["neighborhoods"]) == 2
+        await store.rebuild_projections()
+        assert await store.projection_rows() == before
+
+    async def test_meta(self, store: Store) -> None:
+        assert await store.meta("stream_seq") is None
+        await store.commit(Batch(meta={"stream_seq": "42"}))
+        assert await store.meta("stream_seq") == "42"
+
+
+class TestSqliteFileStore(StoreContract):
+    def location(self, tmp_path: Path) -> str:
+        return str(tmp_path / "node.db")
+
+    async def test_reopen_keeps_everything(self, tmp_path: Path) -> None:
+        path = self.location(tmp_path)
+        store = await Store.open(path, net=NET)
+        await store.commit(Batch(events=history("oakley", 3)))
+        await store.close()
+        store = await Store.open(path, net=NET)
+        try:
+            assert await store.event_count() == 3
+        finally:
+            await store.close()
+
+    async def test_forward_migration_from_schema_1(self, tmp_path: Path) -> None:
+        from coopnet.node.store import MIGRATIONS
+
+        path = self.location(tmp_path)
+        async with aiosqlite.connect(path) as db:
+            for ddl in MIGRATIONS[0]:
+                await db.execute(ddl)
+            await db.execute("PRAGMA user_version=1")
+            await db.commit()
+        store = await Store.open(path, net=NET)
+        try:
+            assert await store.schema_version() == SCHEMA_VERSION
+            await store.commit(Batch(events=history("oakley", 2)))
+            assert len((await store.projection_rows())["notes"]) == 1
+        finally:
+            await store.close()
+
+    async def test_refuses_a_newer_schema(self, tmp_path: Path) -> None:
+        path = self.location(tmp_path)
+        async with aiosqlite.connect(path) as db:
+            await db.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
+            await db.commit()
+        with pytest.raises(RuntimeError, match="newer"):
+            await Store.open(path, net=NET)
+
+
+class TestSqliteMemoryStore(StoreContract):
+    def location(self, tmp_path: Path) -> str:
+        return ":memory:"
