@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/coopnet demo --protocol
+	$(BIN)/coopnet demo
 
 test: lint pytest
 

@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from rich.console import Console
 
@@ -23,9 +24,28 @@ def _cmd_version(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from coopnet.deploy.protocol_tour import run_tour
+    console = Console()
+    if args.protocol:
+        from coopnet.deploy.protocol_tour import run_tour
 
-    result = run_tour(Console(), as_json=args.json)
+        result = run_tour(console, as_json=args.json)
+    else:
+        import anyio
+
+        from coopnet.deploy.demo import run_demo
+        from coopnet.node.cli import setup_logging
+
+        if not args.json:
+            setup_logging(quiet=True)
+        result = anyio.run(
+            lambda: run_demo(
+                neighborhoods=args.neighborhoods,
+                seconds=args.seconds,
+                workdir=Path(args.data) if args.data else None,
+                console=console,
+                live=not args.json,
+            )
+        )
     if args.json:
         print(json.dumps(result))
     return 0
@@ -42,7 +62,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_cmd_version)
 
-    p = sub.add_parser("demo", help="show the signed envelope at work")
+    p = sub.add_parser(
+        "demo",
+        help="run a small federation on an embedded nats-server, live",
+        description="Start an embedded nats-server and a few neighborhood nodes that post "
+        "notes until Ctrl-C (or --seconds), with a live view; then report convergence.",
+    )
+    p.add_argument("--neighborhoods", type=int, default=3, help="how many nodes (default 3)")
+    p.add_argument("--seconds", type=float, help="stop after this long (default: Ctrl-C)")
+    p.add_argument("--data", help="keep the federation in this directory (default: temporary)")
     p.add_argument(
         "--protocol",
         action="store_true",

@@ -20,7 +20,7 @@ from litestar import Litestar, Request, Response, get, post
 from litestar.datastructures import State
 from litestar.exceptions import HTTPException, NotFoundException
 from litestar.openapi import OpenAPIConfig
-from litestar.params import Parameter
+from litestar.params import FromPath, JSONBody, QueryParameter
 
 import coopnet
 from coopnet.node.runtime import Node, NodeStatus, NotReady
@@ -97,9 +97,9 @@ async def get_status(state: State) -> NodeStatus:
 @get("/log", summary="The verified log, oldest first, paged by storage position")
 async def get_log(
     state: State,
-    author: str | None = None,
-    after: Annotated[int, Parameter(ge=0)] = 0,
-    limit: Annotated[int, Parameter(ge=1, le=1000)] = 100,
+    author: Annotated[str | None, QueryParameter(description="only this author")] = None,
+    after: Annotated[int, QueryParameter(ge=0, description="storage position")] = 0,
+    limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
 ) -> LogPage:
     node = _node(state)
     rows = await node.store.log_page(author=author, after_pos=after, limit=limit)
@@ -108,7 +108,7 @@ async def get_log(
 
 
 @get("/log/{author:str}/{seq:int}", summary="One event, by author and seq")
-async def get_event(state: State, author: str, seq: int) -> EventOut:
+async def get_event(state: State, author: FromPath[str], seq: FromPath[int]) -> EventOut:
     node = _node(state)
     found = await node.store.event_at(author, seq)
     if found is None:
@@ -117,14 +117,14 @@ async def get_event(state: State, author: str, seq: int) -> EventOut:
 
 
 @post("/notes", summary="Post a public note to the federation", status_code=201)
-async def post_note(state: State, data: NoteIn) -> EventOut:
+async def post_note(state: State, data: JSONBody[NoteIn]) -> EventOut:
     env = await _node(state).post(NotePosted(text=data.text))
     return event_out(env)
 
 
 @get("/notes", summary="Notes from every neighborhood, newest first")
 async def get_notes(
-    state: State, limit: Annotated[int, Parameter(ge=1, le=500)] = 50
+    state: State, limit: Annotated[int, QueryParameter(ge=1, le=500)] = 50
 ) -> list[NoteOut]:
     rows = await _node(state).store._all(
         "SELECT author, seq, at, text FROM notes ORDER BY at DESC, author LIMIT ?", (limit,)

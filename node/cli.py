@@ -27,13 +27,15 @@ from coopnet.node.config import (
 from coopnet.node.runtime import Node, read_status, status_dict
 from coopnet.node.store import Store
 from coopnet.protocol import Identity
+from coopnet.protocol.envelope import AUTHOR_RE
 
 log = logging.getLogger("coopnet")
 
 
-def setup_logging(verbose: bool = False) -> None:
+def setup_logging(verbose: bool = False, *, quiet: bool = False) -> None:
+    """Readable logs on stderr; `quiet` keeps only warnings (under a live view)."""
     logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
+        level=logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO,
         format="%(name)s: %(message)s",
         datefmt="[%X]",
         handlers=[RichHandler(console=Console(stderr=True), show_path=False)],
@@ -74,6 +76,8 @@ async def init_node(
 
 
 def _write_node_files(data: Path, config: NodeConfig, ident: Identity) -> None:
+    if not AUTHOR_RE.fullmatch(config.slug):
+        raise ConfigError(f"slug {config.slug!r} is not ^[a-z][a-z0-9-]{{1,31}}$")
     if (data / "node.toml").exists():
         raise ConfigError(f"{data} already holds a node")
     data.mkdir(parents=True, exist_ok=True)

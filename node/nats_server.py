@@ -176,6 +176,8 @@ def acquire_embedded(folder: Path) -> tuple[str, str]:
                 # The remembered port is taken by something else: let the server pick again.
                 server = NatsServer(folder, port=-1, detached=True)
                 url = server.start()
+            if server.proc is not None:
+                _detached[server.proc.pid] = server.proc  # outlives this call; reaped on release
             state = {"pid": server.pid, "port": server.port, "url": url}
             state_file.write_text(json.dumps(state))
             log.info("started embedded nats-server (pid %s) at %s", server.pid, url)
@@ -190,6 +192,9 @@ def acquire_embedded(folder: Path) -> tuple[str, str]:
 
 
 _lease_counter = itertools.count(1)
+# Embedded servers this process started: it outlives the call that started it, and whichever
+# node of this process stops it last reaps it.
+_detached: dict[int, subprocess.Popen[bytes]] = {}
 
 
 def release_embedded(folder: Path, lease: str) -> bool:
@@ -212,7 +217,15 @@ def release_embedded(folder: Path, lease: str) -> bool:
             return False
         state = json.loads(state_file.read_text())
         pid = state.get("pid")
-        if pid and _alive(pid):
+        own = _detached.pop(pid, None) if pid else None
+        if own is not None:
+            own.terminate()
+            try:
+                own.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                own.kill()
+                own.wait()
+        elif pid and _alive(pid):
             os.kill(pid, signal.SIGTERM)
             deadline = time.monotonic() + 15
             while _alive(pid) and time.monotonic() < deadline:

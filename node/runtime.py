@@ -105,6 +105,7 @@ class Node:
         self._lease: str | None = None
         self._scope: anyio.CancelScope | None = None
         self._stream_seq = 0
+        self.ready_wait_s = READY_WAIT_S
 
     # -- parts, available once run() has started ---------------------------------------------
 
@@ -236,7 +237,7 @@ class Node:
     async def post(self, body: Body) -> Envelope:
         """Sign and store the node's next event; the publisher takes it to the bus."""
         if not self.ready.is_set():
-            with anyio.move_on_after(READY_WAIT_S):
+            with anyio.move_on_after(self.ready_wait_s):
                 await self.ready.wait()
             if not self.ready.is_set():
                 raise NotReady(

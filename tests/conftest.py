@@ -42,14 +42,15 @@ def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
 
 
 async def wait_until(
-    predicate: Callable[[], Awaitable[bool]], *, timeout: float = 20.0, what: str = "condition"
+    predicate: Callable[[], Awaitable[bool]], *, within: float = 20.0, what: str = "condition"
 ) -> None:
-    """Poll a condition until it holds; fail with `what` after `timeout` seconds."""
-    with anyio.move_on_after(timeout):
-        while not await predicate():
+    """Poll a condition (state in stores and servers, which no event announces) until it
+    holds; fail naming `what` after `within` seconds. Tests wait on conditions, not time."""
+    with anyio.move_on_after(within):
+        while not await predicate():  # noqa: ASYNC110
             await anyio.sleep(0.05)
         return
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+    raise AssertionError(f"timed out after {within}s waiting for {what}")
 
 
 async def make_node(

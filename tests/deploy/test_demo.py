@@ -1,0 +1,32 @@
+"""`coopnet demo`: a federation on an embedded nats-server that converges with no rejections."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+DEMO_ARGS = ["--neighborhoods", "3", "--seconds", "5", "--json"]
+
+
+@pytest.mark.timeout(120)
+def test_demo_json_converges() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "coopnet", "demo", *DEMO_ARGS],
+        capture_output=True,
+        text=True,
+        timeout=110,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert result["neighborhoods"] == 3
+    assert result["converged"] is True
+    assert result["rejected"] == {}
+    assert result["nats_url"].startswith("nats://127.0.0.1:")
+    stored = result["events_stored"]
+    assert set(stored) == {"oakley", "riverside", "elmwood"}
+    assert len(set(stored.values())) == 1
+    assert stored["oakley"] == result["events_published"] >= 3
