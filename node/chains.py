@@ -125,7 +125,9 @@ class Chains:
     def missing(self) -> list[tuple[str, int, int]]:
         """Every gap now open: (author, first missing seq, last missing seq)."""
         gaps = []
-        for author, buffered in self.buffer.items():
+        for author, buffered in list(self.buffer.items()):
+            if not buffered:  # being processed right now
+                continue
             head = self.head_of(author)
             gaps.append((author, (head.seq if head else 0) + 1, min(buffered) - 1))
         return gaps

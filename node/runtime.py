@@ -15,7 +15,7 @@ check (unless started with `trust_local_head`).
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -72,6 +72,7 @@ class NodeStatus(msgspec.Struct, kw_only=True):
     buffered: int
     stream_seq: int
     api_url: str
+    internal_errors: int = 0
 
 
 class Node:
@@ -106,6 +107,7 @@ class Node:
         self._scope: anyio.CancelScope | None = None
         self._stream_seq = 0
         self.ready_wait_s = READY_WAIT_S
+        self.internal_errors = 0
 
     # -- parts, available once run() has started ---------------------------------------------
 
@@ -172,25 +174,38 @@ class Node:
                 await anyio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
         log.info("%s: connected to %s", self.slug, url)
-        self._publisher = Publisher(self.store, self.bus, self.slug)
+        self._publisher = publisher = Publisher(self.store, self.bus, self.slug)
+        bus, heads, receive = self.bus, self._heads, self._receive_synced
         async with anyio.create_task_group() as tg:
-            tg.start_soon(sync.serve, self.bus, self.store, self._heads, self.slug)
+            serve = partial(sync.serve, bus, self.store, heads, self.slug)
+            tg.start_soon(self._keep_running, "sync server", serve)
             await self._confirm_head()
-            tg.start_soon(self._publisher.run)
-            tg.start_soon(follow, self.bus, f"node-{self.slug}", self._stream_seq, self._on_batch)
-            tg.start_soon(
-                partial(sync.anti_entropy, me=self.slug),
-                self.bus,
-                self._heads,
-                self._receive_synced,
+            tg.start_soon(self._keep_running, "publisher", publisher.run)
+            tg.start_soon(self._keep_running, "stream follower", self._follow)
+            entropy = partial(sync.anti_entropy, bus, heads, receive, me=self.slug)
+            tg.start_soon(self._keep_running, "anti-entropy", entropy)
+            gaps = partial(
+                sync.fill_gaps, bus, self.chains.missing, receive, self._wait_gap, me=self.slug
             )
-            tg.start_soon(
-                partial(sync.fill_gaps, me=self.slug),
-                self.bus,
-                self.chains.missing,
-                self._receive_synced,
-                self._wait_gap,
-            )
+            tg.start_soon(self._keep_running, "gap filler", gaps)
+
+    async def _follow(self) -> None:
+        await follow(self.bus, f"node-{self.slug}", self._stream_seq, self._on_batch)
+
+    async def _keep_running(self, name: str, run: Callable[[], Awaitable[object]]) -> None:
+        """Run a background activity; if it fails unexpectedly, log it, count it, restart it.
+
+        A bug in one activity must not take the node down with it (its store stays
+        consistent: every write is one transaction). `internal_errors` in the status shows it.
+        """
+        while True:
+            try:
+                await run()
+                return
+            except Exception:
+                self.internal_errors += 1
+                log.exception("%s: %s failed; restarting it in 1s", self.slug, name)
+                await anyio.sleep(1.0)
 
     async def _confirm_head(self) -> None:
         backoff = 0.5
@@ -263,6 +278,7 @@ class Node:
             published=self._publisher.published if self._publisher else 0,
             buffered=sum(len(b) for b in self.chains.buffer.values()),
             api_url=self.api_url,
+            internal_errors=self.internal_errors,
         )
 
 
@@ -276,6 +292,7 @@ async def read_status(
     published: int = 0,
     buffered: int = 0,
     api_url: str = "",
+    internal_errors: int = 0,
 ) -> NodeStatus:
     """A node's status from its store (and, when it runs, its live parts)."""
     authors = await store.authors()
@@ -306,6 +323,7 @@ async def read_status(
         buffered=buffered,
         stream_seq=int(await store.meta(CURSOR_KEY) or 0),
         api_url=api_url,
+        internal_errors=internal_errors,
     )
 
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Write protocol/vectors/envelopes.json: the protocol v1 test vectors (docs/PROTOCOL.md §9).
+"""Write protocol/vectors/envelopes.json: the protocol v1 test vectors (docs/PROTOCOL.md §10).
 
 Deterministic: every key comes from a fixed seed, every clock from a fixed number, and
 Ed25519 signatures are deterministic, so running this twice writes the same bytes. The
@@ -122,7 +122,7 @@ def valid_vectors() -> list[tuple[str, bytes, Identity | bytes]]:
     add("seq_max_and_at_zero", s(oak, 2**63 - 1, h1, NotePosted(text="far"), at=0), oak)
 
     # Forward compatibility: a body with a field this version does not know is valid, the
-    # field is ignored (§3). The padding field makes the wire exactly the 64 KiB cap.
+    # field is ignored (§4 step 13). The padding field makes the wire exactly the 64 KiB cap.
     def padded(pad: int) -> bytes:
         body = enc.encode({"text": "padded", "future_field": "x" * pad})
         return _raw(oak.seed, _fields(oak, 2, h1, "note.posted", body), body)

@@ -82,6 +82,8 @@ async def running(*nodes: Node, ready: bool = True) -> AsyncIterator[tuple[Node,
                     for node in nodes:
                         await node.ready.wait()
             yield nodes
+            # Any unexpected failure inside a node's background activities fails the test.
+            assert [n.internal_errors for n in nodes] == [0] * len(nodes)
         finally:
             for node in nodes:
                 node.stop()

@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import json
+import signal
+import socket
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
+
+import httpx
+import pytest
+
+from coopnet.node.nats_server import NatsServer
 
 
 def coopnet(*args: str) -> subprocess.CompletedProcess[str]:
@@ -64,3 +72,45 @@ def test_a_key_readable_by_others_is_refused(tmp_path: Path) -> None:
     out = coopnet("node", "run", "--data", str(data), "--nats", "nats://127.0.0.1:9")
     assert out.returncode == 2
     assert "readable by others" in out.stderr
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_run_stops_cleanly_on_a_signal(
+    tmp_path: Path, nats_server: NatsServer, signum: signal.Signals
+) -> None:
+    data = tmp_path / "oak"
+    assert coopnet("node", "init", "--name", "oakley", "--data", str(data)).returncode == 0
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    args = ["node", "run", "--data", str(data), "--nats", nats_server.url, "--api-port", str(port)]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "coopnet", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/status").json()["ready_to_sign"]:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)  # a separate process: nothing to await but its API
+        r = httpx.post(f"http://127.0.0.1:{port}/notes", json={"text": "before shutdown"})
+        assert r.status_code == 201
+        proc.send_signal(signum)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err
+    assert f"{signum.name} received, shutting down" in err
+    assert "oakley: stopped" in err
+    assert "Traceback" not in err
+    status = json.loads(coopnet("node", "status", "--data", str(data), "--json").stdout)
+    assert status["own_head"] == 2
+    assert status["outbox_depth"] == 0
