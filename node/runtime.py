@@ -39,6 +39,7 @@ from coopnet.protocol import Body, Envelope, Identity
 log = logging.getLogger("coopnet.node")
 
 READY_WAIT_S = 5.0
+FLUSH_ON_STOP_S = 3.0
 
 
 class NotReady(RuntimeError):
@@ -145,12 +146,25 @@ class Node:
                     task_status.started()
         finally:
             with anyio.CancelScope(shield=True):
+                await self._flush_outbox()
                 await self.bus.close()
                 if self._lease is not None:
                     lease, self._lease = self._lease, None
                     await anyio.to_thread.run_sync(release_embedded, self.embedded_dir, lease)
                 await self._store.close()
             log.info("%s: stopped", self.slug)
+
+    async def _flush_outbox(self) -> None:
+        """On a clean shutdown, give what residents just posted a moment to reach the bus."""
+        if self._publisher is None or not self.bus.connected:
+            return
+        with anyio.move_on_after(FLUSH_ON_STOP_S):
+            try:
+                await self._publisher.drain()
+            except (nats.errors.Error, TimeoutError) as exc:
+                log.info(
+                    "%s: outbox not flushed on stop (%s); it drains next start", self.slug, exc
+                )
 
     def stop(self) -> None:
         if self._scope is not None:
