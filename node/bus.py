@@ -150,7 +150,37 @@ async def follow(
     cursor + 1, so the node reads again what its store lost. `handle` commits the batch and
     the new cursor; then the batch is acknowledged (AckAll: one ack per batch).
     """
-    js = bus.jetstream
+    backoff = 0.2
+    while True:
+        try:
+            psub = await _subscribe(bus.jetstream, durable, cursor)
+            break
+        except (nats.errors.Error, TimeoutError) as exc:  # the bus is down or busy: retry
+            log.warning("%s: cannot attach the consumer yet (%r); retrying", durable, exc)
+            await anyio.sleep(backoff)
+            backoff = min(backoff * 2, 5.0)
+    while True:
+        try:
+            msgs = await psub.fetch(FETCH_BATCH, timeout=1.0)
+        except nats.errors.TimeoutError:
+            continue
+        except nats.errors.Error as exc:  # disconnected, reconnecting, server busy: retry
+            log.info("%s: fetch failed (%r); retrying", durable, exc)
+            await anyio.sleep(0.5)
+            continue
+        if not msgs:
+            continue
+        last = msgs[-1].metadata.sequence.stream
+        await handle(msgs, last)
+        try:
+            await msgs[-1].ack()
+        except nats.errors.Error as exc:  # redelivered later: duplicates are no-ops
+            log.info("%s: ack failed (%s); the batch will be seen again", durable, exc)
+
+
+async def _subscribe(
+    js: JetStreamContext, durable: str, cursor: int
+) -> JetStreamContext.PullSubscription:
     try:
         info = await js.consumer_info(STREAM, durable)
         if info.ack_floor is not None and (info.ack_floor.stream_seq or 0) > cursor:
@@ -172,24 +202,4 @@ async def follow(
         deliver_policy=DeliverPolicy.BY_START_SEQUENCE if cursor else DeliverPolicy.ALL,
         opt_start_seq=cursor + 1 if cursor else None,
     )
-    psub = await js.pull_subscribe(SUBJECTS, durable=durable, stream=STREAM, config=config)
-    while True:
-        try:
-            msgs = await psub.fetch(FETCH_BATCH, timeout=1.0)
-        except nats.errors.TimeoutError:
-            continue
-        except (nats.errors.ConnectionClosedError, nats.errors.ConnectionReconnectingError):
-            await anyio.sleep(0.5)
-            continue
-        except nats.js.errors.APIError as exc:
-            log.warning("%s: fetch failed: %s", durable, exc)
-            await anyio.sleep(1.0)
-            continue
-        if not msgs:
-            continue
-        last = msgs[-1].metadata.sequence.stream
-        await handle(msgs, last)
-        try:
-            await msgs[-1].ack()
-        except nats.errors.Error as exc:  # redelivered later: duplicates are no-ops
-            log.info("%s: ack failed (%s); the batch will be seen again", durable, exc)
+    return await js.pull_subscribe(SUBJECTS, durable=durable, stream=STREAM, config=config)
