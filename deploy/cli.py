@@ -12,6 +12,7 @@ from rich.console import Console
 
 import coopnet
 from coopnet.node.cli import add_node_commands
+from coopnet.node.cli_market import ApiError, add_market_commands
 from coopnet.node.config import ConfigError
 
 
@@ -80,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_demo)
 
     add_node_commands(sub)
+    add_market_commands(sub)
     return parser
 
 
@@ -90,6 +92,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"coopnet: {exc}", file=sys.stderr)
         return 2
+    except ApiError as exc:
+        if getattr(args, "json", False):
+            print(json.dumps({"code": exc.code, "message": exc.message}))
+        else:
+            print(f"coopnet: refused ({exc.code}): {exc.message}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
     return code

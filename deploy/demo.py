@@ -21,10 +21,13 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
 
+from coopnet.deploy.demo_market import buyer, market_summary, open_market
+from coopnet.node import market
 from coopnet.node.cli import init_node
 from coopnet.node.config import DEV_NET
 from coopnet.node.nats_server import NatsServer
 from coopnet.node.runtime import Node
+from coopnet.node.store_io import fetch_one
 from coopnet.protocol import NotePosted
 
 NAMES = [
@@ -77,7 +80,9 @@ async def run_demo(
         for slug, display, area in _names(neighborhoods):
             data = root / slug
             if not (data / "node.toml").exists():
-                await init_node(data, slug=slug, display_name=display, area=area, net=DEV_NET)
+                await init_node(
+                    data, slug=slug, display_name=display, area=area, net=DEV_NET, auto_trade=True
+                )
             datas.append(data)
         nodes = [Node(d, nats_url=url, api_port=0) for d in datas]
         return await _run(nodes, url, seconds, console, live, rate_per_s)
@@ -103,12 +108,17 @@ async def _run(
         rng = random.Random(node.slug)
         await node.ready.wait()
         while not stop_posting.is_set():
-            with anyio.move_on_after(rng.expovariate(rate_per_s)):
+            with anyio.move_on_after(rng.expovariate(rate_per_s / 4)):
                 await stop_posting.wait()
             if stop_posting.is_set():
                 return
             await node.post(NotePosted(text=rng.choice(NOTES)))
             posted[node.slug] += 1
+
+    async def co_op(node: Node) -> None:
+        rng = random.Random(f"market-{node.slug}")
+        await open_market(node, rng)
+        await buyer(node, rng, rate_per_s, stop_posting)
 
     async def until_done() -> None:
         with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
@@ -122,6 +132,7 @@ async def _run(
             await tg.start(node.run)
         for node in nodes:
             tg.start_soon(resident, node)
+            tg.start_soon(co_op, node)
         if live:
             with Live(
                 await _view(nodes, url, started), console=console, refresh_per_second=4
@@ -134,6 +145,8 @@ async def _run(
             await until_done()
         stop_posting.set()
         converged = await _wait_converged(nodes)
+        await _wait_settled(nodes)
+        converged = converged and await _wait_converged(nodes)
         result = await _summary(nodes, url, converged, time.monotonic() - started)
         for node in nodes:
             node.stop()
@@ -153,6 +166,21 @@ async def _wait_converged(nodes: list[Node]) -> bool:
     return False
 
 
+async def _wait_settled(nodes: list[Node]) -> None:
+    """Let the trading policies finish the trades in flight (accepted → shipped → received)."""
+    moving = "('accepted', 'shipped', 'cancel_requested')"
+    with anyio.move_on_after(CONVERGE_TIMEOUT_S):
+        while True:
+            counts = []
+            for n in nodes:
+                sql = f"SELECT COUNT(*) FROM trades WHERE state IN {moving}"
+                row = await fetch_one(n.store.db, sql)
+                counts.append(int(row[0]) if row else 0)
+            if not any(counts):
+                return
+            await anyio.sleep(0.1)
+
+
 async def _summary(nodes: list[Node], url: str, converged: bool, elapsed: float) -> dict[str, Any]:
     stored: dict[str, int] = {}
     rejected: dict[str, int] = {}
@@ -166,7 +194,10 @@ async def _summary(nodes: list[Node], url: str, converged: bool, elapsed: float)
         for code, count in status.rejected.items():
             rejected[code] = rejected.get(code, 0) + count
     sets = [await n.store.event_ids() for n in nodes]
+    same_market = [await n.store.projection_rows() for n in nodes]
     return {
+        **await market_summary(nodes),
+        "projections_equal": all(p == same_market[0] for p in same_market),
         "neighborhoods": len(nodes),
         "seconds": round(elapsed, 1),
         "events_published": published,
@@ -190,7 +221,9 @@ async def _view(nodes: list[Node], url: str, started: float) -> Group:
         f"coopnet demo · {len(nodes)} neighborhoods on {url} · "
         f"{time.monotonic() - started:4.0f}s · Ctrl-C to stop"
     )
-    for col in ("neighborhood", "own head", "stored", "from others", "outbox", "rejected", "API"):
+    columns = ("neighborhood", "own head", "stored", "from others", "outbox", "trades settled",
+               "balance", "rejected", "API")  # fmt: skip
+    for col in columns:
         table.add_column(col, justify="left" if col in ("neighborhood", "API") else "right")
     for node in nodes:
         if node._store is None:
@@ -198,12 +231,20 @@ async def _view(nodes: list[Node], url: str, started: float) -> Group:
             continue
         status = await node.status()
         others = status.events_stored - status.own_head
+        balance = (await market.balances(node.store.db)).get(node.slug, 0)
+        row = await fetch_one(
+            node.store.db,
+            "SELECT COUNT(*) FROM trades WHERE state = 'settled' AND (buyer = ? OR seller = ?)",
+            (node.slug, node.slug),
+        )
         table.add_row(
             f"[bold]{node.config.display_name}[/]",
             str(status.own_head),
             str(status.events_stored),
             str(others),
             str(status.outbox_depth),
+            str(row[0] if row else 0),
+            f"{balance / 100:+.2f}",
             str(sum(status.rejected.values())),
             status.api_url,
         )
@@ -221,4 +262,10 @@ async def _final_table(result: dict[str, Any]) -> Table:
     )
     table.add_row("converged", "[green]yes[/]" if result["converged"] else "[red]no[/]")
     table.add_row("rejected", str(result["rejected"] or "none"))
+    table.add_row("offers posted", str(result["offers_posted"]))
+    table.add_row("trades settled", f"{result['trades_settled']} of {result['trades_proposed']}")
+    table.add_row("credit moved", f"{result['credit_moved'] / 100:.2f}")
+    table.add_row("ledger sum", str(result["ledger_sum"]))
+    table.add_row("oversold offers", str(result["oversold_offers"]))
+    table.add_row("credit limit breaches", str(result["credit_limit_breaches"]))
     return table

@@ -23,7 +23,9 @@ from litestar.openapi import OpenAPIConfig
 from litestar.params import FromPath, JSONBody, QueryParameter
 
 import coopnet
+from coopnet.node.api_market import market_router
 from coopnet.node.runtime import Node, NodeStatus, NotReady
+from coopnet.node.trading import Refused
 from coopnet.protocol import Envelope, InvalidEvent, NotePosted, unseal
 from coopnet.protocol.body import NoteText
 
@@ -141,6 +143,10 @@ def _on_invalid(_: Request[Any, Any, Any], exc: InvalidEvent) -> Response[ErrorO
     return _error(status, exc.code, exc.message)
 
 
+def _on_refused(_: Request[Any, Any, Any], exc: Refused) -> Response[ErrorOut]:
+    return _error(exc.status, exc.code, exc.message)
+
+
 def _on_not_ready(_: Request[Any, Any, Any], exc: NotReady) -> Response[ErrorOut]:
     return _error(503, exc.code, str(exc))
 
@@ -161,11 +167,12 @@ def _on_crash(_: Request[Any, Any, Any], exc: Exception) -> Response[ErrorOut]:
 
 def create_app(node: Node) -> Litestar:
     return Litestar(
-        route_handlers=[get_status, get_log, get_event, post_note, get_notes],
+        route_handlers=[get_status, get_log, get_event, post_note, get_notes, market_router],
         state=State({"node": node}),
         exception_handlers={
             InvalidEvent: _on_invalid,
             NotReady: _on_not_ready,
+            Refused: _on_refused,
             HTTPException: _on_http,
             Exception: _on_crash,
         },

@@ -162,7 +162,7 @@ async def follow(
     while True:
         try:
             msgs = await psub.fetch(FETCH_BATCH, timeout=1.0)
-        except nats.errors.TimeoutError:
+        except TimeoutError:  # nothing new (nats-py raises its own or asyncio's)
             continue
         except nats.errors.Error as exc:  # disconnected, reconnecting, server busy: retry
             log.info("%s: fetch failed (%r); retrying", durable, exc)

@@ -54,6 +54,7 @@ async def init_node(
     nats_url: str = "",
     api_port: int = 0,
     identity: Identity | None = None,
+    auto_trade: bool = False,
 ) -> NodeConfig:
     """Create a node's data dir: config, key files (0600), store, and its founding event."""
     config = NodeConfig(
@@ -63,6 +64,7 @@ async def init_node(
         net=net.hex(),
         nats_url=nats_url,
         api_port=api_port,
+        auto_trade=auto_trade,
     )
     ident = identity or Identity.generate(slug)
     await anyio.to_thread.run_sync(_write_node_files, data, config, ident)
@@ -97,6 +99,7 @@ def _cmd_init(args: argparse.Namespace) -> int:
             net=net,
             nats_url=args.nats or "",
             api_port=args.api_port,
+            auto_trade=args.auto_trade,
         )
     )
     if args.json:
@@ -190,6 +193,12 @@ def add_node_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     p.add_argument("--federation-id", help="16 bytes of hex (default: the dev federation)")
     p.add_argument("--nats", help="NATS URL to use (default: the embedded nats-server)")
     p.add_argument("--api-port", type=int, default=0, help="resident API port (0: any free)")
+    p.add_argument(
+        "--auto-trade",
+        action="store_true",
+        help="answer trades automatically within the rules (accept what offers cover, ship, "
+        "confirm receipt); can be changed later in node.toml",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_cmd_init)
 

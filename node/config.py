@@ -18,6 +18,7 @@ import nkeys
 
 from coopnet.protocol import Identity
 from coopnet.protocol.envelope import AUTHOR_RE
+from coopnet.protocol.ledger import DEFAULT_CREDIT_LIMIT
 
 # Until a federation charter exists (the operators' `federation init`), nodes on one machine
 # share this development federation id.
@@ -38,6 +39,9 @@ class NodeConfig(msgspec.Struct, kw_only=True):
     nats_creds: str = ""  # a NATS credentials file, when the bus requires one
     api_host: str = "127.0.0.1"
     api_port: int = DEFAULT_API_PORT
+    # Until the federation's charter sets it: how far below zero this co-op may go (cents).
+    credit_limit: int = DEFAULT_CREDIT_LIMIT
+    auto_trade: bool = False  # answer trades automatically within the rules (node/policy.py)
 
     @property
     def net_bytes(self) -> bytes:

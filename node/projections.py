@@ -76,4 +76,10 @@ class Notes:
         await db.execute("DELETE FROM notes")
 
 
-PROJECTIONS: tuple[Projection, ...] = (Neighborhoods(), Notes())
+def _market() -> Projection:
+    from coopnet.node.market import Market
+
+    return Market()
+
+
+PROJECTIONS: tuple[Projection, ...] = (Neighborhoods(), Notes(), _market())

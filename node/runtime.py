@@ -32,14 +32,17 @@ from coopnet.node.chains import Chains
 from coopnet.node.config import NodeConfig, db_path, read_config, read_identity
 from coopnet.node.nats_server import acquire_embedded, release_embedded
 from coopnet.node.outbox import Publisher
+from coopnet.node.policy import Policy
 from coopnet.node.recovery import RecoveryError, recover_own_head
 from coopnet.node.store import Store, now_ms
+from coopnet.node.trading import Trading
 from coopnet.protocol import Body, Envelope, Identity
 
 log = logging.getLogger("coopnet.node")
 
 READY_WAIT_S = 5.0
 FLUSH_ON_STOP_S = 3.0
+API_URL_FILE = "api.url"  # where a running node says where its API listens (for the CLI)
 
 
 class NotReady(RuntimeError):
@@ -109,6 +112,9 @@ class Node:
         self._stream_seq = 0
         self.ready_wait_s = READY_WAIT_S
         self.internal_errors = 0
+        self.credit_limit = self.config.credit_limit
+        self.trading = Trading(self)
+        self.policy = Policy(self) if self.config.auto_trade else None
 
     # -- parts, available once run() has started ---------------------------------------------
 
@@ -140,12 +146,15 @@ class Node:
                         from coopnet.node.api import serve_api
 
                         self.api_url = await tg.start(serve_api, self, self.api_port)
+                        await anyio.Path(self.data / API_URL_FILE).write_text(self.api_url + "\n")
                     if self.trust_local_head:
                         self.ready.set()
                     tg.start_soon(self._bus_supervisor)
                     task_status.started()
         finally:
             with anyio.CancelScope(shield=True):
+                if self.api_url:
+                    await anyio.Path(self.data / API_URL_FILE).unlink(missing_ok=True)
                 await self._flush_outbox()
                 await self.bus.close()
                 if self._lease is not None:
@@ -202,6 +211,8 @@ class Node:
                 sync.fill_gaps, bus, self.chains.missing, receive, self._wait_gap, me=self.slug
             )
             tg.start_soon(self._keep_running, "gap filler", gaps)
+            if self.policy is not None:
+                tg.start_soon(self._keep_running, "trading policy", self.policy.run)
 
     async def _follow(self) -> None:
         await follow(self.bus, f"node-{self.slug}", self._stream_seq, self._on_batch)
@@ -260,6 +271,8 @@ class Node:
     def _on_accepted(self, events: Sequence[Envelope]) -> None:
         if self._publisher is not None and any(e.author == self.slug for e in events):
             self._publisher.wake()
+        if self.policy is not None:
+            self.policy.notice(events)
 
     # -- events out ---------------------------------------------------------------------------
 
@@ -323,7 +336,7 @@ async def read_status(
         events_stored=await store.event_count(),
         outbox_depth=await store.outbox_depth(),
         published=published,
-        rejected=await store.rejections(),
+        rejected=await _all_rejections(store),
         forks=[
             ForkRecord(
                 author=f.author,
@@ -339,6 +352,16 @@ async def read_status(
         api_url=api_url,
         internal_errors=internal_errors,
     )
+
+
+async def _all_rejections(store: Store) -> dict[str, int]:
+    """Refusals by code: on the way in (transport, PROTOCOL.md §4-6) and by the domain rules."""
+    counts = await store.rejections()
+    for code, count in await store._all(
+        "SELECT code, COUNT(*) FROM domain_rejections GROUP BY code"
+    ):
+        counts[str(code)] = counts.get(str(code), 0) + int(count)
+    return counts
 
 
 def status_dict(status: NodeStatus) -> dict[str, Any]:

@@ -21,7 +21,9 @@ import aiosqlite
 import anyio
 import msgspec
 
+from coopnet.node.market import Market
 from coopnet.node.projections import PROJECTIONS, Neighborhoods, Notes
+from coopnet.node.store_io import fetch_all, fetch_one
 from coopnet.protocol import Envelope, unseal
 from coopnet.protocol.history import fold_keys
 
@@ -70,6 +72,7 @@ MIGRATIONS: list[tuple[str, ...]] = [
     ),
     # Each projection that a later version adds gets a step of its own here.
     (*Neighborhoods.schema, *Notes.schema),
+    Market.schema,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -154,8 +157,7 @@ class Store:
         await self.db.close()
 
     async def schema_version(self) -> int:
-        async with self.db.execute("PRAGMA user_version") as cur:
-            row = await cur.fetchone()
+        row = await fetch_one(self.db, "PRAGMA user_version")
         return int(row[0]) if row else 0
 
     async def _migrate(self) -> None:
@@ -313,8 +315,7 @@ class Store:
     # -- reads --------------------------------------------------------------------------------
 
     async def _all(self, sql: str, params: Iterable[Any] = ()) -> list[Any]:
-        async with self.db.execute(sql, tuple(params)) as cur:
-            return list(await cur.fetchall())
+        return await fetch_all(self.db, sql, params)
 
     async def authors(self) -> dict[str, AuthorRow]:
         rows = await self._all("SELECT * FROM authors")

@@ -8,6 +8,14 @@ with `unknown_kind`.
 from __future__ import annotations
 
 from coopnet.protocol.body import AreaCode, Body, Digest, DisplayName, NoteText, PublicKey
+from coopnet.protocol.offers import (
+    NeedPosted,
+    NeedWithdrawn,
+    OfferPosted,
+    OfferRevised,
+    OfferWithdrawn,
+)
+from coopnet.protocol.trades import TRADE_KINDS
 
 
 class NodeFounded(Body, frozen=True, kw_only=True):
@@ -35,14 +43,18 @@ class NotePosted(Body, frozen=True, kw_only=True):
     text: NoteText
 
 
-KINDS: dict[str, type[Body]] = {
-    cls.kind: cls
-    for cls in (
-        NodeFounded,
-        NodeKeyRotated,
-        NotePosted,
-    )
-}
+_REGISTERED: tuple[type[Body], ...] = (
+    NodeFounded,
+    NodeKeyRotated,
+    NotePosted,
+    OfferPosted,
+    OfferRevised,
+    OfferWithdrawn,
+    NeedPosted,
+    NeedWithdrawn,
+    *TRADE_KINDS,
+)
+KINDS: dict[str, type[Body]] = {cls.kind: cls for cls in _REGISTERED}
 
 
 def body_type(kind: str) -> type[Body] | None:

@@ -1,0 +1,302 @@
+"""The market projection: offers, needs, trades and the mutual-credit ledger, from the log.
+
+I/O only: every rule is a pure function in `coopnet.protocol` (offers, trades, ledger), so an
+observer recomputes exactly this. Trades are recomputed from all their statements whenever
+one arrives, so the result does not depend on the order the two parties' logs arrived in.
+Domain refusals (`not_authorized`) are kept per event in `domain_rejections`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import aiosqlite
+import msgspec
+
+from coopnet.node.store_io import fetch_all, fetch_one
+from coopnet.protocol import Envelope, InvalidEvent
+from coopnet.protocol.body import Body
+from coopnet.protocol.kinds import KINDS
+from coopnet.protocol.offers import (
+    NeedPosted,
+    NeedWithdrawn,
+    Offer,
+    OfferPosted,
+    OfferRevised,
+    OfferWithdrawn,
+    offer_step,
+    release,
+    reserve,
+)
+from coopnet.protocol.trades import (
+    OPEN_STATES,
+    Statement,
+    TradeAccepted,
+    TradeCancelled,
+    TradeView,
+    fold_trade,
+    trade_key,
+)
+
+_encoder = msgspec.msgpack.Encoder()
+_OFFER_COLUMNS = tuple(Offer.__struct_fields__)
+TRADE_COLUMNS = ("buyer", "trade", "seller", "offer", "quantity", "unit_price", "total",
+                 "expires_at", "proposed_at", "buyer_state", "seller_state", "state")  # fmt: skip
+
+
+class Market:
+    """The `offers`, `needs`, `trades`, `trade_events`, `reservations` and
+    `domain_rejections` tables."""
+
+    tables: tuple[str, ...] = (
+        "offers",
+        "needs",
+        "trade_events",
+        "trades",
+        "reservations",
+        "domain_rejections",
+    )
+    schema: tuple[str, ...] = (
+        f"""CREATE TABLE offers ({", ".join(_OFFER_COLUMNS)}, seq INTEGER NOT NULL,
+            PRIMARY KEY (author, offer))""",
+        """CREATE TABLE needs (
+            author TEXT NOT NULL, need TEXT NOT NULL, item TEXT NOT NULL,
+            category TEXT NOT NULL, quantity INTEGER NOT NULL, unit TEXT NOT NULL,
+            max_unit_price INTEGER, needed_by INTEGER NOT NULL, area TEXT NOT NULL,
+            state TEXT NOT NULL, PRIMARY KEY (author, need))""",
+        """CREATE TABLE trade_events (
+            id BLOB PRIMARY KEY, buyer TEXT NOT NULL, trade TEXT NOT NULL,
+            author TEXT NOT NULL, seq INTEGER NOT NULL, at INTEGER NOT NULL,
+            kind TEXT NOT NULL, body BLOB NOT NULL)""",
+        "CREATE INDEX trade_events_trade ON trade_events (buyer, trade)",
+        """CREATE TABLE trades (
+            buyer TEXT NOT NULL, trade TEXT NOT NULL, seller TEXT NOT NULL,
+            offer TEXT NOT NULL, quantity INTEGER NOT NULL, unit_price INTEGER NOT NULL,
+            total INTEGER NOT NULL, expires_at INTEGER NOT NULL, proposed_at INTEGER NOT NULL,
+            buyer_state TEXT NOT NULL, seller_state TEXT NOT NULL, state TEXT NOT NULL,
+            PRIMARY KEY (buyer, trade))""",
+        "CREATE INDEX trades_seller ON trades (seller)",
+        """CREATE TABLE reservations (
+            seller TEXT NOT NULL, offer TEXT NOT NULL, buyer TEXT NOT NULL,
+            trade TEXT NOT NULL, quantity INTEGER NOT NULL, released INTEGER NOT NULL,
+            PRIMARY KEY (buyer, trade))""",
+        """CREATE TABLE domain_rejections (
+            id BLOB PRIMARY KEY, author TEXT NOT NULL, seq INTEGER NOT NULL,
+            kind TEXT NOT NULL, code TEXT NOT NULL, reason TEXT NOT NULL)""",
+    )
+
+    async def apply(self, db: aiosqlite.Connection, events: Sequence[Envelope]) -> None:
+        touched: set[tuple[str, str]] = set()
+        for env in events:
+            body = env.body
+            try:
+                if isinstance(body, (OfferPosted, OfferRevised, OfferWithdrawn)):
+                    await _apply_offer(db, env, body)
+                elif isinstance(body, NeedPosted):
+                    await _upsert_need(db, env.author, body)
+                elif isinstance(body, NeedWithdrawn):
+                    await _withdraw_need(db, env.author, body.need)
+                key = trade_key(env.author, body)
+                if key is not None:
+                    await _store_statement(db, env, key)
+                    await _seller_books(db, env, key)
+                    touched.add(key)
+            except InvalidEvent as exc:
+                await _refuse(db, env, exc.code, exc.message)
+        for buyer, trade in sorted(touched):
+            await refold_trade(db, buyer, trade)
+
+    async def reset(self, db: aiosqlite.Connection) -> None:
+        for table in self.tables:
+            await db.execute(f"DELETE FROM {table}")
+
+
+async def _refuse(db: aiosqlite.Connection, env: Envelope, code: str, reason: str) -> None:
+    await db.execute(
+        "INSERT OR IGNORE INTO domain_rejections VALUES (?, ?, ?, ?, ?, ?)",
+        (env.id, env.author, env.seq, env.kind, code, reason),
+    )
+
+
+async def load_offer(db: aiosqlite.Connection, author: str, offer: str) -> Offer | None:
+    cols = ", ".join(_OFFER_COLUMNS)
+    sql = f"SELECT {cols} FROM offers WHERE author = ? AND offer = ?"
+    row = await fetch_one(db, sql, (author, offer))
+    return Offer(**dict(zip(_OFFER_COLUMNS, row, strict=True))) if row else None
+
+
+async def _save_offer(db: aiosqlite.Connection, offer: Offer, seq: int) -> None:
+    values = [getattr(offer, c) for c in _OFFER_COLUMNS]
+    marks = ", ".join("?" * (len(values) + 1))
+    await db.execute(f"INSERT OR REPLACE INTO offers VALUES ({marks})", (*values, seq))
+
+
+async def _apply_offer(db: aiosqlite.Connection, env: Envelope, body: Body) -> None:
+    name = body.offer  # type: ignore[attr-defined]
+    current = await load_offer(db, env.author, name)
+    if isinstance(body, OfferPosted) and current is not None:
+        raise _NotAuthorized(f"offer {name} was already posted")
+    await _save_offer(db, offer_step(current, env.author, body), env.seq)
+
+
+async def _upsert_need(db: aiosqlite.Connection, author: str, body: NeedPosted) -> None:
+    await db.execute(
+        "INSERT OR REPLACE INTO needs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'open')",
+        (
+            author,
+            body.need,
+            body.item,
+            body.category,
+            body.quantity,
+            body.unit,
+            body.max_unit_price,
+            body.needed_by,
+            body.area,
+        ),
+    )
+
+
+async def _withdraw_need(db: aiosqlite.Connection, author: str, need: str) -> None:
+    cur = await db.execute(
+        "UPDATE needs SET state = 'withdrawn' WHERE author = ? AND need = ? AND state = 'open'",
+        (author, need),
+    )
+    if cur.rowcount == 0:
+        raise _NotAuthorized(f"no open need {need} of {author}")
+
+
+async def _store_statement(db: aiosqlite.Connection, env: Envelope, key: tuple[str, str]) -> None:
+    await db.execute(
+        "INSERT OR IGNORE INTO trade_events VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (env.id, key[0], key[1], env.author, env.seq, env.at, env.kind, _encoder.encode(env.body)),
+    )
+
+
+async def _seller_books(db: aiosqlite.Connection, env: Envelope, key: tuple[str, str]) -> None:
+    """The seller's own log decides its offers' reservations (PROTOCOL.md §11): an
+    acceptance reserves only while the offer covers it, a seller's cancel releases it."""
+    body = env.body
+    if isinstance(body, TradeAccepted) and env.author != key[0]:
+        offer = await load_offer(db, env.author, body.offer)
+        if offer is None:
+            raise _NotAuthorized(f"{env.author} has no offer {body.offer}")
+        if await fetch_one(db, "SELECT 1 FROM reservations WHERE buyer = ? AND trade = ?", key):
+            return  # a second acceptance of the same trade: the trade fold refuses it
+        offer = reserve(offer, body.quantity, env.at)  # raises: it would oversell
+        await _save_offer(db, offer, await _offer_seq(db, env.author, body.offer))
+        await db.execute(
+            "INSERT INTO reservations VALUES (?, ?, ?, ?, ?, 0)",
+            (env.author, body.offer, key[0], key[1], body.quantity),
+        )
+    elif isinstance(body, TradeCancelled) and env.author != key[0]:
+        row = await fetch_one(
+            db,
+            "SELECT seller, offer, quantity FROM reservations"
+            " WHERE buyer = ? AND trade = ? AND released = 0",
+            key,
+        )
+        if row is None or row[0] != env.author:
+            return
+        offer = await load_offer(db, row[0], row[1])
+        if offer is not None:
+            await _save_offer(db, release(offer, row[2]), await _offer_seq(db, row[0], row[1]))
+        await db.execute("UPDATE reservations SET released = 1 WHERE buyer = ? AND trade = ?", key)
+
+
+async def _offer_seq(db: aiosqlite.Connection, author: str, offer: str) -> int:
+    row = await fetch_one(
+        db, "SELECT seq FROM offers WHERE author = ? AND offer = ?", (author, offer)
+    )
+    return int(row[0]) if row else 0
+
+
+async def refold_trade(db: aiosqlite.Connection, buyer: str, trade: str) -> TradeView:
+    """Recompute one trade from every statement held about it, and store the result."""
+    rows = await fetch_all(
+        db,
+        "SELECT id, author, seq, at, kind, body FROM trade_events WHERE buyer = ? AND trade = ?",
+        (buyer, trade),
+    )
+    statements = [
+        Statement(
+            id=bytes(r[0]),
+            author=r[1],
+            seq=r[2],
+            at=r[3],
+            body=msgspec.msgpack.decode(r[5], type=KINDS[r[4]]),
+        )
+        for r in rows
+    ]
+    refused = await _refused_acceptances(db, [s.id for s in statements])
+    view = fold_trade(buyer, trade, statements, refused)
+    for statement_id, code in view.refused:
+        s = next(s for s in statements if s.id == statement_id)
+        await db.execute(
+            "INSERT OR IGNORE INTO domain_rejections VALUES (?, ?, ?, ?, ?, ?)",
+            (s.id, s.author, s.seq, s.body.kind, code, f"not allowed in trade {buyer}/{trade}"),
+        )
+    if view.seller:
+        await db.execute(
+            "INSERT OR REPLACE INTO trades VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                buyer,
+                trade,
+                view.seller,
+                view.offer,
+                view.quantity,
+                view.unit_price,
+                view.total,
+                view.expires_at,
+                view.proposed_at,
+                view.buyer_state,
+                view.seller_state,
+                view.state,
+            ),
+        )
+    return view
+
+
+async def _refused_acceptances(db: aiosqlite.Connection, ids: list[bytes]) -> frozenset[bytes]:
+    if not ids:
+        return frozenset()
+    marks = ",".join("?" * len(ids))
+    sql = f"SELECT id FROM domain_rejections WHERE id IN ({marks})"
+    return frozenset(bytes(r[0]) for r in await fetch_all(db, sql, ids))
+
+
+def _NotAuthorized(message: str) -> InvalidEvent:
+    from coopnet.protocol.errors import NotAuthorized
+
+    return NotAuthorized(message)
+
+
+# -- reads for the API, the CLI and the policy ------------------------------------------------
+
+
+async def balances(db: aiosqlite.Connection) -> dict[str, int]:
+    """The ledger: every settled trade moved its total from buyer to seller."""
+    sql = """SELECT n, SUM(d) FROM (
+                SELECT seller AS n, total AS d FROM trades WHERE state = 'settled'
+                UNION ALL
+                SELECT buyer AS n, -total AS d FROM trades WHERE state = 'settled')
+             GROUP BY n"""
+    return {str(r[0]): int(r[1]) for r in await fetch_all(db, sql)}
+
+
+async def commitments(db: aiosqlite.Connection, now: int) -> dict[str, int]:
+    """Open commitments per buyer: totals of its trades still open (not expired)."""
+    marks = ",".join("?" * len(OPEN_STATES))
+    sql = (
+        f"SELECT buyer, SUM(total) FROM trades WHERE state IN ({marks})"
+        " AND NOT (state = 'proposed' AND expires_at < ?) GROUP BY buyer"
+    )
+    rows = await fetch_all(db, sql, (*sorted(OPEN_STATES), now))
+    return {str(r[0]): int(r[1]) for r in rows}
+
+
+async def load_trade(db: aiosqlite.Connection, buyer: str, trade: str) -> dict[str, Any] | None:
+    cols = ", ".join(TRADE_COLUMNS)
+    sql = f"SELECT {cols} FROM trades WHERE buyer = ? AND trade = ?"
+    row = await fetch_one(db, sql, (buyer, trade))
+    return dict(zip(TRADE_COLUMNS, row, strict=True)) if row else None
