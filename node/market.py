@@ -174,7 +174,7 @@ async def _store_statement(db: aiosqlite.Connection, env: Envelope, key: tuple[s
 
 
 async def _seller_books(db: aiosqlite.Connection, env: Envelope, key: tuple[str, str]) -> None:
-    """The seller's own log decides its offers' reservations (PROTOCOL.md §11): an
+    """The seller's own log decides its offers' reservations (PROTOCOL.md §10): an
     acceptance reserves only while the offer covers it, a seller's cancel releases it."""
     body = env.body
     if isinstance(body, TradeAccepted) and env.author != key[0]:

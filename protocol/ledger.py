@@ -1,4 +1,4 @@
-"""Mutual credit, pure (docs/PROTOCOL.md §13): every settlement moves credit from the buyer
+"""Mutual credit, pure (docs/PROTOCOL.md §12): every settlement moves credit from the buyer
 to the seller, so the federation's balances always sum to exactly zero. Integers (credit
 cents) only, never floats."""
 

@@ -1,4 +1,4 @@
-"""Offers and needs (ValueFlows intents), pure (docs/PROTOCOL.md §11).
+"""Offers and needs (ValueFlows intents), pure (docs/PROTOCOL.md §10).
 
 An offer is its author's: only the author revises or withdraws it (an offer is named by
 `(author, offer)`, so no one else can even name a change to it). The seller is the

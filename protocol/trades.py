@@ -1,4 +1,4 @@
-"""Trades between co-ops, pure (docs/PROTOCOL.md §12).
+"""Trades between co-ops, pure (docs/PROTOCOL.md §11).
 
 A trade is named by `(buyer, trade)`. Its events come from two logs: the buyer's (it
 proposes, cancels before shipping, confirms receipt, disputes) and the seller's (it

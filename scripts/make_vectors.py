@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Write protocol/vectors/envelopes.json: the protocol v1 test vectors (docs/PROTOCOL.md §10).
+"""Write protocol/vectors/envelopes.json: the protocol v1 test vectors (docs/PROTOCOL.md §13).
 
 Deterministic: every key comes from a fixed seed, every clock from a fixed number, and
 Ed25519 signatures are deterministic, so running this twice writes the same bytes. The
@@ -35,6 +35,22 @@ from coopnet.protocol import (
     seal,
 )
 from coopnet.protocol.envelope import encode_wire
+from coopnet.protocol.offers import (
+    NeedPosted,
+    NeedWithdrawn,
+    OfferPosted,
+    OfferRevised,
+    OfferWithdrawn,
+)
+from coopnet.protocol.trades import (
+    TradeAccepted,
+    TradeCancelled,
+    TradeDeclined,
+    TradeDisputed,
+    TradeProposed,
+    TradeReceived,
+    TradeShipped,
+)
 
 OUT = Path(__file__).resolve().parent.parent / "protocol" / "vectors" / "envelopes.json"
 NET = hashlib.sha256(b"coopnet test vectors: net").digest()[:16]
@@ -138,7 +154,56 @@ def valid_vectors() -> list[tuple[str, bytes, Identity | bytes]]:
         pad += MAX_WIRE_BYTES - len(padded(pad))
     assert len(padded(pad)) == MAX_WIRE_BYTES
     add("largest_allowed_size_65536_bytes", padded(pad), oak)
+
+    # One event of every market kind (docs/PROTOCOL.md §8, §10-12), in one author's log.
+    mill = _ident("millbrook")
+    prev = add("millbrook_founded", s(mill, 1, None, mill.founding_body("Millbrook", "N6")), mill)
+    for seq, body in enumerate(market_bodies(), start=2):
+        prev = add(f"{body.kind.replace('.', '_')}_seq_{seq}", s(mill, seq, prev, body), mill)
+    # Optional fields really absent from the map (coopnet itself always writes them all).
+    sparse = enc.encode(
+        {"offer": "o-9", "item": "eggs", "category": "dairy-eggs", "quantity": 12,
+         "unit": "piece", "unit_price": 35, "available_until": T0, "area": "N6"}
+    )  # fmt: skip
+    fields = _fields(mill, 16, prev, "offer.posted", sparse)
+    add("offer_posted_optional_fields_absent", _raw(mill.seed, fields, sparse), mill)
     return out
+
+
+def market_bodies() -> list[Any]:
+    day = 86_400_000
+    return [
+        OfferPosted(
+            offer="jam-1", item="plum jam", category="prepared-food", quantity=50,
+            unit="piece", unit_price=550, min_order=2, available_until=T0 + 14 * day,
+            delivery="either", terms="jars back please", area="N6",
+        ),
+        OfferPosted(
+            offer="bike-1", item="bicycle repair", category="repair", quantity=600,
+            unit="minute", unit_price=40, available_until=T0 + 30 * day, area="N6",
+        ),  # optional fields absent: min_order 1, delivery pickup, terms ""
+        OfferRevised(offer="jam-1", quantity=45, unit_price=None, available_until=T0 + 9 * day),
+        OfferWithdrawn(offer="bike-1"),
+        NeedPosted(
+            need="flour-1", item="rye flour", category="bakery", quantity=25_000, unit="gram",
+            max_unit_price=1, needed_by=T0 + 5 * day, area="N6",
+        ),
+        NeedPosted(
+            need="van-1", item="van transport", category="transport", quantity=90,
+            unit="minute", needed_by=T0 + 2 * day, area="N6",
+        ),  # max_unit_price absent (nil)
+        NeedWithdrawn(need="van-1"),
+        TradeProposed(
+            trade="t-1", seller="oakley", offer="tom-1", quantity=2_000, unit_price=1,
+            expires_at=T0 + 3_600_000,
+        ),
+        TradeAccepted(buyer="riverside", trade="t-7", offer="jam-1", quantity=4, unit_price=550),
+        TradeDeclined(buyer="elmwood", trade="t-2"),
+        TradeShipped(buyer="riverside", trade="t-7"),
+        TradeReceived(buyer="millbrook", trade="t-1"),
+        TradeCancelled(buyer="millbrook", trade="t-3", reason="not needed any more"),
+        TradeDisputed(buyer="riverside", trade="t-7", reason="three jars arrived broken"),
+    ]  # fmt: skip
 
 
 def invalid_vectors() -> list[tuple[str, bytes, str]]:
@@ -307,6 +372,29 @@ def invalid_vectors() -> list[tuple[str, bytes, str]]:
             "malformed",
         )
     )
+
+    def kind_case(name: str, kind: str, body: dict[str, Any]) -> None:
+        raw = enc.encode(body)
+        out.append((name, _raw(oak.seed, _fields(oak, 2, h1, kind, raw), raw), "bad_body"))
+
+    offer = {
+        "offer": "o-1", "item": "eggs", "category": "dairy-eggs", "quantity": 12,
+        "unit": "piece", "unit_price": 35, "available_until": T0, "area": "N1",
+    }  # fmt: skip
+    kind_case("offer_unknown_category", "offer.posted", {**offer, "category": "weapons"})
+    kind_case("offer_quantity_zero", "offer.posted", {**offer, "quantity": 0})
+    kind_case("offer_price_is_a_float", "offer.posted", {**offer, "unit_price": 0.35})
+    kind_case("offer_id_with_a_space", "offer.posted", {**offer, "offer": "my offer"})
+    kind_case(
+        "trade_seller_not_a_slug",
+        "trade.proposed",
+        {"trade": "t", "seller": "Oak", "offer": "o", "quantity": 1, "unit_price": 1,
+         "expires_at": T0},
+    )  # fmt: skip
+    kind_case("dispute_without_reason", "trade.disputed", {"buyer": "oakley", "trade": "t"})
+    kind_case("offer_min_order_nil", "offer.posted", {**offer, "min_order": None})
+    kind_case("offer_id_41_characters", "offer.posted", {**offer, "offer": "o" * 41})
+    kind_case("offer_item_81_characters", "offer.posted", {**offer, "item": "é" * 81})
     v_true = enc.encode([True, *good[1:]])
     out.append(
         ("version_is_a_bool", encode_wire(v_true, _sign(oak.seed, v_true), note), "malformed")

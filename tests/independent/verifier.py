@@ -23,6 +23,8 @@ MAX_I63 = 2**63 - 1  # §2.1 upper bound of seq and at
 AUTHOR_RE = re.compile(r"[a-z][a-z0-9-]{1,31}")  # §2.1, applied with fullmatch
 KIND_RE = re.compile(r"[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+")  # §2.1, fullmatch
 AREA_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,31}")  # §8, fullmatch
+ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,39}")  # §8 *id*, fullmatch
+SLUG_RE = re.compile(r"[a-z][a-z0-9-]{1,31}")  # §8 *slug*, fullmatch
 
 # Token kinds produced by the reader.
 NIL = "nil"
@@ -350,33 +352,173 @@ def _str_check(lo: int, hi: int) -> FieldCheck:
     return check
 
 
-def _area_check(tok: Token) -> bool:
-    return tok.kind == STR and AREA_RE.fullmatch(tok.text) is not None
+def _pattern_check(pattern: re.Pattern[str]) -> FieldCheck:
+    def check(tok: Token) -> bool:
+        return tok.kind == STR and pattern.fullmatch(tok.text) is not None  # §2.3: whole string
+
+    return check
+
+
+def _enum_check(*choices: str) -> FieldCheck:
+    allowed = frozenset(choices)
+
+    def check(tok: Token) -> bool:
+        return tok.kind == STR and tok.text in allowed
+
+    return check
+
+
+def _int_check(lo: int, hi: int) -> FieldCheck:
+    def check(tok: Token) -> bool:
+        # The reader gives bools and floats their own token kinds: neither is ever an int (§8).
+        return tok.kind == INT and lo <= tok.integer <= hi
+
+    return check
 
 
 def _bin32_check(tok: Token) -> bool:
     return tok.kind == BIN and len(tok.raw) == 32
 
 
-KINDS: dict[str, dict[str, FieldCheck]] = {
+_area_check = _pattern_check(AREA_RE)
+_id_check = _pattern_check(ID_RE)
+_slug_check = _pattern_check(SLUG_RE)
+_qty_check = _int_check(1, 10**12)
+_cents_check = _int_check(0, 10**12)
+_ms_check = _int_check(0, MAX_I63)
+_category_check = _enum_check(
+    "produce",
+    "bakery",
+    "dairy-eggs",
+    "prepared-food",
+    "household-goods",
+    "repair",
+    "transport",
+    "care",
+    "skills",
+    "other",
+)
+_unit_check = _enum_check("gram", "millilitre", "piece", "minute")
+_delivery_check = _enum_check("pickup", "delivery", "either")
+_reason_check = _str_check(0, 280)
+
+
+class Field(NamedTuple):
+    """One §8 body field: its check, whether it may be absent (then `default`), and nil."""
+
+    check: FieldCheck
+    required: bool = True
+    default: object = None  # the value an absent optional field takes (§8 `= value`)
+    nil_ok: bool = False  # §8 `or nil`
+
+
+def _req(check: FieldCheck) -> Field:
+    return Field(check)
+
+
+def _opt(check: FieldCheck, default: object) -> Field:
+    return Field(check, required=False, default=default)
+
+
+def _opt_nil(check: FieldCheck) -> Field:
+    """`<type> or nil`, `= nil`: optional, nil admitted, nil when absent."""
+    return Field(check, required=False, default=None, nil_ok=True)
+
+
+# Fields shared by offer.posted and need.posted (§8: "as in offer.posted").
+_ITEM = _req(_str_check(1, 80))
+_CATEGORY = _req(_category_check)
+_QUANTITY = _req(_qty_check)
+_UNIT = _req(_unit_check)
+_AREA = _req(_area_check)
+# The trade name carried by every seller statement and the buyer's later statements.
+_TRADE_NAME: dict[str, Field] = {"buyer": _req(_slug_check), "trade": _req(_id_check)}
+
+KINDS: dict[str, dict[str, Field]] = {
     "node.founded": {
-        "display_name": _str_check(1, 80),
-        "area": _area_check,
-        "key": _bin32_check,
-        "next_key_digest": _bin32_check,
+        "display_name": _req(_str_check(1, 80)),
+        "area": _AREA,
+        "key": _req(_bin32_check),
+        "next_key_digest": _req(_bin32_check),
     },
     "node.key_rotated": {
-        "key": _bin32_check,
-        "next_key_digest": _bin32_check,
+        "key": _req(_bin32_check),
+        "next_key_digest": _req(_bin32_check),
     },
     "note.posted": {
-        "text": _str_check(1, 2000),
+        "text": _req(_str_check(1, 2000)),
     },
+    # Market kinds (§8, rules in §10-12).
+    "offer.posted": {
+        "offer": _req(_id_check),
+        "item": _ITEM,
+        "category": _CATEGORY,
+        "quantity": _QUANTITY,
+        "unit": _UNIT,
+        "unit_price": _req(_cents_check),
+        "min_order": _opt(_qty_check, 1),
+        "available_until": _req(_ms_check),
+        "delivery": _opt(_delivery_check, "pickup"),
+        "terms": _opt(_str_check(0, 280), ""),
+        "area": _AREA,
+    },
+    "offer.revised": {
+        "offer": _req(_id_check),
+        "quantity": _opt_nil(_qty_check),
+        "unit_price": _opt_nil(_cents_check),
+        "min_order": _opt_nil(_qty_check),
+        "available_until": _opt_nil(_ms_check),
+    },
+    "offer.withdrawn": {
+        "offer": _req(_id_check),
+    },
+    "need.posted": {
+        "need": _req(_id_check),
+        "item": _ITEM,
+        "category": _CATEGORY,
+        "quantity": _QUANTITY,
+        "unit": _UNIT,
+        "area": _AREA,
+        "max_unit_price": _opt_nil(_cents_check),
+        "needed_by": _req(_ms_check),
+    },
+    "need.withdrawn": {
+        "need": _req(_id_check),
+    },
+    "trade.proposed": {
+        "trade": _req(_id_check),
+        "seller": _req(_slug_check),
+        "offer": _req(_id_check),
+        "quantity": _req(_qty_check),
+        "unit_price": _req(_cents_check),
+        "expires_at": _req(_ms_check),
+    },
+    "trade.accepted": {
+        **_TRADE_NAME,
+        "offer": _req(_id_check),
+        "quantity": _req(_qty_check),
+        "unit_price": _req(_cents_check),
+    },
+    "trade.declined": {**_TRADE_NAME, "reason": _opt(_reason_check, "")},
+    "trade.shipped": {**_TRADE_NAME},
+    "trade.received": {**_TRADE_NAME},
+    "trade.cancelled": {**_TRADE_NAME, "reason": _opt(_reason_check, "")},
+    "trade.disputed": {**_TRADE_NAME, "reason": _req(_str_check(1, 280))},
 }
 
 
-def check_body(body: bytes, fields: dict[str, FieldCheck]) -> None:
-    """§4.13: a map holding every defined field with its type and bound; others ignored."""
+def _field_ok(spec: Field, tok: Token) -> bool:
+    if tok.kind == NIL:
+        return spec.nil_ok  # nil only where §8 says `or nil`, even for optional fields
+    return spec.check(tok)
+
+
+def check_body(body: bytes, fields: dict[str, Field]) -> None:
+    """§4.13: a map holding every required field, each present field with its type and bound.
+
+    Optional fields may be absent (they then take their default); unknown fields are ignored
+    but, like the whole body, must be strict MessagePack (§2.3).
+    """
     seen: set[str] = set()
     try:
         top = read_token(body, 0)
@@ -389,13 +531,14 @@ def check_body(body: bytes, fields: dict[str, FieldCheck]) -> None:
                 raise Rejected("bad_body")
             seen.add(key.text)
             pos = key.end
-            check = fields.get(key.text)
-            if check is not None and not check(read_token(body, pos)):
+            spec = fields.get(key.text)
+            if spec is not None and not _field_ok(spec, read_token(body, pos)):
                 raise Rejected("bad_body")
             pos = skip_value(body, pos, enclosing=1)
     except MsgpackError as exc:
         raise Rejected("bad_body") from exc
-    if pos != len(body) or not seen.issuperset(fields):
+    required = {name for name, spec in fields.items() if spec.required}
+    if pos != len(body) or not seen.issuperset(required):
         raise Rejected("bad_body")
 
 
