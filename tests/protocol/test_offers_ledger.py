@@ -11,6 +11,7 @@ from coopnet.protocol.body import Body
 from coopnet.protocol.ledger import Ledger, breaches, check_spend
 from coopnet.protocol.offers import (
     OFFER_TABLE,
+    Category,
     NeedPosted,
     Offer,
     OfferPosted,
@@ -130,7 +131,9 @@ def test_check_spend_and_breaches() -> None:
 
 
 def test_match_ranks_item_then_price_and_area() -> None:
-    def offer(author: str, item: str, price: int, area: str, category: str = "produce") -> Offer:
+    def offer(
+        author: str, item: str, price: int, area: str, category: Category = "produce"
+    ) -> Offer:
         return offer_step(None, author, OfferPosted(
             offer="o", item=item, category=category, quantity=1000, unit="gram",
             unit_price=price, available_until=T0 + 10, area=area,
