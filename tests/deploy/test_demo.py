@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-DEMO_ARGS = ["--neighborhoods", "3", "--seconds", "5", "--json"]
+DEMO_ARGS = ["--neighborhoods", "3", "--seconds", "8", "--json"]
 
 
 @pytest.mark.timeout(120)
@@ -30,3 +30,11 @@ def test_demo_json_converges() -> None:
     assert set(stored) == {"oakley", "riverside", "elmwood"}
     assert len(set(stored.values())) == 1
     assert stored["oakley"] == result["events_published"] >= 3
+    # The market: co-ops traded, and the rules held.
+    assert result["offers_posted"] == 9
+    assert result["trades_settled"] > 0
+    assert result["ledger_sum"] == 0
+    assert sum(result["ledger"].values()) == 0
+    assert result["oversold_offers"] == 0
+    assert result["credit_limit_breaches"] == 0
+    assert result["projections_equal"] is True
