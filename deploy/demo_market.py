@@ -14,10 +14,10 @@ import anyio
 
 from coopnet.node import market
 from coopnet.node.api_market import all_offers
+from coopnet.node.refusals import Refused
 from coopnet.node.runtime import Node
 from coopnet.node.store import now_ms
 from coopnet.node.store_io import fetch_all, fetch_one
-from coopnet.node.trading import Refused
 from coopnet.protocol.ledger import breaches
 from coopnet.protocol.offers import NeedPosted, OfferPosted
 

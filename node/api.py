@@ -24,8 +24,8 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 
 import coopnet
 from coopnet.node.api_market import market_router
+from coopnet.node.refusals import Refused
 from coopnet.node.runtime import Node, NodeStatus, NotReady
-from coopnet.node.trading import Refused
 from coopnet.protocol import Envelope, InvalidEvent, NotePosted, unseal
 from coopnet.protocol.body import NoteText
 

@@ -10,10 +10,11 @@ from litestar.datastructures import State
 from litestar.params import FromPath, JSONBody, QueryParameter
 
 from coopnet.node import market
+from coopnet.node.refusals import Refused
 from coopnet.node.runtime import Node
 from coopnet.node.store import now_ms
 from coopnet.node.store_io import fetch_all, fetch_one
-from coopnet.node.trading import Refused, new_id
+from coopnet.node.trading import new_id
 from coopnet.protocol.body import AreaCode, ShortText
 from coopnet.protocol.ledger import breaches
 from coopnet.protocol.offers import (

@@ -42,6 +42,12 @@ class NodeConfig(msgspec.Struct, kw_only=True):
     # Until the federation's charter sets it: how far below zero this co-op may go (cents).
     credit_limit: int = DEFAULT_CREDIT_LIMIT
     auto_trade: bool = False  # answer trades automatically within the rules (node/policy.py)
+    auto_aid: bool = False  # pledge to escalated requests and close own ones (node/aid.py)
+    neighbors: list[str] = msgspec.field(default_factory=list)  # areas next to this one
+    # How long a local request may stay short of pledges before the federation is asked.
+    escalate_critical_s: int = 15 * 60
+    escalate_high_s: int = 2 * 3600
+    escalate_normal_s: int = 24 * 3600
 
     @property
     def net_bytes(self) -> bytes:
@@ -64,6 +70,8 @@ def write_config(data: Path, config: NodeConfig) -> None:
 
 
 def _toml_value(value: object) -> str:
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):

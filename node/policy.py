@@ -15,10 +15,12 @@ from typing import TYPE_CHECKING
 import anyio
 
 from coopnet.node import market
+from coopnet.node.aid import load_request
+from coopnet.node.refusals import Refused
 from coopnet.node.store import now_ms
 from coopnet.node.store_io import fetch_all
-from coopnet.node.trading import Refused
 from coopnet.protocol import Envelope
+from coopnet.protocol.aid import aid_key
 from coopnet.protocol.trades import trade_key
 
 if TYPE_CHECKING:
@@ -91,3 +93,51 @@ class Policy:
                     await tr.cancel(buyer, trade, reason="seller asked to cancel")
         except Refused as exc:  # the trade moved on meanwhile; the next notice decides again
             log.debug("%s: policy step on %s/%s refused: %s", me, buyer, trade, exc.message)
+
+
+class AidPolicy:
+    """With `auto_aid = true`: pledge what an escalated request of another neighborhood still
+    needs; for this node's own escalated requests, accept pledges up to the need and confirm
+    fulfilment once it is covered. Every step goes through `Aid`, within the rules."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self._wake = anyio.Event()
+
+    def notice(self, events: Sequence[Envelope]) -> None:
+        if any(aid_key(e.author, e.body) is not None for e in events):
+            self._wake.set()
+
+    async def run(self) -> None:
+        await self.node.ready.wait()
+        while True:
+            with anyio.move_on_after(SWEEP_S):
+                await self._wake.wait()
+            self._wake = anyio.Event()
+            await self.sweep()
+
+    async def sweep(self) -> None:
+        aid, me, now = self.node.aid, self.node.slug, self.node.clock()
+        rows = await fetch_all(self.node.store.db, "SELECT requester, request FROM aid_requests")
+        for requester, request in rows:
+            view = await load_request(self.node.store.db, str(requester), str(request))
+            state = view.state_at(now)
+            try:
+                if view.requester != me:
+                    if state in ("open", "partly_pledged") and not any(
+                        p.pledger == me and p.state == "pledged" for p in view.pledges
+                    ):
+                        await aid.pledge(
+                            view.requester, view.request, f"help from {me}",
+                            max(1, view.quantity - view.pledged),
+                        )  # fmt: skip
+                    continue
+                for p in view.pledges:
+                    fits = view.accepted + p.quantity <= view.quantity
+                    if p.state == "pledged" and not p.accepted and fits:
+                        await aid.accept(view.request, p.pledger, p.pledge)
+                        view.accepted += p.quantity
+                if view.requester_state == "open" and view.accepted >= view.quantity:
+                    await aid.fulfil(view.request)
+            except Refused as exc:
+                log.debug("%s: aid step on %s/%s refused: %s", me, requester, request, exc.message)

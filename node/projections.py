@@ -76,10 +76,11 @@ class Notes:
         await db.execute("DELETE FROM notes")
 
 
-def _market() -> Projection:
+def _domain() -> tuple[Projection, ...]:
+    from coopnet.node.aid import AidProjection
     from coopnet.node.market import Market
 
-    return Market()
+    return Market(), AidProjection()
 
 
-PROJECTIONS: tuple[Projection, ...] = (Neighborhoods(), Notes(), _market())
+PROJECTIONS: tuple[Projection, ...] = (Neighborhoods(), Notes(), *_domain())

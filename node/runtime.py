@@ -27,12 +27,13 @@ from anyio.abc import TaskStatus
 from nats.aio.msg import Msg
 
 from coopnet.node import sync
+from coopnet.node.aid import Aid
 from coopnet.node.bus import CURSOR_KEY, Bus, follow
 from coopnet.node.chains import Chains
 from coopnet.node.config import NodeConfig, db_path, read_config, read_identity
 from coopnet.node.nats_server import acquire_embedded, release_embedded
 from coopnet.node.outbox import Publisher
-from coopnet.node.policy import Policy
+from coopnet.node.policy import AidPolicy, Policy
 from coopnet.node.recovery import RecoveryError, recover_own_head
 from coopnet.node.store import Store, now_ms
 from coopnet.node.trading import Trading
@@ -42,6 +43,7 @@ log = logging.getLogger("coopnet.node")
 
 READY_WAIT_S = 5.0
 FLUSH_ON_STOP_S = 3.0
+ESCALATION_CHECK_S = 1.0
 API_URL_FILE = "api.url"  # where a running node says where its API listens (for the CLI)
 
 
@@ -89,6 +91,7 @@ class Node:
         serve_api: bool = True,
         trust_local_head: bool = False,
         embedded_dir: Path | None = None,
+        clock: Callable[[], int] = now_ms,
     ) -> None:
         self.data = data
         self.config: NodeConfig = read_config(data)
@@ -115,6 +118,9 @@ class Node:
         self.credit_limit = self.config.credit_limit
         self.trading = Trading(self)
         self.policy = Policy(self) if self.config.auto_trade else None
+        self.clock = clock  # for mutual aid's windows; tests pass a fake one
+        self.aid = Aid(self)
+        self.aid_policy = AidPolicy(self) if self.config.auto_aid else None
 
     # -- parts, available once run() has started ---------------------------------------------
 
@@ -213,6 +219,14 @@ class Node:
             tg.start_soon(self._keep_running, "gap filler", gaps)
             if self.policy is not None:
                 tg.start_soon(self._keep_running, "trading policy", self.policy.run)
+            tg.start_soon(self._keep_running, "aid escalation", self._escalate_forever)
+            if self.aid_policy is not None:
+                tg.start_soon(self._keep_running, "aid policy", self.aid_policy.run)
+
+    async def _escalate_forever(self) -> None:
+        while True:
+            await self.aid.escalate_due()
+            await anyio.sleep(ESCALATION_CHECK_S)
 
     async def _follow(self) -> None:
         await follow(self.bus, f"node-{self.slug}", self._stream_seq, self._on_batch)
@@ -273,6 +287,8 @@ class Node:
             self._publisher.wake()
         if self.policy is not None:
             self.policy.notice(events)
+        if self.aid_policy is not None:
+            self.aid_policy.notice(events)
 
     # -- events out ---------------------------------------------------------------------------
 

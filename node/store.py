@@ -21,6 +21,8 @@ import aiosqlite
 import anyio
 import msgspec
 
+from coopnet.node.aid import LOCAL_SCHEMA as LOCAL_AID_SCHEMA
+from coopnet.node.aid import AidProjection
 from coopnet.node.market import Market
 from coopnet.node.projections import PROJECTIONS, Neighborhoods, Notes
 from coopnet.node.store_io import fetch_all, fetch_one
@@ -73,6 +75,7 @@ MIGRATIONS: list[tuple[str, ...]] = [
     # Each projection that a later version adds gets a step of its own here.
     (*Neighborhoods.schema, *Notes.schema),
     Market.schema,
+    (*AidProjection.schema, *LOCAL_AID_SCHEMA),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

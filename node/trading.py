@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from coopnet.node import market
+from coopnet.node.refusals import Refused
 from coopnet.node.store import now_ms
 from coopnet.protocol import Envelope
 from coopnet.protocol.body import Body
@@ -35,16 +36,6 @@ if TYPE_CHECKING:
     from coopnet.node.runtime import Node
 
 DEFAULT_EXPIRY_S = 3600
-
-
-class Refused(Exception):
-    """The node will not sign this: a local decision, before any event exists."""
-
-    def __init__(self, code: str, message: str, status: int = 409) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.status = status
 
 
 def new_id(prefix: str) -> str:

@@ -7,6 +7,7 @@ with `unknown_kind`.
 
 from __future__ import annotations
 
+from coopnet.protocol.aid import AID_KINDS
 from coopnet.protocol.body import AreaCode, Body, Digest, DisplayName, NoteText, PublicKey
 from coopnet.protocol.offers import (
     NeedPosted,
@@ -53,6 +54,7 @@ _REGISTERED: tuple[type[Body], ...] = (
     NeedPosted,
     NeedWithdrawn,
     *TRADE_KINDS,
+    *AID_KINDS,
 )
 KINDS: dict[str, type[Body]] = {cls.kind: cls for cls in _REGISTERED}
 

@@ -16,9 +16,9 @@ from coopnet.node import market
 from coopnet.node.chains import Chains
 from coopnet.node.config import read_config, write_config
 from coopnet.node.nats_server import NatsServer
+from coopnet.node.refusals import Refused
 from coopnet.node.runtime import Node
 from coopnet.node.store import Store
-from coopnet.node.trading import Refused
 from coopnet.protocol import Envelope, Identity, seal, unseal
 from coopnet.protocol.body import Body
 from coopnet.protocol.offers import OfferPosted
