@@ -21,8 +21,10 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
 
+from coopnet.deploy.demo_aid import DEMO_WINDOWS, residents
 from coopnet.deploy.demo_market import buyer, market_summary, open_market
 from coopnet.node import market
+from coopnet.node.aid import aid_summary
 from coopnet.node.cli import init_node
 from coopnet.node.config import DEV_NET
 from coopnet.node.nats_server import NatsServer
@@ -81,7 +83,13 @@ async def run_demo(
             data = root / slug
             if not (data / "node.toml").exists():
                 await init_node(
-                    data, slug=slug, display_name=display, area=area, net=DEV_NET, auto_trade=True
+                    data,
+                    slug=slug,
+                    display_name=display,
+                    area=area,
+                    net=DEV_NET,
+                    auto_trade=True,
+                    settings={"auto_aid": True, **DEMO_WINDOWS},
                 )
             datas.append(data)
         nodes = [Node(d, nats_url=url, api_port=0) for d in datas]
@@ -120,6 +128,9 @@ async def _run(
         await open_market(node, rng)
         await buyer(node, rng, rate_per_s, stop_posting)
 
+    async def neighbors(node: Node) -> None:
+        await residents(node, random.Random(f"aid-{node.slug}"), rate_per_s / 4, stop_posting)
+
     async def until_done() -> None:
         with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             with anyio.move_on_after(seconds if seconds is not None else float("inf")):
@@ -130,22 +141,27 @@ async def _run(
     async with anyio.create_task_group() as tg:
         for node in nodes:
             await tg.start(node.run)
-        for node in nodes:
-            tg.start_soon(resident, node)
-            tg.start_soon(co_op, node)
-        if live:
-            with Live(
-                await _view(nodes, url, started), console=console, refresh_per_second=4
-            ) as view:
-                async with anyio.create_task_group() as ui:
-                    ui.start_soon(_refresh, view, nodes, url, started)
-                    await until_done()
-                    ui.cancel_scope.cancel()
-        else:
-            await until_done()
-        stop_posting.set()
+        # The co-ops' people: they stop when asked and finish what they were doing, while
+        # the nodes still run.
+        async with anyio.create_task_group() as people:
+            for node in nodes:
+                people.start_soon(resident, node)
+                people.start_soon(co_op, node)
+                people.start_soon(neighbors, node)
+            if live:
+                with Live(
+                    await _view(nodes, url, started), console=console, refresh_per_second=4
+                ) as view:
+                    async with anyio.create_task_group() as ui:
+                        ui.start_soon(_refresh, view, nodes, url, started)
+                        await until_done()
+                        ui.cancel_scope.cancel()
+            else:
+                await until_done()
+            stop_posting.set()
         converged = await _wait_converged(nodes)
         await _wait_settled(nodes)
+        await _wait_aid_closed(nodes)
         converged = converged and await _wait_converged(nodes)
         result = await _summary(nodes, url, converged, time.monotonic() - started)
         for node in nodes:
@@ -181,6 +197,22 @@ async def _wait_settled(nodes: list[Node]) -> None:
             await anyio.sleep(0.1)
 
 
+async def _wait_aid_closed(nodes: list[Node]) -> None:
+    """Let escalated requests in flight be pledged, accepted and fulfilled."""
+    with anyio.move_on_after(CONVERGE_TIMEOUT_S):
+        while True:
+            open_ = 0
+            for n in nodes:
+                row = await fetch_one(
+                    n.store.db,
+                    "SELECT COUNT(*) FROM local_aid WHERE state = 'escalated'",
+                )
+                open_ += int(row[0]) if row else 0
+            if not open_:
+                return
+            await anyio.sleep(0.2)
+
+
 async def _summary(nodes: list[Node], url: str, converged: bool, elapsed: float) -> dict[str, Any]:
     stored: dict[str, int] = {}
     rejected: dict[str, int] = {}
@@ -197,6 +229,7 @@ async def _summary(nodes: list[Node], url: str, converged: bool, elapsed: float)
     same_market = [await n.store.projection_rows() for n in nodes]
     return {
         **await market_summary(nodes),
+        **await aid_summary(nodes[0].store.db, [n.store.db for n in nodes]),
         "projections_equal": all(p == same_market[0] for p in same_market),
         "neighborhoods": len(nodes),
         "seconds": round(elapsed, 1),
@@ -268,4 +301,8 @@ async def _final_table(result: dict[str, Any]) -> Table:
     table.add_row("ledger sum", str(result["ledger_sum"]))
     table.add_row("oversold offers", str(result["oversold_offers"]))
     table.add_row("credit limit breaches", str(result["credit_limit_breaches"]))
+    table.add_row("calls for help", str(result["aid_requests"]))
+    table.add_row("  escalated to the federation", str(result["aid_escalated"]))
+    table.add_row("  fulfilled", str(result["aid_fulfilled"]))
+    table.add_row("  median minutes to fulfil", str(result["aid_median_minutes_to_fulfil"]))
     return table

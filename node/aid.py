@@ -1,6 +1,6 @@
 """Mutual aid on a node: private local requests, escalation, the federation's requests.
 
-Local first (PROTOCOL.md §14): a resident's request lives in this node's own tables
+Local first (PROTOCOL.md §13): a resident's request lives in this node's own tables
 (`local_aid`, `local_pledges`), never in the log, and neighbors pledge through this node's
 API. `escalate_due` publishes what was not fully pledged within its urgency's window as
 `aid.requested`; from then on the request and its pledges are events, folded by the pure
@@ -302,7 +302,7 @@ class Aid:
                 "UPDATE local_aid SET state = 'escalated', escalated_at = ? WHERE request = ?",
                 (env.at, request),
             )
-        log.warning("%s: aid request %s escalated to the federation: %s", self.me, request, reason)
+        log.info("%s: aid request %s escalated to the federation: %s", self.me, request, reason)
         return env
 
     async def escalate_due(self) -> list[str]:

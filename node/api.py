@@ -23,6 +23,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.params import FromPath, JSONBody, QueryParameter
 
 import coopnet
+from coopnet.node.api_aid import aid_router
 from coopnet.node.api_market import market_router
 from coopnet.node.refusals import Refused
 from coopnet.node.runtime import Node, NodeStatus, NotReady
@@ -167,7 +168,15 @@ def _on_crash(_: Request[Any, Any, Any], exc: Exception) -> Response[ErrorOut]:
 
 def create_app(node: Node) -> Litestar:
     return Litestar(
-        route_handlers=[get_status, get_log, get_event, post_note, get_notes, market_router],
+        route_handlers=[
+            get_status,
+            get_log,
+            get_event,
+            post_note,
+            get_notes,
+            market_router,
+            aid_router,
+        ],
         state=State({"node": node}),
         exception_handlers={
             InvalidEvent: _on_invalid,

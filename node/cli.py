@@ -6,10 +6,12 @@ import argparse
 import json
 import logging
 import signal
+from collections.abc import Mapping
 from pathlib import Path
 
 import anyio
 import anyio.to_thread
+import msgspec
 from rich.console import Console
 from rich.logging import RichHandler
 from rich.table import Table
@@ -55,6 +57,7 @@ async def init_node(
     api_port: int = 0,
     identity: Identity | None = None,
     auto_trade: bool = False,
+    settings: Mapping[str, object] | None = None,
 ) -> NodeConfig:
     """Create a node's data dir: config, key files (0600), store, and its founding event."""
     config = NodeConfig(
@@ -66,6 +69,8 @@ async def init_node(
         api_port=api_port,
         auto_trade=auto_trade,
     )
+    if settings:
+        config = msgspec.structs.replace(config, **settings)
     ident = identity or Identity.generate(slug)
     await anyio.to_thread.run_sync(_write_node_files, data, config, ident)
     store = await Store.open(db_path(data), net=net)

@@ -26,7 +26,7 @@ class ApiError(Exception):
         self.status, self.code, self.message = status, code, message
 
 
-def _call(args: argparse.Namespace, method: str, path: str, body: Any = None) -> Any:
+def call_api(args: argparse.Namespace, method: str, path: str, body: Any = None) -> Any:
     url_file = Path(args.data) / API_URL_FILE
     try:
         base = url_file.read_text().strip()
@@ -80,11 +80,11 @@ def cmd_offer(args: argparse.Namespace) -> int:
         }  # fmt: skip
         if args.id:
             body["offer"] = args.id
-        _signed(args, _call(args, "POST", "/offers", body))
+        _signed(args, call_api(args, "POST", "/offers", body))
     elif args.action == "withdraw":
-        _signed(args, _call(args, "POST", f"/offers/{args.offer}/withdraw"))
+        _signed(args, call_api(args, "POST", f"/offers/{args.offer}/withdraw"))
     else:
-        offers = _call(args, "GET", "/offers" + ("?all=true" if args.all else ""))
+        offers = call_api(args, "GET", "/offers" + ("?all=true" if args.all else ""))
         rows = [
             [o["author"], o["offer"], o["item"], o["category"], f"{o['remaining']}/{o['quantity']}",
              o["unit"], _money(o["unit_price"]), o["area"], o["state"]]
@@ -111,11 +111,11 @@ def cmd_need(args: argparse.Namespace) -> int:
             "item": args.item, "category": args.category, "quantity": args.quantity,
             "unit": args.unit, "max_unit_price": args.max_price, "needed_in_days": args.days,
         }  # fmt: skip
-        _signed(args, _call(args, "POST", "/needs", body))
+        _signed(args, call_api(args, "POST", "/needs", body))
     elif args.action == "withdraw":
-        _signed(args, _call(args, "POST", f"/needs/{args.need}/withdraw"))
+        _signed(args, call_api(args, "POST", f"/needs/{args.need}/withdraw"))
     else:
-        needs = _call(args, "GET", "/needs" + ("?all=true" if args.all else ""))
+        needs = call_api(args, "GET", "/needs" + ("?all=true" if args.all else ""))
         rows = [
             [n["author"], n["need"], n["item"], n["category"], n["quantity"], n["unit"], n["state"]]
             for n in needs
@@ -126,7 +126,7 @@ def cmd_need(args: argparse.Namespace) -> int:
 
 
 def cmd_match(args: argparse.Namespace) -> int:
-    matches = _call(args, "GET", "/match" + (f"?need={args.need}" if args.need else ""))
+    matches = call_api(args, "GET", "/match" + (f"?need={args.need}" if args.need else ""))
     rows = [
         [need, m["author"], m["offer"], m["item"], m["remaining"], _money(m["unit_price"]),
          m["area"], m["score"]]
@@ -146,10 +146,10 @@ def cmd_trade(args: argparse.Namespace) -> int:
         }  # fmt: skip
         if args.price is not None:
             body["unit_price"] = args.price
-        _signed(args, _call(args, "POST", "/trades", body))
+        _signed(args, call_api(args, "POST", "/trades", body))
     elif args.action == "list":
         query = "?all=true" if args.all else ""
-        trades = _call(args, "GET", "/trades" + query)
+        trades = call_api(args, "GET", "/trades" + query)
         rows = [
             [t["buyer"], t["trade"], t["seller"], t["offer"], t["quantity"],
              _money(t["total"]), t["state"]]
@@ -160,12 +160,12 @@ def cmd_trade(args: argparse.Namespace) -> int:
     else:
         reason = {"reason": args.reason} if args.reason else None
         path = f"/trades/{args.buyer}/{args.trade}/{args.action}"
-        _signed(args, _call(args, "POST", path, reason))
+        _signed(args, call_api(args, "POST", path, reason))
     return 0
 
 
 def cmd_balance(args: argparse.Namespace) -> int:
-    b = _call(args, "GET", "/balance")
+    b = call_api(args, "GET", "/balance")
     if args.json:
         print(json.dumps(b))
         return 0

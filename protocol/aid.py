@@ -1,4 +1,4 @@
-"""Mutual aid, "Call 4 Help", and crisis alerts, pure (docs/PROTOCOL.md §14-15).
+"""Mutual aid, "Call 4 Help", and crisis alerts, pure (docs/PROTOCOL.md §13-14).
 
 A request starts private to its neighborhood (kept in the node's own tables, never on the
 bus); only if the neighborhood does not pledge enough within a window set by its urgency is
@@ -211,7 +211,7 @@ class RequestView(msgspec.Struct, kw_only=True):
 
 
 def fold_request(requester: str, request: str, statements: Iterable[AidStatement]) -> RequestView:
-    """The state of an escalated request from every statement held about it (§14)."""
+    """The state of an escalated request from every statement held about it (§13)."""
     view = RequestView(requester=requester, request=request)
     own = sorted((s for s in statements if s.author == requester), key=lambda s: s.seq)
     others = sorted(

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Write protocol/vectors/envelopes.json: the protocol v1 test vectors (docs/PROTOCOL.md §13).
+"""Write protocol/vectors/envelopes.json: the protocol v1 test vectors (docs/PROTOCOL.md §15).
 
 Deterministic: every key comes from a fixed seed, every clock from a fixed number, and
 Ed25519 signatures are deterministic, so running this twice writes the same bytes. The
@@ -33,6 +33,16 @@ from coopnet.protocol import (
     encode_body,
     event_id,
     seal,
+)
+from coopnet.protocol.aid import (
+    AidFulfilled,
+    AidPledgeAccepted,
+    AidPledged,
+    AidPledgeWithdrawn,
+    AidRequested,
+    AidWithdrawn,
+    AlertRaised,
+    AlertResolved,
 )
 from coopnet.protocol.envelope import encode_wire
 from coopnet.protocol.offers import (
@@ -165,7 +175,7 @@ def valid_vectors() -> list[tuple[str, bytes, Identity | bytes]]:
         {"offer": "o-9", "item": "eggs", "category": "dairy-eggs", "quantity": 12,
          "unit": "piece", "unit_price": 35, "available_until": T0, "area": "N6"}
     )  # fmt: skip
-    fields = _fields(mill, 16, prev, "offer.posted", sparse)
+    fields = _fields(mill, 24, prev, "offer.posted", sparse)
     add("offer_posted_optional_fields_absent", _raw(mill.seed, fields, sparse), mill)
     return out
 
@@ -203,6 +213,19 @@ def market_bodies() -> list[Any]:
         TradeReceived(buyer="millbrook", trade="t-1"),
         TradeCancelled(buyer="millbrook", trade="t-3", reason="not needed any more"),
         TradeDisputed(buyer="riverside", trade="t-7", reason="three jars arrived broken"),
+        AidRequested(
+            request="r-1", category="shelter", urgency="critical", needed_by=T0 + 7_200_000,
+            quantity=4, area="N6", description="Beds for a family of four tonight — fire",
+            raised_at=T0 - 900_000, pledged_locally=1, reason="not fully pledged within 900s",
+        ),
+        AidPledged(requester="oakley", request="r-9", pledge="p-1", what="2 camp beds", quantity=2),
+        AidPledgeAccepted(request="r-1", pledger="riverside", pledge="p-4", quantity=3),
+        AidFulfilled(request="r-1", pledges=[("riverside", "p-4")]),
+        AidWithdrawn(request="r-2"),
+        AidPledgeWithdrawn(requester="oakley", request="r-9", pledge="p-1"),
+        AlertRaised(alert="a-1", alert_kind="storm", severity="danger", area="N6",
+                    advice="Stay inside; the community hall is open all night."),
+        AlertResolved(alert="a-1"),
     ]  # fmt: skip
 
 
@@ -393,6 +416,18 @@ def invalid_vectors() -> list[tuple[str, bytes, str]]:
     )  # fmt: skip
     kind_case("dispute_without_reason", "trade.disputed", {"buyer": "oakley", "trade": "t"})
     kind_case("offer_min_order_nil", "offer.posted", {**offer, "min_order": None})
+    aid = {
+        "request": "r-1", "category": "food", "urgency": "high", "needed_by": T0,
+        "quantity": 1, "area": "N1", "description": "Meals", "raised_at": T0,
+    }  # fmt: skip
+    kind_case("aid_unknown_urgency", "aid.requested", {**aid, "urgency": "whenever"})
+    kind_case("aid_description_281_characters", "aid.requested", {**aid, "description": "x" * 281})
+    kind_case("aid_quantity_zero", "aid.requested", {**aid, "quantity": 0})
+    kind_case(
+        "aid_fulfilled_pledge_pair_of_three",
+        "aid.fulfilled",
+        {"request": "r-1", "pledges": [["elm", "p-1", "extra"]]},
+    )
     kind_case("offer_id_41_characters", "offer.posted", {**offer, "offer": "o" * 41})
     kind_case("offer_item_81_characters", "offer.posted", {**offer, "item": "é" * 81})
     v_true = enc.encode([True, *good[1:]])

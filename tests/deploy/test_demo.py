@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-DEMO_ARGS = ["--neighborhoods", "3", "--seconds", "8", "--json"]
+DEMO_ARGS = ["--neighborhoods", "3", "--seconds", "10", "--json"]
 
 
 @pytest.mark.timeout(120)
@@ -38,3 +38,8 @@ def test_demo_json_converges() -> None:
     assert result["oversold_offers"] == 0
     assert result["credit_limit_breaches"] == 0
     assert result["projections_equal"] is True
+    # Calls for help: some met by neighbors, some escalated and met by the federation.
+    assert result["aid_requests"] > 0
+    assert result["aid_fulfilled"] > 0
+    assert result["aid_escalated"] >= 0
+    assert result["aid_escalated"] <= result["aid_requests"]

@@ -341,8 +341,10 @@ def check_header_constraints(f: dict[str, Token]) -> None:
         raise Rejected("malformed")
 
 
-# §8 field checks: each takes the value token and says whether it is acceptable.
+# §8 field checks: a scalar check takes the value token and says whether it is acceptable; a
+# value check takes the body and the offset of the value, so that it can read a whole array.
 FieldCheck = Callable[[Token], bool]
+ValueCheck = Callable[[bytes, int], bool]
 
 
 def _str_check(lo: int, hi: int) -> FieldCheck:
@@ -403,26 +405,93 @@ _delivery_check = _enum_check("pickup", "delivery", "either")
 _reason_check = _str_check(0, 280)
 
 
+def _scalar(check: FieldCheck) -> ValueCheck:
+    """A value check that reads one token and applies a scalar check to it."""
+
+    def value_check(buf: bytes, pos: int) -> bool:
+        return check(read_token(buf, pos))
+
+    return value_check
+
+
+def _array_check(max_len: int, element: ValueCheck) -> ValueCheck:
+    """An array of 0 to `max_len` elements, each passing `element`."""
+
+    def value_check(buf: bytes, pos: int) -> bool:
+        head = read_token(buf, pos)
+        if head.kind != ARRAY or head.integer > max_len:
+            return False
+        pos = head.end
+        for _ in range(head.integer):
+            if not element(buf, pos):
+                return False
+            pos = skip_value(buf, pos)
+        return True
+
+    return value_check
+
+
+def _tuple_check(*items: FieldCheck) -> ValueCheck:
+    """An array of exactly len(items) scalars, the i-th passing items[i]."""
+
+    def value_check(buf: bytes, pos: int) -> bool:
+        head = read_token(buf, pos)
+        if head.kind != ARRAY or head.integer != len(items):
+            return False
+        pos = head.end
+        for item in items:
+            tok = read_token(buf, pos)
+            if not item(tok):  # a container never passes a scalar check, so tok.end is safe
+                return False
+            pos = tok.end
+        return True
+
+    return value_check
+
+
+# Mutual-aid and alert kinds (§8, rules in §13-14).
+_count_check = _int_check(1, 1_000_000)  # §8 *count*
+_aid_category_check = _enum_check(
+    "food",
+    "shelter",
+    "transport",
+    "medical-supplies",
+    "childcare",
+    "eldercare",
+    "safety",
+    "utilities",
+    "repair",
+    "other",
+)
+_urgency_check = _enum_check("critical", "high", "normal", "low")
+_alert_kind_check = _enum_check(
+    "storm", "outage", "flood", "heat", "cold", "fire", "water", "other"
+)
+_severity_check = _enum_check("info", "warning", "danger")
+# aid.fulfilled `pledges`: at most 100 elements, each an array of exactly 2: [slug, id].
+_pledges_check = _array_check(100, _tuple_check(_slug_check, _id_check))
+
+
 class Field(NamedTuple):
     """One §8 body field: its check, whether it may be absent (then `default`), and nil."""
 
-    check: FieldCheck
+    check: ValueCheck
     required: bool = True
     default: object = None  # the value an absent optional field takes (§8 `= value`)
     nil_ok: bool = False  # §8 `or nil`
 
 
 def _req(check: FieldCheck) -> Field:
-    return Field(check)
+    return Field(_scalar(check))
 
 
 def _opt(check: FieldCheck, default: object) -> Field:
-    return Field(check, required=False, default=default)
+    return Field(_scalar(check), required=False, default=default)
 
 
 def _opt_nil(check: FieldCheck) -> Field:
     """`<type> or nil`, `= nil`: optional, nil admitted, nil when absent."""
-    return Field(check, required=False, default=None, nil_ok=True)
+    return Field(_scalar(check), required=False, default=None, nil_ok=True)
 
 
 # Fields shared by offer.posted and need.posted (§8: "as in offer.posted").
@@ -504,13 +573,63 @@ KINDS: dict[str, dict[str, Field]] = {
     "trade.received": {**_TRADE_NAME},
     "trade.cancelled": {**_TRADE_NAME, "reason": _opt(_reason_check, "")},
     "trade.disputed": {**_TRADE_NAME, "reason": _req(_str_check(1, 280))},
+    # Mutual-aid and alert kinds (§8, rules in §13-14).
+    "aid.requested": {
+        "request": _req(_id_check),
+        "category": _req(_aid_category_check),
+        "urgency": _req(_urgency_check),
+        "needed_by": _req(_ms_check),
+        "quantity": _req(_count_check),
+        "area": _AREA,
+        # The "no phone number or e-mail address" rule is the node's API refusal
+        # `personal_data` (§13), not a body bound: unseal checks only type and length.
+        "description": _req(_str_check(1, 280)),
+        "raised_at": _req(_ms_check),
+        "pledged_locally": _opt(_int_check(0, 1_000_000), 0),
+        "reason": _opt(_str_check(0, 140), ""),
+    },
+    "aid.pledged": {
+        "requester": _req(_slug_check),
+        "request": _req(_id_check),
+        "pledge": _req(_id_check),
+        "what": _req(_str_check(1, 140)),
+        "quantity": _req(_count_check),
+    },
+    "aid.pledge_accepted": {
+        "request": _req(_id_check),
+        "pledger": _req(_slug_check),
+        "pledge": _req(_id_check),
+        "quantity": _req(_count_check),
+    },
+    "aid.fulfilled": {
+        "request": _req(_id_check),
+        "pledges": Field(_pledges_check, required=False, default=()),  # `= []`, never nil
+    },
+    "aid.withdrawn": {
+        "request": _req(_id_check),
+    },
+    "aid.pledge_withdrawn": {
+        "requester": _req(_slug_check),
+        "request": _req(_id_check),
+        "pledge": _req(_id_check),
+    },
+    "alert.raised": {
+        "alert": _req(_id_check),
+        "alert_kind": _req(_alert_kind_check),
+        "severity": _req(_severity_check),
+        "area": _AREA,
+        "advice": _opt(_str_check(0, 1000), ""),
+    },
+    "alert.resolved": {
+        "alert": _req(_id_check),
+    },
 }
 
 
-def _field_ok(spec: Field, tok: Token) -> bool:
-    if tok.kind == NIL:
+def _field_ok(spec: Field, buf: bytes, pos: int) -> bool:
+    if read_token(buf, pos).kind == NIL:
         return spec.nil_ok  # nil only where §8 says `or nil`, even for optional fields
-    return spec.check(tok)
+    return spec.check(buf, pos)
 
 
 def check_body(body: bytes, fields: dict[str, Field]) -> None:
@@ -532,7 +651,7 @@ def check_body(body: bytes, fields: dict[str, Field]) -> None:
             seen.add(key.text)
             pos = key.end
             spec = fields.get(key.text)
-            if spec is not None and not _field_ok(spec, read_token(body, pos)):
+            if spec is not None and not _field_ok(spec, body, pos):
                 raise Rejected("bad_body")
             pos = skip_value(body, pos, enclosing=1)
     except MsgpackError as exc:
