@@ -8,6 +8,7 @@ from pathlib import Path
 import httpx
 import nats
 import pytest
+from nats.aio.msg import Msg
 
 from coopnet.node.aid import load_request
 from coopnet.node.nats_server import NatsServer
@@ -75,7 +76,7 @@ async def test_a_request_met_locally_never_reaches_the_bus(
     seen: list[str] = []
     nc = await nats.connect(nats_server.url)
 
-    async def on_msg(msg: nats.aio.msg.Msg) -> None:
+    async def on_msg(msg: Msg) -> None:
         seen.append(unseal(msg.data, net=NET).kind)
 
     await nc.subscribe("coop.>", cb=on_msg)
