@@ -129,7 +129,7 @@ async def post_note(state: State, data: JSONBody[NoteIn]) -> EventOut:
 async def get_notes(
     state: State, limit: Annotated[int, QueryParameter(ge=1, le=500)] = 50
 ) -> list[NoteOut]:
-    rows = await _node(state).store._all(
+    rows = await _node(state).store.all(
         "SELECT author, seq, at, text FROM notes ORDER BY at DESC, author LIMIT ?", (limit,)
     )
     return [NoteOut(author=r[0], seq=r[1], at=r[2], text=r[3]) for r in rows]

@@ -17,6 +17,7 @@ import msgspec
 from coopnet.node.store_io import fetch_all, fetch_one
 from coopnet.protocol import Envelope, InvalidEvent
 from coopnet.protocol.body import Body
+from coopnet.protocol.errors import NotAuthorized
 from coopnet.protocol.kinds import KINDS
 from coopnet.protocol.offers import (
     NeedPosted,
@@ -136,7 +137,7 @@ async def _apply_offer(db: aiosqlite.Connection, env: Envelope, body: Body) -> N
     name = body.offer  # type: ignore[attr-defined]
     current = await load_offer(db, env.author, name)
     if isinstance(body, OfferPosted) and current is not None:
-        raise _NotAuthorized(f"offer {name} was already posted")
+        raise NotAuthorized(f"offer {name} was already posted")
     await _save_offer(db, offer_step(current, env.author, body), env.seq)
 
 
@@ -163,7 +164,7 @@ async def _withdraw_need(db: aiosqlite.Connection, author: str, need: str) -> No
         (author, need),
     )
     if cur.rowcount == 0:
-        raise _NotAuthorized(f"no open need {need} of {author}")
+        raise NotAuthorized(f"no open need {need} of {author}")
 
 
 async def _store_statement(db: aiosqlite.Connection, env: Envelope, key: tuple[str, str]) -> None:
@@ -180,7 +181,7 @@ async def _seller_books(db: aiosqlite.Connection, env: Envelope, key: tuple[str,
     if isinstance(body, TradeAccepted) and env.author != key[0]:
         offer = await load_offer(db, env.author, body.offer)
         if offer is None:
-            raise _NotAuthorized(f"{env.author} has no offer {body.offer}")
+            raise NotAuthorized(f"{env.author} has no offer {body.offer}")
         if await fetch_one(db, "SELECT 1 FROM reservations WHERE buyer = ? AND trade = ?", key):
             return  # a second acceptance of the same trade: the trade fold refuses it
         offer = reserve(offer, body.quantity, env.at)  # raises: it would oversell
@@ -263,12 +264,6 @@ async def _refused_acceptances(db: aiosqlite.Connection, ids: list[bytes]) -> fr
     marks = ",".join("?" * len(ids))
     sql = f"SELECT id FROM domain_rejections WHERE id IN ({marks})"
     return frozenset(bytes(r[0]) for r in await fetch_all(db, sql, ids))
-
-
-def _NotAuthorized(message: str) -> InvalidEvent:
-    from coopnet.protocol.errors import NotAuthorized
-
-    return NotAuthorized(message)
 
 
 # -- reads for the API, the CLI and the policy ------------------------------------------------

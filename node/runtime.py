@@ -373,7 +373,7 @@ async def read_status(
 async def _all_rejections(store: Store) -> dict[str, int]:
     """Refusals by code: on the way in (transport, PROTOCOL.md §4-6) and by the domain rules."""
     counts = await store.rejections()
-    for code, count in await store._all(
+    for code, count in await store.all(
         "SELECT code, COUNT(*) FROM domain_rejections GROUP BY code"
     ):
         counts[str(code)] = counts.get(str(code), 0) + int(count)

@@ -257,12 +257,12 @@ class Store:
         taken out of the log so the node does not fork itself, and returned so their bodies
         can be signed again on top of the recovered head.
         """
-        rows = await self._all(
+        rows = await self.all(
             "SELECT e.wire FROM events e JOIN outbox o ON o.id = e.id"
             " WHERE e.author = ? AND e.seq > ? ORDER BY e.seq",
             (author, seq),
         )
-        published = await self._all(
+        published = await self.all(
             "SELECT COUNT(*) FROM events e WHERE e.author = ? AND e.seq > ?"
             " AND e.id NOT IN (SELECT id FROM outbox)",
             (author, seq),
@@ -278,7 +278,7 @@ class Store:
             await self.db.execute("DELETE FROM events WHERE author = ? AND seq > ?", (author, seq))
             kept = [
                 unseal(bytes(r[0]), net=self.net)
-                for r in await self._all(
+                for r in await self.all(
                     "SELECT wire FROM events WHERE author = ? ORDER BY seq", (author,)
                 )
             ]
@@ -305,7 +305,7 @@ class Store:
                 await projection.reset(self.db)
             last = 0
             while True:
-                rows = await self._all(
+                rows = await self.all(
                     "SELECT pos, wire FROM events WHERE pos > ? ORDER BY pos LIMIT 2000", (last,)
                 )
                 if not rows:
@@ -317,11 +317,12 @@ class Store:
 
     # -- reads --------------------------------------------------------------------------------
 
-    async def _all(self, sql: str, params: Iterable[Any] = ()) -> list[Any]:
+    async def all(self, sql: str, params: Iterable[Any] = ()) -> list[Any]:
+        """Every row of a read query (one step on the connection's thread)."""
         return await fetch_all(self.db, sql, params)
 
     async def authors(self) -> dict[str, AuthorRow]:
-        rows = await self._all("SELECT * FROM authors")
+        rows = await self.all("SELECT * FROM authors")
         return {
             r[0]: AuthorRow(
                 author=r[0],
@@ -337,9 +338,7 @@ class Store:
 
     async def event_at(self, author: str, seq: int) -> tuple[bytes, bytes] | None:
         """(id, wire) of an author's event at seq, or None."""
-        rows = await self._all(
-            "SELECT id, wire FROM events WHERE author=? AND seq=?", (author, seq)
-        )
+        rows = await self.all("SELECT id, wire FROM events WHERE author=? AND seq=?", (author, seq))
         return (bytes(rows[0][0]), bytes(rows[0][1])) if rows else None
 
     async def ids_at(self, author: str, seqs: Sequence[int]) -> dict[int, bytes]:
@@ -348,7 +347,7 @@ class Store:
         for i in range(0, len(seqs), 500):
             part = seqs[i : i + 500]
             marks = ",".join("?" * len(part))
-            rows = await self._all(
+            rows = await self.all(
                 f"SELECT seq, id FROM events WHERE author = ? AND seq IN ({marks})",
                 (author, *part),
             )
@@ -356,13 +355,13 @@ class Store:
         return out
 
     async def has_id(self, event_id: bytes) -> bool:
-        return bool(await self._all("SELECT 1 FROM events WHERE id = ?", (event_id,)))
+        return bool(await self.all("SELECT 1 FROM events WHERE id = ?", (event_id,)))
 
     async def range(
         self, author: str, from_seq: int, to_seq: int, *, max_bytes: int = 512 * 1024
     ) -> list[bytes]:
         """Wire bytes of an author's events from_seq..to_seq, in order, at most max_bytes."""
-        rows = await self._all(
+        rows = await self.all(
             "SELECT wire FROM events WHERE author = ? AND seq BETWEEN ? AND ? ORDER BY seq"
             " LIMIT 5000",
             (author, from_seq, to_seq),
@@ -377,7 +376,7 @@ class Store:
         return out
 
     async def outbox_batch(self, limit: int = 256) -> list[tuple[bytes, str, bytes]]:
-        rows = await self._all(
+        rows = await self.all(
             "SELECT o.id, o.subject, e.wire FROM outbox o JOIN events e ON e.id = o.id"
             " ORDER BY o.seq LIMIT ?",
             (limit,),
@@ -385,13 +384,13 @@ class Store:
         return [(bytes(r[0]), str(r[1]), bytes(r[2])) for r in rows]
 
     async def outbox_depth(self) -> int:
-        return int((await self._all("SELECT COUNT(*) FROM outbox"))[0][0])
+        return int((await self.all("SELECT COUNT(*) FROM outbox"))[0][0])
 
     async def rejections(self) -> dict[str, int]:
-        return {str(r[0]): int(r[1]) for r in await self._all("SELECT code, count FROM rejections")}
+        return {str(r[0]): int(r[1]) for r in await self.all("SELECT code, count FROM rejections")}
 
     async def forks(self) -> list[ForkRow]:
-        rows = await self._all("SELECT * FROM forks ORDER BY detected_at")
+        rows = await self.all("SELECT * FROM forks ORDER BY detected_at")
         return [
             ForkRow(
                 author=r[0],
@@ -406,17 +405,17 @@ class Store:
         ]
 
     async def meta(self, key: str) -> str | None:
-        rows = await self._all("SELECT value FROM meta WHERE key = ?", (key,))
+        rows = await self.all("SELECT value FROM meta WHERE key = ?", (key,))
         return str(rows[0][0]) if rows else None
 
     async def event_count(self) -> int:
-        return int((await self._all("SELECT COUNT(*) FROM events"))[0][0])
+        return int((await self.all("SELECT COUNT(*) FROM events"))[0][0])
 
     async def event_ids(self) -> set[bytes]:
-        return {bytes(r[0]) for r in await self._all("SELECT id FROM events")}
+        return {bytes(r[0]) for r in await self.all("SELECT id FROM events")}
 
     async def counts_by_author(self) -> dict[str, int]:
-        rows = await self._all("SELECT author, COUNT(*) FROM events GROUP BY author")
+        rows = await self.all("SELECT author, COUNT(*) FROM events GROUP BY author")
         return {str(r[0]): int(r[1]) for r in rows}
 
     async def log_page(
@@ -426,14 +425,14 @@ class Store:
         if author is None:
             return [
                 (int(r[0]), bytes(r[1]))
-                for r in await self._all(
+                for r in await self.all(
                     "SELECT pos, wire FROM events WHERE pos > ? ORDER BY pos LIMIT ?",
                     (after_pos, limit),
                 )
             ]
         return [
             (int(r[0]), bytes(r[1]))
-            for r in await self._all(
+            for r in await self.all(
                 "SELECT pos, wire FROM events WHERE author = ? AND pos > ? ORDER BY pos LIMIT ?",
                 (author, after_pos, limit),
             )
@@ -444,6 +443,6 @@ class Store:
         out: dict[str, list[tuple[Any, ...]]] = {}
         for projection in PROJECTIONS:
             for table in projection.tables:
-                rows = await self._all(f"SELECT * FROM {table}")
+                rows = await self.all(f"SELECT * FROM {table}")
                 out[table] = sorted(tuple(r) for r in rows)
         return out

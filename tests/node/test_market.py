@@ -118,7 +118,7 @@ async def test_ten_buyers_racing_for_one_offer_get_at_most_its_quantity(
             offer = await market.load_offer(n.store.db, "oakley", "eggs-1")
             assert offer is not None
             assert offer.reserved <= offer.quantity
-            got = await n.store._all(
+            got = await n.store.all(
                 "SELECT COUNT(*) FROM trades WHERE seller = 'oakley' AND state != 'declined'"
             )
             assert got[0][0] * 3 <= 10
@@ -128,7 +128,7 @@ async def test_ten_buyers_racing_for_one_offer_get_at_most_its_quantity(
 
 
 async def _trades_of(node: Node, buyer: str) -> list[dict[str, str]]:
-    rows = await node.store._all("SELECT trade FROM trades WHERE buyer = ?", (buyer,))
+    rows = await node.store.all("SELECT trade FROM trades WHERE buyer = ?", (buyer,))
     return [{"trade": str(r[0])} for r in rows]
 
 

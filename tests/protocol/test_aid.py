@@ -12,7 +12,6 @@ from hypothesis import strategies as st
 
 from coopnet.protocol.aid import (
     ESCALATION_S,
-    NONE,
     PLEDGE_TABLE,
     REQUEST_TABLE,
     AidFulfilled,
@@ -30,6 +29,7 @@ from coopnet.protocol.aid import (
     rank_key,
 )
 from coopnet.protocol.body import Body
+from tests.protocol.shared import path_to
 
 T0 = 1_800_000_000_000
 REQUEST = AidRequested(
@@ -60,25 +60,11 @@ PLEDGER_BODIES: dict[str, Body] = {
 }
 
 
-def _path(table: dict[str, dict[str, str]], target: str) -> list[str]:
-    frontier: list[tuple[str, list[str]]] = [(NONE, [])]
-    seen = {NONE}
-    while frontier:
-        state, path = frontier.pop(0)
-        if state == target:
-            return path
-        for event, nxt in table[state].items():
-            if nxt not in seen:
-                seen.add(nxt)
-                frontier.append((nxt, [*path, event]))
-    raise AssertionError(target)
-
-
 @pytest.mark.parametrize("state", sorted(REQUEST_TABLE))
 @pytest.mark.parametrize("kind", sorted(REQUESTER_BODIES))
 def test_request_table_every_state_and_event(state: str, kind: str) -> None:
     pledge = st_("elm", 1, pledged())  # so that an acceptance has something to accept
-    path = _path(REQUEST_TABLE, state)
+    path = path_to(REQUEST_TABLE, state)
     own = [st_("oak", i + 1, REQUESTER_BODIES[k]) for i, k in enumerate(path)]
     before = fold_request("oak", "r1", [pledge, *own])
     nxt = st_("oak", len(own) + 1, REQUESTER_BODIES[kind])
@@ -95,7 +81,7 @@ def test_request_table_every_state_and_event(state: str, kind: str) -> None:
 @pytest.mark.parametrize("state", sorted(PLEDGE_TABLE))
 @pytest.mark.parametrize("kind", sorted(PLEDGER_BODIES))
 def test_pledge_table_every_state_and_event(state: str, kind: str) -> None:
-    path = _path(PLEDGE_TABLE, state)
+    path = path_to(PLEDGE_TABLE, state)
     mine = [st_("elm", i + 1, PLEDGER_BODIES[k]) for i, k in enumerate(path)]
     nxt = st_("elm", len(mine) + 1, PLEDGER_BODIES[kind])
     view = fold_request("oak", "r1", [st_("oak", 1, REQUEST), *mine, nxt])

@@ -21,6 +21,7 @@ from coopnet.protocol import (
 )
 from coopnet.protocol.envelope import encode_wire
 from coopnet.protocol.errors import UNSEAL_CODES
+from tests.protocol.shared import msgpack_values
 
 NET = hashlib.sha256(b"test net").digest()[:16]
 OAK = Identity.from_passphrase("oakley", "tests")
@@ -112,20 +113,7 @@ def test_random_bytes_never_crash_unseal(data: bytes) -> None:
     assert caught.value.code in UNSEAL_CODES
 
 
-@given(
-    value=st.recursive(
-        st.none()
-        | st.booleans()
-        | st.integers(min_value=-(2**63), max_value=2**64 - 1)
-        | st.floats()
-        | st.text(max_size=40)
-        | st.binary(max_size=40),
-        lambda inner: (
-            st.lists(inner, max_size=10) | st.dictionaries(st.text(max_size=8), inner, max_size=5)
-        ),
-        max_leaves=30,
-    )
-)
+@given(value=msgpack_values)
 @settings(max_examples=300)
 def test_random_msgpack_values_never_crash_unseal(value: object) -> None:
     with pytest.raises(InvalidEvent):

@@ -8,19 +8,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from coopnet.protocol.strict_msgpack import MAX_DEPTH, NotStrict, check_strict
+from tests.protocol.shared import msgpack_values
 
-values = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers(min_value=-(2**63), max_value=2**64 - 1)
-    | st.floats()
-    | st.text(max_size=40)
-    | st.binary(max_size=40),
-    lambda inner: (
-        st.lists(inner, max_size=6) | st.dictionaries(st.text(max_size=8), inner, max_size=5)
-    ),
-    max_leaves=40,
-)
+values = msgpack_values
 
 
 @given(value=values)

@@ -29,6 +29,7 @@ from coopnet.protocol.trades import (
     fold_trade,
     trade_key,
 )
+from tests.protocol.shared import path_to
 
 T0 = 1_800_000_000_000
 PROPOSAL = TradeProposed(
@@ -69,28 +70,13 @@ def run(buyer_kinds: list[str], seller_kinds: list[str]) -> tuple[str, str, str,
 # -- the tables, every state × every event -----------------------------------------------------
 
 
-def _path_to(table: dict[str, dict[str, str]], target: str) -> list[str]:
-    """Events leading from NONE to `target` in a party's table (breadth first)."""
-    frontier: list[tuple[str, list[str]]] = [(NONE, [])]
-    seen = {NONE}
-    while frontier:
-        state, path = frontier.pop(0)
-        if state == target:
-            return path
-        for event, nxt in table[state].items():
-            if nxt not in seen:
-                seen.add(nxt)
-                frontier.append((nxt, [*path, event]))
-    raise AssertionError(f"{target} unreachable")
-
-
 @pytest.mark.parametrize("state", sorted(BUYER_TABLE))
 @pytest.mark.parametrize("kind", KIND_NAMES)
 def test_buyer_table_every_state_and_event(state: str, kind: str) -> None:
     if state == NONE:
         path: list[str] = []
     else:
-        path = _path_to(BUYER_TABLE, state)
+        path = path_to(BUYER_TABLE, state)
     if not path and kind != "trade.proposed":
         # Without a proposal, a buyer statement is refused outright.
         assert run([kind], [])[3] == 1
@@ -109,7 +95,7 @@ def test_buyer_table_every_state_and_event(state: str, kind: str) -> None:
 @pytest.mark.parametrize("state", sorted(SELLER_TABLE))
 @pytest.mark.parametrize("kind", KIND_NAMES)
 def test_seller_table_every_state_and_event(state: str, kind: str) -> None:
-    path = [] if state == NONE else _path_to(SELLER_TABLE, state)
+    path = [] if state == NONE else path_to(SELLER_TABLE, state)
     before = run(["trade.proposed"], path)
     after = run(["trade.proposed"], [*path, kind])
     expected = SELLER_TABLE[state].get(kind)
@@ -130,8 +116,8 @@ def test_combined_grid_is_complete() -> None:
 @pytest.mark.parametrize("buyer_state", sorted(COMBINED))
 @pytest.mark.parametrize("seller_state", SELLER_STATES)
 def test_every_cell_is_reached_by_its_parties(buyer_state: str, seller_state: str) -> None:
-    buyer_path = _path_to(BUYER_TABLE, buyer_state)
-    seller_path = [] if seller_state == NONE else _path_to(SELLER_TABLE, seller_state)
+    buyer_path = path_to(BUYER_TABLE, buyer_state)
+    seller_path = [] if seller_state == NONE else path_to(SELLER_TABLE, seller_state)
     b, s, state, refused = run(buyer_path, seller_path)
     assert (b, s, refused) == (buyer_state, seller_state, 0)
     assert state == COMBINED[buyer_state][seller_state]
