@@ -53,6 +53,31 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_bench(args: argparse.Namespace) -> int:
+    import anyio
+
+    from coopnet.deploy import bench
+
+    info = bench.machine()
+    if args.which == "ingest":
+        result = anyio.run(bench.bench_ingest, args.events, args.authors, args.batch)
+    elif args.which == "publish":
+        result = anyio.run(bench.bench_publish, args.events)
+    else:
+        result = anyio.run(bench.bench_trade, args.trades)
+    result = {**result, "machine": info}
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    console = Console()
+    console.print(f"[bold]coopnet bench {args.which}[/] on {info['cores']} cores, {info['cpu']}")
+    console.print(", ".join(f"{k} {v}" for k, v in info["versions"].items()))
+    for key, value in result.items():
+        if key not in ("machine", "bench"):
+            console.print(f"  {key}: {value}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="coopnet",
@@ -80,6 +105,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser(
+        "bench",
+        help="measure coopnet next to this machine's limits",
+        description="Each figure comes with the limit measured in the same run and the ratio.",
+    )
+    which = p.add_subparsers(dest="which", metavar="BENCH", required=True)
+    b = which.add_parser("ingest", help="receive path vs single-core Ed25519 verify")
+    b.add_argument("--events", type=int, default=20_000)
+    b.add_argument("--authors", type=int, default=8)
+    b.add_argument("--batch", type=int, default=512)
+    b.add_argument("--json", action="store_true", help="print one JSON object")
+    b = which.add_parser("publish", help="own events to the stream vs raw publish_async")
+    b.add_argument("--events", type=int, default=5_000)
+    b.add_argument("--json", action="store_true", help="print one JSON object")
+    b = which.add_parser("trade", help="trade round trips between two nodes, per step")
+    b.add_argument("--trades", type=int, default=200)
+    b.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=_cmd_bench)
 
     add_node_commands(sub)
     add_market_commands(sub)

@@ -121,6 +121,8 @@ class Node:
         self.clock = clock  # for mutual aid's windows; tests pass a fake one
         self.aid = Aid(self)
         self.aid_policy = AidPolicy(self) if self.config.auto_aid else None
+        # Called (synchronously) with every batch of events this node stores: own and others'.
+        self.listeners: list[Callable[[Sequence[Envelope]], None]] = []
 
     # -- parts, available once run() has started ---------------------------------------------
 
@@ -289,6 +291,8 @@ class Node:
             self.policy.notice(events)
         if self.aid_policy is not None:
             self.aid_policy.notice(events)
+        for listener in self.listeners:
+            listener(events)
 
     # -- events out ---------------------------------------------------------------------------
 

@@ -1,0 +1,285 @@
+"""`coopnet bench ingest|publish|trade`: figures next to the limits of this machine.
+
+Each figure is measured in the same run as the limit it is compared with (DESIGN.md,
+"Performance"), so a busy or slow machine moves both: the ratio is what to read.
+- ingest: events through a node's whole receive path, beside single-core Ed25519 verify
+  (PyNaCl) of the same events.
+- publish: own events sealed, stored (synced), published and acknowledged, beside raw
+  nats-py `publish_async` of the same bytes to the same server.
+- trade: full trade round trips between two nodes over a real nats-server, per step.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import tempfile
+import time
+from collections.abc import Sequence
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import anyio
+import msgspec
+import nacl.bindings
+import nats
+from rich.progress import Progress
+
+from coopnet.node.chains import Chains
+from coopnet.node.cli import init_node
+from coopnet.node.nats_server import NatsServer, nats_server_binary
+from coopnet.node.runtime import Node
+from coopnet.node.store import Store
+from coopnet.protocol import Envelope, Identity, NotePosted, seal
+from coopnet.protocol.envelope import SIGNING_CONTEXT
+from coopnet.protocol.offers import OfferPosted
+
+NET = hashlib.sha256(b"coopnet bench").digest()[:16]
+
+
+def machine() -> dict[str, Any]:
+    model = platform.processor() or ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    server = subprocess.run(
+        [str(nats_server_binary()), "--version"], capture_output=True, text=True, check=False
+    ).stdout.strip()
+    return {
+        "cores": os.cpu_count(),
+        "cpu": model,
+        "python": platform.python_version(),
+        "versions": {
+            name: metadata.version(name)
+            for name in ("coopnet", "pynacl", "nats-py", "msgspec", "aiosqlite")
+        }
+        | {"nats-server": server.removeprefix("nats-server: ")},
+    }
+
+
+def peak_rss_mb() -> float:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def presealed(events: int, authors: int) -> list[bytes]:
+    """`events` notes from `authors` authors, each history starting with node.founded."""
+    per = max(2, events // authors)
+    wires: list[bytes] = []
+    for a in range(authors):
+        ident = Identity.from_passphrase(f"bench-{a}", "bench")
+        prev: bytes | None = None
+        for seq in range(1, per + 1):
+            body = (
+                ident.founding_body(f"Bench {a}", "B1")
+                if seq == 1
+                else NotePosted(text=f"bench note {seq} of author {a}")
+            )
+            wire = seal(
+                signing_key=ident.signing_key, net=NET, author=ident.author, seq=seq,
+                prev=prev, at=1_800_000_000_000 + seq, body=body,
+            )  # fmt: skip
+            prev = hashlib.sha256(
+                msgspec.msgpack.decode(wire, type=tuple[bytes, bytes, bytes])[0]
+            ).digest()
+            wires.append(wire)
+    return wires
+
+
+def verify_limit(wires: Sequence[bytes]) -> float:
+    """Single-core Ed25519 verifications per second over the same events (PyNaCl)."""
+    parts = []
+    for wire in wires:
+        header, sig, _ = msgspec.msgpack.decode(wire, type=tuple[bytes, bytes, bytes])
+        key = msgspec.msgpack.decode(header)[3]
+        parts.append((sig + SIGNING_CONTEXT + header, key))
+    start = time.perf_counter()
+    for signed, key in parts:
+        nacl.bindings.crypto_sign_open(signed, key)
+    return len(parts) / (time.perf_counter() - start)
+
+
+async def bench_ingest(events: int, authors: int, batch: int) -> dict[str, Any]:
+    wires = presealed(events, authors)
+    limit = await anyio.to_thread.run_sync(verify_limit, wires)
+    with tempfile.TemporaryDirectory() as tmp:
+        store = await Store.open(Path(tmp) / "node.db", net=NET)
+        chains = Chains(store, NET, clock=lambda: 1_900_000_000_000)
+        with Progress(transient=True) as progress:
+            task = progress.add_task("ingest", total=len(wires))
+            start = time.perf_counter()
+            for i in range(0, len(wires), batch):
+                await chains.receive(wires[i : i + batch], source="bench")
+                progress.update(task, advance=min(batch, len(wires) - i))
+            elapsed = time.perf_counter() - start
+        stored = await store.event_count()
+        await store.close()
+    rate = stored / elapsed
+    return {
+        "bench": "ingest",
+        "events": stored,
+        "authors": authors,
+        "batch": batch,
+        "seconds": round(elapsed, 3),
+        "events_per_s": round(rate),
+        "verify_limit_per_s": round(limit),
+        "ratio": round(rate / limit, 3),
+        "peak_rss_mb": peak_rss_mb(),
+    }
+
+
+async def _raw_publish_rate(url: str, payloads: Sequence[bytes], in_flight: int) -> float:
+    nc = await nats.connect(url)
+    js = nc.jetstream()
+    sem = anyio.Semaphore(in_flight)
+    start = time.perf_counter()
+    futures = []
+    for i, payload in enumerate(payloads):
+        async with sem:
+            pass
+        fut = await js.publish_async(
+            f"coop.raw-bench.n{i % 8}", payload, headers={"Nats-Msg-Id": f"raw-{i}-{start}"}
+        )
+        futures.append(fut)
+        if len(futures) >= in_flight:
+            await futures.pop(0)
+    for fut in futures:
+        await fut
+    elapsed = time.perf_counter() - start
+    await nc.close()
+    return len(payloads) / elapsed
+
+
+async def bench_publish(events: int) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        server = NatsServer(root / "nats")
+        url = await anyio.to_thread.run_sync(server.start)
+        try:
+            data = root / "bench-pub"
+            await init_node(data, slug="bench-pub", display_name="Bench", area="B1", net=NET)
+            node = Node(data, nats_url=url, serve_api=False)
+            async with anyio.create_task_group() as tg:
+                await tg.start(node.run)
+                await node.ready.wait()
+                with Progress(transient=True) as progress:
+                    task = progress.add_task("publish", total=events)
+                    start = time.perf_counter()
+                    envs: list[Envelope] = []
+                    for i in range(events):
+                        envs.append(await node.post(NotePosted(text=f"publish bench {i}")))
+                        progress.update(task, advance=1)
+                    while await node.store.outbox_depth():  # noqa: ASYNC110 (a table to poll)
+                        await anyio.sleep(0.005)
+                    elapsed = time.perf_counter() - start
+                node.stop()
+            limit = await _raw_publish_rate(url, [e.wire for e in envs], in_flight=256)
+        finally:
+            await anyio.to_thread.run_sync(server.stop)
+    rate = events / elapsed
+    return {
+        "bench": "publish",
+        "events": events,
+        "seconds": round(elapsed, 3),
+        "events_per_s": round(rate),
+        "raw_publish_async_per_s": round(limit),
+        "ratio": round(rate / limit, 3),
+        "peak_rss_mb": peak_rss_mb(),
+    }
+
+
+async def bench_trade(trades: int) -> dict[str, Any]:
+    """Round trips: the buyer proposes; the seller's policy accepts and ships; the buyer's
+    policy confirms receipt. Times are taken on the buyer's node as each step arrives."""
+    steps = ("trade.accepted", "trade.shipped", "trade.received")
+    seen: dict[tuple[str, str], float] = {}
+    settled: dict[str, anyio.Event] = {}
+    offer_here = anyio.Event()
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        server = NatsServer(root / "nats")
+        url = await anyio.to_thread.run_sync(server.start)
+        try:
+            for slug in ("seller", "buyer"):
+                await init_node(
+                    root / slug, slug=slug, display_name=slug, area="B1", net=NET,
+                    nats_url=url, auto_trade=True, settings={"credit_limit": 10**12},
+                )  # fmt: skip
+            seller = Node(root / "seller", serve_api=False)
+            buyer = Node(root / "buyer", serve_api=False)
+
+            def on_events(events: Sequence[Envelope]) -> None:
+                now = time.perf_counter()
+                for e in events:
+                    trade = getattr(e.body, "trade", None)
+                    if trade is not None and e.kind in steps:
+                        seen.setdefault((trade, e.kind), now)
+                        if e.kind == "trade.received" and trade in settled:
+                            settled[trade].set()
+                    elif e.kind == "offer.posted":
+                        offer_here.set()
+
+            buyer.listeners.append(on_events)
+            async with anyio.create_task_group() as tg:
+                await tg.start(seller.run)
+                await tg.start(buyer.run)
+                await seller.ready.wait()
+                await buyer.ready.wait()
+                bread = OfferPosted(
+                    offer="bread",
+                    item="bread",
+                    category="bakery",
+                    quantity=10**9,
+                    unit="piece",
+                    unit_price=1,
+                    available_until=2**62,
+                    area="B1",
+                )
+                await seller.post(bread)
+                with anyio.fail_after(30):
+                    await offer_here.wait()
+                started: dict[str, float] = {}
+                with Progress(transient=True) as progress:
+                    task = progress.add_task("trade", total=trades)
+                    for i in range(trades):
+                        tid = f"b-{i}"
+                        settled[tid] = anyio.Event()
+                        started[tid] = time.perf_counter()
+                        await buyer.trading.propose("seller", "bread", 1, trade=tid)
+                        with anyio.fail_after(30):
+                            await settled[tid].wait()
+                        progress.update(task, advance=1)
+                seller.stop()
+                buyer.stop()
+        finally:
+            await anyio.to_thread.run_sync(server.stop)
+
+    def ms(values: list[float]) -> dict[str, float]:
+        values = sorted(values)
+        p99 = values[min(len(values) - 1, round(0.99 * (len(values) - 1)))]
+        return {"p50": round(statistics.median(values), 2), "p99": round(p99, 2)}
+
+    per_step: dict[str, dict[str, float]] = {}
+    previous = {tid: t for tid, t in started.items()}
+    names = {"trade.accepted": "proposed_to_accepted", "trade.shipped": "accepted_to_shipped",
+             "trade.received": "shipped_to_received"}  # fmt: skip
+    for kind in steps:
+        gaps = [(seen[(tid, kind)] - previous[tid]) * 1000 for tid in started]
+        per_step[names[kind]] = ms(gaps)
+        previous = {tid: seen[(tid, kind)] for tid in started}
+    overall = ms([(seen[(tid, "trade.received")] - t) * 1000 for tid, t in started.items()])
+    return {
+        "bench": "trade",
+        "trades": trades,
+        "steps_ms": per_step,
+        "round_trip_ms": overall,
+        "target_p99_proposed_to_accepted_ms": 20,
+    }

@@ -1,0 +1,51 @@
+"""`coopnet bench`: each command runs end to end and reports its figure, its limit and the
+ratio. (No timing is asserted: these machines are shared; BENCHMARKS.md holds the figures.)"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.timeout(180)
+
+
+def bench(*args: str) -> dict[str, object]:
+    out = subprocess.run(
+        [sys.executable, "-m", "coopnet", "bench", *args, "--json"],
+        capture_output=True,
+        text=True,
+        timeout=170,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    result: dict[str, object] = json.loads(out.stdout)
+    machine = result["machine"]
+    assert isinstance(machine, dict) and machine["cores"] and machine["versions"]
+    return result
+
+
+def test_bench_ingest_reports_rate_limit_and_ratio() -> None:
+    r = bench("ingest", "--events", "400", "--authors", "4", "--batch", "64")
+    assert r["events"] == 400
+    assert isinstance(r["events_per_s"], int) and r["events_per_s"] > 0
+    assert isinstance(r["verify_limit_per_s"], int) and r["verify_limit_per_s"] > 0
+    assert isinstance(r["ratio"], float) and r["ratio"] > 0
+
+
+def test_bench_publish_reports_rate_limit_and_ratio() -> None:
+    r = bench("publish", "--events", "100")
+    assert r["events"] == 100
+    assert isinstance(r["raw_publish_async_per_s"], int) and r["raw_publish_async_per_s"] > 0
+    assert isinstance(r["ratio"], float) and r["ratio"] > 0
+
+
+def test_bench_trade_reports_each_step() -> None:
+    r = bench("trade", "--trades", "5")
+    steps = r["steps_ms"]
+    assert isinstance(steps, dict)
+    assert set(steps) == {"proposed_to_accepted", "accepted_to_shipped", "shipped_to_received"}
+    for figures in steps.values():
+        assert 0 < figures["p50"] <= figures["p99"]
