@@ -6,6 +6,7 @@ and on SQLite's in-memory database, which share the code but not the storage pat
 
 from __future__ import annotations
 
+import abc
 import hashlib
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -37,7 +38,7 @@ def history(slug: str, n: int) -> list[Envelope]:
     return out
 
 
-class StoreContract:
+class StoreContract(abc.ABC):
     """Every store passes these."""
 
     @pytest.fixture
@@ -48,8 +49,9 @@ class StoreContract:
         finally:
             await store.close()
 
+    @abc.abstractmethod
     def location(self, tmp_path: Path) -> str:
-        raise NotImplementedError  # each implementation says where its store lives
+        """Where this implementation's store lives."""
 
     async def test_new_store_is_at_the_latest_schema(self, store: Store) -> None:
         assert await store.schema_version() == SCHEMA_VERSION
