@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import sqlite3
 import statistics
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -20,7 +21,7 @@ import aiosqlite
 import msgspec
 
 from coopnet.node.refusals import Refused
-from coopnet.node.store_io import fetch_all, fetch_one
+from coopnet.node.store_io import fetch_all, fetch_one, run_in_db, select_all
 from coopnet.protocol import Envelope, InvalidEvent
 from coopnet.protocol.aid import (
     AidFulfilled,
@@ -96,49 +97,49 @@ class AidProjection:
             raised_at INTEGER NOT NULL, resolved_at INTEGER, PRIMARY KEY (author, alert))""",
     )
 
-    async def apply(self, db: aiosqlite.Connection, events: Sequence[Envelope]) -> None:
+    def apply(self, conn: sqlite3.Connection, events: Sequence[Envelope]) -> None:
         touched: set[tuple[str, str]] = set()
         for env in events:
             body = env.body
             if isinstance(body, AlertRaised):
-                await db.execute(
+                conn.execute(
                     "INSERT OR IGNORE INTO alerts VALUES (?, ?, ?, ?, ?, ?, ?, NULL)",
                     (env.author, body.alert, body.alert_kind, body.severity, body.area,
                      body.advice, env.at),
                 )  # fmt: skip
             elif isinstance(body, AlertResolved):
-                cur = await db.execute(
+                cur = conn.execute(
                     "UPDATE alerts SET resolved_at = ? WHERE author = ? AND alert = ?"
                     " AND resolved_at IS NULL",
                     (env.at, env.author, body.alert),
                 )
                 if cur.rowcount == 0:
-                    await _refuse(db, env, f"no open alert {body.alert} of {env.author}")
+                    _refuse(conn, env, f"no open alert {body.alert} of {env.author}")
             key = aid_key(env.author, body)
             if key is not None:
-                await db.execute(
+                conn.execute(
                     "INSERT OR IGNORE INTO aid_events VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     (env.id, *key, env.author, env.seq, env.at, env.kind, _encoder.encode(body)),
                 )
                 touched.add(key)
         for requester, request in sorted(touched):
-            await refold_request(db, requester, request)
+            refold_request(conn, requester, request)
 
-    async def reset(self, db: aiosqlite.Connection) -> None:
+    def reset(self, conn: sqlite3.Connection) -> None:
         for table in self.tables:
-            await db.execute(f"DELETE FROM {table}")
+            conn.execute(f"DELETE FROM {table}")
 
 
-async def _refuse(db: aiosqlite.Connection, env: Envelope, reason: str) -> None:
-    await db.execute(
+def _refuse(conn: sqlite3.Connection, env: Envelope, reason: str) -> None:
+    conn.execute(
         "INSERT OR IGNORE INTO domain_rejections VALUES (?, ?, ?, ?, ?, ?)",
         (env.id, env.author, env.seq, env.kind, "not_authorized", reason),
     )
 
 
-async def refold_request(db: aiosqlite.Connection, requester: str, request: str) -> RequestView:
-    rows = await fetch_all(
-        db,
+def refold_request(conn: sqlite3.Connection, requester: str, request: str) -> RequestView:
+    rows = select_all(
+        conn,
         _EVENTS_SQL,
         (requester, request),
     )
@@ -146,18 +147,18 @@ async def refold_request(db: aiosqlite.Connection, requester: str, request: str)
     view = fold_request(requester, request, statements)
     for sid, code in view.refused:
         s = next(s for s in statements if s.id == sid)
-        await db.execute(
+        conn.execute(
             "INSERT OR IGNORE INTO domain_rejections VALUES (?, ?, ?, ?, ?, ?)",
             (s.id, s.author, s.seq, s.body.kind, code, f"not allowed on {requester}/{request}"),
         )
     if view.requester_state != "none":
         values = [getattr(view, c) for c in REQUEST_COLUMNS]
         marks = ", ".join("?" * len(values))
-        await db.execute(f"INSERT OR REPLACE INTO aid_requests VALUES ({marks})", values)
-    await db.execute(
+        conn.execute(f"INSERT OR REPLACE INTO aid_requests VALUES ({marks})", values)
+    conn.execute(
         "DELETE FROM aid_pledges WHERE requester = ? AND request = ?", (requester, request)
     )
-    await db.executemany(
+    conn.executemany(
         "INSERT OR REPLACE INTO aid_pledges VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
             (requester, request, p.pledger, p.pledge, p.what, p.quantity, p.state,
@@ -168,10 +169,10 @@ async def refold_request(db: aiosqlite.Connection, requester: str, request: str)
     return view
 
 
-async def load_request(db: aiosqlite.Connection, requester: str, request: str) -> RequestView:
+def request_view(conn: sqlite3.Connection, requester: str, request: str) -> RequestView:
     """The federation's view of an escalated request (empty view if unknown here)."""
-    rows = await fetch_all(
-        db,
+    rows = select_all(
+        conn,
         _EVENTS_SQL,
         (requester, request),
     )
@@ -189,6 +190,11 @@ def _statements(rows: list[tuple[Any, ...]]) -> list[AidStatement]:
         )
         for r in rows
     ]
+
+
+async def load_request(db: aiosqlite.Connection, requester: str, request: str) -> RequestView:
+    """The federation's view of an escalated request (one round trip to the store)."""
+    return await run_in_db(db, request_view, requester, request)
 
 
 def new_id(prefix: str) -> str:

@@ -8,13 +8,14 @@ Domain refusals (`not_authorized`) are kept per event in `domain_rejections`.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
 import aiosqlite
 import msgspec
 
-from coopnet.node.store_io import fetch_all, fetch_one
+from coopnet.node.store_io import fetch_all, fetch_one, run_in_db, select_all, select_one
 from coopnet.protocol import Envelope, InvalidEvent
 from coopnet.protocol.body import Body
 from coopnet.protocol.errors import NotAuthorized
@@ -87,62 +88,62 @@ class Market:
             kind TEXT NOT NULL, code TEXT NOT NULL, reason TEXT NOT NULL)""",
     )
 
-    async def apply(self, db: aiosqlite.Connection, events: Sequence[Envelope]) -> None:
+    def apply(self, conn: sqlite3.Connection, events: Sequence[Envelope]) -> None:
         touched: set[tuple[str, str]] = set()
         for env in events:
             body = env.body
             try:
                 if isinstance(body, (OfferPosted, OfferRevised, OfferWithdrawn)):
-                    await _apply_offer(db, env, body)
+                    _apply_offer(conn, env, body)
                 elif isinstance(body, NeedPosted):
-                    await _upsert_need(db, env.author, body)
+                    _upsert_need(conn, env.author, body)
                 elif isinstance(body, NeedWithdrawn):
-                    await _withdraw_need(db, env.author, body.need)
+                    _withdraw_need(conn, env.author, body.need)
                 key = trade_key(env.author, body)
                 if key is not None:
-                    await _store_statement(db, env, key)
-                    await _seller_books(db, env, key)
+                    _store_statement(conn, env, key)
+                    _seller_books(conn, env, key)
                     touched.add(key)
             except InvalidEvent as exc:
-                await _refuse(db, env, exc.code, exc.message)
+                _refuse(conn, env, exc.code, exc.message)
         for buyer, trade in sorted(touched):
-            await refold_trade(db, buyer, trade)
+            refold_trade(conn, buyer, trade)
 
-    async def reset(self, db: aiosqlite.Connection) -> None:
+    def reset(self, conn: sqlite3.Connection) -> None:
         for table in self.tables:
-            await db.execute(f"DELETE FROM {table}")
+            conn.execute(f"DELETE FROM {table}")
 
 
-async def _refuse(db: aiosqlite.Connection, env: Envelope, code: str, reason: str) -> None:
-    await db.execute(
+def _refuse(conn: sqlite3.Connection, env: Envelope, code: str, reason: str) -> None:
+    conn.execute(
         "INSERT OR IGNORE INTO domain_rejections VALUES (?, ?, ?, ?, ?, ?)",
         (env.id, env.author, env.seq, env.kind, code, reason),
     )
 
 
-async def load_offer(db: aiosqlite.Connection, author: str, offer: str) -> Offer | None:
+def offer_in(conn: sqlite3.Connection, author: str, offer: str) -> Offer | None:
     cols = ", ".join(_OFFER_COLUMNS)
     sql = f"SELECT {cols} FROM offers WHERE author = ? AND offer = ?"
-    row = await fetch_one(db, sql, (author, offer))
+    row = select_one(conn, sql, (author, offer))
     return Offer(**dict(zip(_OFFER_COLUMNS, row, strict=True))) if row else None
 
 
-async def _save_offer(db: aiosqlite.Connection, offer: Offer, seq: int) -> None:
+def _save_offer(conn: sqlite3.Connection, offer: Offer, seq: int) -> None:
     values = [getattr(offer, c) for c in _OFFER_COLUMNS]
     marks = ", ".join("?" * (len(values) + 1))
-    await db.execute(f"INSERT OR REPLACE INTO offers VALUES ({marks})", (*values, seq))
+    conn.execute(f"INSERT OR REPLACE INTO offers VALUES ({marks})", (*values, seq))
 
 
-async def _apply_offer(db: aiosqlite.Connection, env: Envelope, body: Body) -> None:
+def _apply_offer(conn: sqlite3.Connection, env: Envelope, body: Body) -> None:
     name = body.offer  # type: ignore[attr-defined]
-    current = await load_offer(db, env.author, name)
+    current = offer_in(conn, env.author, name)
     if isinstance(body, OfferPosted) and current is not None:
         raise NotAuthorized(f"offer {name} was already posted")
-    await _save_offer(db, offer_step(current, env.author, body), env.seq)
+    _save_offer(conn, offer_step(current, env.author, body), env.seq)
 
 
-async def _upsert_need(db: aiosqlite.Connection, author: str, body: NeedPosted) -> None:
-    await db.execute(
+def _upsert_need(conn: sqlite3.Connection, author: str, body: NeedPosted) -> None:
+    conn.execute(
         "INSERT OR REPLACE INTO needs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'open')",
         (
             author,
@@ -158,8 +159,8 @@ async def _upsert_need(db: aiosqlite.Connection, author: str, body: NeedPosted) 
     )
 
 
-async def _withdraw_need(db: aiosqlite.Connection, author: str, need: str) -> None:
-    cur = await db.execute(
+def _withdraw_need(conn: sqlite3.Connection, author: str, need: str) -> None:
+    cur = conn.execute(
         "UPDATE needs SET state = 'withdrawn' WHERE author = ? AND need = ? AND state = 'open'",
         (author, need),
     )
@@ -167,55 +168,53 @@ async def _withdraw_need(db: aiosqlite.Connection, author: str, need: str) -> No
         raise NotAuthorized(f"no open need {need} of {author}")
 
 
-async def _store_statement(db: aiosqlite.Connection, env: Envelope, key: tuple[str, str]) -> None:
-    await db.execute(
+def _store_statement(conn: sqlite3.Connection, env: Envelope, key: tuple[str, str]) -> None:
+    conn.execute(
         "INSERT OR IGNORE INTO trade_events VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         (env.id, key[0], key[1], env.author, env.seq, env.at, env.kind, _encoder.encode(env.body)),
     )
 
 
-async def _seller_books(db: aiosqlite.Connection, env: Envelope, key: tuple[str, str]) -> None:
+def _seller_books(conn: sqlite3.Connection, env: Envelope, key: tuple[str, str]) -> None:
     """The seller's own log decides its offers' reservations (PROTOCOL.md §10): an
     acceptance reserves only while the offer covers it, a seller's cancel releases it."""
     body = env.body
     if isinstance(body, TradeAccepted) and env.author != key[0]:
-        offer = await load_offer(db, env.author, body.offer)
+        offer = offer_in(conn, env.author, body.offer)
         if offer is None:
             raise NotAuthorized(f"{env.author} has no offer {body.offer}")
-        if await fetch_one(db, "SELECT 1 FROM reservations WHERE buyer = ? AND trade = ?", key):
+        if select_one(conn, "SELECT 1 FROM reservations WHERE buyer = ? AND trade = ?", key):
             return  # a second acceptance of the same trade: the trade fold refuses it
         offer = reserve(offer, body.quantity, env.at)  # raises: it would oversell
-        await _save_offer(db, offer, await _offer_seq(db, env.author, body.offer))
-        await db.execute(
+        _save_offer(conn, offer, _offer_seq(conn, env.author, body.offer))
+        conn.execute(
             "INSERT INTO reservations VALUES (?, ?, ?, ?, ?, 0)",
             (env.author, body.offer, key[0], key[1], body.quantity),
         )
     elif isinstance(body, TradeCancelled) and env.author != key[0]:
-        row = await fetch_one(
-            db,
+        row = select_one(
+            conn,
             "SELECT seller, offer, quantity FROM reservations"
             " WHERE buyer = ? AND trade = ? AND released = 0",
             key,
         )
         if row is None or row[0] != env.author:
             return
-        offer = await load_offer(db, row[0], row[1])
+        offer = offer_in(conn, row[0], row[1])
         if offer is not None:
-            await _save_offer(db, release(offer, row[2]), await _offer_seq(db, row[0], row[1]))
-        await db.execute("UPDATE reservations SET released = 1 WHERE buyer = ? AND trade = ?", key)
+            _save_offer(conn, release(offer, row[2]), _offer_seq(conn, row[0], row[1]))
+        conn.execute("UPDATE reservations SET released = 1 WHERE buyer = ? AND trade = ?", key)
 
 
-async def _offer_seq(db: aiosqlite.Connection, author: str, offer: str) -> int:
-    row = await fetch_one(
-        db, "SELECT seq FROM offers WHERE author = ? AND offer = ?", (author, offer)
-    )
+def _offer_seq(conn: sqlite3.Connection, author: str, offer: str) -> int:
+    row = select_one(conn, "SELECT seq FROM offers WHERE author = ? AND offer = ?", (author, offer))
     return int(row[0]) if row else 0
 
 
-async def refold_trade(db: aiosqlite.Connection, buyer: str, trade: str) -> TradeView:
+def refold_trade(conn: sqlite3.Connection, buyer: str, trade: str) -> TradeView:
     """Recompute one trade from every statement held about it, and store the result."""
-    rows = await fetch_all(
-        db,
+    rows = select_all(
+        conn,
         "SELECT id, author, seq, at, kind, body FROM trade_events WHERE buyer = ? AND trade = ?",
         (buyer, trade),
     )
@@ -229,16 +228,16 @@ async def refold_trade(db: aiosqlite.Connection, buyer: str, trade: str) -> Trad
         )
         for r in rows
     ]
-    refused = await _refused_acceptances(db, [s.id for s in statements])
+    refused = _refused_acceptances(conn, [s.id for s in statements])
     view = fold_trade(buyer, trade, statements, refused)
     for statement_id, code in view.refused:
         s = next(s for s in statements if s.id == statement_id)
-        await db.execute(
+        conn.execute(
             "INSERT OR IGNORE INTO domain_rejections VALUES (?, ?, ?, ?, ?, ?)",
             (s.id, s.author, s.seq, s.body.kind, code, f"not allowed in trade {buyer}/{trade}"),
         )
     if view.seller:
-        await db.execute(
+        conn.execute(
             "INSERT OR REPLACE INTO trades VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 buyer,
@@ -258,12 +257,17 @@ async def refold_trade(db: aiosqlite.Connection, buyer: str, trade: str) -> Trad
     return view
 
 
-async def _refused_acceptances(db: aiosqlite.Connection, ids: list[bytes]) -> frozenset[bytes]:
+def _refused_acceptances(conn: sqlite3.Connection, ids: list[bytes]) -> frozenset[bytes]:
     if not ids:
         return frozenset()
     marks = ",".join("?" * len(ids))
     sql = f"SELECT id FROM domain_rejections WHERE id IN ({marks})"
-    return frozenset(bytes(r[0]) for r in await fetch_all(db, sql, ids))
+    return frozenset(bytes(r[0]) for r in select_all(conn, sql, ids))
+
+
+async def load_offer(db: aiosqlite.Connection, author: str, offer: str) -> Offer | None:
+    """An offer as this node's projection holds it (one round trip to the store)."""
+    return await run_in_db(db, offer_in, author, offer)
 
 
 # -- reads for the API, the CLI and the policy ------------------------------------------------

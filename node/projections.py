@@ -1,16 +1,17 @@
 """Projections: tables derived from the log alone, rebuilt by folding it again.
 
 Each projection owns its tables (`schema`, added by a store migration), applies a batch of
-verified events in the order the node stored them, and can be reset. The domain issues add
+verified events in the order the node stored them, and can be reset. Projections are plain
+functions on a sqlite3 connection: the store runs a whole batch, every projection included,
+as one call on the connection's thread (node/store_io.py `run_in_db`). The domain issues add
 their projections to PROJECTIONS.
 """
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Sequence
 from typing import Protocol
-
-import aiosqlite
 
 from coopnet.protocol import Envelope, NodeFounded, NotePosted
 
@@ -19,9 +20,9 @@ class Projection(Protocol):
     tables: tuple[str, ...]
     schema: tuple[str, ...]
 
-    async def apply(self, db: aiosqlite.Connection, events: Sequence[Envelope]) -> None: ...
+    def apply(self, conn: sqlite3.Connection, events: Sequence[Envelope]) -> None: ...
 
-    async def reset(self, db: aiosqlite.Connection) -> None: ...
+    def reset(self, conn: sqlite3.Connection) -> None: ...
 
 
 class Neighborhoods:
@@ -37,17 +38,17 @@ class Neighborhoods:
         )""",
     )
 
-    async def apply(self, db: aiosqlite.Connection, events: Sequence[Envelope]) -> None:
+    def apply(self, conn: sqlite3.Connection, events: Sequence[Envelope]) -> None:
         rows = [
             (e.author, e.body.display_name, e.body.area, e.at)
             for e in events
             if isinstance(e.body, NodeFounded)
         ]
         if rows:
-            await db.executemany("INSERT OR REPLACE INTO neighborhoods VALUES (?, ?, ?, ?)", rows)
+            conn.executemany("INSERT OR REPLACE INTO neighborhoods VALUES (?, ?, ?, ?)", rows)
 
-    async def reset(self, db: aiosqlite.Connection) -> None:
-        await db.execute("DELETE FROM neighborhoods")
+    def reset(self, conn: sqlite3.Connection) -> None:
+        conn.execute("DELETE FROM neighborhoods")
 
 
 class Notes:
@@ -65,15 +66,15 @@ class Notes:
         "CREATE INDEX notes_at ON notes (at)",
     )
 
-    async def apply(self, db: aiosqlite.Connection, events: Sequence[Envelope]) -> None:
+    def apply(self, conn: sqlite3.Connection, events: Sequence[Envelope]) -> None:
         rows = [
             (e.author, e.seq, e.at, e.body.text) for e in events if isinstance(e.body, NotePosted)
         ]
         if rows:
-            await db.executemany("INSERT INTO notes VALUES (?, ?, ?, ?)", rows)
+            conn.executemany("INSERT INTO notes VALUES (?, ?, ?, ?)", rows)
 
-    async def reset(self, db: aiosqlite.Connection) -> None:
-        await db.execute("DELETE FROM notes")
+    def reset(self, conn: sqlite3.Connection) -> None:
+        conn.execute("DELETE FROM notes")
 
 
 def _domain() -> tuple[Projection, ...]:

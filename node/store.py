@@ -12,8 +12,9 @@ acknowledged write survives a crash or a power cut, and a batch is all or nothin
 from __future__ import annotations
 
 import contextlib
+import sqlite3
 import time
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ from coopnet.node.aid import LOCAL_SCHEMA as LOCAL_AID_SCHEMA
 from coopnet.node.aid import AidProjection
 from coopnet.node.market import Market
 from coopnet.node.projections import PROJECTIONS, Neighborhoods, Notes
-from coopnet.node.store_io import fetch_all, fetch_one
+from coopnet.node.store_io import fetch_all, fetch_one, run_in_db
 from coopnet.protocol import Envelope, unseal
 from coopnet.protocol.history import fold_keys
 
@@ -178,76 +179,21 @@ class Store:
     # -- writes -------------------------------------------------------------------------------
 
     async def commit(self, batch: Batch) -> None:
-        """Write a batch in one transaction, synced to disk."""
+        """Write a batch in one transaction, synced to disk, in one call on the DB thread."""
         if batch.empty() and not batch.outbox:
             return
-        received = now_ms()
-        async with self.transaction() as db:
-            if batch.events:
-                await db.executemany(
-                    "INSERT INTO events (author, seq, id, kind, at, key, wire, received_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    [
-                        (e.author, e.seq, e.id, e.kind, e.at, e.key, e.wire, received)
-                        for e in batch.events
-                    ],
-                )
-                for projection in PROJECTIONS:
-                    await projection.apply(db, batch.events)
-            if batch.authors:
-                await db.executemany(
-                    "INSERT OR REPLACE INTO authors VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    [
-                        (
-                            a.author,
-                            a.head_seq,
-                            a.head_id,
-                            a.current_key,
-                            a.next_key_digest,
-                            a.key_since,
-                            a.forked_seq,
-                        )
-                        for a in batch.authors.values()
-                    ],
-                )
-            if batch.outbox:
-                await db.executemany(
-                    "INSERT OR IGNORE INTO outbox (id, seq, subject, created_at) VALUES (?,?,?,?)",
-                    [(e.id, e.seq, subject, received) for e, subject in batch.outbox],
-                )
-            if batch.forks:
-                await db.executemany(
-                    "INSERT OR IGNORE INTO forks VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    [
-                        (
-                            f.author,
-                            f.seq,
-                            f.held_id,
-                            f.held_wire,
-                            f.other_id,
-                            f.other_wire,
-                            f.detected_at,
-                        )
-                        for f in batch.forks
-                    ],
-                )
-            if batch.rejections:
-                await db.executemany(
-                    "INSERT INTO rejections (code, count) VALUES (?, ?)"
-                    " ON CONFLICT (code) DO UPDATE SET count = count + excluded.count",
-                    list(batch.rejections.items()),
-                )
-            if batch.meta:
-                await db.executemany(
-                    "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
-                    list(batch.meta.items()),
-                )
+        await self._write(_commit_batch, batch, now_ms())
+
+    async def _write(self, fn: Callable[..., None], *args: Any) -> None:
+        """Run `fn(conn, *args)` as one transaction on the connection's thread."""
+        async with self._write_lock:
+            with anyio.CancelScope(shield=True):
+                await run_in_db(self.db, _in_transaction, fn, *args)
 
     async def outbox_done(self, ids: Sequence[bytes]) -> None:
         if not ids:
             return
-        async with self.transaction() as db:
-            await db.executemany("DELETE FROM outbox WHERE id = ?", [(i,) for i in ids])
+        await self._write(_delete_outbox, list(ids))
 
     async def discard_own_after(self, author: str, seq: int) -> list[Envelope]:
         """Remove own events above `seq` that never left the node (all still in the outbox).
@@ -300,20 +246,7 @@ class Store:
 
     async def rebuild_projections(self) -> None:
         """Drop every projection and fold the whole log again, in the order it was stored."""
-        async with self.transaction():
-            for projection in PROJECTIONS:
-                await projection.reset(self.db)
-            last = 0
-            while True:
-                rows = await self.all(
-                    "SELECT pos, wire FROM events WHERE pos > ? ORDER BY pos LIMIT 2000", (last,)
-                )
-                if not rows:
-                    break
-                last = int(rows[-1][0])
-                envs = [unseal(bytes(r[1]), net=self.net) for r in rows]
-                for projection in PROJECTIONS:
-                    await projection.apply(self.db, envs)
+        await self._write(_rebuild, self.net)
 
     # -- reads --------------------------------------------------------------------------------
 
@@ -446,3 +379,80 @@ class Store:
                 rows = await self.all(f"SELECT * FROM {table}")
                 out[table] = sorted(tuple(r) for r in rows)
         return out
+
+
+# -- write transactions, run on the connection's thread (one round trip each) ----------------
+
+
+def _in_transaction(conn: sqlite3.Connection, fn: Callable[..., None], *args: Any) -> None:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        fn(conn, *args)
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def _commit_batch(conn: sqlite3.Connection, batch: Batch, received: int) -> None:
+    if batch.events:
+        conn.executemany(
+            "INSERT INTO events (author, seq, id, kind, at, key, wire, received_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [(e.author, e.seq, e.id, e.kind, e.at, e.key, e.wire, received) for e in batch.events],
+        )
+        for projection in PROJECTIONS:
+            projection.apply(conn, batch.events)
+    if batch.authors:
+        conn.executemany(
+            "INSERT OR REPLACE INTO authors VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [
+                (a.author, a.head_seq, a.head_id, a.current_key, a.next_key_digest,
+                 a.key_since, a.forked_seq)
+                for a in batch.authors.values()
+            ],
+        )  # fmt: skip
+    if batch.outbox:
+        conn.executemany(
+            "INSERT OR IGNORE INTO outbox (id, seq, subject, created_at) VALUES (?, ?, ?, ?)",
+            [(e.id, e.seq, subject, received) for e, subject in batch.outbox],
+        )
+    if batch.forks:
+        conn.executemany(
+            "INSERT OR IGNORE INTO forks VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [
+                (f.author, f.seq, f.held_id, f.held_wire, f.other_id, f.other_wire,
+                 f.detected_at)
+                for f in batch.forks
+            ],
+        )  # fmt: skip
+    if batch.rejections:
+        conn.executemany(
+            "INSERT INTO rejections (code, count) VALUES (?, ?)"
+            " ON CONFLICT (code) DO UPDATE SET count = count + excluded.count",
+            list(batch.rejections.items()),
+        )
+    if batch.meta:
+        conn.executemany(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", list(batch.meta.items())
+        )
+
+
+def _delete_outbox(conn: sqlite3.Connection, ids: list[bytes]) -> None:
+    conn.executemany("DELETE FROM outbox WHERE id = ?", [(i,) for i in ids])
+
+
+def _rebuild(conn: sqlite3.Connection, net: bytes) -> None:
+    for projection in PROJECTIONS:
+        projection.reset(conn)
+    last = 0
+    while True:
+        found = conn.execute(
+            "SELECT pos, wire FROM events WHERE pos > ? ORDER BY pos LIMIT 2000", (last,)
+        ).fetchall()
+        if not found:
+            return
+        last = int(found[-1][0])
+        envs = [unseal(bytes(r[1]), net=net) for r in found]
+        for projection in PROJECTIONS:
+            projection.apply(conn, envs)
