@@ -73,6 +73,7 @@ def peak_rss_mb() -> float:
 def presealed(events: int, authors: int) -> list[bytes]:
     """`events` notes from `authors` authors, each history starting with node.founded."""
     per = max(2, events // authors)
+    base = int(time.time() * 1000) - 3_600_000  # an hour ago: never in a receiver's future
     wires: list[bytes] = []
     for a in range(authors):
         ident = Identity.from_passphrase(f"bench-{a}", "bench")
@@ -85,7 +86,7 @@ def presealed(events: int, authors: int) -> list[bytes]:
             )
             wire = seal(
                 signing_key=ident.signing_key, net=NET, author=ident.author, seq=seq,
-                prev=prev, at=1_800_000_000_000 + seq, body=body,
+                prev=prev, at=base + seq, body=body,
             )  # fmt: skip
             prev = hashlib.sha256(
                 msgspec.msgpack.decode(wire, type=tuple[bytes, bytes, bytes])[0]
@@ -283,3 +284,132 @@ async def bench_trade(trades: int) -> dict[str, Any]:
         "round_trip_ms": overall,
         "target_p99_proposed_to_accepted_ms": 20,
     }
+
+
+async def _publish_raw(url: str, wires: Sequence[bytes], progress: Progress) -> None:
+    """Put pre-sealed events straight into the stream, as their authors would have."""
+    from coopnet.node.bus import stream_config
+
+    nc = await nats.connect(url)
+    js = nc.jetstream()
+    await js.add_stream(stream_config())
+    task = progress.add_task("filling the stream", total=len(wires))
+    pending = []
+    for wire in wires:
+        header = msgspec.msgpack.decode(wire, type=tuple[bytes, bytes, bytes])[0]
+        author, kind = msgspec.msgpack.decode(header)[2], msgspec.msgpack.decode(header)[7]
+        pending.append(
+            await js.publish_async(
+                f"coop.{author}.{kind}",
+                wire,
+                headers={"Nats-Msg-Id": hashlib.sha256(header).hexdigest()},
+            )
+        )
+        if len(pending) >= 256:
+            await pending.pop(0)
+            progress.update(task, advance=1)
+    for fut in pending:
+        await fut
+        progress.update(task, advance=1)
+    await nc.close()
+
+
+async def bench_catchup(events: int, authors: int) -> dict[str, Any]:
+    """A fresh node backfilling `events` from the stream, beside this run's ingest rate."""
+    ingest = await bench_ingest(min(events, 20_000), authors, 512)
+    wires = presealed(events, authors)
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        server = NatsServer(root / "nats")
+        url = await anyio.to_thread.run_sync(server.start)
+        try:
+            with Progress(transient=True) as progress:
+                await _publish_raw(url, wires, progress)
+                data = root / "newcomer"
+                await init_node(data, slug="newcomer", display_name="New", area="B1", net=NET)
+                node = Node(data, nats_url=url, serve_api=False)
+                task = progress.add_task("catching up", total=len(wires))
+                async with anyio.create_task_group() as tg:
+                    start = time.perf_counter()
+                    await tg.start(node.run)
+                    held = 0
+                    while held < len(wires) + 1:
+                        await anyio.sleep(0.1)
+                        held = await node.store.event_count()
+                        progress.update(task, completed=held)
+                    elapsed = time.perf_counter() - start
+                    node.stop()
+        finally:
+            await anyio.to_thread.run_sync(server.stop)
+    rate = len(wires) / elapsed
+    return {
+        "bench": "catchup",
+        "events": len(wires),
+        "authors": authors,
+        "seconds": round(elapsed, 2),
+        "events_per_s": round(rate),
+        "ingest_per_s": ingest["events_per_s"],
+        "ratio": round(rate / ingest["events_per_s"], 3),
+        "target_ratio": 0.8,
+        "peak_rss_mb": peak_rss_mb(),
+    }
+
+
+async def bench_scale(sizes: Sequence[int], burst: int) -> dict[str, Any]:
+    """N neighborhoods in this one process on one nats-server: each posts `burst` notes at
+    once; seconds until every node holds every event, and memory per node."""
+    results = []
+    for n in sizes:
+        with tempfile.TemporaryDirectory() as tmp:
+            root = Path(tmp)
+            server = NatsServer(root / "nats")
+            url = await anyio.to_thread.run_sync(server.start)
+            try:
+                datas = []
+                for i in range(n):
+                    data = root / f"n{i:03d}"
+                    await init_node(
+                        data, slug=f"n{i:03d}", display_name=f"N{i}", area="B1", net=NET,
+                        nats_url=url,
+                    )  # fmt: skip
+                    datas.append(data)
+                rss_before = _rss_now_mb()
+                nodes = [Node(d, serve_api=False) for d in datas]
+                async with anyio.create_task_group() as tg:
+                    for node in nodes:
+                        await tg.start(node.run)
+                    with anyio.fail_after(120):
+                        for node in nodes:
+                            await node.ready.wait()
+                    rss_running = _rss_now_mb()
+                    start = time.perf_counter()
+                    async with anyio.create_task_group() as burst_tg:
+                        for node in nodes:
+                            for k in range(burst):
+                                burst_tg.start_soon(node.post, NotePosted(text=f"burst {k}"))
+                    total = n * (1 + burst)
+                    with anyio.fail_after(600):
+                        for node in nodes:
+                            while await node.store.event_count() < total:  # noqa: ASYNC110
+                                await anyio.sleep(0.1)
+                    elapsed = time.perf_counter() - start
+                    for node in nodes:
+                        node.stop()
+            finally:
+                await anyio.to_thread.run_sync(server.stop)
+        results.append(
+            {
+                "neighborhoods": n,
+                "events_each_node_holds": total,
+                "seconds_to_converge": round(elapsed, 2),
+                "memory_per_node_mb": round((rss_running - rss_before) / n, 2),
+            }
+        )
+    return {"bench": "scale", "burst_per_node": burst, "runs": results}
+
+
+def _rss_now_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0

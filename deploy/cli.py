@@ -63,6 +63,11 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         result = anyio.run(bench.bench_ingest, args.events, args.authors, args.batch)
     elif args.which == "publish":
         result = anyio.run(bench.bench_publish, args.events)
+    elif args.which == "catchup":
+        result = anyio.run(bench.bench_catchup, args.events, args.authors)
+    elif args.which == "scale":
+        sizes = [int(n) for n in args.neighborhoods.split(",")]
+        result = anyio.run(bench.bench_scale, sizes, args.burst)
     else:
         result = anyio.run(bench.bench_trade, args.trades)
     result = {**result, "machine": info}
@@ -108,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "bench",
-        help="measure coopnet next to this machine's limits",
+        help="measure coopnet next to this machine's limits (ingest|publish|trade|catchup|scale)",
         description="Each figure comes with the limit measured in the same run and the ratio.",
     )
     which = p.add_subparsers(dest="which", metavar="BENCH", required=True)
@@ -119,6 +124,14 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--json", action="store_true", help="print one JSON object")
     b = which.add_parser("publish", help="own events to the stream vs raw publish_async")
     b.add_argument("--events", type=int, default=5_000)
+    b.add_argument("--json", action="store_true", help="print one JSON object")
+    b = which.add_parser("catchup", help="a fresh node backfilling from the stream")
+    b.add_argument("--events", type=int, default=100_000)
+    b.add_argument("--authors", type=int, default=10)
+    b.add_argument("--json", action="store_true", help="print one JSON object")
+    b = which.add_parser("scale", help="many neighborhoods on one nats-server")
+    b.add_argument("--neighborhoods", default="50,100", help="comma-separated sizes")
+    b.add_argument("--burst", type=int, default=5, help="notes each node posts at once")
     b.add_argument("--json", action="store_true", help="print one JSON object")
     b = which.add_parser("trade", help="trade round trips between two nodes, per step")
     b.add_argument("--trades", type=int, default=200)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 
@@ -103,6 +104,7 @@ class Chains:
         self.rejected_since_start: Counter[str] = Counter()
         self.lock = anyio.Lock()
         self.limiter = anyio.CapacityLimiter(max(1, os.cpu_count() or 1))
+        self._log_budget = LogBudget()
 
     async def load(self) -> None:
         """Load every author's head, key state and fork status from the store."""
@@ -319,7 +321,7 @@ class Chains:
         report.rejected[exc.code] = report.rejected.get(exc.code, 0) + 1
         batch.rejections[exc.code] = batch.rejections.get(exc.code, 0) + 1
         self.rejected_since_start[exc.code] += 1
-        if not quiet:
+        if not quiet and self._log_budget.allow(exc.code):
             what = f"{env.author}#{env.seq} {env.id.hex()[:16]}…" if env else "event"
             log.warning("rejected %s from %s: %s", what, source, exc)
 
@@ -357,6 +359,29 @@ class Chains:
         if self.on_accepted is not None:
             self.on_accepted([env])
         return env
+
+
+class LogBudget:
+    """At most `per_window` log lines per code per window: a flood of bad events is counted
+    in full (status, rejections table) but cannot flood the log."""
+
+    def __init__(self, per_window: int = 20, window_s: float = 60.0) -> None:
+        self.per_window = per_window
+        self.window_s = window_s
+        self._spent: dict[str, tuple[float, int, int]] = {}  # code: (start, logged, dropped)
+
+    def allow(self, code: str) -> bool:
+        now = time.monotonic()
+        start, logged, dropped = self._spent.get(code, (now, 0, 0))
+        if now - start >= self.window_s:
+            if dropped:
+                log.warning("%d more %s rejections were not logged (see status)", dropped, code)
+            start, logged, dropped = now, 0, 0
+        if logged < self.per_window:
+            self._spent[code] = (start, logged + 1, dropped)
+            return True
+        self._spent[code] = (start, logged, dropped + 1)
+        return False
 
 
 def _k(st: AuthorState | None) -> KeyState:

@@ -49,3 +49,18 @@ def test_bench_trade_reports_each_step() -> None:
     assert set(steps) == {"proposed_to_accepted", "accepted_to_shipped", "shipped_to_received"}
     for figures in steps.values():
         assert 0 < figures["p50"] <= figures["p99"]
+
+
+def test_bench_catchup_reports_rate_and_ratio_to_ingest() -> None:
+    r = bench("catchup", "--events", "300", "--authors", "3")
+    assert r["events"] == 300
+    assert isinstance(r["ingest_per_s"], int) and r["ingest_per_s"] > 0
+    assert isinstance(r["ratio"], float) and r["ratio"] > 0
+
+
+def test_bench_scale_converges_at_each_size() -> None:
+    r = bench("scale", "--neighborhoods", "2,3", "--burst", "2")
+    runs = r["runs"]
+    assert isinstance(runs, list)
+    assert [run["neighborhoods"] for run in runs] == [2, 3]
+    assert [run["events_each_node_holds"] for run in runs] == [6, 9]

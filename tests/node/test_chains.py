@@ -240,3 +240,18 @@ async def test_append_own_events_goes_to_log_and_outbox(chains: Chains) -> None:
         "coop.oakley.node.founded",
         "coop.oakley.note.posted",
     ]
+
+
+def test_log_budget_limits_lines_per_code_not_counts() -> None:
+    from coopnet.node.chains import LogBudget
+
+    budget = LogBudget(per_window=3, window_s=3600)
+    allowed = [budget.allow("bad_signature") for _ in range(10)]
+    assert allowed == [True] * 3 + [False] * 7
+    assert budget.allow("malformed")  # each code has its own budget
+
+
+async def test_a_flood_of_bad_events_is_counted_in_full(chains: Chains) -> None:
+    report = await chains.receive([b"\x00junk"] * 500, source="flood")
+    assert report.rejected == {"malformed": 500}
+    assert (await chains.store.rejections())["malformed"] == 500
