@@ -27,6 +27,7 @@ from coopnet.node.api_aid import aid_router
 from coopnet.node.api_market import market_router
 from coopnet.node.refusals import Refused
 from coopnet.node.runtime import Node, NodeStatus, NotReady
+from coopnet.node.store import StorageFailure
 from coopnet.protocol import Envelope, InvalidEvent, NotePosted, unseal
 from coopnet.protocol.body import NoteText
 
@@ -148,6 +149,10 @@ def _on_refused(_: Request[Any, Any, Any], exc: Refused) -> Response[ErrorOut]:
     return _error(exc.status, exc.code, exc.message)
 
 
+def _on_storage_failure(_: Request[Any, Any, Any], exc: StorageFailure) -> Response[ErrorOut]:
+    return _error(503, exc.code, f"{exc}; the node is stopping")
+
+
 def _on_not_ready(_: Request[Any, Any, Any], exc: NotReady) -> Response[ErrorOut]:
     return _error(503, exc.code, str(exc))
 
@@ -181,6 +186,7 @@ def create_app(node: Node) -> Litestar:
         exception_handlers={
             InvalidEvent: _on_invalid,
             NotReady: _on_not_ready,
+            StorageFailure: _on_storage_failure,
             Refused: _on_refused,
             HTTPException: _on_http,
             Exception: _on_crash,

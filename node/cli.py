@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import signal
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -27,7 +28,7 @@ from coopnet.node.config import (
     write_identity,
 )
 from coopnet.node.runtime import Node, read_status, status_dict
-from coopnet.node.store import Store
+from coopnet.node.store import StorageFailure, Store
 from coopnet.protocol import Identity
 from coopnet.protocol.envelope import AUTHOR_RE
 
@@ -118,7 +119,7 @@ def _cmd_init(args: argparse.Namespace) -> int:
 def _cmd_run(args: argparse.Namespace) -> int:
     setup_logging(args.verbose)
 
-    async def main() -> None:
+    async def main() -> StorageFailure | None:
         node = Node(
             Path(args.data),
             nats_url=args.nats,
@@ -138,8 +139,23 @@ def _cmd_run(args: argparse.Namespace) -> int:
             tg.start_soon(on_signals)
             await tg.start(node.run)
             log.info("%s: running; API at %s", node.slug, node.api_url or "(off)")
+            await node.stopped.wait()
+            tg.cancel_scope.cancel()
+        return node.failure
 
-    anyio.run(main)
+    cannot_open: list[BaseException] = []
+    node_failure: StorageFailure | None = None
+    try:
+        node_failure = anyio.run(main)
+    except* StorageFailure as group:  # the store could not even be opened
+        cannot_open.extend(group.exceptions)
+    if cannot_open:
+        for exc in cannot_open:
+            print(f"coopnet: {exc}", file=sys.stderr)
+        return 3
+    if node_failure is not None:
+        print(f"coopnet: the node stopped: {node_failure}", file=sys.stderr)
+        return 3
     return 0
 
 

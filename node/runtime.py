@@ -14,6 +14,7 @@ check (unless started with `trust_local_head`).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
@@ -35,7 +36,7 @@ from coopnet.node.nats_server import acquire_embedded, release_embedded
 from coopnet.node.outbox import Publisher
 from coopnet.node.policy import AidPolicy, Policy
 from coopnet.node.recovery import RecoveryError, recover_own_head
-from coopnet.node.store import Store, now_ms
+from coopnet.node.store import StorageFailure, Store, now_ms
 from coopnet.node.trading import Trading
 from coopnet.protocol import Body, Envelope, Identity
 
@@ -123,6 +124,8 @@ class Node:
         self.aid_policy = AidPolicy(self) if self.config.auto_aid else None
         # Called (synchronously) with every batch of events this node stores: own and others'.
         self.listeners: list[Callable[[Sequence[Envelope]], None]] = []
+        self.failure: StorageFailure | None = None  # why the node stopped by itself, if it did
+        self.stopped = anyio.Event()
 
     # -- parts, available once run() has started ---------------------------------------------
 
@@ -154,7 +157,12 @@ class Node:
                         from coopnet.node.api import serve_api
 
                         self.api_url = await tg.start(serve_api, self, self.api_port)
-                        await anyio.Path(self.data / API_URL_FILE).write_text(self.api_url + "\n")
+                        try:
+                            await anyio.Path(self.data / API_URL_FILE).write_text(
+                                self.api_url + "\n"
+                            )
+                        except OSError as exc:
+                            self.fail(StorageFailure(f"the data dir cannot be written: {exc}"))
                     if self.trust_local_head:
                         self.ready.set()
                     tg.start_soon(self._bus_supervisor)
@@ -162,7 +170,8 @@ class Node:
         finally:
             with anyio.CancelScope(shield=True):
                 if self.api_url:
-                    await anyio.Path(self.data / API_URL_FILE).unlink(missing_ok=True)
+                    with contextlib.suppress(OSError):
+                        await anyio.Path(self.data / API_URL_FILE).unlink(missing_ok=True)
                 await self._flush_outbox()
                 await self.bus.close()
                 if self._lease is not None:
@@ -170,6 +179,7 @@ class Node:
                     await anyio.to_thread.run_sync(release_embedded, self.embedded_dir, lease)
                 await self._store.close()
             log.info("%s: stopped", self.slug)
+            self.stopped.set()
 
     async def _flush_outbox(self) -> None:
         """On a clean shutdown, give what residents just posted a moment to reach the bus."""
@@ -178,10 +188,23 @@ class Node:
         with anyio.move_on_after(FLUSH_ON_STOP_S):
             try:
                 await self._publisher.drain()
-            except (nats.errors.Error, TimeoutError) as exc:
+            except (nats.errors.Error, TimeoutError, StorageFailure) as exc:
                 log.info(
                     "%s: outbox not flushed on stop (%s); it drains next start", self.slug, exc
                 )
+
+    def fail(self, exc: StorageFailure) -> None:
+        """The store cannot be written: say so plainly and stop the whole node."""
+        if self.failure is None:
+            self.failure = exc
+            log.critical(
+                "%s: STORAGE FAILURE, stopping: %s. Everything committed before is intact "
+                "(each write is one transaction); free space or fix permissions, then start "
+                "the node again.",
+                self.slug,
+                exc,
+            )
+        self.stop()
 
     def stop(self) -> None:
         if self._scope is not None:
@@ -242,6 +265,9 @@ class Node:
         while True:
             try:
                 await run()
+                return
+            except StorageFailure as exc:
+                self.fail(exc)
                 return
             except Exception:
                 self.internal_errors += 1
@@ -309,7 +335,11 @@ class Node:
         return await self._append(body)
 
     async def _append(self, body: Body) -> Envelope:
-        env = await self.chains.append(self.slug, self.identity.signing_key, body)
+        try:
+            env = await self.chains.append(self.slug, self.identity.signing_key, body)
+        except StorageFailure as exc:
+            self.fail(exc)
+            raise
         log.debug("%s: signed #%d %s", self.slug, env.seq, env.kind)
         return env
 

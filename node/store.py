@@ -119,6 +119,16 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
+class StorageFailure(RuntimeError):
+    """The store cannot be written (disk full, read-only file, I/O error): the node stops.
+
+    Nothing committed is lost: every write is one transaction, so the file holds the last
+    complete batch. The node stops instead of running on without being able to record.
+    """
+
+    code = "storage_failure"
+
+
 class Store:
     """One node's database. Open with `await Store.open(path)`; close with `await close()`."""
 
@@ -133,17 +143,31 @@ class Store:
         """One write transaction at a time; shielded, so a cancellation cannot split it."""
         async with self._write_lock:
             with anyio.CancelScope(shield=True):
-                await self.db.execute("BEGIN IMMEDIATE")
                 try:
-                    yield self.db
-                except BaseException:
-                    await self.db.execute("ROLLBACK")
+                    await self.db.execute("BEGIN IMMEDIATE")
+                    try:
+                        yield self.db
+                    except BaseException:
+                        await self.db.execute("ROLLBACK")
+                        raise
+                    await self.db.execute("COMMIT")
+                except sqlite3.IntegrityError:
                     raise
-                await self.db.execute("COMMIT")
+                except (sqlite3.OperationalError, sqlite3.DatabaseError) as exc:
+                    raise StorageFailure(f"the store {self.path} cannot be written: {exc}") from exc
 
     @classmethod
     async def open(cls, path: Path | str, *, net: bytes) -> Store:
         """Open (creating and migrating) the store of a node of federation `net`."""
+        try:
+            return await cls._open(path, net=net)
+        except (sqlite3.OperationalError, sqlite3.DatabaseError) as exc:
+            if isinstance(exc, sqlite3.IntegrityError):
+                raise
+            raise StorageFailure(f"the store {path} cannot be opened for writing: {exc}") from exc
+
+    @classmethod
+    async def _open(cls, path: Path | str, *, net: bytes) -> Store:
         db = await aiosqlite.connect(str(path), isolation_level=None)
         try:
             await db.execute("PRAGMA journal_mode=WAL")
@@ -152,6 +176,10 @@ class Store:
             await db.execute("PRAGMA busy_timeout=5000")
             store = cls(db, str(path), net)
             await store._migrate()
+            # Fail now, not at the first write, if the file cannot be written (read-only
+            # file or folder): taking the write lock needs write access.
+            await db.execute("BEGIN IMMEDIATE")
+            await db.execute("ROLLBACK")
         except BaseException:
             await db.close()
             raise
@@ -188,7 +216,12 @@ class Store:
         """Run `fn(conn, *args)` as one transaction on the connection's thread."""
         async with self._write_lock:
             with anyio.CancelScope(shield=True):
-                await run_in_db(self.db, _in_transaction, fn, *args)
+                try:
+                    await run_in_db(self.db, _in_transaction, fn, *args)
+                except sqlite3.IntegrityError:
+                    raise
+                except (sqlite3.OperationalError, sqlite3.DatabaseError) as exc:
+                    raise StorageFailure(f"the store {self.path} cannot be written: {exc}") from exc
 
     async def outbox_done(self, ids: Sequence[bytes]) -> None:
         if not ids:
