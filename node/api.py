@@ -20,7 +20,7 @@ from litestar import Litestar, Request, Response, get, post
 from litestar.datastructures import State
 from litestar.exceptions import HTTPException, NotFoundException
 from litestar.openapi import OpenAPIConfig
-from litestar.params import FromPath, JSONBody, QueryParameter
+from litestar.params import FromPath, JSONBody, PathParameter, QueryParameter
 
 import coopnet
 from coopnet.node.api_aid import aid_router
@@ -32,6 +32,7 @@ from coopnet.protocol import Envelope, InvalidEvent, NotePosted, unseal
 from coopnet.protocol.body import NoteText
 
 log = logging.getLogger("coopnet.api")
+MAX_INT = 2**63 - 1  # SQLite's integers: a larger number in a query is refused, not a crash
 
 
 class ErrorOut(msgspec.Struct):
@@ -102,7 +103,7 @@ async def get_status(state: State) -> NodeStatus:
 async def get_log(
     state: State,
     author: Annotated[str | None, QueryParameter(description="only this author")] = None,
-    after: Annotated[int, QueryParameter(ge=0, description="storage position")] = 0,
+    after: Annotated[int, QueryParameter(ge=0, le=MAX_INT, description="storage position")] = 0,
     limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
 ) -> LogPage:
     node = _node(state)
@@ -112,7 +113,11 @@ async def get_log(
 
 
 @get("/log/{author:str}/{seq:int}", summary="One event, by author and seq")
-async def get_event(state: State, author: FromPath[str], seq: FromPath[int]) -> EventOut:
+async def get_event(
+    state: State,
+    author: FromPath[str],
+    seq: Annotated[int, PathParameter(ge=1, le=MAX_INT)],
+) -> EventOut:
     node = _node(state)
     found = await node.store.event_at(author, seq)
     if found is None:
