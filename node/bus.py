@@ -83,8 +83,10 @@ class Bus:
         options: dict[str, Any] = {}
         if self.creds:
             options["user_credentials"] = self.creds
+        # A comma-separated list names the servers of a cluster: nats-py tries them all.
+        servers = [u.strip() for u in self.url.split(",") if u.strip()]
         self.nc = await nats.connect(
-            self.url,
+            servers,
             name=self.name,
             max_reconnect_attempts=-1,
             reconnect_time_wait=0.5,

@@ -85,6 +85,8 @@ class Publisher:
                 for _, fut in futures:
                     if not fut.done():
                         fut.cancel()  # frees its in-flight slot; the row is retried
+                    elif not fut.cancelled():
+                        fut.exception()  # seen: a failed publish is retried, not reported twice
                 with anyio.CancelScope(shield=True):
                     await self.store.outbox_done(acked)
                 self.published += len(acked)

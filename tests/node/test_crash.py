@@ -58,7 +58,7 @@ async def api_ready(client: httpx.AsyncClient) -> bool:
 
 async def stream_ids(url: str, author: str) -> Counter[str]:
     """How many times each event id of `author` is in the stream."""
-    nc = await nats.connect(url)
+    nc = await nats.connect(url.split(","))
     js = nc.jetstream()
     counts: Counter[str] = Counter()
     seq = 1
