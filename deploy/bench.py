@@ -159,7 +159,8 @@ async def _raw_publish_rate(url: str, payloads: Sequence[bytes], in_flight: int)
     return len(payloads) / elapsed
 
 
-async def bench_publish(events: int) -> dict[str, Any]:
+async def bench_publish(events: int, concurrency: int = 32) -> dict[str, Any]:
+    """`concurrency` residents post at once (their posts share commits); 1: one at a time."""
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         server = NatsServer(root / "nats")
@@ -175,9 +176,15 @@ async def bench_publish(events: int) -> dict[str, Any]:
                     task = progress.add_task("publish", total=events)
                     start = time.perf_counter()
                     envs: list[Envelope] = []
-                    for i in range(events):
-                        envs.append(await node.post(NotePosted(text=f"publish bench {i}")))
-                        progress.update(task, advance=1)
+
+                    async def resident(r: int) -> None:
+                        for i in range(r, events, concurrency):
+                            envs.append(await node.post(NotePosted(text=f"publish bench {i}")))
+                            progress.update(task, advance=1)
+
+                    async with anyio.create_task_group() as residents:
+                        for r in range(concurrency):
+                            residents.start_soon(resident, r)
                     while await node.store.outbox_depth():  # noqa: ASYNC110 (a table to poll)
                         await anyio.sleep(0.005)
                     elapsed = time.perf_counter() - start
@@ -189,6 +196,7 @@ async def bench_publish(events: int) -> dict[str, Any]:
     return {
         "bench": "publish",
         "events": events,
+        "concurrency": concurrency,
         "seconds": round(elapsed, 3),
         "events_per_s": round(rate),
         "raw_publish_async_per_s": round(limit),

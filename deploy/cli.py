@@ -62,7 +62,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     if args.which == "ingest":
         result = anyio.run(bench.bench_ingest, args.events, args.authors, args.batch)
     elif args.which == "publish":
-        result = anyio.run(bench.bench_publish, args.events)
+        result = anyio.run(bench.bench_publish, args.events, args.concurrency)
     elif args.which == "catchup":
         result = anyio.run(bench.bench_catchup, args.events, args.authors)
     elif args.which == "scale":
@@ -124,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--json", action="store_true", help="print one JSON object")
     b = which.add_parser("publish", help="own events to the stream vs raw publish_async")
     b.add_argument("--events", type=int, default=5_000)
+    b.add_argument("--concurrency", type=int, default=32, help="residents posting at once")
     b.add_argument("--json", action="store_true", help="print one JSON object")
     b = which.add_parser("catchup", help="a fresh node backfilling from the stream")
     b.add_argument("--events", type=int, default=100_000)

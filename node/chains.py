@@ -105,6 +105,7 @@ class Chains:
         self.lock = anyio.Lock()
         self.limiter = anyio.CapacityLimiter(max(1, os.cpu_count() or 1))
         self._log_budget = LogBudget()
+        self._own_queue: list[_OwnWrite] = []
 
     async def load(self) -> None:
         """Load every author's head, key state and fork status from the store."""
@@ -330,35 +331,80 @@ class Chains:
     async def append(
         self, author: str, signing_key: nacl.signing.SigningKey, body: Body
     ) -> Envelope:
-        """Seal `body` as the node's next event; store it and its outbox entry, synced."""
+        """Seal `body` as the node's next event; store it and its outbox entry, synced.
+
+        Group commit: appends that arrive while a commit is running wait for it, and the
+        next one to take the lock seals and commits all of them in one synced transaction.
+        Each caller still returns only once its own event is on disk.
+        """
+        mine = _OwnWrite(author, signing_key, body)
+        self._own_queue.append(mine)
         async with self.lock:
-            st = self.states.get(author)
-            if st is not None and st.forked_seq is not None:
-                raise E.Fork(f"{author} has a fork on record at seq {st.forked_seq}")
-            head = st.head if st else None
-            wire = seal(
-                signing_key=signing_key,
-                net=self.net,
-                author=author,
-                seq=head.seq + 1 if head else 1,
-                prev=head.id if head else None,
-                at=self.clock(),
-                body=body,
-            )
-            env = unseal(wire, net=self.net)
-            keys = found_key_state(env) if env.seq == 1 else check_key(_k(st), env)
-            new = AuthorState(author)
+            if not mine.done:
+                waiting, self._own_queue = self._own_queue, []
+                await self._commit_own(waiting)
+        if mine.error is not None:
+            raise mine.error
+        assert mine.env is not None
+        return mine.env
+
+    async def _commit_own(self, writes: list[_OwnWrite]) -> None:
+        batch = Batch()
+        heads: dict[str, AuthorState] = {}
+        for w in writes:
+            st = heads.get(w.author) or self.states.get(w.author)
+            try:
+                if st is not None and st.forked_seq is not None:
+                    raise E.Fork(f"{w.author} has a fork on record at seq {st.forked_seq}")
+                head = st.head if st else None
+                wire = seal(
+                    signing_key=w.signing_key,
+                    net=self.net,
+                    author=w.author,
+                    seq=head.seq + 1 if head else 1,
+                    prev=head.id if head else None,
+                    at=self.clock(),
+                    body=w.body,
+                )
+                env = unseal(wire, net=self.net)
+                keys = found_key_state(env) if env.seq == 1 else check_key(_k(st), env)
+            except InvalidEvent as exc:
+                w.error, w.done = exc, True
+                continue
+            new = AuthorState(w.author)
             new.head, new.keys = Head(env.seq, env.id), keys
-            batch = Batch(
-                events=[env],
-                outbox=[(env, subject_of(author, env.kind))],
-                authors={author: new.row()},
-            )
-            await self.store.commit(batch)
-            self.states[author] = new
-        if self.on_accepted is not None:
-            self.on_accepted([env])
-        return env
+            heads[w.author] = new
+            batch.events.append(env)
+            batch.outbox.append((env, subject_of(w.author, env.kind)))
+            batch.authors[w.author] = new.row()
+            w.env = env
+        try:
+            if batch.events:
+                await self.store.commit(batch)
+        except Exception as exc:  # nothing of this batch is stored: every writer hears why
+            for w in writes:
+                if not w.done:
+                    w.env, w.error, w.done = None, exc, True
+            return
+        self.states.update(heads)
+        for w in writes:
+            w.done = True
+        if batch.events and self.on_accepted is not None:
+            self.on_accepted(batch.events)
+
+
+class _OwnWrite:
+    """One caller's own event waiting to be sealed and committed (see `Chains.append`)."""
+
+    __slots__ = ("author", "body", "done", "env", "error", "signing_key")
+
+    def __init__(self, author: str, signing_key: nacl.signing.SigningKey, body: Body) -> None:
+        self.author = author
+        self.signing_key = signing_key
+        self.body = body
+        self.done = False
+        self.env: Envelope | None = None
+        self.error: Exception | None = None
 
 
 class LogBudget:

@@ -210,14 +210,21 @@ class Store:
         """Write a batch in one transaction, synced to disk, in one call on the DB thread."""
         if batch.empty() and not batch.outbox:
             return
-        await self._write(_commit_batch, batch, now_ms())
+        # A batch that only moves the stream cursor need not wait for the disk: if a power
+        # cut loses it, the node reads a few messages again, and duplicates are no-ops.
+        only_cursor = not (batch.events or batch.authors or batch.forks or batch.rejections)
+        await self._write(_commit_batch, batch, now_ms(), durable=not only_cursor)
 
-    async def _write(self, fn: Callable[..., None], *args: Any) -> None:
-        """Run `fn(conn, *args)` as one transaction on the connection's thread."""
+    async def _write(self, fn: Callable[..., None], *args: Any, durable: bool = True) -> None:
+        """Run `fn(conn, *args)` as one transaction on the connection's thread.
+
+        `durable=False` skips the fsync (synchronous=NORMAL for this transaction): only for
+        bookkeeping whose loss a restart repairs by itself.
+        """
         async with self._write_lock:
             with anyio.CancelScope(shield=True):
                 try:
-                    await run_in_db(self.db, _in_transaction, fn, *args)
+                    await run_in_db(self.db, _in_transaction, fn, durable, *args)
                 except sqlite3.IntegrityError:
                     raise
                 except (sqlite3.OperationalError, sqlite3.DatabaseError) as exc:
@@ -226,7 +233,9 @@ class Store:
     async def outbox_done(self, ids: Sequence[bytes]) -> None:
         if not ids:
             return
-        await self._write(_delete_outbox, list(ids))
+        # Not synced: a deletion lost in a power cut means one republish of an acknowledged
+        # event, which the server (Nats-Msg-Id) and every receiver (its id) drop.
+        await self._write(_delete_outbox, list(ids), durable=False)
 
     async def discard_own_after(self, author: str, seq: int) -> list[Envelope]:
         """Remove own events above `seq` that never left the node (all still in the outbox).
@@ -417,14 +426,22 @@ class Store:
 # -- write transactions, run on the connection's thread (one round trip each) ----------------
 
 
-def _in_transaction(conn: sqlite3.Connection, fn: Callable[..., None], *args: Any) -> None:
-    conn.execute("BEGIN IMMEDIATE")
+def _in_transaction(
+    conn: sqlite3.Connection, fn: Callable[..., None], durable: bool, *args: Any
+) -> None:
+    if not durable:
+        conn.execute("PRAGMA synchronous=NORMAL")
     try:
-        fn(conn, *args)
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            fn(conn, *args)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+    finally:
+        if not durable:
+            conn.execute("PRAGMA synchronous=FULL")
 
 
 def _commit_batch(conn: sqlite3.Connection, batch: Batch, received: int) -> None:

@@ -7,11 +7,12 @@ import random
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import anyio
 import msgspec
 import pytest
 
 from coopnet.node.chains import Chains
-from coopnet.node.store import Store
+from coopnet.node.store import Batch, Store
 from coopnet.protocol import Envelope, Identity, NotePosted, seal, unseal
 from coopnet.protocol.body import Body
 from coopnet.protocol.envelope import encode_wire
@@ -255,3 +256,32 @@ async def test_a_flood_of_bad_events_is_counted_in_full(chains: Chains) -> None:
     report = await chains.receive([b"\x00junk"] * 500, source="flood")
     assert report.rejected == {"malformed": 500}
     assert (await chains.store.rejections())["malformed"] == 500
+
+
+async def test_concurrent_own_writes_share_commits(chains: Chains) -> None:
+    """Group commit: 64 residents posting at once get 64 consecutive events, in fewer
+    synced transactions than events, and each caller returns its own event."""
+    await chains.append("oakley", OAK.signing_key, OAK.founding_body("Oakley", "C1"))
+    commits = 0
+    real_commit = chains.store.commit
+
+    async def counting(batch: Batch) -> None:
+        nonlocal commits
+        commits += 1
+        await real_commit(batch)
+
+    chains.store.commit = counting  # type: ignore[method-assign]
+    results: dict[int, Envelope] = {}
+
+    async def post(i: int) -> None:
+        results[i] = await chains.append("oakley", OAK.signing_key, NotePosted(text=f"n{i}"))
+
+    async with anyio.create_task_group() as tg:
+        for i in range(64):
+            tg.start_soon(post, i)
+    assert sorted(e.seq for e in results.values()) == list(range(2, 66))
+    assert all(results[i].body == NotePosted(text=f"n{i}") for i in range(64))
+    assert await chains.store.event_count() == 65
+    assert commits < 64
+    chain = {e.seq: e for e in results.values()}
+    assert all(chain[s].prev == chain[s - 1].id for s in range(3, 66))
