@@ -305,7 +305,8 @@ async def _publish_raw(url: str, wires: Sequence[bytes], progress: Progress) -> 
     pending = []
     for wire in wires:
         header = msgspec.msgpack.decode(wire, type=tuple[bytes, bytes, bytes])[0]
-        author, kind = msgspec.msgpack.decode(header)[2], msgspec.msgpack.decode(header)[7]
+        fields = msgspec.msgpack.decode(header)
+        author, kind = fields[2], fields[7]
         pending.append(
             await js.publish_async(
                 f"coop.{author}.{kind}",
