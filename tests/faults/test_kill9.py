@@ -19,8 +19,9 @@ import pytest
 from coopnet.node.nats_server import NatsServer
 from coopnet.node.store import Store
 from tests.conftest import NET, make_node
-from tests.faults.test_storage import free_port, integrity, start, wait_ready
+from tests.faults.test_storage import integrity
 from tests.node.test_crash import stream_ids
+from tests.processes import free_port, start_node, wait_ready
 
 pytestmark = pytest.mark.timeout(900)
 RUNS = 50
@@ -38,7 +39,7 @@ class Proc:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        self.proc = start(self.data, self.url, self.port)
+        self.proc = start_node(self.data, self.url, self.port)
         wait_ready(self.port, self.proc)
         assert self.proc.poll() is None, "the node died at start"
 

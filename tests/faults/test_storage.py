@@ -6,13 +6,9 @@ where it cannot be applied, and said so)."""
 
 from __future__ import annotations
 
-import resource
 import shutil
-import socket
 import sqlite3
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import anyio
@@ -21,46 +17,9 @@ import pytest
 
 from coopnet.node.nats_server import NatsServer
 from tests.conftest import make_node
+from tests.processes import free_port, start_node, wait_ready
 
 pytestmark = pytest.mark.timeout(120)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def start(
-    data: Path, url: str, port: int, *, max_file_bytes: int | None = None
-) -> subprocess.Popen[str]:
-    def limit() -> None:
-        if max_file_bytes is not None:
-            resource.setrlimit(resource.RLIMIT_FSIZE, (max_file_bytes, max_file_bytes))
-
-    args = ["node", "run", "--data", str(data), "--nats", url, "--api-port", str(port)]
-    return subprocess.Popen(
-        [sys.executable, "-m", "coopnet", *args],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        preexec_fn=limit,
-    )
-
-
-def wait_ready(port: int, proc: subprocess.Popen[str]) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            return
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/status").json()["ready_to_sign"]:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)  # another process: nothing to await but its API
-    raise AssertionError("the node did not become ready")
 
 
 def integrity(db: Path) -> tuple[str, int]:
@@ -74,7 +33,7 @@ def test_a_full_disk_stops_the_node_cleanly(tmp_path: Path, nats_server: NatsSer
     data = anyio.run(make_node, tmp_path, "oakley", nats_server.url)
     port = free_port()
     size = sum(f.stat().st_size for f in data.glob("node.db*"))
-    proc = start(data, nats_server.url, port, max_file_bytes=size + 256 * 1024)
+    proc = start_node(data, nats_server.url, port, max_file_bytes=size + 256 * 1024)
     acked = 0
     last_error: dict[str, str] = {}
     try:
@@ -116,7 +75,7 @@ def test_a_read_only_database_stops_the_node_with_a_clear_error(
     if applied.returncode != 0:
         pytest.skip(f"chattr +i is not permitted here: {applied.stderr.decode().strip()}")
     try:
-        proc = start(data, nats_server.url, free_port())
+        proc = start_node(data, nats_server.url, free_port())
         _, err = proc.communicate(timeout=60)
     finally:
         subprocess.run(["chattr", "-i", *map(str, files)], check=True)

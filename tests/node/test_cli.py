@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
 import stat
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
 from coopnet.node.nats_server import NatsServer
+from tests.processes import free_port, start_node, wait_ready
 
 
 def coopnet(*args: str) -> subprocess.CompletedProcess[str]:
@@ -80,25 +79,10 @@ def test_run_stops_cleanly_on_a_signal(
 ) -> None:
     data = tmp_path / "oak"
     assert coopnet("node", "init", "--name", "oakley", "--data", str(data)).returncode == 0
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    args = ["node", "run", "--data", str(data), "--nats", nats_server.url, "--api-port", str(port)]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "coopnet", *args],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    port = free_port()
+    proc = start_node(data, nats_server.url, port)
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/status").json()["ready_to_sign"]:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)  # a separate process: nothing to await but its API
+        wait_ready(port, proc)
         r = httpx.post(f"http://127.0.0.1:{port}/notes", json={"text": "before shutdown"})
         assert r.status_code == 201
         proc.send_signal(signum)

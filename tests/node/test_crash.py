@@ -5,9 +5,6 @@ from __future__ import annotations
 import os
 import random
 import signal
-import socket
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -21,31 +18,11 @@ from coopnet.node.nats_server import NatsServer
 from coopnet.node.runtime import Node
 from coopnet.protocol import unseal
 from tests.conftest import NET, make_node, running, wait_until
+from tests.processes import free_port, start_node
 
 pytestmark = pytest.mark.timeout(240)
 
 TOTAL = 1000
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def run_args(data: Path, url: str, port: int) -> list[str]:
-    return ["--data", str(data), "--nats", url, "--api-port", str(port)]
-
-
-def start_node_process(data: Path, url: str, port: int, log: Path) -> subprocess.Popen[bytes]:
-    with log.open("ab") as err:
-        return subprocess.Popen(
-            [sys.executable, "-m", "coopnet", "node", "run", *run_args(data, url, port)],
-            stdout=subprocess.DEVNULL,
-            stderr=err,
-            start_new_session=True,
-        )
 
 
 async def api_ready(client: httpx.AsyncClient) -> bool:
@@ -82,7 +59,7 @@ async def test_kill_9_while_publishing_1000_events(tmp_path: Path, nats_server: 
     kill_at = random.randint(50, TOTAL - 50)
     acked: list[str] = []
     async with running(b), httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
-        proc = start_node_process(a_data, nats_server.url, port, log)
+        proc = start_node(a_data, nats_server.url, port, log=log)
         try:
             await wait_until(lambda: api_ready(client), within=30, what="oakley's API")
 
@@ -103,7 +80,7 @@ async def test_kill_9_while_publishing_1000_events(tmp_path: Path, nats_server: 
             killed_after = len(acked)
             assert killed_after < TOTAL
 
-            proc = start_node_process(a_data, nats_server.url, port, log)
+            proc = start_node(a_data, nats_server.url, port, log=log)
             await wait_until(lambda: api_ready(client), within=30, what="oakley after restart")
             while len(acked) < TOTAL:
                 r = await client.post("/notes", json={"text": f"note {len(acked)}"})

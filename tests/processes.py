@@ -1,0 +1,65 @@
+"""Helpers for tests that run a node as a separate process (`python -m coopnet node run`)."""
+
+from __future__ import annotations
+
+import resource
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def start_node(
+    data: Path,
+    url: str,
+    port: int,
+    *,
+    log: Path | None = None,
+    max_file_bytes: int | None = None,
+) -> subprocess.Popen[str]:
+    """Start `coopnet node run`; stderr to `log` (appended) or to a pipe. `max_file_bytes`
+    caps the size of any file the process writes (RLIMIT_FSIZE): a full disk, for real."""
+
+    def limit() -> None:
+        if max_file_bytes is not None:
+            resource.setrlimit(resource.RLIMIT_FSIZE, (max_file_bytes, max_file_bytes))
+
+    args = ["node", "run", "--data", str(data), "--nats", url, "--api-port", str(port)]
+    err = log.open("a") if log is not None else None
+    try:
+        return subprocess.Popen(
+            [sys.executable, "-m", "coopnet", *args],
+            stdout=subprocess.DEVNULL,
+            stderr=err if err is not None else subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+            preexec_fn=limit,  # only sets a resource limit in the child
+        )
+    finally:
+        if err is not None:
+            err.close()
+
+
+def wait_ready(port: int, proc: subprocess.Popen[str], within: float = 30.0) -> None:
+    """Until the node's API says it may sign (or the process ended)."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/status").json()["ready_to_sign"]:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)  # another process: nothing to await but its API
+    raise AssertionError("the node did not become ready")
