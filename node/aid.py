@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import aiosqlite
 import msgspec
 
+from coopnet.node.market import record_refusal
 from coopnet.node.refusals import Refused
 from coopnet.node.store_io import fetch_all, fetch_one, run_in_db, select_all
 from coopnet.protocol import Envelope, InvalidEvent
@@ -131,10 +132,7 @@ class AidProjection:
 
 
 def _refuse(conn: sqlite3.Connection, env: Envelope, reason: str) -> None:
-    conn.execute(
-        "INSERT OR IGNORE INTO domain_rejections VALUES (?, ?, ?, ?, ?, ?)",
-        (env.id, env.author, env.seq, env.kind, "not_authorized", reason),
-    )
+    record_refusal(conn, env.id, env.author, env.seq, env.kind, "not_authorized", reason)
 
 
 def refold_request(conn: sqlite3.Connection, requester: str, request: str) -> RequestView:
@@ -145,12 +143,11 @@ def refold_request(conn: sqlite3.Connection, requester: str, request: str) -> Re
     )
     statements = _statements(rows)
     view = fold_request(requester, request, statements)
+    by_id = {s.id: s for s in statements}
     for sid, code in view.refused:
-        s = next(s for s in statements if s.id == sid)
-        conn.execute(
-            "INSERT OR IGNORE INTO domain_rejections VALUES (?, ?, ?, ?, ?, ?)",
-            (s.id, s.author, s.seq, s.body.kind, code, f"not allowed on {requester}/{request}"),
-        )
+        s = by_id[sid]
+        reason = f"not allowed on {requester}/{request}"
+        record_refusal(conn, s.id, s.author, s.seq, s.body.kind, code, reason)
     if view.requester_state != "none":
         values = [getattr(view, c) for c in REQUEST_COLUMNS]
         marks = ", ".join("?" * len(values))

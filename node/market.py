@@ -114,11 +114,25 @@ class Market:
             conn.execute(f"DELETE FROM {table}")
 
 
-def _refuse(conn: sqlite3.Connection, env: Envelope, code: str, reason: str) -> None:
+def record_refusal(
+    conn: sqlite3.Connection,
+    event_id: bytes,
+    author: str,
+    seq: int,
+    kind: str,
+    code: str,
+    reason: str,
+) -> None:
+    """A stored event that a domain rule refuses: kept once, counted by code in the status.
+    (`domain_rejections` is shared by every domain projection: market, aid, alerts.)"""
     conn.execute(
         "INSERT OR IGNORE INTO domain_rejections VALUES (?, ?, ?, ?, ?, ?)",
-        (env.id, env.author, env.seq, env.kind, code, reason),
+        (event_id, author, seq, kind, code, reason),
     )
+
+
+def _refuse(conn: sqlite3.Connection, env: Envelope, code: str, reason: str) -> None:
+    record_refusal(conn, env.id, env.author, env.seq, env.kind, code, reason)
 
 
 def offer_in(conn: sqlite3.Connection, author: str, offer: str) -> Offer | None:
@@ -230,12 +244,11 @@ def refold_trade(conn: sqlite3.Connection, buyer: str, trade: str) -> TradeView:
     ]
     refused = _refused_acceptances(conn, [s.id for s in statements])
     view = fold_trade(buyer, trade, statements, refused)
+    by_id = {s.id: s for s in statements}
     for statement_id, code in view.refused:
-        s = next(s for s in statements if s.id == statement_id)
-        conn.execute(
-            "INSERT OR IGNORE INTO domain_rejections VALUES (?, ?, ?, ?, ?, ?)",
-            (s.id, s.author, s.seq, s.body.kind, code, f"not allowed in trade {buyer}/{trade}"),
-        )
+        s = by_id[statement_id]
+        reason = f"not allowed in trade {buyer}/{trade}"
+        record_refusal(conn, s.id, s.author, s.seq, s.body.kind, code, reason)
     if view.seller:
         conn.execute(
             "INSERT OR REPLACE INTO trades VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
