@@ -71,6 +71,7 @@ class AuthorState:
             next_key_digest=self.keys.next_key_digest,
             key_since=self.keys.since_seq,
             forked_seq=self.forked_seq,
+            retired_seq=self.keys.retired_seq,
         )
 
 
@@ -117,6 +118,7 @@ class Chains:
                 current_key=row.current_key,
                 next_key_digest=row.next_key_digest,
                 since_seq=row.key_since,
+                retired_seq=row.retired_seq,
             )
             st.forked_seq = row.forked_seq
             self.states[row.author] = st

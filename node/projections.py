@@ -80,8 +80,9 @@ class Notes:
 def _domain() -> tuple[Projection, ...]:
     from coopnet.node.aid import AidProjection
     from coopnet.node.market import Market
+    from coopnet.node.membership import MembershipProjection
 
-    return Market(), AidProjection()
+    return Market(), AidProjection(), MembershipProjection()
 
 
 PROJECTIONS: tuple[Projection, ...] = (Neighborhoods(), Notes(), *_domain())

@@ -25,6 +25,7 @@ import msgspec
 from coopnet.node.aid import LOCAL_SCHEMA as LOCAL_AID_SCHEMA
 from coopnet.node.aid import AidProjection
 from coopnet.node.market import Market
+from coopnet.node.membership import MembershipProjection
 from coopnet.node.projections import PROJECTIONS, Neighborhoods, Notes
 from coopnet.node.store_io import fetch_all, fetch_one, run_in_db
 from coopnet.protocol import Envelope, unseal
@@ -77,6 +78,10 @@ MIGRATIONS: list[tuple[str, ...]] = [
     (*Neighborhoods.schema, *Notes.schema),
     Market.schema,
     (*AidProjection.schema, *LOCAL_AID_SCHEMA),
+    (
+        "ALTER TABLE authors ADD COLUMN retired_seq INTEGER NOT NULL DEFAULT 0",
+        *MembershipProjection.schema,
+    ),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -89,6 +94,7 @@ class AuthorRow(msgspec.Struct, frozen=True, kw_only=True):
     next_key_digest: bytes
     key_since: int
     forked_seq: int | None
+    retired_seq: int = 0
 
 
 class ForkRow(msgspec.Struct, frozen=True, kw_only=True):
@@ -273,13 +279,14 @@ class Store:
             keys = fold_keys(kept)
             await self.db.execute(
                 "UPDATE authors SET head_seq = ?, head_id = ?, current_key = ?,"
-                " next_key_digest = ?, key_since = ? WHERE author = ?",
+                " next_key_digest = ?, key_since = ?, retired_seq = ? WHERE author = ?",
                 (
                     kept[-1].seq,
                     kept[-1].id,
                     keys.current_key,
                     keys.next_key_digest,
                     keys.since_seq,
+                    keys.retired_seq,
                     author,
                 ),
             )
@@ -307,6 +314,7 @@ class Store:
                 next_key_digest=bytes(r[4]),
                 key_since=r[5],
                 forked_seq=r[6],
+                retired_seq=r[7],
             )
             for r in rows
         }
@@ -455,10 +463,10 @@ def _commit_batch(conn: sqlite3.Connection, batch: Batch, received: int) -> None
             projection.apply(conn, batch.events)
     if batch.authors:
         conn.executemany(
-            "INSERT OR REPLACE INTO authors VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO authors VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 (a.author, a.head_seq, a.head_id, a.current_key, a.next_key_digest,
-                 a.key_since, a.forked_seq)
+                 a.key_since, a.forked_seq, a.retired_seq)
                 for a in batch.authors.values()
             ],
         )  # fmt: skip

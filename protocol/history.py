@@ -14,6 +14,7 @@ import msgspec
 from coopnet.protocol import errors
 from coopnet.protocol.envelope import Envelope, key_digest
 from coopnet.protocol.kinds import NodeFounded, NodeKeyRotated
+from coopnet.protocol.membership import MembershipRetired
 
 # An author's clock may run ahead of ours by this much before its events are refused.
 MAX_CLOCK_SKEW_MS = 5 * 60 * 1000
@@ -26,16 +27,20 @@ class KeyState(msgspec.Struct, frozen=True, kw_only=True):
     current_key: bytes
     next_key_digest: bytes
     since_seq: int
+    retired_seq: int = 0  # the seq of its `membership.retired`: nothing may follow it (§5.3)
 
 
-def found_key_state(env: Envelope) -> KeyState:
-    """The key state an author's first event establishes (§5.1)."""
+def found_key_state(env: Envelope, charter_key: bytes | None = None) -> KeyState:
+    """The key state an author's first event establishes (§5.1). A founder's log must start
+    with the key its federation's charter names (`charter_key`, §16.2)."""
     if env.seq != 1 or not isinstance(env.body, NodeFounded):
         raise errors.UnknownAuthor(
             f"{env.author}: a log starts with node.founded at seq 1, got {env.kind} at {env.seq}"
         )
     if env.body.key != env.key:
         raise errors.WrongKey(f"{env.author}: node.founded must be signed by the key it names")
+    if charter_key is not None and env.key != charter_key:
+        raise errors.WrongKey(f"{env.author}: a founder must found its log with the charter's key")
     return KeyState(
         author=env.author,
         current_key=env.key,
@@ -50,6 +55,10 @@ def check_key(state: KeyState, env: Envelope) -> KeyState:
     A `node.key_rotated` must reveal a key whose digest was committed, and be signed by that
     new key; from then on the old key signs nothing more (§5.2).
     """
+    if state.retired_seq:
+        raise errors.NotAuthorized(
+            f"{env.author} retired at seq {state.retired_seq}: its log holds nothing after"
+        )
     if isinstance(env.body, NodeFounded):
         raise errors.NotAuthorized(f"{env.author}: node.founded is allowed only at seq 1")
     if isinstance(env.body, NodeKeyRotated):
@@ -68,6 +77,8 @@ def check_key(state: KeyState, env: Envelope) -> KeyState:
             f"{env.author} seq {env.seq}: signed by {env.key.hex()[:16]}…, "
             f"current key is {state.current_key.hex()[:16]}…"
         )
+    if isinstance(env.body, MembershipRetired):
+        return msgspec.structs.replace(state, retired_seq=env.seq)
     return state
 
 

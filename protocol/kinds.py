@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from coopnet.protocol.aid import AID_KINDS
 from coopnet.protocol.body import AreaCode, Body, Digest, DisplayName, NoteText, PublicKey
+from coopnet.protocol.membership import MEMBERSHIP_KINDS
 from coopnet.protocol.offers import (
     NeedPosted,
     NeedWithdrawn,
@@ -55,6 +56,7 @@ _REGISTERED: tuple[type[Body], ...] = (
     NeedWithdrawn,
     *TRADE_KINDS,
     *AID_KINDS,
+    *MEMBERSHIP_KINDS,
 )
 KINDS: dict[str, type[Body]] = {cls.kind: cls for cls in _REGISTERED}
 

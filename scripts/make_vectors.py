@@ -45,6 +45,13 @@ from coopnet.protocol.aid import (
     AlertResolved,
 )
 from coopnet.protocol.envelope import encode_wire
+from coopnet.protocol.membership import (
+    MembershipApplied,
+    MembershipConsented,
+    MembershipObjected,
+    MembershipObjectionWithdrawn,
+    MembershipRetired,
+)
 from coopnet.protocol.offers import (
     NeedPosted,
     NeedWithdrawn,
@@ -176,8 +183,24 @@ def valid_vectors() -> list[tuple[str, bytes, Identity | bytes]]:
          "unit": "piece", "unit_price": 35, "available_until": T0, "area": "N6"}
     )  # fmt: skip
     fields = _fields(mill, 24, prev, "offer.posted", sparse)
-    add("offer_posted_optional_fields_absent", _raw(mill.seed, fields, sparse), mill)
+    prev = add("offer_posted_optional_fields_absent", _raw(mill.seed, fields, sparse), mill)
+    # One event of every membership kind (§16), the retirement last: it ends the log (§5.3).
+    for seq, body in enumerate(membership_bodies(), start=25):
+        prev = add(f"{body.kind.replace('.', '_')}_seq_{seq}", s(mill, seq, prev, body), mill)
     return out
+
+
+def membership_bodies() -> list[Any]:
+    application = hashlib.sha256(b"vectors: riverside's application").digest()
+    return [
+        MembershipApplied(display_name="Millbrook", area="N6", about="",
+                          reason="Our bakery needs rye flour from the federation"),
+        MembershipConsented(applicant="riverside", application=application),
+        MembershipObjected(applicant="riverside", application=application,
+                           reason="Ask them first about the unpaid delivery"),
+        MembershipObjectionWithdrawn(applicant="riverside", application=application),
+        MembershipRetired(),  # the default reason "" is written out
+    ]  # fmt: skip
 
 
 def market_bodies() -> list[Any]:

@@ -503,6 +503,9 @@ _AREA = _req(_area_check)
 # The trade name carried by every seller statement and the buyer's later statements.
 _TRADE_NAME: dict[str, Field] = {"buyer": _req(_slug_check), "trade": _req(_id_check)}
 
+# What every answer to a membership application names (§8 "as in membership.consented").
+_ANSWER: dict[str, Field] = {"applicant": _req(_slug_check), "application": _req(_bin32_check)}
+
 KINDS: dict[str, dict[str, Field]] = {
     "node.founded": {
         "display_name": _req(_str_check(1, 80)),
@@ -622,6 +625,19 @@ KINDS: dict[str, dict[str, Field]] = {
     },
     "alert.resolved": {
         "alert": _req(_id_check),
+    },
+    # Membership kinds (§8, rules in §16). *reason* 1–280 characters, *about* 0–280.
+    "membership.applied": {
+        "display_name": _req(_str_check(1, 80)),
+        "area": _AREA,
+        "about": _req(_str_check(0, 280)),
+        "reason": _req(_str_check(1, 280)),
+    },
+    "membership.consented": _ANSWER,
+    "membership.objected": {**_ANSWER, "reason": _req(_str_check(1, 280))},
+    "membership.objection_withdrawn": _ANSWER,
+    "membership.retired": {
+        "reason": _opt(_str_check(0, 280), ""),
     },
 }
 

@@ -21,6 +21,13 @@ from coopnet.protocol.aid import (
     AlertRaised,
     AlertResolved,
 )
+from coopnet.protocol.membership import (
+    MembershipApplied,
+    MembershipConsented,
+    MembershipObjected,
+    MembershipObjectionWithdrawn,
+    MembershipRetired,
+)
 from coopnet.protocol.offers import (
     NeedPosted,
     NeedWithdrawn,
@@ -40,6 +47,7 @@ from coopnet.protocol.trades import (
 
 NET = hashlib.sha256(b"golden").digest()[:16]
 T0 = 1_767_225_600_000
+APPLICATION = hashlib.sha256(b"millbrook's application").digest()
 
 GOLDEN = {
     "node.founded": (
@@ -251,6 +259,52 @@ GOLDEN = {
         "d7e18ae7bb9405843ae181c8d730a7f7dcace6ebc8d9e1020864567e415b57a2a12265d12a9e05d223b7ffea"
         "206c01c40b81a5616c657274a3612d31"
     ),
+    "membership.applied": (
+        "93c49e9901c410dd56de4137951d9c92681b03416ec15fa66f616b6c6579c420fabe81a3cf43d7057e980e09"
+        "9265a55f538aa747f7eca53d3ff1bae8ca2d921418c4204ffa64b7c1a1e5e6d340e2cf99f497b4319231a402"
+        "87acaa3bed386797f42542cf0000019b76daa817b26d656d626572736869702e6170706c696564c420372fb0"
+        "a256cf7638447263c2cc4a09ad75fca9df20401a5c895723c68df9fdc3c440d2025322919706c1b72676dc74"
+        "f28845753a298b8561f801e416a55b545bbea9d8623163cae509c88b8bda1cfddd89cf55174f2c764579741d"
+        "5732e2c4c96f06c46584ac646973706c61795f6e616d65a64f616b6c6579a461726561a24e31a561626f7574"
+        "be4120666f6f6420636f2d6f70206f662031343020686f757365686f6c6473a6726561736f6ebb5765206261"
+        "6b6520627265616420616e64206e6565642065676773"
+    ),
+    "membership.consented": (
+        "93c4a09901c410dd56de4137951d9c92681b03416ec15fa66f616b6c6579c420fabe81a3cf43d7057e980e09"
+        "9265a55f538aa747f7eca53d3ff1bae8ca2d921419c4203d9c21a558d2ccdd158cb7aea1af0cf95a2f72f785"
+        "53caf4a8aa89027f4736fbcf0000019b76daa818b46d656d626572736869702e636f6e73656e746564c42007"
+        "bd09e0192fe41d2ad8e81531c6305424a13136388d2c1d2d0d36fab34cfe7bc440fe271f781f966f49c157ee"
+        "9c52868acbc211fabec53b2cc5086dea56eb932cbf95e08a3eed732f6509dc642eff3143c54787a20280a450"
+        "e07f85ea09ebf5c700c44382a96170706c6963616e74a96d696c6c62726f6f6bab6170706c69636174696f6e"
+        "c420e2c38b5c353fca3ee30bf9549783b7d557309431182027b2288bfd03a4112d74"
+    ),
+    "membership.objected": (
+        "93c49f9901c410dd56de4137951d9c92681b03416ec15fa66f616b6c6579c420fabe81a3cf43d7057e980e09"
+        "9265a55f538aa747f7eca53d3ff1bae8ca2d92141ac420b298e5dbd59f30b42527321888050fa5f88f463698"
+        "57d37358a86495d2317977cf0000019b76daa819b36d656d626572736869702e6f626a6563746564c420bcbb"
+        "5808dbc3b4d355b501640dc9a6777358bce1be428a7c729afdc8da41547bc440bdab5d8d7046fc4ba52da5e8"
+        "d783f2db4999722d90bf88f9c2f117760054d4f6a504d23ce71d2587493693058edff50345c1bbfdc8da7c5a"
+        "bafd46a0f5b1510bc47a83a96170706c6963616e74a96d696c6c62726f6f6bab6170706c69636174696f6ec4"
+        "20e2c38b5c353fca3ee30bf9549783b7d557309431182027b2288bfd03a4112d74a6726561736f6ed92e5468"
+        "656972206b657920776173207573656420627920616e6f7468657220636f2d6f70206c617374206d6f6e7468"
+    ),
+    "membership.objection_withdrawn": (
+        "93c4aa9901c410dd56de4137951d9c92681b03416ec15fa66f616b6c6579c420fabe81a3cf43d7057e980e09"
+        "9265a55f538aa747f7eca53d3ff1bae8ca2d92141bc420486ea0cefc6da14f2ea8862b0f3e883a3698bef6b5"
+        "de442e3aad1547b704c0f6cf0000019b76daa81abe6d656d626572736869702e6f626a656374696f6e5f7769"
+        "7468647261776ec42007bd09e0192fe41d2ad8e81531c6305424a13136388d2c1d2d0d36fab34cfe7bc4404a"
+        "9b5f43926355a2b7543d415eff138066b45f7881eae1815c2ae810f9daceee6b78afedc5ac489cd5989107f9"
+        "aacdf98319037a1ce17456fdcc01060e18c505c44382a96170706c6963616e74a96d696c6c62726f6f6bab61"
+        "70706c69636174696f6ec420e2c38b5c353fca3ee30bf9549783b7d557309431182027b2288bfd03a4112d74"
+    ),
+    "membership.retired": (
+        "93c49e9901c410dd56de4137951d9c92681b03416ec15fa66f616b6c6579c420fabe81a3cf43d7057e980e09"
+        "9265a55f538aa747f7eca53d3ff1bae8ca2d92141cc420a327daeaf83f17f719d0831553742f00260b6c37b8"
+        "287250aaac47580add3f86cf0000019b76daa81bb26d656d626572736869702e72657469726564c420b96011"
+        "15678ce3e8a335b2a5e8ae7c8b6aac94f5a9ff3a86de9c9eae22a0a681c440c1e5edb196ae83e311f1c326f0"
+        "7a081c3fa69e5b2a1793d7b6e29ef27902ef6795c3e7e62ad7a767835d565c084b598523f4df1778d24b88c8"
+        "a5552e1200f90bc41c81a6726561736f6eb36d6572676564207769746820456c6d776f6f64"
+    ),
 }
 
 
@@ -290,6 +344,13 @@ MARKET_BODIES: list[Body] = [
     AlertRaised(alert="a-1", alert_kind="flood", severity="warning", area="N1",
                 advice="Move cars off Mill Lane before 6pm."),
     AlertResolved(alert="a-1"),
+    MembershipApplied(display_name="Oakley", area="N1", about="A food co-op of 140 households",
+                      reason="We bake bread and need eggs"),
+    MembershipConsented(applicant="millbrook", application=APPLICATION),
+    MembershipObjected(applicant="millbrook", application=APPLICATION,
+                       reason="Their key was used by another co-op last month"),
+    MembershipObjectionWithdrawn(applicant="millbrook", application=APPLICATION),
+    MembershipRetired(reason="merged with Elmwood"),
 ]  # fmt: skip
 
 

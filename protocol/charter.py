@@ -1,0 +1,136 @@
+"""The federation's charter and the `net` id that commits to it (docs/PROTOCOL.md §16).
+
+A charter names the federation, its founding neighborhoods with the public keys they sign
+with, and its policies. `net`, the 16-byte federation id in every envelope, is the first 16
+bytes of SHA-256 of the charter's *canonical bytes*: the JSON value with object keys sorted,
+no insignificant whitespace, UTF-8. Charters hold only objects, arrays, strings without
+control characters, integers and booleans, so this is exactly RFC 8785 (JCS) for them, and
+another implementation reproduces `net` from the file. A signature made in one federation
+is therefore valid in no other, and changing a policy makes a different federation.
+
+Pure: bytes in, values out. Reading and writing the file is the caller's business.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+from coopnet.protocol.body import AreaCode, DisplayName
+from coopnet.protocol.ledger import DEFAULT_CREDIT_LIMIT
+from coopnet.protocol.trades import Slug
+
+HexKey = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{64}$")]
+Seconds = Annotated[int, msgspec.Meta(ge=0, le=10 * 365 * 24 * 3600)]
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+class CharterError(ValueError):
+    """A charter that cannot be used, and why."""
+
+
+class Founder(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A founding neighborhood: a member from the start, known by the key it signs with."""
+
+    slug: Slug
+    display_name: DisplayName
+    area: AreaCode
+    key: HexKey  # the Ed25519 public key its `node.founded` must carry (§16.2)
+
+
+class Policies(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """What the founders agreed; every node and observer applies the same values."""
+
+    credit_limit: Annotated[int, msgspec.Meta(ge=0, le=10**12)] = DEFAULT_CREDIT_LIMIT
+    # How long members are asked to answer an application (advisory: the admission rule
+    # itself reads no clock, so every node computes the same answer; §16.4).
+    consent_window_s: Seconds = 7 * 24 * 3600
+    # Admission needs consents from more than this percentage of the members (§16.4).
+    quorum_percent: Annotated[int, msgspec.Meta(ge=0, le=100)] = 50
+    escalate_critical_s: Seconds = 15 * 60
+    escalate_high_s: Seconds = 2 * 3600
+    escalate_normal_s: Seconds = 24 * 3600
+
+
+class Charter(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    version: Literal[1] = 1
+    name: DisplayName
+    founders: Annotated[list[Founder], msgspec.Meta(min_length=1, max_length=256)]
+    policies: Policies = Policies()
+    created: Annotated[str, msgspec.Meta(max_length=40)] = ""  # ISO 8601, for people
+
+    def founder_keys(self) -> dict[str, bytes]:
+        return {f.slug: bytes.fromhex(f.key) for f in self.founders}
+
+
+def canonical_bytes(value: Any) -> bytes:
+    """The canonical bytes of a JSON value: sorted keys, compact, UTF-8 (§16.1)."""
+    _check_value(value)
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def charter_net(value: Any) -> bytes:
+    """The federation id: the first 16 bytes of SHA-256 of the canonical bytes."""
+    return hashlib.sha256(canonical_bytes(value)).digest()[:16]
+
+
+def parse_charter(data: bytes) -> tuple[Charter, bytes]:
+    """A charter file's contents → (charter, net). Raises CharterError saying why not."""
+    try:
+        value = json.loads(
+            data.decode("utf-8"),
+            object_pairs_hook=_no_duplicate_keys,
+            parse_float=_no_float,
+            parse_constant=_no_float,
+        )
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CharterError(f"not JSON: {exc}") from None
+    try:
+        charter = msgspec.convert(value, Charter)
+    except msgspec.ValidationError as exc:
+        raise CharterError(str(exc)) from None
+    slugs = [f.slug for f in charter.founders]
+    keys = [f.key for f in charter.founders]
+    if len(set(slugs)) != len(slugs) or len(set(keys)) != len(keys):
+        raise CharterError("founders must have distinct slugs and distinct keys")
+    return charter, charter_net(value)
+
+
+def dump_charter(charter: Charter) -> bytes:
+    """The charter as people read it (indented JSON). `net` is computed from its value, so
+    the layout of the file does not matter, only what it says."""
+    value = msgspec.to_builtins(charter)
+    _check_value(value)
+    return json.dumps(value, indent=2, ensure_ascii=False).encode() + b"\n"
+
+
+def _check_value(value: Any) -> None:
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _check_value(k)
+            _check_value(v)
+    elif isinstance(value, list):
+        for v in value:
+            _check_value(v)
+    elif isinstance(value, str):
+        if _CONTROL.search(value):
+            raise CharterError(f"control characters are not allowed in a charter: {value!r}")
+    elif not isinstance(value, int | None):  # bool is an int
+        raise CharterError(f"a charter holds no {type(value).__name__} values")
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise CharterError(f"duplicate key {key!r}: a charter must say one thing")
+        out[key] = value
+    return out
+
+
+def _no_float(text: str) -> Any:
+    raise CharterError(f"{text} is not an integer: a charter holds no fractions")
