@@ -14,6 +14,7 @@ import coopnet
 from coopnet.node.cli import add_node_commands
 from coopnet.node.cli_aid import add_aid_commands
 from coopnet.node.cli_market import ApiError, add_market_commands
+from coopnet.node.cli_membership import add_membership_commands
 from coopnet.node.config import ConfigError
 
 
@@ -142,6 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_node_commands(sub)
     add_market_commands(sub)
     add_aid_commands(sub)
+    add_membership_commands(sub)
     return parser
 
 

@@ -25,6 +25,7 @@ from litestar.params import FromPath, JSONBody, PathParameter, QueryParameter
 import coopnet
 from coopnet.node.api_aid import aid_router
 from coopnet.node.api_market import market_router
+from coopnet.node.api_membership import membership_router
 from coopnet.node.refusals import Refused
 from coopnet.node.runtime import Node, NodeStatus, NotReady
 from coopnet.node.store import StorageFailure
@@ -186,6 +187,7 @@ def create_app(node: Node) -> Litestar:
             get_notes,
             market_router,
             aid_router,
+            membership_router,
         ],
         state=State({"node": node}),
         exception_handlers={

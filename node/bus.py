@@ -53,10 +53,14 @@ def stream_config(replicas: int = 1) -> StreamConfig:
 class Bus:
     """One NATS connection with JetStream, reconnecting forever."""
 
-    def __init__(self, url: str, *, name: str, creds: str | None = None) -> None:
+    def __init__(
+        self, url: str, *, name: str, creds: str | None = None, inbox: str = "_INBOX"
+    ) -> None:
         self.url = url
         self.name = name
         self.creds = creds
+        # A node's own inbox prefix: its credentials let only it subscribe there.
+        self.inbox = inbox
         self.nc: Client | None = None
         self.js: JetStreamContext | None = None
         self.disconnects = 0
@@ -95,17 +99,26 @@ class Bus:
             error_cb=on_error,
             disconnected_cb=on_disconnected,
             reconnected_cb=on_reconnected,
+            inbox_prefix=self.inbox,
             **options,
         )
         self.js = self.nc.jetstream()
 
     async def ensure_stream(self) -> None:
-        """Create the COOP stream when it is missing (limits retention, file storage)."""
+        """Create the COOP stream when it is missing (limits retention, file storage).
+
+        In a federation with credentials the operator creates it (`coopnet federation up`)
+        and a node may not: then the node waits for it instead."""
         js = self.jetstream
         try:
             await js.stream_info(STREAM)
         except nats.js.errors.NotFoundError:
-            await js.add_stream(stream_config())
+            try:
+                await js.add_stream(stream_config())
+            except (nats.errors.Error, TimeoutError) as exc:
+                raise nats.errors.Error(
+                    f"stream {STREAM} does not exist and this node may not create it ({exc!r})"
+                ) from exc
             log.info("created stream %s on %s", STREAM, SUBJECTS)
 
     @property

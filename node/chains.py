@@ -15,7 +15,7 @@ import logging
 import os
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import anyio
 import anyio.to_thread
@@ -95,8 +95,11 @@ class Chains:
         *,
         clock: Callable[[], int] = now_ms,
         on_accepted: Callable[[Sequence[Envelope]], None] | None = None,
+        charter_keys: Mapping[str, bytes] | None = None,
     ) -> None:
         self.store = store
+        # The founders' keys from the federation's charter (PROTOCOL.md §5.4, §16.2).
+        self.charter_keys: Mapping[str, bytes] = charter_keys or {}
         self.net = net
         self.clock = clock
         self.on_accepted = on_accepted
@@ -230,7 +233,11 @@ class Chains:
             c = classify(st.head, env.seq, env.id, env.prev, held.get)
             if c.verdict is Verdict.NEXT:
                 try:
-                    keys = found_key_state(env) if env.seq == 1 else check_key(_k(st), env)
+                    keys = (
+                        found_key_state(env, self.charter_keys.get(env.author))
+                        if env.seq == 1
+                        else check_key(_k(st), env)
+                    )
                 except InvalidEvent as exc:
                     self._reject(report, batch, exc, env, source)
                     continue
@@ -369,7 +376,11 @@ class Chains:
                     body=w.body,
                 )
                 env = unseal(wire, net=self.net)
-                keys = found_key_state(env) if env.seq == 1 else check_key(_k(st), env)
+                keys = (
+                    found_key_state(env, self.charter_keys.get(env.author))
+                    if env.seq == 1
+                    else check_key(_k(st), env)
+                )
             except InvalidEvent as exc:
                 w.error, w.done = exc, True
                 continue

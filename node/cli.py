@@ -246,3 +246,7 @@ def add_node_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     p.add_argument("--data", required=True, help="the node's data directory")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_cmd_status)
+
+    from coopnet.node.cli_membership import add_rotate_command
+
+    add_rotate_command(cmds)

@@ -17,6 +17,7 @@ import msgspec
 import nkeys
 
 from coopnet.protocol import Identity
+from coopnet.protocol.charter import Charter, CharterError, parse_charter
 from coopnet.protocol.envelope import AUTHOR_RE
 from coopnet.protocol.ledger import DEFAULT_CREDIT_LIMIT
 
@@ -48,6 +49,12 @@ class NodeConfig(msgspec.Struct, kw_only=True):
     escalate_critical_s: int = 15 * 60
     escalate_high_s: int = 2 * 3600
     escalate_normal_s: int = 24 * 3600
+    # The federation's charter (a path, relative to the data dir): founders and policies.
+    # Empty: a development federation where every founded log counts as a member.
+    charter: str = ""
+    # What this neighborhood tells the members when it applies (not for founders).
+    apply_about: str = ""
+    apply_reason: str = ""
 
     @property
     def net_bytes(self) -> bytes:
@@ -95,17 +102,53 @@ def read_config(data: Path) -> NodeConfig:
     return config
 
 
-def _write_secret(path: Path, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+def read_charter(data: Path, config: NodeConfig) -> Charter | None:
+    """The charter named by node.toml, checked against the configured `net` (§16.1)."""
+    if not config.charter:
+        return None
+    path = data / config.charter
+    try:
+        charter, net = parse_charter(path.read_bytes())
+    except FileNotFoundError:
+        raise ConfigError(f"{path} not found (named by charter in {config_path(data)})") from None
+    except CharterError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    if net != config.net_bytes:
+        raise ConfigError(
+            f"{path} hashes to net {net.hex()}, but {config_path(data)} says {config.net}: "
+            "this node belongs to another federation, or the charter was changed"
+        )
+    return charter
+
+
+def write_secret(path: Path, text: str) -> None:
+    """Write a secret readable by the owner only, atomically: a crash leaves the old file or
+    the new one, never half of either (written beside, synced, renamed)."""
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="ascii") as f:
         f.write(text + "\n")
-    os.chmod(path, 0o600)
+        f.flush()
+        os.fsync(f.fileno())
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
 
 
 def encode_nkey_seed(seed: bytes) -> str:
     """A 32-byte Ed25519 seed as an NKey user seed (`SU…`): the node's NATS identity too."""
     encoded: bytes = nkeys.encode_seed(seed, nkeys.PREFIX_BYTE_USER)
     return encoded.decode("ascii")
+
+
+def nkey_public(seed: bytes) -> str:
+    """The NATS user public key (`U…`) of a seed: what a node's credentials are issued to."""
+    public: bytes = nkeys.from_seed(bytearray(encode_nkey_seed(seed).encode())).public_key
+    return public.decode("ascii")
 
 
 def decode_nkey_seed(text: str) -> bytes:
@@ -117,8 +160,8 @@ def decode_nkey_seed(text: str) -> bytes:
 
 
 def write_identity(data: Path, identity: Identity) -> None:
-    _write_secret(data / "node.key", encode_nkey_seed(identity.seed))
-    _write_secret(data / "node.next.key", encode_nkey_seed(identity.next_seed))
+    write_secret(data / "node.key", encode_nkey_seed(identity.seed))
+    write_secret(data / "node.next.key", encode_nkey_seed(identity.next_seed))
 
 
 def read_identity(data: Path, slug: str) -> Identity:

@@ -31,7 +31,9 @@ from coopnet.node import sync
 from coopnet.node.aid import Aid
 from coopnet.node.bus import CURSOR_KEY, Bus, follow
 from coopnet.node.chains import Chains
-from coopnet.node.config import NodeConfig, db_path, read_config, read_identity
+from coopnet.node.config import NodeConfig, db_path, read_charter, read_config, read_identity
+from coopnet.node.governance import Governance
+from coopnet.node.keys import reconcile_keys
 from coopnet.node.nats_server import acquire_embedded, release_embedded
 from coopnet.node.outbox import Publisher
 from coopnet.node.policy import AidPolicy, Policy
@@ -97,6 +99,8 @@ class Node:
         self.data = data
         self.config: NodeConfig = read_config(data)
         self.identity: Identity = read_identity(data, self.config.slug)
+        self.charter = read_charter(data, self.config)
+        self.governance = Governance(self, self.charter)
         self.nats_url = nats_url or self.config.nats_url or None
         self.api_port = self.config.api_port if api_port is None else api_port
         self.serve_api = serve_api
@@ -104,7 +108,8 @@ class Node:
         self.embedded_dir = embedded_dir or data.resolve().parent / ".coopnet-nats"
         self.net = self.config.net_bytes
         self.slug = self.config.slug
-        self.bus = Bus("", name=f"coopnet-{self.slug}", creds=self.config.nats_creds or None)
+        creds = str(data / self.config.nats_creds) if self.config.nats_creds else None
+        self.bus = Bus("", name=f"coopnet-{self.slug}", creds=creds, inbox=f"_INBOX.{self.slug}")
         self.ready = anyio.Event()
         self.api_url = ""
         self._store: Store | None = None
@@ -145,10 +150,19 @@ class Node:
         """Run until cancelled or `stop()`; report started once the API (if any) listens."""
         self._store = await Store.open(db_path(self.data), net=self.net)
         try:
-            self._chains = Chains(self._store, self.net, on_accepted=self._on_accepted)
+            self._chains = Chains(
+                self._store,
+                self.net,
+                on_accepted=self._on_accepted,
+                charter_keys=self.charter.founder_keys() if self.charter else None,
+            )
             await self._chains.load()
-            if self._chains.head_of(self.slug) is None:
+            own = self._chains.states.get(self.slug)
+            if own is None or own.keys is None:
                 raise RuntimeError(f"{self.data}: no founding event; run `coopnet node init`")
+            self.identity = await anyio.to_thread.run_sync(
+                reconcile_keys, self.data, self.identity, own.keys
+            )
             self._stream_seq = int(await self._store.meta(CURSOR_KEY) or 0)
             with anyio.CancelScope() as scope:
                 self._scope = scope
@@ -234,6 +248,7 @@ class Node:
             serve = partial(sync.serve, bus, self.store, heads, self.slug)
             tg.start_soon(self._keep_running, "sync server", serve)
             await self._confirm_head()
+            tg.start_soon(self._keep_running, "membership", self.governance.apply_if_due)
             tg.start_soon(self._keep_running, "publisher", publisher.run)
             tg.start_soon(self._keep_running, "stream follower", self._follow)
             entropy = partial(sync.anti_entropy, bus, heads, receive, me=self.slug)
@@ -322,8 +337,9 @@ class Node:
 
     # -- events out ---------------------------------------------------------------------------
 
-    async def post(self, body: Body) -> Envelope:
-        """Sign and store the node's next event; the publisher takes it to the bus."""
+    async def post(self, body: Body, *, signer: Identity | None = None) -> Envelope:
+        """Sign and store the node's next event; the publisher takes it to the bus.
+        (`signer`: another identity, only for the key rotation, signed by the next key.)"""
         if not self.ready.is_set():
             with anyio.move_on_after(self.ready_wait_s):
                 await self.ready.wait()
@@ -332,11 +348,12 @@ class Node:
                     "this node has not yet confirmed its own head with the bus or a peer; "
                     "it signs nothing until it has (see `coopnet node run --help`)"
                 )
-        return await self._append(body)
+        return await self._append(body, signer)
 
-    async def _append(self, body: Body) -> Envelope:
+    async def _append(self, body: Body, signer: Identity | None = None) -> Envelope:
+        key = (signer or self.identity).signing_key
         try:
-            env = await self.chains.append(self.slug, self.identity.signing_key, body)
+            env = await self.chains.append(self.slug, key, body)
         except StorageFailure as exc:
             self.fail(exc)
             raise

@@ -69,6 +69,7 @@ class Trading:
     ) -> Envelope:
         db = self.node.store.db
         async with self.lock:
+            await self.node.governance.require_members(self.me, seller)
             found = await market.load_offer(db, seller, offer)
             if found is None or found.state != "open":
                 raise Refused("offer_unavailable", f"{seller} has no open offer {offer}", 404)
@@ -110,6 +111,7 @@ class Trading:
         async with self.lock:
             t = await self._trade(buyer, trade)
             self._require(t, seller=True, states=("proposed",))
+            await self.node.governance.require_members(self.me, buyer)
             if now_ms() > t["expires_at"]:
                 raise Refused("expired", f"trade {buyer}/{trade} expired")
             offer = await market.load_offer(db, self.me, t["offer"])
