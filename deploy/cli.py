@@ -11,6 +11,7 @@ from pathlib import Path
 from rich.console import Console
 
 import coopnet
+from coopnet.deploy.cli_federation import add_federation_commands
 from coopnet.node.cli import add_node_commands
 from coopnet.node.cli_aid import add_aid_commands
 from coopnet.node.cli_market import ApiError, add_market_commands
@@ -144,6 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_market_commands(sub)
     add_aid_commands(sub)
     add_membership_commands(sub)
+    add_federation_commands(sub)
     return parser
 
 

@@ -1,0 +1,210 @@
+"""`coopnet federation up|status`: a whole federation on this machine, as child processes.
+
+`up` starts the hub server(s) from the generated configs, creates the COOP stream with the
+operator's credentials (nodes may not), then every neighborhood's leaf server (if it has
+one) and node; it shows a live status table and stops everything on Ctrl-C (SIGTERM to the
+nodes first, so their outboxes flush; then the servers). `status` asks each node's API
+and each hub's monitoring port, whether `up` runs here or the parts run under systemd.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+import nats
+import nats.errors
+import nats.js.errors
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from coopnet.deploy.federation import FederationConfig, neighborhood_dir, read_federation
+from coopnet.node.bus import STREAM, stream_config
+from coopnet.node.nats_server import NatsServer
+from coopnet.node.runtime import API_URL_FILE
+
+
+def neighborhoods(root: Path) -> list[str]:
+    folder = root / "neighborhoods"
+    return sorted(p.name for p in folder.iterdir() if (p / "node.toml").exists())
+
+
+def start_hubs(root: Path, config: FederationConfig) -> list[NatsServer]:
+    servers = []
+    for i, conf in enumerate(config.hub_configs(root)):
+        server = NatsServer(root / "run" / conf.stem, port=config.ports.client[i], config=conf)
+        server.start()
+        servers.append(server)
+    return servers
+
+
+async def ensure_stream(root: Path, config: FederationConfig, *, within: float = 60) -> None:
+    """The COOP stream, created by the operator's admin user (replicas = number of hubs)."""
+    nc = await nats.connect(
+        config.urls.split(","), user_credentials=str(root / "nats" / "admin.creds")
+    )
+    try:
+        js = nc.jetstream()
+        with anyio.fail_after(within):
+            while True:
+                try:
+                    await js.stream_info(STREAM)
+                    return
+                except nats.js.errors.NotFoundError:
+                    await js.add_stream(stream_config(replicas=config.hubs))
+                    return
+                except (nats.errors.Error, TimeoutError):
+                    await anyio.sleep(0.5)  # a cluster is still electing its JetStream leader
+    finally:
+        await nc.close()
+
+
+def start_leaf(root: Path, slug: str) -> NatsServer | None:
+    """A leaf neighborhood's own nats-server, if it has one (`neighborhood add --leaf`)."""
+    data = neighborhood_dir(root, slug)
+    if not (data / "leaf.conf").exists():
+        return None
+    leaf = NatsServer(
+        root / "run" / f"leaf-{slug}", port=_leaf_port(data), config=data / "leaf.conf"
+    )
+    leaf.start()
+    return leaf
+
+
+def start_node(root: Path, slug: str, logs: Path) -> subprocess.Popen[bytes]:
+    data = neighborhood_dir(root, slug)
+    log = (logs / f"{slug}.log").open("ab")
+    try:
+        return subprocess.Popen(
+            [sys.executable, "-m", "coopnet", "node", "run", "--data", str(data)],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+        )
+    finally:
+        log.close()
+
+
+def _leaf_port(data: Path) -> int:
+    for line in (data / "leaf.conf").read_text().splitlines():
+        if line.startswith("port:"):
+            return int(line.split(":", 1)[1])
+    raise ValueError(f"{data / 'leaf.conf'} names no port")
+
+
+async def gather_status(root: Path) -> dict[str, Any]:
+    """Each hub (monitoring port) and each node (its API), as one JSON-able object."""
+    config = read_federation(root)
+    out: dict[str, Any] = {"federation": config.name, "hubs": [], "neighborhoods": []}
+    async with httpx.AsyncClient(timeout=2) as client:
+        for i, port in enumerate(config.ports.http):
+            hub: dict[str, Any] = {"url": config.urls.split(",")[i], "up": False}
+            try:
+                varz = (await client.get(f"http://{config.host}:{port}/varz")).json()
+                jsz = (await client.get(f"http://{config.host}:{port}/jsz")).json()
+                hub |= {
+                    "up": True,
+                    "server": varz.get("server_name", ""),
+                    "connections": varz.get("connections", 0),
+                    "stream_messages": jsz.get("messages", 0),
+                }
+            except (httpx.HTTPError, ValueError):
+                pass
+            out["hubs"].append(hub)
+        members: dict[str, str] = {}
+        for slug in neighborhoods(root):
+            row: dict[str, Any] = {"slug": slug, "running": False}
+            url_file = neighborhood_dir(root, slug) / API_URL_FILE
+            try:
+                base = url_file.read_text().strip()
+                status = (await client.get(base + "/status")).json()
+                if not members:
+                    view = (await client.get(base + "/membership")).json()
+                    members = {m["slug"]: m["status"] for m in view["members"]}
+                row |= {
+                    "running": True,
+                    "api": base,
+                    "own_head": status["own_head"],
+                    "bus_connected": status["bus_connected"],
+                    "outbox": status["outbox_depth"],
+                    "events": status["events_stored"],
+                    "rejected": sum(status["rejected"].values()),
+                }
+            except (OSError, httpx.HTTPError, ValueError, KeyError):
+                pass
+            out["neighborhoods"].append(row)
+        for row in out["neighborhoods"]:
+            row["membership"] = members.get(row["slug"], "unknown")
+    return out
+
+
+def status_table(status: dict[str, Any]) -> Table:
+    table = Table(
+        "neighborhood", "membership", "running", "bus", "own head", "events", "outbox",
+        "rejected", title=_title(status), title_justify="left",
+    )  # fmt: skip
+    for n in status["neighborhoods"]:
+        if not n["running"]:
+            table.add_row(n["slug"], n["membership"], "[red]no[/]", "", "", "", "", "")
+            continue
+        table.add_row(
+            n["slug"], n["membership"], "[green]yes[/]",
+            "[green]up[/]" if n["bus_connected"] else "[yellow]down[/]",
+            str(n["own_head"]), str(n["events"]), str(n["outbox"]), str(n["rejected"]),
+        )  # fmt: skip
+    return table
+
+
+def _title(status: dict[str, Any]) -> str:
+    hubs = ", ".join(
+        f"{h['url']} {'up' if h['up'] else 'DOWN'}"
+        + (f" ({h['connections']} conns, {h['stream_messages']} msgs)" if h["up"] else "")
+        for h in status["hubs"]
+    )
+    return f"federation {status['federation']} — hubs: {hubs}"
+
+
+async def run_federation(root: Path, console: Console, *, seconds: float | None = None) -> int:
+    """Start everything, show it live, stop everything (Ctrl-C or after `seconds`)."""
+    config = read_federation(root)
+    logs = root / "logs"
+    logs.mkdir(exist_ok=True)
+    hubs = await anyio.to_thread.run_sync(start_hubs, root, config)
+    procs: dict[str, subprocess.Popen[bytes]] = {}
+    try:
+        await ensure_stream(root, config)
+        for slug in neighborhoods(root):
+            leaf = await anyio.to_thread.run_sync(start_leaf, root, slug)
+            if leaf is not None:
+                hubs.append(leaf)  # stopped with the hubs, after the nodes
+            procs[slug] = start_node(root, slug, logs)
+        console.print(
+            f"[bold]{config.name}[/]: {config.hubs} hub(s), {len(procs)} nodes; logs in {logs}"
+        )
+        with Live(console=console, refresh_per_second=2) as live, anyio.move_on_after(seconds):
+            while True:
+                live.update(status_table(await gather_status(root)))
+                await anyio.sleep(1)
+    finally:
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(_stop_all, list(procs.values()), hubs)
+    return 0
+
+
+def _stop_all(procs: list[subprocess.Popen[bytes]], hubs: list[NatsServer]) -> None:
+    for p in procs:
+        if p.poll() is None:
+            p.terminate()
+    for p in procs:
+        try:
+            p.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+    for hub in hubs:
+        hub.stop()
