@@ -120,6 +120,7 @@ async def init_federation(
     base_port: int = 4222,
     policies: Policies | None = None,
     sync_always: bool = True,
+    ports: Ports | None = None,
 ) -> FederationConfig:
     """Write a whole federation: charter, NATS authority and hub configs, one node per
     founding neighborhood with its credentials, and the observer's credentials."""
@@ -144,7 +145,7 @@ async def init_federation(
     config = FederationConfig(
         name=name,
         hubs=hubs,
-        ports=default_ports(base_port, hubs),
+        ports=ports or default_ports(base_port, hubs),
         sync_always=sync_always,
         next_leaf_port=base_port + 100,
     )

@@ -9,6 +9,7 @@ and each hub's monitoring port, whether `up` runs here or the parts run under sy
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -186,14 +187,26 @@ async def run_federation(root: Path, console: Console, *, seconds: float | None 
         console.print(
             f"[bold]{config.name}[/]: {config.hubs} hub(s), {len(procs)} nodes; logs in {logs}"
         )
-        with Live(console=console, refresh_per_second=2) as live, anyio.move_on_after(seconds):
-            while True:
-                live.update(status_table(await gather_status(root)))
-                await anyio.sleep(1)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(_stop_on_signal, tg.cancel_scope)
+            with Live(console=console, refresh_per_second=2) as live:
+                with anyio.move_on_after(seconds):
+                    while True:
+                        live.update(status_table(await gather_status(root)))
+                        await anyio.sleep(1)
+            tg.cancel_scope.cancel()
     finally:
         with anyio.CancelScope(shield=True):
             await anyio.to_thread.run_sync(_stop_all, list(procs.values()), hubs)
     return 0
+
+
+async def _stop_on_signal(scope: anyio.CancelScope) -> None:
+    """Ctrl-C or SIGTERM (systemd, a terminal closing): stop everything in order."""
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for _ in signals:
+            scope.cancel()
+            return
 
 
 def _stop_all(procs: list[subprocess.Popen[bytes]], hubs: list[NatsServer]) -> None:

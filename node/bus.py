@@ -65,6 +65,9 @@ class Bus:
         self.js: JetStreamContext | None = None
         self.disconnects = 0
         self._closing = False
+        # Set when the server closed the connection for good (nats-py does not reconnect
+        # after an -ERR such as 'Authorization Violation': revoked or replaced credentials).
+        self.lost = anyio.Event()
 
     @property
     def connected(self) -> bool:
@@ -83,7 +86,14 @@ class Bus:
         async def on_reconnected() -> None:
             log.info("%s: reconnected to the bus", self.name)
 
+        async def on_closed() -> None:
+            if not self._closing:
+                why = self.nc.last_error if self.nc is not None else None
+                log.warning("%s: the server closed the connection (%r)", self.name, why)
+                self.lost.set()
+
         self._closing = False
+        self.lost = anyio.Event()
         options: dict[str, Any] = {}
         if self.creds:
             options["user_credentials"] = self.creds
@@ -99,6 +109,7 @@ class Bus:
             error_cb=on_error,
             disconnected_cb=on_disconnected,
             reconnected_cb=on_reconnected,
+            closed_cb=on_closed,
             inbox_prefix=self.inbox,
             **options,
         )

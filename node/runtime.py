@@ -24,7 +24,7 @@ from typing import Any
 import anyio
 import msgspec
 import nats.errors
-from anyio.abc import TaskStatus
+from anyio.abc import TaskGroup, TaskStatus
 from nats.aio.msg import Msg
 
 from coopnet.node import sync
@@ -230,6 +230,17 @@ class Node:
         else:
             url = self.nats_url
         self.bus.url = url
+        while True:
+            await self._connect(url)
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._until_lost, tg.cancel_scope)
+                await self._bus_activities(tg)
+            # The server closed the connection for good (credentials revoked or replaced):
+            # connect again from scratch, reading the credentials file again.
+            await self.bus.close()
+            await anyio.sleep(1.0)
+
+    async def _connect(self, url: str) -> None:
         backoff = 0.2
         while True:
             try:
@@ -242,26 +253,31 @@ class Node:
                 await anyio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
         log.info("%s: connected to %s", self.slug, url)
+
+    async def _until_lost(self, scope: anyio.CancelScope) -> None:
+        await self.bus.lost.wait()
+        scope.cancel()
+
+    async def _bus_activities(self, tg: TaskGroup) -> None:
         self._publisher = publisher = Publisher(self.store, self.bus, self.slug)
         bus, heads, receive = self.bus, self._heads, self._receive_synced
-        async with anyio.create_task_group() as tg:
-            serve = partial(sync.serve, bus, self.store, heads, self.slug)
-            tg.start_soon(self._keep_running, "sync server", serve)
-            await self._confirm_head()
-            tg.start_soon(self._keep_running, "membership", self.governance.apply_if_due)
-            tg.start_soon(self._keep_running, "publisher", publisher.run)
-            tg.start_soon(self._keep_running, "stream follower", self._follow)
-            entropy = partial(sync.anti_entropy, bus, heads, receive, me=self.slug)
-            tg.start_soon(self._keep_running, "anti-entropy", entropy)
-            gaps = partial(
-                sync.fill_gaps, bus, self.chains.missing, receive, self._wait_gap, me=self.slug
-            )
-            tg.start_soon(self._keep_running, "gap filler", gaps)
-            if self.policy is not None:
-                tg.start_soon(self._keep_running, "trading policy", self.policy.run)
-            tg.start_soon(self._keep_running, "aid escalation", self._escalate_forever)
-            if self.aid_policy is not None:
-                tg.start_soon(self._keep_running, "aid policy", self.aid_policy.run)
+        serve = partial(sync.serve, bus, self.store, heads, self.slug)
+        tg.start_soon(self._keep_running, "sync server", serve)
+        await self._confirm_head()
+        tg.start_soon(self._keep_running, "membership", self.governance.apply_if_due)
+        tg.start_soon(self._keep_running, "publisher", publisher.run)
+        tg.start_soon(self._keep_running, "stream follower", self._follow)
+        entropy = partial(sync.anti_entropy, bus, heads, receive, me=self.slug)
+        tg.start_soon(self._keep_running, "anti-entropy", entropy)
+        gaps = partial(
+            sync.fill_gaps, bus, self.chains.missing, receive, self._wait_gap, me=self.slug
+        )
+        tg.start_soon(self._keep_running, "gap filler", gaps)
+        if self.policy is not None:
+            tg.start_soon(self._keep_running, "trading policy", self.policy.run)
+        tg.start_soon(self._keep_running, "aid escalation", self._escalate_forever)
+        if self.aid_policy is not None:
+            tg.start_soon(self._keep_running, "aid policy", self.aid_policy.run)
 
     async def _escalate_forever(self) -> None:
         while True:

@@ -22,6 +22,7 @@ import anyio
 import msgspec
 import nats.errors
 from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
 
 from coopnet.node.bus import Bus
 from coopnet.node.store import Store
@@ -93,8 +94,7 @@ async def serve(bus: Bus, store: Store, heads: Callable[[], dict[str, int]], nam
     try:
         await anyio.sleep_forever()
     finally:
-        with anyio.CancelScope(shield=True), anyio.move_on_after(2):
-            await sub.unsubscribe()
+        await _unsubscribe(sub)
 
 
 async def request_range(
@@ -138,8 +138,7 @@ async def request_range(
         with anyio.move_on_after(gather_s):
             await done.wait()
     finally:
-        with anyio.CancelScope(shield=True):
-            await sub.unsubscribe()
+        await _unsubscribe(sub)
     head = max((r.head for r in replies), default=0)
     seen: set[bytes] = set()
     wires: list[bytes] = []
@@ -198,8 +197,7 @@ async def peer_heads(bus: Bus, *, exclude: str = "", gather_s: float = GATHER_S)
         await nc.flush(timeout=2)
         await anyio.sleep(gather_s)
     finally:
-        with anyio.CancelScope(shield=True):
-            await sub.unsubscribe()
+        await _unsubscribe(sub)
     return best
 
 
@@ -230,3 +228,13 @@ async def anti_entropy(
         except (nats.errors.Error, TimeoutError) as exc:
             log.info("anti-entropy round failed: %s", exc)
         await anyio.sleep(interval_s)
+
+
+async def _unsubscribe(sub: Subscription) -> None:
+    """Unsubscribe, even while cancelled; a connection already closed has nothing to undo."""
+    with (
+        anyio.CancelScope(shield=True),
+        anyio.move_on_after(2),
+        contextlib.suppress(nats.errors.Error),
+    ):
+        await sub.unsubscribe()
