@@ -17,6 +17,7 @@ import anyio
 import anyio.to_thread
 import nats
 import nats.errors
+import nats.js.errors
 import pytest
 from nats.aio.msg import Msg
 
@@ -328,3 +329,54 @@ def test_federation_up_and_status_as_processes(tmp_path: Path) -> None:
     assert up.returncode == 0, err
     # Everything stopped: the nodes removed their api.url, the hub port is free again.
     assert not (root / "neighborhoods" / "ana" / "api.url").exists()
+
+
+@pytest.mark.slow
+async def test_generated_cluster_survives_a_server_killed_while_nodes_publish(
+    tmp_path: Path,
+) -> None:
+    """`init --hubs 3`: three servers from hub-1..3.conf form a cluster, the stream has 3
+    replicas, and one server killed (SIGKILL) mid-burst loses no acknowledged event."""
+    root = tmp_path / "fed"
+    config = await init(root, "ana,ben", hubs=3)
+    with hubs_of(root) as servers:
+        await ensure_stream(root, config)
+        async with running(*nodes_of(root, "ana", "ben")) as (ana, ben):
+            posted = []
+            for i in range(200):
+                posted.append((await ana.post(NotePosted(text=f"burst {i}"))).id)
+                if i == 60:
+                    servers[0].stop(kill=True)
+
+            async def drained() -> bool:
+                return await ana.store.outbox_depth() == 0
+
+            await wait_until(drained, within=90, what="ana's outbox drains on two servers")
+            await wait_until(lambda: converged(ana, ben), within=90, what="convergence")
+            head = (await ana.status()).own_head
+        counts = await _stream_ids(root, config.urls.split(",")[1], "ana", ana.net)
+    assert set(posted) <= set(counts)
+    assert len(counts) == head == 201  # node.founded + 200 notes
+    assert max(counts.values()) == 1
+
+
+async def _stream_ids(root: Path, url: str, author: str, net: bytes) -> dict[bytes, int]:
+    """How many times each of `author`'s events is in the stream (read as the operator)."""
+    from coopnet.protocol import unseal
+
+    nc = await nats.connect(url, user_credentials=str(root / "nats" / "admin.creds"))
+    js = nc.jetstream()
+    counts: dict[bytes, int] = {}
+    seq = 1
+    try:
+        while True:
+            try:
+                msg = await js.get_msg(STREAM, seq=seq, subject=f"coop.{author}.>", next=True)
+            except nats.js.errors.NotFoundError:
+                return counts
+            assert msg.seq is not None and msg.data is not None
+            eid = unseal(msg.data, net=net).id
+            counts[eid] = counts.get(eid, 0) + 1
+            seq = msg.seq + 1
+    finally:
+        await nc.close()
