@@ -80,6 +80,20 @@ def _cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_cluster(args: argparse.Namespace) -> int:
+    root = Path(args.dir)
+    config = fed.move_to_cluster(root, base_port=args.port)
+    paths = [str(p) for p in config.hub_configs(root)]
+    if args.json:
+        print(json.dumps({"hub_configs": paths, "nats_urls": config.urls}))
+    else:
+        print("three hub configs: " + ", ".join(paths))
+        print(f"every node now connects to {config.urls}")
+        print("stop the federation, then `coopnet federation up` starts the cluster and")
+        print("raises the stream to 3 replicas (see docs/OPERATIONS.md §8)")
+    return 0
+
+
 def _cmd_add(args: argparse.Namespace) -> int:
     root = Path(args.federation)
     data = anyio.run(
@@ -175,6 +189,11 @@ def add_federation_commands(sub: argparse._SubParsersAction[argparse.ArgumentPar
     p.add_argument("dir")
     p.add_argument("--seconds", type=float, help="stop after this long (default: Ctrl-C)")
     p.set_defaults(func=_cmd_up)
+    p = cmds.add_parser("cluster", help="move to a three-server cluster (same keys)")
+    p.add_argument("dir")
+    p.add_argument("--port", type=int, help="first client port (default: the current one)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=_cmd_cluster)
     p = cmds.add_parser("status", help="hubs and nodes: up, membership, heads, outboxes")
     p.add_argument("dir")
     p.add_argument("--json", action="store_true", help="print one JSON object")

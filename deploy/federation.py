@@ -27,7 +27,7 @@ from coopnet.deploy.nats_auth import Authority, admin_permissions, node_permissi
 from coopnet.deploy.nats_auth import observer_permissions as observer_perms
 from coopnet.deploy.nats_config import cluster_configs, hub_config, leaf_config
 from coopnet.node.cli import init_node
-from coopnet.node.config import ConfigError, read_config, read_identity, write_config
+from coopnet.node.config import ConfigError, NodeConfig, read_config, read_identity, write_config
 from coopnet.protocol import Identity
 from coopnet.protocol.charter import Charter, Founder, Policies, dump_charter, parse_charter
 from coopnet.protocol.envelope import AUTHOR_RE
@@ -302,12 +302,51 @@ async def add_neighborhood(
     )  # fmt: skip
 
 
+def move_to_cluster(root: Path, *, base_port: int | None = None) -> FederationConfig:
+    """Rewrite the hub configs for a three-server cluster, from the same operator keys, and
+    point every node (and the observer) at the three servers. The stream's replicas are
+    raised by `federation up` (or the operator's admin user) once the cluster runs."""
+    config = read_federation(root)
+    if config.hubs == 3:
+        raise ConfigError(f"{root} already runs on a three-server cluster")
+    base = config.ports.client[0] if base_port is None else base_port
+    config = msgspec.structs.replace(config, hubs=3, ports=default_ports(base, 3))
+    write_federation(root, config)
+    write_hub_configs(root, config, Authority.load(root))
+    (root / "nats" / "hub.conf").unlink(missing_ok=True)
+    for data in sorted((root / "neighborhoods").iterdir()):
+        if (data / "node.toml").exists() and not (data / "leaf.conf").exists():
+            set_node_option(root, data.name, nats_url=config.urls)
+        elif (data / "leaf.conf").exists():
+            leaf = leaf_config(
+                slug=data.name,
+                port=read_leaf_port(data),
+                hub_leaf_urls=config.leaf_urls,
+                creds_path=(data / "nats.creds").resolve(),
+            )
+            (data / "leaf.conf").write_text(leaf)
+    _, net = charter_of(root)
+    write_observer(root, config, Authority.load(root), net)
+    return config
+
+
+def read_leaf_port(data: Path) -> int:
+    for line in (data / "leaf.conf").read_text().splitlines():
+        if line.startswith("port:"):
+            return int(line.split(":", 1)[1])
+    raise ConfigError(f"{data / 'leaf.conf'} names no port")
+
+
 def node_user(root: Path, slug: str) -> str:
     """The NATS user public key a neighborhood's creds are issued to now."""
     from coopnet.node.config import nkey_public
 
     data = neighborhood_dir(root, slug)
     return nkey_public(read_identity(data, read_config(data).slug).seed)
+
+
+def read_config_of(root: Path, slug: str) -> NodeConfig:
+    return read_config(neighborhood_dir(root, slug))
 
 
 def set_node_option(root: Path, slug: str, **values: object) -> None:

@@ -24,7 +24,12 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from coopnet.deploy.federation import FederationConfig, neighborhood_dir, read_federation
+from coopnet.deploy.federation import (
+    FederationConfig,
+    neighborhood_dir,
+    read_federation,
+    read_leaf_port,
+)
 from coopnet.node.bus import STREAM, stream_config
 from coopnet.node.nats_server import NatsServer
 from coopnet.node.runtime import API_URL_FILE
@@ -54,7 +59,9 @@ async def ensure_stream(root: Path, config: FederationConfig, *, within: float =
         with anyio.fail_after(within):
             while True:
                 try:
-                    await js.stream_info(STREAM)
+                    info = await js.stream_info(STREAM)
+                    if (info.config.num_replicas or 1) < config.hubs:  # moved to a cluster
+                        await js.update_stream(stream_config(replicas=config.hubs))
                     return
                 except nats.js.errors.NotFoundError:
                     await js.add_stream(stream_config(replicas=config.hubs))
@@ -71,7 +78,7 @@ def start_leaf(root: Path, slug: str) -> NatsServer | None:
     if not (data / "leaf.conf").exists():
         return None
     leaf = NatsServer(
-        root / "run" / f"leaf-{slug}", port=_leaf_port(data), config=data / "leaf.conf"
+        root / "run" / f"leaf-{slug}", port=read_leaf_port(data), config=data / "leaf.conf"
     )
     leaf.start()
     return leaf
@@ -89,13 +96,6 @@ def start_node(root: Path, slug: str, logs: Path) -> subprocess.Popen[bytes]:
         )
     finally:
         log.close()
-
-
-def _leaf_port(data: Path) -> int:
-    for line in (data / "leaf.conf").read_text().splitlines():
-        if line.startswith("port:"):
-            return int(line.split(":", 1)[1])
-    raise ValueError(f"{data / 'leaf.conf'} names no port")
 
 
 async def gather_status(root: Path) -> dict[str, Any]:

@@ -7,6 +7,7 @@ and what the stream lost is repaired over sync. nats-py reconnects forever
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -207,6 +208,20 @@ async def follow(
 async def _subscribe(
     js: JetStreamContext, durable: str, cursor: int
 ) -> JetStreamContext.PullSubscription:
+    last = (await js.stream_info(STREAM)).state.last_seq
+    if last < cursor:
+        # A new stream (lost, or the federation moved servers): its sequence numbers are not
+        # the ones the store counted. Read it all; what the node holds is a no-op.
+        log.warning(
+            "%s: the stream ends at seq %d but the store read up to %d: a new stream; "
+            "reading it from the start",
+            durable,
+            last,
+            cursor,
+        )
+        cursor = 0
+        with contextlib.suppress(nats.js.errors.NotFoundError):
+            await js.delete_consumer(STREAM, durable)
     try:
         info = await js.consumer_info(STREAM, durable)
         if info.ack_floor is not None and (info.ack_floor.stream_seq or 0) > cursor:

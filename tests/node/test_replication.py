@@ -325,3 +325,34 @@ async def test_restored_backup_recovers_its_head_and_does_not_fork(
 
 async def _ready(n: Node) -> bool:
     return n.ready.is_set()
+
+
+async def test_a_new_stream_is_read_from_its_start(tmp_path: Path) -> None:
+    """The stream is replaced (lost, or the federation moved to new servers): its sequence
+    numbers restart below the store's cursor, and the node reads it from the start instead
+    of waiting for sequences it has already counted."""
+    first = NatsServer(tmp_path / "first")
+    first.start()
+    try:
+        a_data = await make_node(tmp_path, "oakley", first.url)
+        b_data = await make_node(tmp_path, "elm", first.url)
+        async with running(Node(a_data), Node(b_data)) as (a, b):
+            for i in range(20):
+                await a.post(NotePosted(text=f"before {i}"))
+            await wait_until(lambda: converged(a, b), what="convergence on the first stream")
+    finally:
+        first.stop()
+    second = NatsServer(tmp_path / "second")
+    second.start()
+    try:
+        a, b = Node(a_data, nats_url=second.url), Node(b_data, nats_url=second.url)
+        async with running(a, b):
+            notes = [await a.post(NotePosted(text=f"after {i}")) for i in range(3)]
+
+            async def b_read_them() -> bool:
+                held = await b.store.event_ids()
+                return all(n.id in held for n in notes)
+
+            await wait_until(b_read_them, within=10, what="elm reading the new stream")
+    finally:
+        second.stop()
