@@ -120,7 +120,7 @@ def test_systemd_units_verify(tmp_path: Path) -> None:
             ["systemd-analyze", "verify", "--man=no", str(unit)], capture_output=True, text=True
         )
         errors = [line for line in r.stderr.splitlines() if str(unit.name) in line]
-        assert not errors, r.stderr
+        assert r.returncode == 0 and not errors, r.stderr
 
 
 async def test_node_creds_publish_own_subject_only(tmp_path: Path) -> None:
