@@ -114,8 +114,7 @@ class Governance:
                 )
             else:
                 body = MembershipObjectionWithdrawn(applicant=applicant, application=application)
-            if self.charter is not None:
-                await self.require_members(self.node.slug)
+            await self.require_members(self.node.slug)  # an outsider's answer would not count
             row = await fetch_one(
                 self.node.store.db,
                 "SELECT stance, reason FROM member_positions"
