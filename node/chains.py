@@ -11,6 +11,7 @@ code and logged with the event id.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import time
@@ -22,7 +23,7 @@ import anyio.to_thread
 import msgspec
 import nacl.signing
 
-from coopnet.node.store import AuthorRow, Batch, ForkRow, Store, now_ms
+from coopnet.node.store import AuthorRow, Batch, ForkRow, RejectedRow, Store, now_ms
 from coopnet.protocol import (
     Body,
     Envelope,
@@ -109,6 +110,7 @@ class Chains:
         self.lock = anyio.Lock()
         self.limiter = anyio.CapacityLimiter(max(1, os.cpu_count() or 1))
         self._log_budget = LogBudget()
+        self._evidence_budget = LogBudget(quiet=True)  # rows in rejected_events
         self._own_queue: list[_OwnWrite] = []
 
     async def load(self) -> None:
@@ -172,9 +174,9 @@ class Chains:
             batch = Batch(meta=dict(meta or {}))
             now = self.clock()
             by_author: dict[str, list[Envelope]] = {}
-            for item in results:
+            for wire, item in zip(wires, results, strict=True):
                 if isinstance(item, InvalidEvent):
-                    self._reject(report, batch, item, None, source)
+                    self._reject(report, batch, item, None, source, wire=wire)
                     continue
                 try:
                     check_clock(item.at, now)
@@ -327,10 +329,24 @@ class Chains:
         source: str,
         *,
         quiet: bool = False,
+        wire: bytes = b"",
     ) -> None:
         report.rejected[exc.code] = report.rejected.get(exc.code, 0) + 1
         batch.rejections[exc.code] = batch.rejections.get(exc.code, 0) + 1
         self.rejected_since_start[exc.code] += 1
+        if self._evidence_budget.allow(exc.code):
+            batch.rejected.append(
+                RejectedRow(
+                    evidence=env.id if env else hashlib.sha256(wire).digest(),
+                    author=env.author if env else "",
+                    seq=env.seq if env else 0,
+                    kind=env.kind if env else "",
+                    code=exc.code,
+                    reason=exc.message[:500],
+                    source=source,
+                    at=self.clock(),
+                )
+            )
         if not quiet and self._log_budget.allow(exc.code):
             what = f"{env.author}#{env.seq} {env.id.hex()[:16]}…" if env else "event"
             log.warning("rejected %s from %s: %s", what, source, exc)
@@ -424,16 +440,19 @@ class LogBudget:
     """At most `per_window` log lines per code per window: a flood of bad events is counted
     in full (status, rejections table) but cannot flood the log."""
 
-    def __init__(self, per_window: int = 20, window_s: float = 60.0) -> None:
+    def __init__(
+        self, per_window: int = 20, window_s: float = 60.0, *, quiet: bool = False
+    ) -> None:
         self.per_window = per_window
         self.window_s = window_s
+        self.quiet = quiet
         self._spent: dict[str, tuple[float, int, int]] = {}  # code: (start, logged, dropped)
 
     def allow(self, code: str) -> bool:
         now = time.monotonic()
         start, logged, dropped = self._spent.get(code, (now, 0, 0))
         if now - start >= self.window_s:
-            if dropped:
+            if dropped and not self.quiet:
                 log.warning("%d more %s rejections were not logged (see status)", dropped, code)
             start, logged, dropped = now, 0, 0
         if logged < self.per_window:

@@ -82,6 +82,15 @@ MIGRATIONS: list[tuple[str, ...]] = [
         "ALTER TABLE authors ADD COLUMN retired_seq INTEGER NOT NULL DEFAULT 0",
         *MembershipProjection.schema,
     ),
+    (
+        # Evidence of refused events, for audits (at most a few per code per minute: see
+        # chains.LogBudget); `evidence` is the event id, or SHA-256 of the wire bytes when
+        # they could not be unsealed (then author is '' and seq 0).
+        """CREATE TABLE rejected_events (
+            evidence BLOB NOT NULL, author TEXT NOT NULL, seq INTEGER NOT NULL,
+            kind TEXT NOT NULL, code TEXT NOT NULL, reason TEXT NOT NULL,
+            source TEXT NOT NULL, at INTEGER NOT NULL, PRIMARY KEY (evidence, code))""",
+    ),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -107,6 +116,17 @@ class ForkRow(msgspec.Struct, frozen=True, kw_only=True):
     detected_at: int
 
 
+class RejectedRow(msgspec.Struct, frozen=True, kw_only=True):
+    evidence: bytes
+    author: str
+    seq: int
+    kind: str
+    code: str
+    reason: str
+    source: str
+    at: int
+
+
 class Batch(msgspec.Struct, kw_only=True):
     """Everything one ingest step writes, committed in one transaction."""
 
@@ -114,6 +134,7 @@ class Batch(msgspec.Struct, kw_only=True):
     authors: dict[str, AuthorRow] = msgspec.field(default_factory=dict)
     forks: list[ForkRow] = msgspec.field(default_factory=list)
     rejections: dict[str, int] = msgspec.field(default_factory=dict)
+    rejected: list[RejectedRow] = msgspec.field(default_factory=list)
     outbox: list[tuple[Envelope, str]] = msgspec.field(default_factory=list)
     meta: dict[str, str] = msgspec.field(default_factory=dict)
 
@@ -490,6 +511,12 @@ def _commit_batch(conn: sqlite3.Connection, batch: Batch, received: int) -> None
             " ON CONFLICT (code) DO UPDATE SET count = count + excluded.count",
             list(batch.rejections.items()),
         )
+    if batch.rejected:
+        conn.executemany(
+            "INSERT OR IGNORE INTO rejected_events VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [(r.evidence, r.author, r.seq, r.kind, r.code, r.reason, r.source, r.at)
+             for r in batch.rejected],
+        )  # fmt: skip
     if batch.meta:
         conn.executemany(
             "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", list(batch.meta.items())

@@ -217,6 +217,26 @@ async def test_tampered_and_forged_are_counted_by_code(chains: Chains) -> None:
     }
     assert await chains.store.rejections() == report.rejected
     assert chains.rejected_since_start["bad_signature"] == 1
+    # Evidence for audits: the unverifiable ones by the hash of their bytes, from `source`.
+    rows = await chains.store.all("SELECT evidence, author, code, source FROM rejected_events")
+    evidence = {r[2]: (bytes(r[0]), r[1], r[3]) for r in rows}
+    assert evidence["bad_signature"] == (hashlib.sha256(flipped).digest(), "", "evil")
+    assert evidence["malformed"][0] == hashlib.sha256(b"\x00garbage").digest()
+    assert set(evidence) == set(report.rejected)
+
+
+async def test_stateful_refusals_keep_the_event_id_as_evidence(chains: Chains) -> None:
+    events = history(OAK, 3)
+    await chains.receive([events[0].wire], source="bus")
+    forged = seal(
+        signing_key=ELM.signing_key, net=NET, author="oakley", seq=2, prev=events[0].id,
+        at=NOW, body=NotePosted(text="not oakley's"),
+    )  # fmt: skip
+    await chains.receive([forged], source="relay")
+    rows = await chains.store.all("SELECT evidence, author, seq, kind, code FROM rejected_events")
+    assert [(bytes(r[0]), r[1], r[2], r[3], r[4]) for r in rows] == [
+        (unseal(forged, net=NET).id, "oakley", 2, "note.posted", "wrong_key")
+    ]
 
 
 async def test_state_survives_a_restart(tmp_path: Path) -> None:

@@ -53,7 +53,7 @@ async def test_membership_from_the_command_line(tmp_path: Path, nats_server: Nat
 
         async def admitted() -> bool:
             _, view = await coopnet("membership", "list", "--data", dee_d)
-            return {m["slug"]: m for m in view["members"]}["dee"]["status"] == "admitted"
+            return bool({m["slug"]: m for m in view["members"]}["dee"]["status"] == "admitted")
 
         await wait_until(admitted, what="dee admitted, seen from dee")
         code, rotated = await coopnet("node", "rotate-key", "--data", ana_d)
