@@ -12,6 +12,7 @@ from rich.console import Console
 
 import coopnet
 from coopnet.deploy.cli_federation import add_federation_commands
+from coopnet.federation.cli import add_observer_commands
 from coopnet.node.cli import add_node_commands
 from coopnet.node.cli_aid import add_aid_commands
 from coopnet.node.cli_market import ApiError, add_market_commands
@@ -146,6 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_aid_commands(sub)
     add_membership_commands(sub)
     add_federation_commands(sub)
+    add_observer_commands(sub)
     return parser
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Annotated, Any
 
 import anyio
@@ -218,13 +218,30 @@ class _Server(uvicorn.Server):
 
 async def serve_api(node: Node, port: int, *, task_status: TaskStatus[str]) -> None:
     host = node.config.api_host
+
+    def announce(url: str) -> None:
+        log.info("%s: resident API at %s (OpenAPI at %s/schema)", node.slug, url, url)
+
+    await serve_app(create_app(node), host, port, announce=announce, task_status=task_status)
+
+
+async def serve_app(
+    app: Litestar,
+    host: str,
+    port: int,
+    *,
+    announce: Callable[[str], None] | None = None,
+    task_status: TaskStatus[str],
+) -> None:
+    """Serve an ASGI app with uvicorn until cancelled; report started with its URL."""
     config = uvicorn.Config(
-        create_app(node),
+        app,
         host=host,
         port=port,
         log_level="warning",
         access_log=False,
         lifespan="off",
+        timeout_graceful_shutdown=3,  # open streams (the dashboard's live updates) end too
     )
     server = _Server(config)
 
@@ -238,11 +255,12 @@ async def serve_api(node: Node, port: int, *, task_status: TaskStatus[str]) -> N
         tg.start_soon(serve_until_told)
         while not server.started:
             if server.should_exit:
-                raise RuntimeError(f"the API could not listen on {host}:{port}")
+                raise RuntimeError(f"cannot listen on {host}:{port}")
             await anyio.sleep(0.01)
         bound = server.servers[0].sockets[0].getsockname()
         url = f"http://{host}:{bound[1]}"
-        log.info("%s: resident API at %s (OpenAPI at %s/schema)", node.slug, url, url)
+        if announce is not None:
+            announce(url)
         task_status.started(url)
         try:
             await anyio.sleep_forever()

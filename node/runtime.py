@@ -419,7 +419,7 @@ async def read_status(
         events_stored=await store.event_count(),
         outbox_depth=await store.outbox_depth(),
         published=published,
-        rejected=await _all_rejections(store),
+        rejected=await all_rejections(store),
         forks=[
             ForkRecord(
                 author=f.author,
@@ -437,7 +437,7 @@ async def read_status(
     )
 
 
-async def _all_rejections(store: Store) -> dict[str, int]:
+async def all_rejections(store: Store) -> dict[str, int]:
     """Refusals by code: on the way in (transport, PROTOCOL.md §4-6) and by the domain rules."""
     counts = await store.rejections()
     for code, count in await store.all(

@@ -1,0 +1,268 @@
+"""The audit: what an observer finds wrong in the federation's records, with evidence.
+
+Every check recomputes from the log with the protocol's own pure rules (the trade fold, the
+ledger, the membership rule), so it does not merely trust the projections it reads beside.
+Severity says what is at stake:
+
+- critical: the records themselves are in doubt: an author signed two histories (fork), a
+  ledger that does not sum to zero, a balance below minus its credit limit, an offer
+  accepted beyond its quantity, a projection that disagrees with the rules, a gap that
+  stayed unrepaired;
+- warning: an attempt the rules refused (forged, tampered or malformed events; a party
+  acting outside its role; an action by a non-member or a retired key). The records are
+  intact, but someone tried.
+
+`coopnet audit` exits non-zero when any finding is critical.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from typing import Literal
+
+import aiosqlite
+import msgspec
+
+from coopnet.node.membership import standings
+from coopnet.node.store_io import fetch_all
+from coopnet.protocol.charter import Charter
+from coopnet.protocol.kinds import KINDS
+from coopnet.protocol.ledger import DEFAULT_CREDIT_LIMIT, Ledger
+from coopnet.protocol.membership import is_member
+from coopnet.protocol.trades import Statement, TradeView, fold_trade
+
+Severity = Literal["critical", "warning", "info"]
+SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
+GAPS_META = "open_gaps"  # the observer writes [[author, first, last, since_ms], …] here
+GAP_GRACE_MS = 60_000  # a gap open longer than this is a finding
+_UNSEAL_CODES = frozenset({"too_large", "malformed", "non_canonical", "bad_version",
+                           "wrong_network", "bad_signature", "body_hash_mismatch",
+                           "unknown_kind", "bad_body"})  # fmt: skip
+
+
+class Finding(msgspec.Struct, kw_only=True):
+    code: str  # stable: what kind of finding
+    severity: Severity
+    title: str
+    detail: str
+    author: str = ""
+    evidence: list[str] = msgspec.field(default_factory=list)  # event ids (or wire hashes), hex
+
+
+async def audit(db: aiosqlite.Connection, charter: Charter | None, *, now_ms: int) -> list[Finding]:
+    """Every finding, the most severe first."""
+    findings: list[Finding] = []
+    findings += await _refused_events(db)
+    findings += await _domain_refusals(db)
+    findings += await _forks(db)
+    findings += await _ledger(db, charter)
+    findings += await _oversold(db)
+    findings += await _non_members(db, charter)
+    findings += await _gaps(db, now_ms)
+    findings.sort(key=lambda f: (SEVERITY_ORDER[f.severity], f.code, f.author))
+    return findings
+
+
+def critical_count(findings: list[Finding]) -> int:
+    return sum(1 for f in findings if f.severity == "critical")
+
+
+async def _refused_events(db: aiosqlite.Connection) -> list[Finding]:
+    rows = await fetch_all(
+        db,
+        "SELECT code, author, COUNT(*), group_concat(hex(evidence)), MIN(reason), MIN(source)"
+        " FROM rejected_events GROUP BY code, author ORDER BY code, author",
+    )
+    out = []
+    for code, author, count, ids, reason, source in rows:
+        if code == "fork":
+            continue  # the forks table holds the evidence: see _forks
+        who = author or "an unverifiable sender"
+        if code in _UNSEAL_CODES:
+            title = f"{count} event(s) refused before verification ({code})"
+        elif "retired" in reason:
+            title = f"{count} event(s) signed after {author} retired"
+            code = "retired_author"
+        else:
+            title = f"{count} event(s) of {who} refused ({code})"
+        out.append(
+            Finding(
+                code=f"refused_{code}" if not code.startswith("retired") else code,
+                severity="warning",
+                title=title,
+                detail=f"e.g. {reason} (received from {source})",
+                author=author,
+                evidence=[i.lower() for i in str(ids).split(",")][:20],
+            )
+        )
+    return out
+
+
+async def _domain_refusals(db: aiosqlite.Connection) -> list[Finding]:
+    rows = await fetch_all(
+        db,
+        "SELECT author, kind, code, COUNT(*), group_concat(hex(id)), MIN(reason)"
+        " FROM domain_rejections GROUP BY author, kind, code ORDER BY author, kind",
+    )
+    out = []
+    for author, kind, code, count, ids, reason in rows:
+        party = kind.startswith(("trade.", "aid.", "membership."))
+        out.append(
+            Finding(
+                code="wrong_party" if party and code == "not_authorized" else f"refused_{code}",
+                severity="warning",
+                title=f"{count} {kind} event(s) of {author} refused by the rules ({code})",
+                detail=reason,
+                author=author,
+                evidence=[i.lower() for i in str(ids).split(",")][:20],
+            )
+        )
+    return out
+
+
+async def _forks(db: aiosqlite.Connection) -> list[Finding]:
+    rows = await fetch_all(db, "SELECT author, seq, held_id, other_id FROM forks ORDER BY author")
+    return [
+        Finding(
+            code="fork",
+            severity="critical",
+            title=f"{author} signed two histories at seq {seq}",
+            detail="equivocation: both events are kept as evidence; nothing newer of this "
+            "author is accepted (PROTOCOL.md §6.2)",
+            author=author,
+            evidence=[bytes(held).hex(), bytes(other).hex()],
+        )
+        for author, seq, held, other in rows
+    ]
+
+
+async def trade_views(db: aiosqlite.Connection) -> list[tuple[str, str, TradeView]]:
+    """Every trade folded again from its statements with the protocol's rule."""
+    rows = await fetch_all(
+        db, "SELECT buyer, trade, id, author, seq, at, kind, body FROM trade_events"
+    )
+    refused = {bytes(r[0]) for r in await fetch_all(db, "SELECT id FROM domain_rejections")}
+    grouped: dict[tuple[str, str], list[Statement]] = defaultdict(list)
+    for buyer, trade, eid, author, seq, at, kind, body in rows:
+        grouped[(buyer, trade)].append(
+            Statement(
+                id=bytes(eid), author=author, seq=seq, at=at,
+                body=msgspec.msgpack.decode(body, type=KINDS[kind]),
+            )
+        )  # fmt: skip
+    views: list[tuple[str, str, TradeView]] = []
+    for (buyer, trade), statements in grouped.items():
+        acceptances = frozenset(s.id for s in statements if s.id in refused)
+        views.append((buyer, trade, fold_trade(buyer, trade, statements, acceptances)))
+    return views
+
+
+async def _ledger(db: aiosqlite.Connection, charter: Charter | None) -> list[Finding]:
+    limit = charter.policies.credit_limit if charter else DEFAULT_CREDIT_LIMIT
+    ledger = Ledger()
+    held = {
+        (r[0], r[1]): r[2] for r in await fetch_all(db, "SELECT buyer, trade, state FROM trades")
+    }
+    out: list[Finding] = []
+    for buyer, trade, view in await trade_views(db):
+        state = view.state
+        if state == "settled":
+            ledger.settle(buyer, view.seller, view.quantity * view.unit_price)
+        if state != "unknown" and held.get((buyer, trade)) not in (None, state):
+            out.append(
+                Finding(
+                    code="projection_mismatch",
+                    severity="critical",
+                    title=f"trade {buyer}/{trade}: the store says {held[(buyer, trade)]}, "
+                    f"the rules say {state}",
+                    detail="the projection disagrees with a fold of the log: rebuild it",
+                    author=buyer,
+                )
+            )
+    if ledger.total() != 0:
+        out.append(
+            Finding(
+                code="ledger_not_zero",
+                severity="critical",
+                title=f"the ledger sums to {ledger.total()}, not 0",
+                detail=json.dumps(ledger.balances, sort_keys=True),
+            )
+        )
+    for name, balance in sorted(ledger.balances.items()):
+        if balance < -limit:
+            out.append(
+                Finding(
+                    code="credit_limit_breach",
+                    severity="critical",
+                    title=f"{name} is at {balance} cents, below its limit of -{limit}",
+                    detail="a buyer must never sign a proposal beyond its credit limit",
+                    author=name,
+                )
+            )
+    return out
+
+
+async def _oversold(db: aiosqlite.Connection) -> list[Finding]:
+    """Accepted, unreleased quantities beyond an offer's quantity (the seller's rules should
+    have made that impossible)."""
+    rows = await fetch_all(
+        db,
+        "SELECT o.author, o.offer, o.quantity, SUM(r.quantity) FROM offers o"
+        " JOIN reservations r ON r.seller = o.author AND r.offer = o.offer AND r.released = 0"
+        " GROUP BY o.author, o.offer HAVING SUM(r.quantity) > o.quantity",
+    )
+    return [
+        Finding(
+            code="oversold_offer",
+            severity="critical",
+            title=f"offer {seller}/{offer}: {reserved} accepted of {quantity}",
+            detail="the seller accepted more than its offer holds",
+            author=seller,
+        )
+        for seller, offer, quantity, reserved in rows
+    ]
+
+
+async def _non_members(db: aiosqlite.Connection, charter: Charter | None) -> list[Finding]:
+    if charter is None:
+        return []  # a development federation: every founded log is a member
+    members = await standings(db, charter)
+    rows = await fetch_all(
+        db,
+        "SELECT author, kind, COUNT(*), group_concat(hex(id)) FROM events"
+        " WHERE kind LIKE 'offer.%' OR kind LIKE 'need.%' OR kind LIKE 'trade.%'"
+        " GROUP BY author, kind",
+    )
+    out = []
+    for author, kind, count, ids in rows:
+        if is_member(members, author):
+            continue
+        status = members[author].status if author in members else "not a member"
+        out.append(
+            Finding(
+                code="non_member_action",
+                severity="warning",
+                title=f"{count} {kind} event(s) by {author} ({status})",
+                detail="nobody may trade with a neighborhood the federation has not admitted",
+                author=author,
+                evidence=[i.lower() for i in str(ids).split(",")][:20],
+            )
+        )
+    return out
+
+
+async def _gaps(db: aiosqlite.Connection, now_ms: int) -> list[Finding]:
+    rows = await fetch_all(db, "SELECT value FROM meta WHERE key = ?", (GAPS_META,))
+    gaps = json.loads(rows[0][0]) if rows else []
+    return [
+        Finding(
+            code="unrepaired_gap",
+            severity="critical",
+            title=f"{author}: events {first}..{last} missing for {(now_ms - since) // 1000} s",
+            detail="held beyond the gap but not repaired from the stream or any peer",
+            author=author,
+        )
+        for author, first, last, since in gaps
+        if now_ms - since > GAP_GRACE_MS
+    ]

@@ -1,0 +1,225 @@
+"""The observer's web face: a dashboard (assets shipped in the package, no CDN), the JSON
+API behind each view, live updates (server-sent events), Prometheus `/metrics` and exports.
+
+    GET /                          the dashboard (federation/static/)
+    GET /api/summary               the overview: counts, ledger, trade, aid, audit, liveness
+    GET /api/neighborhoods         one row per neighborhood;  /api/neighborhoods/{slug}
+    GET /api/flows                 settled trade between pairs (the supply chains)
+    GET /api/timeseries            events, trades and calls for help per minute
+    GET /api/aid                   open calls for help (most urgent first) and alerts
+    GET /api/audit                 findings, most severe first
+    GET /api/membership            consent decisions: statuses, applicants and their votes
+    GET /api/live                  server-sent events: `update` with the summary on change
+    GET /metrics                   Prometheus text
+    GET /export/{table}.csv        one table;   GET /export/events.jsonl  CloudEvents
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncGenerator, Sequence
+from pathlib import Path
+from typing import Any
+
+import anyio
+import msgspec
+from anyio.abc import TaskStatus
+from litestar import Litestar, Response, get
+from litestar.datastructures import State
+from litestar.exceptions import NotFoundException
+from litestar.params import FromPath
+from litestar.response import ServerSentEvent, ServerSentEventMessage, Stream
+from litestar.static_files import create_static_files_router
+
+from coopnet.federation import measures
+from coopnet.federation.audit import Finding, audit, critical_count
+from coopnet.federation.exports import (
+    EXPORT_TABLES,
+    cloudevents_lines,
+    metrics_text,
+    table_csv,
+)
+from coopnet.federation.observer import Observer
+from coopnet.node.api import serve_app
+from coopnet.node.runtime import all_rejections
+from coopnet.protocol import Envelope
+
+log = logging.getLogger("coopnet.dashboard")
+STATIC = Path(__file__).parent / "static"
+LIVE_DEBOUNCE_S = 0.5
+LIVE_HEARTBEAT_S = 15.0
+
+
+class Changes:
+    """Wakes every live client when the observer stores events (at most every 0.5 s)."""
+
+    def __init__(self) -> None:
+        self.version = 0
+        self._event = anyio.Event()
+
+    def notice(self, events: Sequence[Envelope]) -> None:
+        self.version += 1
+        self._event.set()
+        self._event = anyio.Event()
+
+    async def wait(self, seen: int) -> int:
+        if self.version == seen:
+            await self._event.wait()
+        return self.version
+
+
+def _obs(state: State) -> Observer:
+    obs: Observer = state.observer
+    return obs
+
+
+async def summary(obs: Observer) -> dict[str, Any]:
+    db, charter, now = obs.store.db, obs.charter, obs.clock()
+    hoods = await measures.neighborhoods(db, charter, now)
+    findings = await audit(db, charter, now_ms=now)
+    balances = {h["slug"]: h["balance"] for h in hoods}
+    live = [h["liveness_s"] for h in hoods if h["liveness_s"] is not None]
+    return {
+        "federation": charter.name if charter else "development federation",
+        "net": obs.net.hex(),
+        "observer": obs.name,
+        "caught_up": obs.progress.caught_up,
+        "stream_seq": obs.progress.read,
+        "neighborhoods": len(hoods),
+        "members": sum(1 for h in hoods if h["membership"] in ("founder", "admitted")),
+        "events": sum(h["events"] for h in hoods),
+        "trades": await measures.trade_totals(db),
+        "ledger_sum": sum(balances.values()),
+        "balances": balances,
+        "needs_met_share": await measures.needs_met_share(db),
+        "aid": await measures.aid_summary(db),
+        "audit": {
+            "critical": critical_count(findings),
+            "warning": sum(1 for f in findings if f.severity == "warning"),
+        },
+        "rejected": await all_rejections(obs.store),
+        "oldest_silence_s": max(live) if live else None,
+        "updated_at": now,
+    }
+
+
+@get("/api/summary", summary="The federation at a glance")
+async def get_summary(state: State) -> dict[str, Any]:
+    return await summary(_obs(state))
+
+
+@get("/api/neighborhoods", summary="Every neighborhood: membership, activity, trade, aid")
+async def get_neighborhoods(state: State) -> list[dict[str, Any]]:
+    obs = _obs(state)
+    return await measures.neighborhoods(obs.store.db, obs.charter, obs.clock())
+
+
+@get("/api/neighborhoods/{slug:str}", summary="One neighborhood, with its flows and findings")
+async def get_neighborhood(state: State, slug: FromPath[str]) -> dict[str, Any]:
+    obs = _obs(state)
+    rows = await measures.neighborhoods(obs.store.db, obs.charter, obs.clock())
+    row = next((r for r in rows if r["slug"] == slug), None)
+    if row is None:
+        raise NotFoundException(f"no neighborhood {slug} here")
+    flows = [f for f in await measures.flows(obs.store.db) if slug in (f["from"], f["to"])]
+    findings = await audit(obs.store.db, obs.charter, now_ms=obs.clock())
+    return {
+        **row,
+        "flows": flows,
+        "findings": [msgspec.to_builtins(f) for f in findings if f.author == slug],
+    }
+
+
+@get("/api/flows", summary="Settled trade between neighborhoods: who supplies whom")
+async def get_flows(state: State) -> list[dict[str, Any]]:
+    return await measures.flows(_obs(state).store.db)
+
+
+@get("/api/timeseries", summary="Events, trades and calls for help per minute, last hour")
+async def get_timeseries(state: State) -> dict[str, Any]:
+    obs = _obs(state)
+    return await measures.timeseries(obs.store.db, now_ms=obs.clock())
+
+
+@get("/api/aid", summary="Open calls for help, most urgent first, and open alerts")
+async def get_aid(state: State) -> dict[str, Any]:
+    db = _obs(state).store.db
+    return {"open": await measures.open_aid(db), **await measures.aid_summary(db)}
+
+
+@get("/api/audit", summary="Audit findings with their evidence, most severe first")
+async def get_audit(state: State) -> list[Finding]:
+    obs = _obs(state)
+    return await audit(obs.store.db, obs.charter, now_ms=obs.clock())
+
+
+@get("/api/membership", summary="Consent decisions: statuses, applicants and their votes")
+async def get_membership(state: State) -> dict[str, Any]:
+    obs = _obs(state)
+    return await measures.consent(obs.store.db, obs.charter)
+
+
+@get("/api/live", summary="Server-sent events: `update` (the summary) whenever events arrive")
+async def live(state: State) -> ServerSentEvent:
+    obs, changes = _obs(state), state.changes
+
+    async def updates() -> AsyncGenerator[ServerSentEventMessage, None]:
+        seen = -1
+        while True:
+            yield ServerSentEventMessage(
+                data=msgspec.json.encode(await summary(obs)).decode(), event="update"
+            )
+            with anyio.move_on_after(LIVE_HEARTBEAT_S):
+                seen = await changes.wait(seen)
+            await anyio.sleep(LIVE_DEBOUNCE_S)
+
+    return ServerSentEvent(updates())
+
+
+@get("/metrics", summary="Prometheus text exposition", media_type="text/plain; version=0.0.4")
+async def metrics(state: State) -> str:
+    obs = _obs(state)
+    return await metrics_text(obs.store.db, summary=await summary(obs))
+
+
+@get("/export/{name:str}", summary="A table as CSV (`trades.csv`), or `events.jsonl`")
+async def export(state: State, name: FromPath[str]) -> Response[str] | Stream:
+    obs = _obs(state)
+    if name == "events.jsonl":
+        return Stream(
+            cloudevents_lines(obs.store.db, obs.net),
+            media_type="application/x-ndjson",
+            headers={"content-disposition": 'attachment; filename="events.jsonl"'},
+        )
+    table = name.removesuffix(".csv")
+    if not name.endswith(".csv") or table not in EXPORT_TABLES:
+        raise NotFoundException(f"exports: events.jsonl or one of {', '.join(EXPORT_TABLES)}")
+    return Response(
+        await table_csv(obs.store.db, table),
+        media_type="text/csv",
+        headers={"content-disposition": f'attachment; filename="{name}"'},
+    )
+
+
+def create_dashboard(obs: Observer) -> Litestar:
+    changes = Changes()
+    obs.listeners.append(changes.notice)
+    assets = create_static_files_router(path="/", directories=[STATIC], html_mode=True)
+    return Litestar(
+        route_handlers=[
+            get_summary, get_neighborhoods, get_neighborhood, get_flows, get_timeseries,
+            get_aid, get_audit, get_membership, live, metrics, export, assets,
+        ],
+        state=State({"observer": obs, "changes": changes}),
+        logging_config=None,
+        openapi_config=None,
+    )  # fmt: skip
+
+
+async def serve_dashboard(
+    obs: Observer, host: str, port: int, *, task_status: TaskStatus[str]
+) -> None:
+    def announce(url: str) -> None:
+        log.info("%s: dashboard at %s", obs.name, url)
+
+    await serve_app(create_dashboard(obs), host, port, announce=announce, task_status=task_status)

@@ -1,0 +1,141 @@
+"""What an observer hands to other tools: Prometheus text, CSV tables, CloudEvents.
+
+- `/metrics`: the Prometheus text exposition format (version 0.0.4), written here with its
+  escaping rules; the tests read it back with `prometheus_client`'s own parser.
+- `/export/<table>.csv`: one table of the store, as it is.
+- `/export/events.jsonl`: every event as a CloudEvent (spec 1.0, structured JSON mode), one
+  per line, in the order the observer stored them; `data` is the event body as JSON (bytes
+  as lowercase hex) and the coopnet extensions carry what a verifier needs: `coopseq`,
+  `coopkey` and `coopwire` (the signed wire bytes, base64: anyone can verify it again).
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import datetime
+import io
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+import aiosqlite
+import msgspec
+
+from coopnet.node.store_io import fetch_all
+from coopnet.protocol import unseal
+
+# The tables an export may name, and nothing else (they end up in SQL).
+EXPORT_TABLES = ("events", "neighborhoods", "offers", "needs", "trades", "trade_events",
+                 "reservations", "aid_requests", "aid_pledges", "alerts", "member_applications",
+                 "member_positions", "member_retirements", "forks", "rejected_events",
+                 "domain_rejections")  # fmt: skip
+Labels = tuple[tuple[str, str], ...]
+
+
+def _label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def metric(name: str, kind: str, help_text: str, samples: Mapping[Labels, float]) -> str:
+    lines = [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
+    for labels, value in samples.items():
+        inner = ",".join(f'{k}="{_label(v)}"' for k, v in labels)
+        lines.append(f"{name}{{{inner}}} {value:g}" if inner else f"{name} {value:g}")
+    return "\n".join(lines)
+
+
+async def metrics_text(db: aiosqlite.Connection, *, summary: Mapping[str, Any]) -> str:
+    events: dict[Labels, float] = {
+        (("author", str(a)), ("kind", str(k))): float(n)
+        for a, k, n in await fetch_all(
+            db, "SELECT author, kind, COUNT(*) FROM events GROUP BY author, kind ORDER BY 1, 2"
+        )
+    }
+    rejections: dict[Labels, float] = {
+        (("code", str(c)),): float(n) for c, n in summary["rejected"].items()
+    }
+    aid_open: dict[Labels, float] = {
+        (("urgency", str(u)),): float(n) for u, n in summary["aid"]["open_by_urgency"].items()
+    }
+    audit: dict[Labels, float] = {
+        (("severity", str(s)),): float(n) for s, n in summary["audit"].items()
+    }
+    parts = [
+        metric("coopnet_events_total", "counter", "Events stored, by author and kind.", events),
+        metric("coopnet_rejections_total", "counter",
+               "Events refused, by stable code (PROTOCOL.md §7 and the domain rules).",
+               rejections),
+        metric("coopnet_ledger_sum", "gauge",
+               "Sum of all mutual-credit balances, in cents: always 0.",
+               {(): float(summary["ledger_sum"])}),
+        metric("coopnet_aid_open", "gauge", "Open calls for help in the federation, by urgency.",
+               aid_open),
+        metric("coopnet_trades_settled_total", "counter", "Trades settled.",
+               {(): float(summary["trades"]["settled"])}),
+        metric("coopnet_trade_volume_cents_total", "counter", "Credit moved by settled trades.",
+               {(): float(summary["trades"]["volume"])}),
+        metric("coopnet_audit_findings", "gauge", "Audit findings, by severity.", audit),
+        metric("coopnet_neighborhoods", "gauge", "Neighborhoods known, and members.",
+               {(("membership", "known"),): float(summary["neighborhoods"]),
+                (("membership", "member"),): float(summary["members"])}),
+    ]  # fmt: skip
+    return "\n".join(parts) + "\n"
+
+
+async def table_csv(db: aiosqlite.Connection, table: str) -> str:
+    if table not in EXPORT_TABLES:
+        raise KeyError(table)
+    cursor = await db.execute(f"SELECT * FROM {table} LIMIT 0")
+    columns = [c[0] for c in cursor.description]
+    await cursor.close()
+    rows = await fetch_all(db, f"SELECT * FROM {table} ORDER BY rowid")
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow([v.hex() if isinstance(v, bytes) else v for v in row])
+    return out.getvalue()
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def cloudevent(wire: bytes, net: bytes) -> dict[str, Any]:
+    env = unseal(wire, net=net)
+    at = datetime.datetime.fromtimestamp(env.at / 1000, tz=datetime.UTC)
+    return {
+        "specversion": "1.0",
+        "id": env.id.hex(),
+        "source": f"coopnet:{net.hex()}/{env.author}",
+        "type": f"coop.{env.kind}",
+        "subject": f"{env.author}/{env.seq}",
+        "time": at.isoformat().replace("+00:00", "Z"),
+        "datacontenttype": "application/json",
+        "data": _jsonable(msgspec.to_builtins(env.body, builtin_types=(bytes,))),
+        "coopseq": env.seq,
+        "coopkey": env.key.hex(),
+        "coopwire": base64.b64encode(wire).decode("ascii"),
+    }
+
+
+async def cloudevents_lines(
+    db: aiosqlite.Connection, net: bytes, *, page: int = 1000
+) -> AsyncIterator[bytes]:
+    """Every stored event as one JSON line, read a page at a time."""
+    after = 0
+    while True:
+        rows = await fetch_all(
+            db, "SELECT pos, wire FROM events WHERE pos > ? ORDER BY pos LIMIT ?", (after, page)
+        )
+        if not rows:
+            return
+        chunk = b"".join(msgspec.json.encode(cloudevent(bytes(w), net)) + b"\n" for _, w in rows)
+        yield chunk
+        after = rows[-1][0]

@@ -1,0 +1,224 @@
+"""What the co-operatives achieve together, measured from an observer's store.
+
+Read-only queries over the projections every node keeps (market, aid, membership) and the
+log itself; each function returns plain JSON-able values for the dashboard's API, the
+Prometheus text and the CLI.
+
+What an observer cannot see, it does not pretend to: calls for help met inside a
+neighborhood never leave it (they carry residents' needs), so "escalation rate" here is the
+share of the federation's requests escalated because neighbors had not pledged enough in
+time, as against at once on a resident's request (PROTOCOL.md §13).
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from typing import Any
+
+import aiosqlite
+
+from coopnet.node.membership import standings
+from coopnet.node.store_io import fetch_all, fetch_one
+from coopnet.protocol.charter import Charter
+from coopnet.protocol.trades import OPEN_STATES
+
+MINUTE_MS = 60_000
+URGENCY_ORDER = ("critical", "high", "normal", "low")
+# Escalated at least this long after a resident asked: the neighbors had their chance first.
+WAITED_MS = 60_000
+
+
+async def neighborhoods(
+    db: aiosqlite.Connection, charter: Charter | None, now_ms: int
+) -> list[dict[str, Any]]:
+    """One row per neighborhood: membership, activity, liveness, trade and aid."""
+    members = await standings(db, charter)
+    rows: dict[str, dict[str, Any]] = {}
+    for slug, name, area in await fetch_all(
+        db, "SELECT author, display_name, area FROM neighborhoods"
+    ):
+        rows[slug] = {"slug": slug, "display_name": name, "area": area}
+    for slug, count, head, last_at in await fetch_all(
+        db, "SELECT author, COUNT(*), MAX(seq), MAX(at) FROM events GROUP BY author"
+    ):
+        row = rows.setdefault(slug, {"slug": slug, "display_name": slug, "area": ""})
+        row |= {"events": count, "head": head, "last_event_at": last_at,
+                "liveness_s": max(0, (now_ms - last_at) // 1000)}  # fmt: skip
+    offers = dict(
+        await fetch_all(db, "SELECT author, COUNT(*) FROM offers WHERE state = 'open' GROUP BY 1")
+    )
+    sold = {
+        r[0]: (r[1], r[2])
+        for r in await fetch_all(
+            db, "SELECT seller, COUNT(*), SUM(total) FROM trades WHERE state = 'settled' GROUP BY 1"
+        )
+    }
+    bought = {
+        r[0]: (r[1], r[2])
+        for r in await fetch_all(
+            db, "SELECT buyer, COUNT(*), SUM(total) FROM trades WHERE state = 'settled' GROUP BY 1"
+        )
+    }
+    aid_asked = dict(await fetch_all(db, "SELECT requester, COUNT(*) FROM aid_requests GROUP BY 1"))
+    aid_given = dict(await fetch_all(
+        db, "SELECT pledger, COUNT(*) FROM aid_pledges WHERE accepted > 0 GROUP BY 1"))  # fmt: skip
+    out = []
+    for slug, row in sorted(rows.items()):
+        s = members.get(slug)
+        balance = sold.get(slug, (0, 0))[1] - bought.get(slug, (0, 0))[1]
+        out.append(
+            {
+                "events": 0, "head": 0, "last_event_at": None, "liveness_s": None, **row,
+                "membership": s.status if s else "outsider",
+                "offers_open": offers.get(slug, 0),
+                "trades_sold": sold.get(slug, (0, 0))[0],
+                "volume_sold": sold.get(slug, (0, 0))[1],
+                "trades_bought": bought.get(slug, (0, 0))[0],
+                "volume_bought": bought.get(slug, (0, 0))[1],
+                "balance": balance,
+                "aid_requested": aid_asked.get(slug, 0),
+                "aid_pledges_accepted": aid_given.get(slug, 0),
+            }
+        )  # fmt: skip
+    return out
+
+
+async def flows(db: aiosqlite.Connection) -> list[dict[str, Any]]:
+    """Settled trade between each pair: goods went seller → buyer, credit the other way.
+    These are the federation's emergent supply chains."""
+    rows = await fetch_all(
+        db,
+        "SELECT seller, buyer, COUNT(*), SUM(total) FROM trades WHERE state = 'settled'"
+        " GROUP BY seller, buyer ORDER BY SUM(total) DESC",
+    )
+    return [{"from": s, "to": b, "trades": n, "volume": v} for s, b, n, v in rows]
+
+
+async def trade_totals(db: aiosqlite.Connection) -> dict[str, int]:
+    states = dict(await fetch_all(db, "SELECT state, COUNT(*) FROM trades GROUP BY state"))
+    volume = await fetch_one(
+        db, "SELECT COALESCE(SUM(total), 0) FROM trades WHERE state = 'settled'"
+    )
+    return {
+        "count": sum(states.values()),
+        "settled": states.get("settled", 0),
+        "open": sum(n for state, n in states.items() if state in OPEN_STATES),
+        "disputed": states.get("disputed", 0),
+        "volume": int(volume[0]) if volume else 0,
+    }  # fmt: skip
+
+
+async def needs_met_share(db: aiosqlite.Connection) -> float | None:
+    """Of the needs co-ops posted (what they would otherwise import), the share met inside
+    the federation: the needing co-op settled trades in that category, in the need's unit,
+    for at least the quantity it asked, after posting it."""
+    needs = await fetch_all(db, "SELECT author, category, unit, quantity FROM needs")
+    if not needs:
+        return None
+    bought: dict[tuple[str, str, str], int] = defaultdict(int)
+    for buyer, category, unit, qty in await fetch_all(
+        db,
+        "SELECT t.buyer, o.category, o.unit, SUM(t.quantity) FROM trades t JOIN offers o"
+        " ON o.author = t.seller AND o.offer = t.offer WHERE t.state = 'settled'"
+        " GROUP BY t.buyer, o.category, o.unit",
+    ):
+        bought[(buyer, category, unit)] += qty
+    met = 0
+    for author, category, unit, qty in needs:
+        key = (author, category, unit)
+        if bought[key] >= qty:
+            met += 1
+            bought[key] -= qty
+    return round(met / len(needs), 4)
+
+
+async def aid_summary(db: aiosqlite.Connection) -> dict[str, Any]:
+    """Calls for help the federation saw: by category and urgency, open ones, time to
+    fulfilment (median and 90th percentile), how many were escalated after waiting."""
+    rows = await fetch_all(
+        db,
+        "SELECT category, urgency, requester_state, raised_at, escalated_at, closed_at"
+        " FROM aid_requests",
+    )
+    by: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    minutes: list[float] = []
+    open_by_urgency = dict.fromkeys(URGENCY_ORDER, 0)
+    waited = 0
+    for category, urgency, state, raised_at, escalated_at, closed_at in rows:
+        by[category][urgency] += 1
+        if state == "open":
+            open_by_urgency[urgency] = open_by_urgency.get(urgency, 0) + 1
+        if state == "fulfilled" and closed_at is not None:
+            minutes.append((closed_at - raised_at) / MINUTE_MS)
+        if escalated_at is not None and escalated_at - raised_at >= WAITED_MS:
+            waited += 1
+    alerts = await fetch_all(
+        db,
+        "SELECT author, alert, kind, severity, area, advice, raised_at FROM alerts"
+        " WHERE resolved_at IS NULL ORDER BY raised_at DESC",
+    )
+    keys = ("author", "alert", "kind", "severity", "area", "advice", "raised_at")
+    return {
+        "requests": len(rows),
+        "by_category": {c: dict(u) for c, u in sorted(by.items())},
+        "open_by_urgency": open_by_urgency,
+        "fulfilled": len(minutes),
+        "median_minutes_to_fulfil": round(statistics.median(minutes), 1) if minutes else None,
+        "p90_minutes_to_fulfil": _p90(minutes),
+        "escalated_after_waiting_share": round(waited / len(rows), 4) if rows else None,
+        "alerts_open": [dict(zip(keys, a, strict=True)) for a in alerts],
+    }
+
+
+def _p90(values: list[float]) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, int(0.9 * len(ordered)))], 1)
+
+
+async def open_aid(db: aiosqlite.Connection) -> list[dict[str, Any]]:
+    """Open requests for the whole federation: most urgent first, then soonest needed."""
+    rows = await fetch_all(
+        db,
+        "SELECT requester, request, category, urgency, quantity, pledged, accepted, area,"
+        " description, needed_by, raised_at FROM aid_requests WHERE requester_state = 'open'",
+    )
+    keys = ("requester", "request", "category", "urgency", "quantity", "pledged", "accepted",
+            "area", "description", "needed_by", "raised_at")  # fmt: skip
+    out = [dict(zip(keys, r, strict=True)) for r in rows]
+    out.sort(key=lambda r: (URGENCY_ORDER.index(r["urgency"]), r["needed_by"]))
+    return out
+
+
+async def timeseries(
+    db: aiosqlite.Connection, *, now_ms: int, bucket_ms: int = MINUTE_MS, buckets: int = 60
+) -> dict[str, Any]:
+    """Counts per time bucket (by the authors' clocks): events, trade proposals, settled
+    trades' receipts and calls for help, for the last `buckets` buckets."""
+    start = (now_ms // bucket_ms - buckets + 1) * bucket_ms
+    series: dict[str, list[int]] = {k: [0] * buckets for k in ("events", "trades", "aid")}
+    for kind, at in await fetch_all(db, "SELECT kind, at FROM events WHERE at >= ?", (start,)):
+        i = (at - start) // bucket_ms
+        if not 0 <= i < buckets:
+            continue
+        series["events"][i] += 1
+        if kind == "trade.proposed":
+            series["trades"][i] += 1
+        elif kind == "aid.requested":
+            series["aid"][i] += 1
+    return {"start": start, "bucket_ms": bucket_ms, **series}
+
+
+async def consent(db: aiosqlite.Connection, charter: Charter | None) -> dict[str, Any]:
+    s = await standings(db, charter)
+    counts: dict[str, int] = defaultdict(int)
+    for st in s.values():
+        counts[st.status] += 1
+    applicants = [
+        {"slug": st.slug, "consents": list(st.consents), "objections": list(st.objections),
+         "needed": st.needed}
+        for st in s.values() if st.status == "applicant"
+    ]  # fmt: skip
+    return {"by_status": dict(counts), "applicants": applicants}
