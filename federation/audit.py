@@ -30,7 +30,7 @@ from coopnet.protocol.charter import Charter
 from coopnet.protocol.kinds import KINDS
 from coopnet.protocol.ledger import DEFAULT_CREDIT_LIMIT, Ledger
 from coopnet.protocol.membership import is_member
-from coopnet.protocol.trades import Statement, TradeView, fold_trade
+from coopnet.protocol.trades import Statement, fold_trade
 
 Severity = Literal["critical", "warning", "info"]
 SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
@@ -93,32 +93,44 @@ async def _refused_events(db: aiosqlite.Connection) -> list[Finding]:
                 title=title,
                 detail=f"e.g. {reason} (received from {source})",
                 author=author,
-                evidence=[i.lower() for i in str(ids).split(",")][:20],
+                evidence=_ids(ids),
             )
         )
     return out
 
 
 async def _domain_refusals(db: aiosqlite.Connection) -> list[Finding]:
+    """Events stored but refused by the domain rules. Trade statements are judged again,
+    with their parties, in `_ledger`; here: oversell attempts and everything else."""
     rows = await fetch_all(
         db,
         "SELECT author, kind, code, COUNT(*), group_concat(hex(id)), MIN(reason)"
-        " FROM domain_rejections GROUP BY author, kind, code ORDER BY author, kind",
+        " FROM domain_rejections GROUP BY author, kind, code, reason LIKE '%no oversell%'"
+        " ORDER BY author, kind",
     )
     out = []
     for author, kind, code, count, ids, reason in rows:
-        party = kind.startswith(("trade.", "aid.", "membership."))
+        if "no oversell" in reason:
+            name, title = "oversell_attempt", f"{author} accepted beyond an offer's quantity"
+        elif kind.startswith("trade."):
+            continue
+        else:
+            name, title = f"refused_{code}", f"{count} {kind} event(s) of {author} refused"
         out.append(
             Finding(
-                code="wrong_party" if party and code == "not_authorized" else f"refused_{code}",
+                code=name,
                 severity="warning",
-                title=f"{count} {kind} event(s) of {author} refused by the rules ({code})",
+                title=f"{title} ({count} event(s), {code})",
                 detail=reason,
                 author=author,
-                evidence=[i.lower() for i in str(ids).split(",")][:20],
+                evidence=_ids(ids),
             )
         )
     return out
+
+
+def _ids(concatenated: object) -> list[str]:
+    return [i.lower() for i in str(concatenated).split(",") if i][:20]
 
 
 async def _forks(db: aiosqlite.Connection) -> list[Finding]:
@@ -137,12 +149,10 @@ async def _forks(db: aiosqlite.Connection) -> list[Finding]:
     ]
 
 
-async def trade_views(db: aiosqlite.Connection) -> list[tuple[str, str, TradeView]]:
-    """Every trade folded again from its statements with the protocol's rule."""
+async def trade_statements(db: aiosqlite.Connection) -> dict[tuple[str, str], list[Statement]]:
     rows = await fetch_all(
         db, "SELECT buyer, trade, id, author, seq, at, kind, body FROM trade_events"
     )
-    refused = {bytes(r[0]) for r in await fetch_all(db, "SELECT id FROM domain_rejections")}
     grouped: dict[tuple[str, str], list[Statement]] = defaultdict(list)
     for buyer, trade, eid, author, seq, at, kind, body in rows:
         grouped[(buyer, trade)].append(
@@ -151,35 +161,74 @@ async def trade_views(db: aiosqlite.Connection) -> list[tuple[str, str, TradeVie
                 body=msgspec.msgpack.decode(body, type=KINDS[kind]),
             )
         )  # fmt: skip
-    views: list[tuple[str, str, TradeView]] = []
-    for (buyer, trade), statements in grouped.items():
-        acceptances = frozenset(s.id for s in statements if s.id in refused)
-        views.append((buyer, trade, fold_trade(buyer, trade, statements, acceptances)))
-    return views
+    return grouped
 
 
 async def _ledger(db: aiosqlite.Connection, charter: Charter | None) -> list[Finding]:
+    """Every trade folded again with the protocol's rule: who may say what, the ledger it
+    settles, and whether the store's projection agrees."""
     limit = charter.policies.credit_limit if charter else DEFAULT_CREDIT_LIMIT
-    ledger = Ledger()
     held = {
         (r[0], r[1]): r[2] for r in await fetch_all(db, "SELECT buyer, trade, state FROM trades")
     }
+    oversell = {
+        bytes(r[0])
+        for r in await fetch_all(
+            db, "SELECT id FROM domain_rejections WHERE reason LIKE '%no oversell%'"
+        )
+    }
+    ledger = Ledger()
     out: list[Finding] = []
-    for buyer, trade, view in await trade_views(db):
-        state = view.state
-        if state == "settled":
+    outsiders: dict[str, list[str]] = defaultdict(list)
+    broken: dict[str, list[str]] = defaultdict(list)
+    for (buyer, trade), statements in (await trade_statements(db)).items():
+        refused = frozenset(s.id for s in statements if s.id in oversell)
+        view = fold_trade(buyer, trade, statements, refused)
+        by_id = {s.id: s for s in statements}
+        for sid, _code in view.refused:
+            s = by_id[sid]
+            if sid in oversell:
+                continue  # reported as an oversell attempt
+            if view.seller and s.author not in (buyer, view.seller):
+                outsiders[s.author].append(sid.hex())
+            else:
+                broken[s.author].append(sid.hex())
+        if view.state == "settled":
             ledger.settle(buyer, view.seller, view.quantity * view.unit_price)
-        if state != "unknown" and held.get((buyer, trade)) not in (None, state):
+        if view.state != "unknown" and held.get((buyer, trade)) not in (None, view.state):
             out.append(
                 Finding(
                     code="projection_mismatch",
                     severity="critical",
                     title=f"trade {buyer}/{trade}: the store says {held[(buyer, trade)]}, "
-                    f"the rules say {state}",
+                    f"the rules say {view.state}",
                     detail="the projection disagrees with a fold of the log: rebuild it",
                     author=buyer,
                 )
             )
+    for author, ids in sorted(outsiders.items()):
+        out.append(
+            Finding(
+                code="wrong_party",
+                severity="warning",
+                title=f"{author} spoke in {len(ids)} trade(s) it is not a party to",
+                detail="only the buyer and the seller of a trade may sign its events "
+                "(PROTOCOL.md §11); refused by every node",
+                author=author,
+                evidence=ids[:20],
+            )
+        )
+    for author, ids in sorted(broken.items()):
+        out.append(
+            Finding(
+                code="trade_rule_refused",
+                severity="warning",
+                title=f"{len(ids)} trade statement(s) of {author} out of turn or on other terms",
+                detail="refused by the trade tables (PROTOCOL.md §11)",
+                author=author,
+                evidence=ids[:20],
+            )
+        )
     if ledger.total() != 0:
         out.append(
             Finding(
@@ -246,7 +295,7 @@ async def _non_members(db: aiosqlite.Connection, charter: Charter | None) -> lis
                 title=f"{count} {kind} event(s) by {author} ({status})",
                 detail="nobody may trade with a neighborhood the federation has not admitted",
                 author=author,
-                evidence=[i.lower() for i in str(ids).split(",")][:20],
+                evidence=_ids(ids),
             )
         )
     return out
