@@ -49,6 +49,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
                 workdir=Path(args.data) if args.data else None,
                 console=console,
                 live=not args.json,
+                observer_port=args.observer_port,
             )
         )
     if args.json:
@@ -106,6 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--neighborhoods", type=int, default=3, help="how many nodes (default 3)")
     p.add_argument("--seconds", type=float, help="stop after this long (default: Ctrl-C)")
     p.add_argument("--data", help="keep the federation in this directory (default: temporary)")
+    p.add_argument(
+        "--observer-port", type=int, default=0, help="the observer's dashboard port (0: any free)"
+    )
     p.add_argument(
         "--protocol",
         action="store_true",

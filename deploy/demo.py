@@ -23,6 +23,9 @@ from rich.table import Table
 
 from coopnet.deploy.demo_aid import DEMO_WINDOWS, residents
 from coopnet.deploy.demo_market import buyer, market_summary, open_market
+from coopnet.federation.audit import audit, critical_count
+from coopnet.federation.dashboard import serve_dashboard
+from coopnet.federation.observer import Observer
 from coopnet.node import market
 from coopnet.node.aid import aid_summary
 from coopnet.node.cli import init_node
@@ -70,6 +73,7 @@ async def run_demo(
     console: Console,
     live: bool,
     rate_per_s: float = 2.0,
+    observer_port: int = 0,
 ) -> dict[str, Any]:
     owned = workdir is None
     root = Path(tempfile.mkdtemp(prefix="coopnet-demo-")) if workdir is None else workdir
@@ -93,7 +97,8 @@ async def run_demo(
                 )
             datas.append(data)
         nodes = [Node(d, nats_url=url, api_port=0) for d in datas]
-        return await _run(nodes, url, seconds, console, live, rate_per_s)
+        observer = Observer(root / "observer", net=DEV_NET, nats_url=url)
+        return await _run(nodes, url, seconds, console, live, rate_per_s, observer, observer_port)
     finally:
         await anyio.to_thread.run_sync(server.stop)
         if owned:
@@ -107,6 +112,8 @@ async def _run(
     console: Console,
     live: bool,
     rate_per_s: float,
+    observer: Observer,
+    observer_port: int,
 ) -> dict[str, Any]:
     posted = {n.slug: 0 for n in nodes}
     started = time.monotonic()
@@ -141,6 +148,10 @@ async def _run(
     async with anyio.create_task_group() as tg:
         for node in nodes:
             await tg.start(node.run)
+        await tg.start(observer.run)
+        dashboard = await tg.start(serve_dashboard, observer, "127.0.0.1", observer_port)
+        if live:
+            console.print(f"[bold]dashboard[/] {dashboard}  (the federation's observer)")
         # The co-ops' people: they stop when asked and finish what they were doing, while
         # the nodes still run.
         async with anyio.create_task_group() as people:
@@ -164,8 +175,10 @@ async def _run(
         await _wait_aid_closed(nodes)
         converged = converged and await _wait_converged(nodes)
         result = await _summary(nodes, url, converged, time.monotonic() - started)
+        result |= await _observed(observer, nodes, dashboard)
         for node in nodes:
             node.stop()
+        tg.cancel_scope.cancel()  # the observer and its dashboard
     if live:
         console.print(await _final_table(result))
     return result
@@ -180,6 +193,23 @@ async def _wait_converged(nodes: list[Node]) -> bool:
                 return True
             await anyio.sleep(0.1)
     return False
+
+
+async def _observed(observer: Observer, nodes: list[Node], dashboard: str) -> dict[str, Any]:
+    """What the observer saw: every event the nodes hold, and its audit of them."""
+    held = await nodes[0].store.event_ids()
+    with anyio.move_on_after(CONVERGE_TIMEOUT_S):
+        while True:
+            if await observer.store.event_ids() == held:
+                break
+            await anyio.sleep(0.1)
+    findings = await audit(observer.store.db, observer.charter, now_ms=observer.clock())
+    return {
+        "dashboard_url": dashboard,
+        "observer_converged": await observer.store.event_ids() == held,
+        "audit_critical": critical_count(findings),
+        "audit_warning": sum(1 for f in findings if f.severity == "warning"),
+    }
 
 
 async def _wait_settled(nodes: list[Node]) -> None:
@@ -305,4 +335,11 @@ async def _final_table(result: dict[str, Any]) -> Table:
     table.add_row("  escalated to the federation", str(result["aid_escalated"]))
     table.add_row("  fulfilled", str(result["aid_fulfilled"]))
     table.add_row("  median minutes to fulfil", str(result["aid_median_minutes_to_fulfil"]))
+    table.add_row(
+        "observer",
+        "[green]saw every event[/]" if result["observer_converged"] else "[red]behind[/]",
+    )
+    table.add_row(
+        "audit", f"{result['audit_critical']} critical, {result['audit_warning']} warning"
+    )
     return table

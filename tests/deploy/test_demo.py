@@ -6,22 +6,46 @@ import json
 import subprocess
 import sys
 
+import anyio.to_thread
+import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
-DEMO_ARGS = ["--neighborhoods", "3", "--seconds", "10", "--json"]
+from tests.conftest import wait_until
+from tests.processes import free_port
+
+DEMO_ARGS = ["--neighborhoods", "3", "--seconds", "12", "--json"]
 
 
 @pytest.mark.timeout(120)
-def test_demo_json_converges() -> None:
-    out = subprocess.run(
-        [sys.executable, "-m", "coopnet", "demo", *DEMO_ARGS],
-        capture_output=True,
-        text=True,
-        timeout=110,
-        check=False,
+async def test_demo_json_converges_and_its_observer_answers() -> None:
+    port = free_port()
+    args = [sys.executable, "-m", "coopnet", "demo", *DEMO_ARGS, "--observer-port", str(port)]
+    demo = await anyio.to_thread.run_sync(
+        lambda: subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     )
-    assert out.returncode == 0, out.stderr
-    result = json.loads(out.stdout)
+    seen: dict[str, httpx.Response] = {}
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=5) as client:
+
+        async def observer_answers() -> bool:
+            try:
+                for path in ("/metrics", "/api/summary", "/"):
+                    seen[path] = await client.get(path)
+            except httpx.TransportError:
+                return False
+            hoods = seen["/api/summary"].json()["neighborhoods"]
+            return "coopnet_events_total" in seen["/metrics"].text and hoods == 3
+
+        await wait_until(observer_answers, within=60, what="the demo's observer")
+    stdout, stderr = await anyio.to_thread.run_sync(lambda: demo.communicate(timeout=110))
+    assert demo.returncode == 0, stderr
+    families = {f.name for f in text_string_to_metric_families(seen["/metrics"].text)}
+    assert {"coopnet_events", "coopnet_ledger_sum", "coopnet_aid_open"} <= families
+    assert "text/html" in seen["/"].headers["content-type"]
+    result = json.loads(stdout)
+    assert result["dashboard_url"] == f"http://127.0.0.1:{port}"
+    assert result["audit_critical"] == 0
+    assert result["observer_converged"] is True
     assert result["neighborhoods"] == 3
     assert result["converged"] is True
     assert result["rejected"] == {}
