@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import tomllib
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 from pathlib import Path
 
@@ -24,7 +24,7 @@ import anyio
 import msgspec
 import nats.errors
 import nats.js.errors
-from anyio.abc import TaskStatus
+from anyio.abc import TaskGroup, TaskStatus
 from nats.aio.msg import Msg
 
 from coopnet.federation.audit import GAPS_META
@@ -107,6 +107,7 @@ class Observer:
         self._store: Store | None = None
         self._chains: Chains | None = None
         self._gap_wake = anyio.Event()
+        self.internal_errors = 0
 
     @classmethod
     def from_dir(cls, data: Path, *, nats_url: str | None = None) -> Observer:
@@ -151,6 +152,16 @@ class Observer:
                 await self._store.close()
 
     async def _follow_bus(self) -> None:
+        while True:
+            await self._connect()
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._until_lost, tg.cancel_scope)
+                self._activities(tg)
+            # The server closed the connection for good (credentials revoked or replaced).
+            await self.bus.close()
+            await anyio.sleep(1.0)
+
+    async def _connect(self) -> None:
         backoff = 0.2
         while True:
             try:
@@ -163,23 +174,43 @@ class Observer:
                 await self.bus.close()
                 await anyio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
-        self.progress.target = info.state.last_seq
+        self.progress.target = max(self.progress.target, info.state.last_seq)
         if self.progress.read >= self.progress.target:
             self._caught_up()
         log.info("%s: following %s from stream seq %d", self.name, self.bus.url, self.progress.read)
-        heads = self._heads
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(follow, self.bus, self.durable, self.progress.read, self._on_batch)
-            tg.start_soon(
-                partial(sync.anti_entropy, self.bus, heads, self._receive_synced, me=self.durable)
-            )
-            tg.start_soon(
-                partial(
-                    sync.fill_gaps, self.bus, self.chains.missing, self._receive_synced,
-                    self._wait_gap, me=self.durable,
-                )
-            )  # fmt: skip
-            tg.start_soon(self._record_gaps)
+
+    async def _until_lost(self, scope: anyio.CancelScope) -> None:
+        await self.bus.lost.wait()
+        scope.cancel()
+
+    def _activities(self, tg: TaskGroup) -> None:
+        heads, receive = self._heads, self._receive_synced
+
+        async def follow_stream() -> None:  # from where the store is now, after a restart too
+            await follow(self.bus, self.durable, self.progress.read, self._on_batch)
+
+        entropy = partial(sync.anti_entropy, self.bus, heads, receive, me=self.durable)
+        gaps = partial(
+            sync.fill_gaps, self.bus, self.chains.missing, receive, self._wait_gap, me=self.durable
+        )
+        for name, run in (
+            ("stream follower", follow_stream),
+            ("anti-entropy", entropy),
+            ("gap filler", gaps),
+            ("gap recorder", self._record_gaps),
+        ):
+            tg.start_soon(self._keep_running, name, run)
+
+    async def _keep_running(self, name: str, run: Callable[[], Awaitable[object]]) -> None:
+        """A failing activity is logged, counted and restarted; the observer keeps going."""
+        while True:
+            try:
+                await run()
+                return
+            except Exception:
+                self.internal_errors += 1
+                log.exception("%s: %s failed; restarting it in 1s", self.name, name)
+                await anyio.sleep(1.0)
 
     async def _record_gaps(self) -> None:
         """Keep the open gaps, with when each was first seen, in the store for the audit."""
