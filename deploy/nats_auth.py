@@ -202,7 +202,7 @@ def new_seed(prefix: int) -> str:
     return encoded.decode("ascii")
 
 
-def encode_jwt(
+def _encode_jwt(
     nats_claims: _OperatorNats | _AccountNats | _UserNats,
     *,
     subject: str,
@@ -399,7 +399,7 @@ def _mint_user(
         type="user",
         version=_JWT_VERSION,
     )
-    token = encode_jwt(claims, subject=subject, name=name, issuer_seed=account_seed)
+    token = _encode_jwt(claims, subject=subject, name=name, issuer_seed=account_seed)
     return UserCreds(name=name, public_key=subject, jwt=token, seed=seed)
 
 
@@ -511,7 +511,7 @@ class Authority:
         claims = _OperatorNats(
             system_account=self.system_public_key, type="operator", version=_JWT_VERSION
         )
-        return encode_jwt(
+        return _encode_jwt(
             claims,
             subject=self.operator_public_key,
             name=OPERATOR,
@@ -527,7 +527,7 @@ class Authority:
             type="account",
             version=_JWT_VERSION,
         )
-        return encode_jwt(
+        return _encode_jwt(
             claims,
             subject=self.account_public_key,
             name=ACCOUNT,
@@ -538,7 +538,7 @@ class Authority:
         claims = _AccountNats(
             limits=_unlimited(jetstream=False), type="account", version=_JWT_VERSION
         )
-        return encode_jwt(
+        return _encode_jwt(
             claims,
             subject=self.system_public_key,
             name=SYSTEM_ACCOUNT,
