@@ -17,13 +17,15 @@ The permission sets, one function each; each user has its own inbox prefix
 (`_INBOX.<slug>`, `_INBOX.observer-<name>`, nats-py's `inbox_prefix`) and may subscribe
 under it only, so nobody reads another user's replies:
 
-* a node publishes only its own events (`coop.<slug>.>`), sync requests (`coopsync.>`),
-  and the JetStream API calls of its own durable consumer `node-<slug>`; it can never
-  create, delete, purge or update the stream (deny wins over allow). It answers other
-  nodes' sync requests through `resp` (allow_responses: up to 1000 replies to each request
-  it received, for 60 s), not by publishing to `_INBOX.>`. It does not subscribe to `coop.>`
-  (it reads the stream through its consumer): with `resp`, seeing another node's publish
-  would let it answer that publish with a forged JetStream ack before the server does.
+* a node publishes only its own events (`coop.<slug>.>`), sync requests and answers
+  (`coopsync.>`: answers go to the requester's `coopsync._reply.<requester>.<token>`,
+  PROTOCOL.md §9), and the JetStream API calls of its own durable consumer `node-<slug>`;
+  it can never create, delete, purge or update the stream (deny wins over allow). It
+  subscribes to sync requests (`coopsync.*`), its own sync answers and its own inbox. It
+  has no `resp` (allow_responses) and does not subscribe to `coop.>` (it reads the stream
+  through its consumer): with both, seeing another node's publish would let it answer
+  that publish with a forged JetStream ack before the server does. Anyone may publish a
+  fake sync answer to anyone; that is harmless, every event in it is verified.
 * an observer is "subscribe-only" in the sense that matters: it cannot publish an event
   (`coop.>` denied) nor change the stream. Reading a JetStream stream is not a plain
   subscription, though: a consumer is created, and every batch fetched, by *requests* to
@@ -35,9 +37,9 @@ under it only, so nobody reads another user's replies:
 
 Behind a leaf server (deploy/nats_config.py) a node reaches the hub's JetStream through the
 domain prefix `$JS.coop.API` (see `JS_DOMAIN`), and the leaf link has the node's own
-permissions. One limit there: nats-server does not carry `resp` across a leaf link
-(nats-server issue #2949), so a node behind a leaf can ask for sync but its answers to
-others' requests are dropped; its events still reach the stream through its outbox.
+permissions. Sync answers are plain publishes on `coopsync._reply.…` rather than
+allow_responses, which nats-server does not carry across a leaf link (issue #2949): so a
+node behind a leaf answers sync requests like any other.
 
 Revocation: `Authority.revoke` adds the user's public key to the COOP account JWT's
 `revocations` (every user JWT of that key issued up to that second is refused) and
@@ -85,8 +87,6 @@ JS_APIS = ("$JS.API", f"$JS.{JS_DOMAIN}.API")
 CLAIMS_UPDATE = "$SYS.REQ.CLAIMS.UPDATE"
 PUSH_TIMEOUT_S = 5.0
 NO_LIMIT = -1
-SYNC_REPLIES_MAX = 1000  # a sync reply comes in chunks; this many per request
-SYNC_REPLY_TTL_S = 60
 
 _HEADER = b'{"typ":"JWT","alg":"ed25519-nkey"}'
 _JWT_VERSION = 2
@@ -294,6 +294,11 @@ def inbox_prefix(user: str) -> str:
     return f"_INBOX.{user}"
 
 
+def sync_replies(user: str) -> str:
+    """Where the answers to a user's sync requests arrive (node/sync.py `reply_subject`)."""
+    return f"coopsync._reply.{user}.>"
+
+
 def _subject_token(name: str) -> str:
     """A slug or an observer's name goes into subjects: one plain token, never `*`, `>`
     or a dot (docs/PROTOCOL.md §2.1's author pattern)."""
@@ -310,8 +315,7 @@ def node_permissions(slug: str) -> Permissions:
             allow=(f"coop.{slug}.>", SYNC_REQUESTS, *_jetstream_consumer_calls(f"node-{slug}")),
             deny=STREAM_CHANGES,
         ),
-        sub=Permission(allow=("coopsync.*", f"{inbox_prefix(slug)}.>")),
-        resp=ResponsePermission(max=SYNC_REPLIES_MAX, ttl=SYNC_REPLY_TTL_S * 1_000_000_000),
+        sub=Permission(allow=("coopsync.*", sync_replies(slug), f"{inbox_prefix(slug)}.>")),
     )
 
 
@@ -324,7 +328,7 @@ def observer_permissions(name: str) -> Permissions:
             allow=(SYNC_REQUESTS, *_jetstream_consumer_calls(user)),
             deny=("coop.>", *STREAM_CHANGES),
         ),
-        sub=Permission(allow=(f"{inbox_prefix(user)}.>",)),
+        sub=Permission(allow=(sync_replies(user), f"{inbox_prefix(user)}.>")),
     )
 
 

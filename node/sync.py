@@ -4,7 +4,8 @@ Outside `coop.>` so it never lands in the stream: a request goes to `coopsync.<a
 with `{"from": n, "to": m}` (m = 0: up to the responder's head); every node holding events
 of that author in the range replies with `{"head": h, "events": [wire, ...]}` (at most
 ~512 KiB a reply). The requester gathers replies for a short while and hands every wire to
-its chains: a validly signed event is accepted whoever relays it.
+its chains: a validly signed event is accepted whoever relays it. Replies go to the
+request's reply subject, `coopsync._reply.<requester>.<token>` (see `reply_subject`).
 
 Anti-entropy: `coopsync._heads` (not a slug, so never an author) asks every node for the
 heads it holds, `{"heads": {author: seq}}`. A node does this when it starts and then every
@@ -30,6 +31,7 @@ from coopnet.node.store import Store
 log = logging.getLogger("coopnet.sync")
 
 PREFIX = "coopsync"
+REPLY_PREFIX = f"{PREFIX}._reply"
 HEADS_SUBJECT = f"{PREFIX}._heads"
 REPLY_MAX_BYTES = 512 * 1024
 GATHER_S = 0.4
@@ -97,6 +99,17 @@ async def serve(bus: Bus, store: Store, heads: Callable[[], dict[str, int]], nam
         await _unsubscribe(sub)
 
 
+def reply_subject(bus: Bus, requester: str) -> str:
+    """Where answers to one request go: `coopsync._reply.<requester>.<token>` (PROTOCOL.md
+    §9). A subject the requester's credentials may subscribe to, and every node may publish
+    to, rather than an inbox answered through allow_responses, which does not cross a leaf
+    link (nats-server #2949): so a neighborhood behind a leaf serves sync like any other."""
+    if not requester:
+        return bus.client.new_inbox()
+    token = bus.client.new_inbox().rsplit(".", 1)[1]
+    return f"{REPLY_PREFIX}.{requester}.{token}"
+
+
 async def request_range(
     bus: Bus,
     author: str,
@@ -112,7 +125,7 @@ async def request_range(
     Replies by `exclude` (the asking node itself) are ignored.
     """
     nc = bus.client
-    inbox = nc.new_inbox()
+    inbox = reply_subject(bus, exclude)
     replies: list[SyncReply] = []
     done = anyio.Event()
 
@@ -178,7 +191,7 @@ async def fill_gaps(
 async def peer_heads(bus: Bus, *, exclude: str = "", gather_s: float = GATHER_S) -> dict[str, int]:
     """The highest head any peer (other than `exclude`) holds, per author."""
     nc = bus.client
-    inbox = nc.new_inbox()
+    inbox = reply_subject(bus, exclude)
     best: dict[str, int] = {}
 
     async def on_reply(msg: Msg) -> None:

@@ -82,7 +82,7 @@ def test_jwts_have_the_nats_jwt_v2_form() -> None:
     # A user: signed by COOP; no subscription, data or payload limit.
     assert user["iss"] == authority.account_public_key and user["sub"].startswith("U")
     assert [user["nats"][k] for k in ("subs", "data", "payload")] == [-1, -1, -1]
-    assert user["nats"]["resp"] == {"max": 1000, "ttl": 60_000_000_000}  # ttl: ns
+    assert "resp" not in user["nats"]  # sync answers are plain publishes (PROTOCOL.md §9)
     # jti: base32 (no padding) of the SHA-512/256 of the standard claims without jti.
     standard = {k: user[k] for k in ("iat", "iss", "name", "sub")}
     digest = hashlib.new("sha512_256", msgspec.json.encode(standard)).digest()

@@ -340,11 +340,10 @@ async def test_a_leaf_keeps_its_neighborhood_talking_while_the_hub_is_down(
         }
 
 
-async def test_through_a_leaf_sync_answers_do_not_come_back_yet(tmp_path: Path) -> None:
-    """A known limit (nats-server issue #2949): `resp` (allow_responses) does not cross a
-    leaf link, so the hub never tells the leaf of the requester's inbox and a node behind a
-    leaf cannot answer sync requests. It can still ask, and be answered. If this test
-    fails, the server has fixed it: update nats_auth's docstring."""
+async def test_through_a_leaf_sync_is_answered_both_ways(tmp_path: Path) -> None:
+    """`resp` (allow_responses) does not cross a leaf link (nats-server issue #2949), so sync
+    answers are plain publishes on `coopsync._reply.<requester>.<token>`, which the hub
+    carries to and from a leaf like any subject the node may use."""
     with running_hub(tmp_path) as hub:
         node_oak = hub.creds("oak", node_permissions("oak"))
         elm_creds = hub.creds("elm", node_permissions("elm"))
@@ -356,14 +355,14 @@ async def test_through_a_leaf_sync_answers_do_not_come_back_yet(tmp_path: Path) 
                 await wait_until(_hub_reachable(oak_at_leaf.jetstream(timeout=2)), what="link")
                 await _serve_sync(oak_at_leaf, "oak")
                 await _serve_sync(elm, "elm")
-                await wait_until(_answered(oak_at_leaf, "elm"), what="elm answers oak's ask")
-                assert await _ask_sync(elm, "oak") == []  # oak's answers are dropped
+                await wait_until(_answered(oak_at_leaf, "elm", "oak"), what="elm answers oak's ask")
+                await wait_until(_answered(elm, "oak", "elm"), what="oak, behind its leaf, answers")
         async with (
             session(hub.url, node_oak, user="oak") as oak_at_hub,  # directly: answered
             session(hub.url, elm_creds, user="elm") as elm,
         ):
             await _serve_sync(oak_at_hub, "oak")
-            await wait_until(_answered(elm, "oak"), what="oak answers elm's ask")
+            await wait_until(_answered(elm, "oak", "elm"), what="oak answers elm's ask")
 
 
 async def _serve_sync(s: Session, slug: str) -> None:
@@ -378,14 +377,14 @@ async def _serve_sync(s: Session, slug: str) -> None:
     await s.nc.flush()
 
 
-async def _ask_sync(s: Session, author: str) -> list[bytes]:
+async def _ask_sync(s: Session, author: str, me: str) -> list[bytes]:
     """What comes back to one sync request within 0.4 s (node/sync.py's gathering time)."""
     replies: list[bytes] = []
 
     async def on_reply(msg: Msg) -> None:
         replies.append(msg.data)
 
-    inbox = s.nc.new_inbox()
+    inbox = f"coopsync._reply.{me}.{s.nc.new_inbox().rsplit('.', 1)[1]}"
     sub = await s.nc.subscribe(inbox, cb=on_reply)
     await s.nc.flush()
     await s.nc.publish(f"coopsync.{author}", b"", reply=inbox)
@@ -394,11 +393,11 @@ async def _ask_sync(s: Session, author: str) -> list[bytes]:
     return sorted(replies)
 
 
-def _answered(s: Session, author: str) -> Callable[[], Awaitable[bool]]:
+def _answered(s: Session, author: str, me: str) -> Callable[[], Awaitable[bool]]:
     """Whether a sync request, asked again each time (interest takes a moment to reach
     every server), gets the author's two chunks back."""
 
     async def both_chunks() -> bool:
-        return await _ask_sync(s, author) == [f"{author}:0".encode(), f"{author}:1".encode()]
+        return await _ask_sync(s, author, me) == [f"{author}:0".encode(), f"{author}:1".encode()]
 
     return both_chunks
