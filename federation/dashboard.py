@@ -24,9 +24,9 @@ from typing import Any
 import anyio
 import msgspec
 from anyio.abc import TaskStatus
-from litestar import Litestar, Response, get
+from litestar import Litestar, Request, Response, get
 from litestar.datastructures import State
-from litestar.exceptions import NotFoundException
+from litestar.exceptions import HTTPException, NotFoundException
 from litestar.params import FromPath
 from litestar.response import ServerSentEvent, ServerSentEventMessage, Stream
 from litestar.static_files import create_static_files_router
@@ -164,14 +164,20 @@ async def live(state: State) -> ServerSentEvent:
     obs, changes = _obs(state), state.changes
 
     async def updates() -> AsyncGenerator[ServerSentEventMessage, None]:
-        seen = -1
+        seen = changes.version
+        yield ServerSentEventMessage(
+            data=msgspec.json.encode(await summary(obs)).decode(), event="update"
+        )
         while True:
-            yield ServerSentEventMessage(
-                data=msgspec.json.encode(await summary(obs)).decode(), event="update"
-            )
             with anyio.move_on_after(LIVE_HEARTBEAT_S):
                 seen = await changes.wait(seen)
-            await anyio.sleep(LIVE_DEBOUNCE_S)
+                await anyio.sleep(LIVE_DEBOUNCE_S)  # let a burst of batches land first
+                seen = changes.version
+                yield ServerSentEventMessage(
+                    data=msgspec.json.encode(await summary(obs)).decode(), event="update"
+                )
+                continue
+            yield ServerSentEventMessage(comment="keep-alive")  # nothing new: no work
 
     return ServerSentEvent(updates())
 
@@ -201,6 +207,16 @@ async def export(state: State, name: FromPath[str]) -> Response[str] | Stream:
     )
 
 
+def _on_http(_: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, str]]:
+    code = "not_found" if exc.status_code == 404 else "bad_request"
+    return Response({"code": code, "message": str(exc.detail)}, status_code=exc.status_code)
+
+
+def _on_crash(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, str]]:
+    log.exception("dashboard request %s failed", request.url.path, exc_info=exc)
+    return Response({"code": "internal", "message": "internal error; logged"}, status_code=500)
+
+
 def create_dashboard(obs: Observer) -> Litestar:
     changes = Changes()
     obs.listeners.append(changes.notice)
@@ -213,6 +229,7 @@ def create_dashboard(obs: Observer) -> Litestar:
         state=State({"observer": obs, "changes": changes}),
         logging_config=None,
         openapi_config=None,
+        exception_handlers={HTTPException: _on_http, Exception: _on_crash},
     )  # fmt: skip
 
 

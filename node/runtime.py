@@ -40,7 +40,7 @@ from coopnet.node.policy import AidPolicy, Policy
 from coopnet.node.recovery import RecoveryError, recover_own_head
 from coopnet.node.store import StorageFailure, Store, now_ms
 from coopnet.node.trading import Trading
-from coopnet.protocol import Body, Envelope, Identity
+from coopnet.protocol import Body, Envelope, Identity, InvalidEvent
 
 log = logging.getLogger("coopnet.node")
 
@@ -281,7 +281,11 @@ class Node:
 
     async def _escalate_forever(self) -> None:
         while True:
-            await self.aid.escalate_due()
+            try:
+                await self.aid.escalate_due()
+            except InvalidEvent as exc:  # this node may sign nothing (a fork on record, retired)
+                log.error("%s: cannot escalate calls for help: %s", self.slug, exc)
+                await anyio.sleep(60 * ESCALATION_CHECK_S)
             await anyio.sleep(ESCALATION_CHECK_S)
 
     async def _follow(self) -> None:
