@@ -117,6 +117,8 @@ async def observing(
             with anyio.fail_after(30):
                 await obs.ready.wait()
             yield obs
+            # An unexpected failure in one of its activities fails the test.
+            assert obs.internal_errors == 0
         finally:
             tg.cancel_scope.cancel()
 

@@ -57,6 +57,8 @@ async def observing(
                 with anyio.fail_after(30):
                     await obs.ready.wait()
             yield obs, tg
+            # An unexpected failure in one of its activities fails the test.
+            assert obs.internal_errors == 0
         finally:
             tg.cancel_scope.cancel()
 
@@ -216,6 +218,7 @@ async def test_observer_of_a_generated_federation_reads_everything_and_publishes
                 assert await audit(obs.store.db, obs.charter, now_ms=obs.clock()) == []
                 members = await measures.consent(obs.store.db, obs.charter)
                 assert members["by_status"] == {"founder": 3}
+                assert obs.internal_errors == 0
                 tg.cancel_scope.cancel()
             # A client with the observer's credentials cannot write to the stream.
             before = await stream_state(config.urls, admin)
