@@ -30,7 +30,7 @@ from coopnet.protocol.charter import Charter
 from coopnet.protocol.kinds import KINDS
 from coopnet.protocol.ledger import DEFAULT_CREDIT_LIMIT, Ledger
 from coopnet.protocol.membership import is_member
-from coopnet.protocol.trades import Statement, fold_trade
+from coopnet.protocol.trades import BUYER_TABLE, SELLER_TABLE, Statement, fold_trade
 
 Severity = Literal["critical", "warning", "info"]
 SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
@@ -171,25 +171,28 @@ async def _ledger(db: aiosqlite.Connection, charter: Charter | None) -> list[Fin
     held = {
         (r[0], r[1]): r[2] for r in await fetch_all(db, "SELECT buyer, trade, state FROM trades")
     }
-    oversell = {
-        bytes(r[0])
+    # Acceptances the seller's offer rules refused (withdrawn, expired, no such offer, or
+    # beyond its quantity): the trade fold must not count them (as market.refold_trade).
+    acceptances = {
+        bytes(r[0]): str(r[1])
         for r in await fetch_all(
-            db, "SELECT id FROM domain_rejections WHERE reason LIKE '%no oversell%'"
+            db, "SELECT id, reason FROM domain_rejections WHERE kind = 'trade.accepted'"
         )
     }
+    oversell = {i for i, reason in acceptances.items() if "no oversell" in reason}
     ledger = Ledger()
     out: list[Finding] = []
     outsiders: dict[str, list[str]] = defaultdict(list)
     broken: dict[str, list[str]] = defaultdict(list)
     for (buyer, trade), statements in (await trade_statements(db)).items():
-        refused = frozenset(s.id for s in statements if s.id in oversell)
+        refused = frozenset(s.id for s in statements if s.id in acceptances)
         view = fold_trade(buyer, trade, statements, refused)
         by_id = {s.id: s for s in statements}
         for sid, _code in view.refused:
             s = by_id[sid]
             if sid in oversell:
                 continue  # reported as an oversell attempt
-            if view.seller and s.author not in (buyer, view.seller):
+            if view.seller and not _may_say(s, buyer, view.seller):
                 outsiders[s.author].append(sid.hex())
             else:
                 broken[s.author].append(sid.hex())
@@ -211,9 +214,10 @@ async def _ledger(db: aiosqlite.Connection, charter: Charter | None) -> list[Fin
             Finding(
                 code="wrong_party",
                 severity="warning",
-                title=f"{author} spoke in {len(ids)} trade(s) it is not a party to",
-                detail="only the buyer and the seller of a trade may sign its events "
-                "(PROTOCOL.md §11); refused by every node",
+                title=f"{author} signed {len(ids)} trade statement(s) its role may not make",
+                detail="only the buyer signs a buyer's statements and only the seller a "
+                "seller's (PROTOCOL.md §11): a receipt by anyone but the buyer could create "
+                "credit; refused by every node",
                 author=author,
                 evidence=ids[:20],
             )
@@ -252,6 +256,19 @@ async def _ledger(db: aiosqlite.Connection, charter: Charter | None) -> list[Fin
     return out
 
 
+_BUYER_KINDS = frozenset(k for row in BUYER_TABLE.values() for k in row)
+_SELLER_KINDS = frozenset(k for row in SELLER_TABLE.values() for k in row)
+
+
+def _may_say(s: Statement, buyer: str, seller: str) -> bool:
+    """Whether the author's role in the trade allows this kind of statement at all."""
+    if s.author == buyer:
+        return s.body.kind in _BUYER_KINDS
+    if s.author == seller:
+        return s.body.kind in _SELLER_KINDS
+    return False
+
+
 async def _oversold(db: aiosqlite.Connection) -> list[Finding]:
     """Accepted, unreleased quantities beyond an offer's quantity (the seller's rules should
     have made that impossible)."""
@@ -277,6 +294,9 @@ async def _non_members(db: aiosqlite.Connection, charter: Charter | None) -> lis
     if charter is None:
         return []  # a development federation: every founded log is a member
     members = await standings(db, charter)
+    # A retired neighborhood's log ends at its retirement: what it signed before, it signed
+    # as a member (PROTOCOL.md §16.5).
+    before = await standings(db, charter, ignore_retirements=True)
     rows = await fetch_all(
         db,
         "SELECT author, kind, COUNT(*), group_concat(hex(id)) FROM events"
@@ -285,7 +305,7 @@ async def _non_members(db: aiosqlite.Connection, charter: Charter | None) -> lis
     )
     out = []
     for author, kind, count, ids in rows:
-        if is_member(members, author):
+        if is_member(members, author) or is_member(before, author):
             continue
         status = members[author].status if author in members else "not a member"
         out.append(

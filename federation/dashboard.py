@@ -169,15 +169,18 @@ async def live(state: State) -> ServerSentEvent:
             data=msgspec.json.encode(await summary(obs)).decode(), event="update"
         )
         while True:
+            changed = False
             with anyio.move_on_after(LIVE_HEARTBEAT_S):
-                seen = await changes.wait(seen)
-                await anyio.sleep(LIVE_DEBOUNCE_S)  # let a burst of batches land first
-                seen = changes.version
-                yield ServerSentEventMessage(
-                    data=msgspec.json.encode(await summary(obs)).decode(), event="update"
-                )
+                await changes.wait(seen)
+                changed = True
+            if not changed:
+                yield ServerSentEventMessage(comment="keep-alive")  # nothing new: no work
                 continue
-            yield ServerSentEventMessage(comment="keep-alive")  # nothing new: no work
+            await anyio.sleep(LIVE_DEBOUNCE_S)  # let a burst of batches land first
+            seen = changes.version  # anything after this wakes the next round
+            yield ServerSentEventMessage(
+                data=msgspec.json.encode(await summary(obs)).decode(), event="update"
+            )
 
     return ServerSentEvent(updates())
 

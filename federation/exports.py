@@ -40,7 +40,8 @@ def metric(name: str, kind: str, help_text: str, samples: Mapping[Labels, float]
     lines = [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
     for labels, value in samples.items():
         inner = ",".join(f'{k}="{_label(v)}"' for k, v in labels)
-        lines.append(f"{name}{{{inner}}} {value:g}" if inner else f"{name} {value:g}")
+        text = str(int(value)) if value.is_integer() else repr(value)  # every digit
+        lines.append(f"{name}{{{inner}}} {text}" if inner else f"{name} {text}")
     return "\n".join(lines)
 
 

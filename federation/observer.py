@@ -175,7 +175,8 @@ class Observer:
                 await anyio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
         self.progress.target = max(self.progress.target, info.state.last_seq)
-        if self.progress.read >= self.progress.target:
+        # After a deletion the stream's last_seq can name a message no consumer delivers.
+        if self.progress.read >= self.progress.target or info.state.messages == 0:
             self._caught_up()
         log.info("%s: following %s from stream seq %d", self.name, self.bus.url, self.progress.read)
 
@@ -231,7 +232,7 @@ class Observer:
             [m.data for m in msgs], source="bus", meta={CURSOR_KEY: str(last_stream_seq)}
         )
         self.progress.read = last_stream_seq
-        if last_stream_seq >= self.progress.target:
+        if last_stream_seq >= self.progress.target or msgs[-1].metadata.num_pending == 0:
             self._caught_up()
         if report.gaps:
             self._gap_wake.set()

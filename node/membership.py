@@ -106,8 +106,11 @@ def _apply_statement(conn: sqlite3.Connection, env: Envelope) -> None:
     )
 
 
-async def standings(db: aiosqlite.Connection, charter: Charter | None) -> dict[str, Standing]:
-    """Every known neighborhood's membership, as the rule decides it from the tables."""
+async def standings(
+    db: aiosqlite.Connection, charter: Charter | None, *, ignore_retirements: bool = False
+) -> dict[str, Standing]:
+    """Every known neighborhood's membership, as the rule decides it from the tables.
+    (`ignore_retirements`: as it stood before anyone retired, for judging old events.)"""
     apps = {
         r[0]: Application(
             applicant=r[0],
@@ -125,6 +128,8 @@ async def standings(db: aiosqlite.Connection, charter: Charter | None) -> dict[s
         for r in await fetch_all(db, "SELECT * FROM member_positions")
     ]
     retired = [r[0] for r in await fetch_all(db, "SELECT slug FROM member_retirements")]
+    if ignore_retirements:
+        retired = []
     if charter is None:
         founders = [r[0] for r in await fetch_all(db, "SELECT author FROM neighborhoods")]
         quorum = 50

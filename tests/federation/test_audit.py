@@ -38,7 +38,7 @@ from coopnet.protocol.body import Body
 from coopnet.protocol.charter import Charter, Founder, Policies, dump_charter, parse_charter
 from coopnet.protocol.envelope import encode_wire
 from coopnet.protocol.membership import MembershipApplied
-from coopnet.protocol.offers import OfferPosted
+from coopnet.protocol.offers import OfferPosted, OfferWithdrawn
 from coopnet.protocol.trades import TradeAccepted, TradeProposed, TradeReceived, TradeShipped
 from tests.conftest import NET, converged, make_node, running, wait_until
 
@@ -326,13 +326,13 @@ async def test_a_receipt_signed_by_the_seller_creates_no_credit(
         fake = zed.next(TradeReceived(buyer="elm", trade=trade))
         await publish(url, accepted, shipped, fake)
 
-        # The seller is a party to the trade: its receipt is out of its turn, not an outsider's.
-        f = await finding(obs, "trade_rule_refused", "zed", with_evidence=fake.id.hex())
+        # A receipt is the buyer's statement: the seller signing one acts in the wrong role.
+        f = await finding(obs, "wrong_party", "zed", with_evidence=fake.id.hex())
         assert f.severity == "warning"
         await refused_everywhere(nodes, fake.id, "not_authorized")
         all_findings = await findings(obs)
         assert [x for x in all_findings if x.severity == "critical"] == []
-        assert {x.code for x in all_findings if x.author == "zed"} == {"trade_rule_refused"}
+        assert {x.code for x in all_findings if x.author == "zed"} == {"wrong_party"}
         assert f.evidence == [fake.id.hex()]
         for n in and_observer(nodes, obs):
             assert await trade_state(n, "elm", trade) == "shipped"
@@ -518,3 +518,67 @@ async def test_a_healthy_run_has_no_finding_and_passes_the_cli(
         assert await market.balances(obs.store.db) == {"oakley": 420, "elm": -175, "ash": -245}
     code, report = await audit_cli(obs_dir, url)
     assert (code, report) == (0, {"critical": 0, "findings": []})
+
+
+async def test_an_acceptance_of_a_withdrawn_offer_is_a_warning_not_a_broken_projection(
+    tmp_path: Path, nats_server: NatsServer
+) -> None:
+    """The seller's offer fold refuses an acceptance for other reasons than an oversell too
+    (a withdrawn or expired offer: PROTOCOL.md §10). The audit must judge it as the nodes
+    did: a refused statement, and the projection agrees with the rules."""
+    url = nats_server.url
+    zed = Rogue("zed")
+    founded = zed.found()
+    offer = zed.next(eggs(10))
+    nodes = await honest(tmp_path, url, "elm", "ash")
+    async with running(*nodes) as (elm, _), observing(tmp_path / "observer", url) as obs:
+        await publish(url, founded, offer)
+        await wait_until(lambda: holds(elm, offer), what="zed's offer at elm")
+        await elm.trading.propose("zed", "eggs-1", 4, trade="t-1")
+        await everywhere([*nodes, obs], "elm", "t-1", "proposed")
+        withdrawn = zed.next(OfferWithdrawn(offer="eggs-1"))
+        accepted = zed.next(
+            TradeAccepted(buyer="elm", trade="t-1", offer="eggs-1", quantity=4, unit_price=35)
+        )
+        await publish(url, withdrawn, accepted)
+
+        await refused_everywhere(nodes, accepted.id, "not_authorized")
+        await wait_until(lambda: holds(obs, accepted), what="the acceptance at the observer")
+        assert "not_authorized" in await refusals_of(obs, accepted.id)
+        for n in and_observer(nodes, obs):
+            assert await trade_state(n, "elm", "t-1") == "proposed"
+        critical = [(x.code, x.title) for x in await findings(obs) if x.severity == "critical"]
+        assert critical == []
+        f = await finding(obs, "trade_rule_refused", "zed", with_evidence=accepted.id.hex())
+        assert f.severity == "warning"
+
+
+async def test_a_retired_founders_past_trades_are_not_flagged(
+    tmp_path: Path, nats_server: NatsServer
+) -> None:
+    """Market events a founder signed while it was a member stay legitimate after it
+    retires (PROTOCOL.md §16.5: retiring ends the log; it does not undo it)."""
+    url = nats_server.url
+    founders = ("ana", "ben", "cai")
+    charter, net = await chartered(tmp_path, url, founders)
+    nodes = [Node(tmp_path / s, serve_api=False) for s in founders]
+    obs_dir = tmp_path / "observer"
+    async with running(*nodes) as (ana, ben, _), observing(obs_dir, url, net=net,
+                                                           charter=charter) as obs:  # fmt: skip
+        await ana.post(eggs(20))
+        await wait_until(lambda: converged(*nodes), what="the offer everywhere")
+        await ben.trading.propose("ana", "eggs-1", 2, trade="t-1")
+        await everywhere([ana], "ben", "t-1", "proposed")
+        await ana.trading.accept("ben", "t-1")
+        await ana.trading.ship("ben", "t-1")
+        await everywhere([ben], "ben", "t-1", "shipped")
+        await ben.trading.receive("ben", "t-1")
+        await everywhere([*nodes, obs], "ben", "t-1", "settled")
+        await ben.governance.retire("merged with cai")
+
+        async def retired_everywhere() -> bool:
+            return all([(await n.governance.standings())["ben"].status == "retired" for n in nodes])
+
+        await wait_until(retired_everywhere, what="ben retired everywhere")
+        await wait_until(lambda: holds_all_of(obs, nodes), what="the observer holding it all")
+        assert await findings(obs) == []

@@ -29,6 +29,7 @@ from coopnet.deploy.launcher import ensure_stream, start_hubs
 from coopnet.federation import measures
 from coopnet.federation.audit import audit
 from coopnet.federation.dashboard import serve_dashboard
+from coopnet.federation.exports import metric
 from coopnet.federation.observer import Observer
 from coopnet.node import market
 from coopnet.node.bus import STREAM
@@ -184,6 +185,28 @@ async def test_events_the_stream_lost_are_repaired_from_the_nodes(
             assert obs.chains.missing() == []
             assert await obs.store.rejections() == {}
             assert await audit(obs.store.db, None, now_ms=obs.clock()) == []
+
+
+async def test_ready_when_the_streams_last_message_was_deleted(
+    tmp_path: Path, nats_server: NatsServer
+) -> None:
+    """The stream's last sequence is a deleted message: the consumer never delivers it, and
+    the observer has still read everything the stream holds."""
+    url = nats_server.url
+    nodes = await honest(tmp_path, url, "oakley", "elm")
+    oakley, _ = nodes
+    async with running(*nodes):
+        await post_notes(oakley, 3)
+        await wait_until(lambda: converged(*nodes), what="the nodes converge")
+        seqs = await stream_seqs_of(url, "oakley")
+        _, last_seq = await stream_state(url)
+        assert seqs[-1] == last_seq
+        await delete_from_stream(url, [last_seq])
+        async with observing(tmp_path / "observer", url, ready=False) as (obs, _):
+            await wait_until(lambda: holds_all(obs, nodes), what="oakley's last event over sync")
+            with anyio.fail_after(10):
+                await obs.ready.wait()
+            assert obs.progress.caught_up
 
 
 # -- a generated federation: read-only credentials ----------------------------------------------
@@ -390,6 +413,14 @@ async def test_metrics_read_back_by_prometheus_client(
             (("membership", "known"),): 3.0,
             (("membership", "member"),): 3.0,
         }
+
+
+def test_metric_values_keep_every_digit() -> None:
+    """Counters of cents grow past a million: the text must carry the exact value."""
+    text = metric("coopnet_trade_volume_cents_total", "counter", "Credit moved.",
+                  {(): 1_234_567.0, (("x", "y"),): 98_765_432_101.0})  # fmt: skip
+    (family,) = text_string_to_metric_families(text + "\n")
+    assert [s.value for s in family.samples] == [1_234_567.0, 98_765_432_101.0]
 
 
 async def test_exports_read_back_by_the_cloudevents_sdk_and_csv(
