@@ -94,7 +94,11 @@ class Governance:
             and await self.application_of(self.node.slug) is None
         )
         if due:
-            env = await self.apply(cfg.apply_about, cfg.apply_reason)
+            try:
+                env = await self.apply(cfg.apply_about, cfg.apply_reason)
+            except Refused as exc:  # e.g. this node may sign nothing more: say so, once
+                log.error("%s: cannot apply to join: %s", self.node.slug, exc.message)
+                return
             log.info("%s: applied to join the federation (event #%d)", self.node.slug, env.seq)
 
     async def answer(self, applicant: str, answer: Answer, reason: str = "") -> Envelope:
@@ -149,10 +153,17 @@ class Governance:
         """Reveal the committed next key, sign the rotation with it, commit a new next key."""
         node = self.node
         async with self.lock:
-            after, body = await anyio.to_thread.run_sync(prepare_rotation, node.data, node.identity)
-            env = await node.post(body, signer=after)
-            await anyio.to_thread.run_sync(finish_rotation, node.data, after)
-            node.identity = after
+            done = node.rotating = anyio.Event()
+            try:
+                after, body = await anyio.to_thread.run_sync(
+                    prepare_rotation, node.data, node.identity
+                )
+                env = await node.post(body, signer=after)
+                node.identity = after  # from now on posts sign with the revealed key
+                await anyio.to_thread.run_sync(finish_rotation, node.data, after)
+            finally:
+                node.rotating = None
+                done.set()
             log.warning("%s: key rotated; signing with %s…", node.slug, after.public_key.hex()[:16])
             return env
 

@@ -130,6 +130,7 @@ class Node:
         # Called (synchronously) with every batch of events this node stores: own and others'.
         self.listeners: list[Callable[[Sequence[Envelope]], None]] = []
         self.failure: StorageFailure | None = None  # why the node stopped by itself, if it did
+        self.rotating: anyio.Event | None = None  # set while the signing key rotates
         self.stopped = anyio.Event()
 
     # -- parts, available once run() has started ---------------------------------------------
@@ -368,6 +369,12 @@ class Node:
                     "this node has not yet confirmed its own head with the bus or a peer; "
                     "it signs nothing until it has (see `coopnet node run --help`)"
                 )
+        if signer is None:
+            while self.rotating is not None:  # posts wait for a key rotation to finish
+                await self.rotating.wait()
+        # No await between here and the queueing in chains.append: a post takes the key of
+        # the identity current when it joins the queue, so it can never follow the rotation
+        # with the old key.
         return await self._append(body, signer)
 
     async def _append(self, body: Body, signer: Identity | None = None) -> Envelope:

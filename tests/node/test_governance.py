@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
+from typing import Any
 
+import anyio
 import pytest
 
 from coopnet.node.chains import Chains
@@ -53,6 +55,16 @@ async def federation(root: Path, url: str, joining: tuple[str, ...] = ("dee",)) 
         )  # fmt: skip
         dirs.append(data)
     return dirs
+
+
+async def _count(items: list[Any], n: int) -> bool:
+    return len(items) == n
+
+
+async def _waiting(node: Node) -> bool:
+    """Whether posts are parked on the rotation (the queue holds only the rotation)."""
+    await anyio.sleep(0.2)  # give every new post the chance to (wrongly) join the queue
+    return node.rotating is not None and len(node.chains._own_queue) == 1
 
 
 async def status_of(node: Node, slug: str) -> str:
@@ -223,3 +235,33 @@ async def test_a_founder_slug_with_another_key_is_refused(
             at=ana.clock(), body=impostor.founding_body("Ben", "T1"),
         )  # fmt: skip
         assert (await ana.chains.receive([wire], source="test")).rejected == {"wrong_key": 1}
+
+
+async def test_posts_during_a_rotation_all_sign_with_the_right_key(
+    tmp_path: Path, nats_server: NatsServer
+) -> None:
+    dirs = await federation(tmp_path, nats_server.url, joining=())
+    async with running(*(Node(d) for d in dirs[:2])) as (ana, ben):
+        old = ana.identity
+        before: list[bytes] = []
+        during: list[bytes] = []
+
+        async def post(i: int, into: list[bytes]) -> None:
+            into.append((await ana.post(NotePosted(text=f"busy {i}"))).key)
+
+        async with anyio.create_task_group() as tg:
+            for i in range(20):
+                tg.start_soon(post, i, before)
+            await wait_until(lambda: _count(before, 20), what="the first posts")
+            # Hold the store's commit lock so that the rotation waits, queued, while more
+            # posts arrive: they must not join the queue behind it with the old key.
+            async with ana.chains.lock:
+                tg.start_soon(ana.governance.rotate_key)
+                await wait_until(lambda: _count(ana.chains._own_queue, 1), what="rotation queued")
+                for i in range(20):
+                    tg.start_soon(post, i, during)
+                await wait_until(lambda: _waiting(ana), what="the posts waiting")
+        assert set(before) == {old.public_key}
+        assert set(during) == {old.next_public_key}  # they waited, then signed with the new key
+        await wait_until(lambda: converged(ana, ben), what="everything at ben")
+        assert (await ben.status()).rejected == {}
