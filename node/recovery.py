@@ -16,7 +16,7 @@ import nats.errors
 import nats.js.errors
 
 from coopnet.node.bus import STREAM, Bus
-from coopnet.node.chains import Chains
+from coopnet.node.chains import Chains, RecentIds
 from coopnet.node.store import Store
 from coopnet.node.sync import request_range
 from coopnet.protocol import Body, Envelope, InvalidEvent, unseal
@@ -129,6 +129,7 @@ async def _discard_conflicting(
         first,
     )
     chains.states.pop(author, None)
+    chains.recent = RecentIds()  # the discarded ids are no longer held
     await chains.load()
     return [e.body for e in envs]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import anyio
@@ -13,7 +13,7 @@ import pytest
 
 from coopnet.node.chains import Chains
 from coopnet.node.store import Batch, Store
-from coopnet.protocol import Envelope, Identity, NotePosted, seal, unseal
+from coopnet.protocol import Envelope, Identity, InvalidEvent, NotePosted, seal, unseal
 from coopnet.protocol.body import Body
 from coopnet.protocol.envelope import encode_wire
 
@@ -305,3 +305,29 @@ async def test_concurrent_own_writes_share_commits(chains: Chains) -> None:
     assert commits < 64
     chain = {e.seq: e for e in results.values()}
     assert all(chain[s].prev == chain[s - 1].id for s in range(3, 66))
+
+
+async def test_exact_repeats_skip_verification_but_tampered_copies_do_not(
+    chains: Chains,
+) -> None:
+    events = history(OAK, 3)
+    await chains.receive([e.wire for e in events], source="bus")
+    verified: list[int] = []
+    unseal_many = chains.unseal_many
+
+    async def counting(wires: Sequence[bytes]) -> list[Envelope | InvalidEvent]:
+        verified.append(len(wires))
+        return await unseal_many(wires)
+
+    chains.unseal_many = counting  # type: ignore[method-assign]
+    again = await chains.receive([e.wire for e in events], source="bus")
+    assert (again.duplicates, again.accepted, verified) == (3, 0, [0])
+    header, sig, _ = msgspec.msgpack.decode(events[1].wire, type=tuple[bytes, bytes, bytes])
+    tampered = encode_wire(header, sig, msgspec.msgpack.encode({"text": "changed"}))
+    report = await chains.receive([tampered], source="relay")
+    assert report.rejected == {"body_hash_mismatch": 1}
+    assert verified == [0, 1]
+    # Own events are known too: the stream's echo of them costs no verify.
+    own = await chains.append("elm", ELM.signing_key, ELM.founding_body("Elm", "C2"))
+    echo = await chains.receive([own.wire], source="bus")
+    assert (echo.duplicates, verified) == (1, [0, 1, 0])
