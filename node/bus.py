@@ -16,7 +16,6 @@ import anyio
 import nats
 import nats.errors
 import nats.js.errors
-from anyio.streams.memory import MemoryObjectSendStream
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
@@ -187,36 +186,23 @@ async def follow(
             log.warning("%s: cannot attach the consumer yet (%r); retrying", durable, exc)
             await anyio.sleep(backoff)
             backoff = min(backoff * 2, 5.0)
-    # The next batch is fetched while this one is verified and committed (one ahead).
-    send, receive = anyio.create_memory_object_stream[list[Msg]](1)
-    async with anyio.create_task_group() as tg, receive:
-        tg.start_soon(_fetch_ahead, psub, durable, send)
-        async for msgs in receive:
-            last = msgs[-1].metadata.sequence.stream
-            await handle(msgs, last)
-            try:
-                await msgs[-1].ack()
-            except nats.errors.Error as exc:  # redelivered later: duplicates are no-ops
-                log.info("%s: ack failed (%s); the batch will be seen again", durable, exc)
-
-
-async def _fetch_ahead(
-    psub: JetStreamContext.PullSubscription,
-    durable: str,
-    send: MemoryObjectSendStream[list[Msg]],
-) -> None:
-    async with send:
-        while True:
-            try:
-                msgs = await psub.fetch(FETCH_BATCH, timeout=1.0)
-            except TimeoutError:  # nothing new (nats-py raises its own or asyncio's)
-                continue
-            except nats.errors.Error as exc:  # disconnected, reconnecting, server busy: retry
-                log.info("%s: fetch failed (%r); retrying", durable, exc)
-                await anyio.sleep(0.5)
-                continue
-            if msgs:
-                await send.send(msgs)
+    while True:
+        try:
+            msgs = await psub.fetch(FETCH_BATCH, timeout=1.0)
+        except TimeoutError:  # nothing new (nats-py raises its own or asyncio's)
+            continue
+        except nats.errors.Error as exc:  # disconnected, reconnecting, server busy: retry
+            log.info("%s: fetch failed (%r); retrying", durable, exc)
+            await anyio.sleep(0.5)
+            continue
+        if not msgs:
+            continue
+        last = msgs[-1].metadata.sequence.stream
+        await handle(msgs, last)
+        try:
+            await msgs[-1].ack()
+        except nats.errors.Error as exc:  # redelivered later: duplicates are no-ops
+            log.info("%s: ack failed (%s); the batch will be seen again", durable, exc)
 
 
 async def _subscribe(
