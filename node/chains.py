@@ -36,7 +36,7 @@ from coopnet.protocol import (
     check_key,
     classify,
     found_key_state,
-    seal,
+    seal_envelope,
     unseal,
 )
 from coopnet.protocol import errors as E
@@ -390,7 +390,7 @@ class Chains:
                 if st is not None and st.forked_seq is not None:
                     raise E.Fork(f"{w.author} has a fork on record at seq {st.forked_seq}")
                 head = st.head if st else None
-                wire = seal(
+                env = seal_envelope(
                     signing_key=w.signing_key,
                     net=self.net,
                     author=w.author,
@@ -399,7 +399,6 @@ class Chains:
                     at=self.clock(),
                     body=w.body,
                 )
-                env = unseal(wire, net=self.net)
                 keys = (
                     found_key_state(env, self.charter_keys.get(env.author))
                     if env.seq == 1

@@ -14,6 +14,7 @@ from coopnet.protocol.envelope import (
     event_id,
     key_digest,
     seal,
+    seal_envelope,
     unseal,
 )
 from coopnet.protocol.errors import ALL_CODES, InvalidEvent
@@ -56,5 +57,6 @@ __all__ = [
     "key_digest",
     "kind_of",
     "seal",
+    "seal_envelope",
     "unseal",
 ]

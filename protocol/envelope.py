@@ -112,23 +112,41 @@ def seal(
     The result always passes `unseal`: every field is checked here with the same rules, so
     a node can never publish an event its peers would refuse for its shape.
     """
+    return seal_envelope(
+        signing_key=signing_key, net=net, author=author, seq=seq, prev=prev, at=at, body=body
+    ).wire
+
+
+def seal_envelope(
+    *,
+    signing_key: nacl.signing.SigningKey,
+    net: bytes,
+    author: str,
+    seq: int,
+    prev: bytes | None,
+    at: int,
+    body: Body,
+) -> Envelope:
+    """`seal`, returning the event as `unseal` would give it back, without verifying the
+    signature just made (the costly part of `unseal`, pointless on one's own event)."""
     body_bytes = encode_body(body)
+    body_hash = hashlib.sha256(body_bytes).digest()
+    key = bytes(signing_key.verify_key)
+    kind = kind_of(body)
     header = encode_header(
-        net=net,
-        author=author,
-        key=bytes(signing_key.verify_key),
-        seq=seq,
-        prev=prev,
-        at=at,
-        kind=kind_of(body),
-        body_hash=hashlib.sha256(body_bytes).digest(),
-    )
+        net=net, author=author, key=key, seq=seq, prev=prev, at=at, kind=kind,
+        body_hash=body_hash,
+    )  # fmt: skip
     _check_header_fields(_header_decoder.decode(header))
     signature = signing_key.sign(SIGNING_CONTEXT + header).signature
     wire = encode_wire(header, signature, body_bytes)
     if len(wire) > MAX_WIRE_BYTES:
         raise errors.TooLarge(f"sealed event is {len(wire)} bytes, the cap is {MAX_WIRE_BYTES}")
-    return wire
+    return Envelope(
+        v=VERSION, net=net, author=author, key=key, seq=seq, prev=prev, at=at, kind=kind,
+        body_hash=body_hash, signature=signature, id=event_id(header),
+        body=_decode_body(type(body), body_bytes), header=header, wire=wire,
+    )  # fmt: skip
 
 
 def unseal(wire: bytes, *, net: bytes) -> Envelope:

@@ -396,3 +396,17 @@ def test_every_registered_kind_has_a_golden_event() -> None:
     from coopnet.protocol import KINDS
 
     assert set(KINDS) == set(GOLDEN)
+
+
+@pytest.mark.parametrize("body", [NotePosted(text="Brot 🍞"), *MARKET_BODIES], ids=lambda b: b.kind)
+def test_seal_envelope_is_what_unseal_gives_back(body: Body) -> None:
+    """A node takes its own events from `seal_envelope` without verifying them again: that
+    must be exactly the Envelope any receiver gets from `unseal`."""
+    from coopnet.protocol import seal_envelope
+
+    ident = Identity.from_passphrase("oakley", "golden")
+    env = seal_envelope(
+        signing_key=ident.signing_key, net=NET, author="oakley", seq=7,
+        prev=hashlib.sha256(b"prev").digest(), at=T0, body=body,
+    )  # fmt: skip
+    assert env == unseal(env.wire, net=NET)
