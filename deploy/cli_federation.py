@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
 import anyio
 import httpx
+import nats.errors
 from rich.console import Console
 
 from coopnet.deploy import federation as fed
-from coopnet.deploy.nats_auth import Authority, push_account
+from coopnet.deploy.nats_auth import Authority, ClaimsUpdateError, push_account
 from coopnet.node.config import ConfigError
 from coopnet.node.runtime import API_URL_FILE
 from coopnet.protocol.charter import Policies
@@ -122,18 +124,36 @@ def _node_api(root: Path, slug: str, method: str, path: str, body: Any = None) -
         base = url_file.read_text().strip()
     except FileNotFoundError:
         raise ConfigError(f"{slug}'s node is not running: start it first") from None
-    r = httpx.request(method, base + path, json=body, timeout=30)
+    try:
+        r = httpx.request(method, base + path, json=body, timeout=30)
+    except httpx.TransportError as exc:
+        raise ConfigError(f"{slug}'s node at {base} does not answer ({exc})") from None
     if r.status_code >= 400:
         raise ConfigError(f"{slug}'s node refused: {r.text}")
     return r.json()
 
 
 async def _revoke(root: Path, user: str) -> list[str]:
-    """Revoke a NATS user in the account and push it to every hub that answers."""
+    """Revoke a NATS user: in the account JWT, in the hub configs (so a restarted hub keeps
+    it), and on every running hub. Returns the hubs that took it now."""
     authority = Authority.load(root)
     account_jwt = authority.revoke(user)
     config = fed.read_federation(root)
-    return await push_account(config.urls.split(","), root / "nats" / "sys.creds", account_jwt)
+    fed.write_hub_configs(root, config, authority)
+    took: list[str] = []
+    failures: list[str] = []
+    for url in config.urls.split(","):  # a cluster shares it; each hub is tried anyway
+        try:
+            took += await push_account([url], root / "nats" / "sys.creds", account_jwt)
+        except (ClaimsUpdateError, nats.errors.Error, OSError, TimeoutError) as exc:
+            failures.append(f"{url}: {exc}")
+    if not took:
+        print(
+            f"coopnet: no hub took the revocation now ({'; '.join(failures)}); it is in the hub "
+            "configs and takes effect when they restart (or run this command again)",
+            file=sys.stderr,
+        )
+    return took
 
 
 def _cmd_retire(args: argparse.Namespace) -> int:
