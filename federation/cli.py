@@ -107,6 +107,8 @@ def _cmd_audit(args: argparse.Namespace) -> int:
     critical = critical_count(findings)
     if args.json:
         print(json.dumps({"critical": critical, "findings": msgspec.to_builtins(findings)}))
+    elif not findings:
+        Console().print("[green]no findings[/]: every record checks out")
     else:
         Console().print(findings_table(findings))
     return 1 if critical else 0
