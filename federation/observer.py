@@ -22,14 +22,13 @@ from pathlib import Path
 
 import anyio
 import msgspec
-import nats.errors
-import nats.js.errors
 from anyio.abc import TaskGroup, TaskStatus
 from nats.aio.msg import Msg
+from nats.js.api import StreamInfo
 
 from coopnet.federation.audit import GAPS_META
 from coopnet.node import sync
-from coopnet.node.bus import CURSOR_KEY, STREAM, Bus, follow
+from coopnet.node.bus import CURSOR_KEY, STREAM, Bus, follow, keep_running, stay_connected
 from coopnet.node.chains import Chains
 from coopnet.node.config import ConfigError
 from coopnet.node.store import Batch, Store, now_ms
@@ -152,39 +151,17 @@ class Observer:
                 await self._store.close()
 
     async def _follow_bus(self) -> None:
-        while True:
-            await self._connect()
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(self._until_lost, tg.cancel_scope)
-                self._activities(tg)
-            # The server closed the connection for good (credentials revoked or replaced).
-            await self.bus.close()
-            await anyio.sleep(1.0)
+        async def stream_info() -> StreamInfo:  # an observer waits for the stream, never makes it
+            return await self.bus.jetstream.stream_info(STREAM)
 
-    async def _connect(self) -> None:
-        backoff = 0.2
-        while True:
-            try:
-                await self.bus.connect()
-                info = await self.bus.jetstream.stream_info(STREAM)
-                break
-            except (OSError, nats.errors.Error, TimeoutError) as exc:
-                # Covers a stream that does not exist yet: an observer never creates it.
-                log.warning("%s: bus at %s not ready (%s); retrying", self.name, self.bus.url, exc)
-                await self.bus.close()
-                await anyio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+        await stay_connected(self.bus, stream_info, self._activities, who=self.name)
+
+    async def _activities(self, tg: TaskGroup, info: StreamInfo) -> None:
         self.progress.target = max(self.progress.target, info.state.last_seq)
         # After a deletion the stream's last_seq can name a message no consumer delivers.
         if self.progress.read >= self.progress.target or info.state.messages == 0:
             self._caught_up()
         log.info("%s: following %s from stream seq %d", self.name, self.bus.url, self.progress.read)
-
-    async def _until_lost(self, scope: anyio.CancelScope) -> None:
-        await self.bus.lost.wait()
-        scope.cancel()
-
-    def _activities(self, tg: TaskGroup) -> None:
         heads, receive = self._heads, self._receive_synced
 
         async def follow_stream() -> None:  # from where the store is now, after a restart too
@@ -203,15 +180,10 @@ class Observer:
             tg.start_soon(self._keep_running, name, run)
 
     async def _keep_running(self, name: str, run: Callable[[], Awaitable[object]]) -> None:
-        """A failing activity is logged, counted and restarted; the observer keeps going."""
-        while True:
-            try:
-                await run()
-                return
-            except Exception:
-                self.internal_errors += 1
-                log.exception("%s: %s failed; restarting it in 1s", self.name, name)
-                await anyio.sleep(1.0)
+        await keep_running(f"{self.name}: {name}", run, self._count_error)
+
+    def _count_error(self) -> None:
+        self.internal_errors += 1
 
     async def _record_gaps(self) -> None:
         """Keep the open gaps, with when each was first seen, in the store for the audit."""

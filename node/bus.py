@@ -10,12 +10,13 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 import nats
 import nats.errors
 import nats.js.errors
+from anyio.abc import TaskGroup
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
@@ -29,6 +30,7 @@ from nats.js.api import (
 )
 
 log = logging.getLogger("coopnet.bus")
+T = TypeVar("T")
 
 STREAM = "COOP"
 SUBJECTS = "coop.>"
@@ -162,6 +164,61 @@ class Bus:
         except nats.js.errors.NotFoundError:
             return None
         return bytes(msg.data) if msg.data else None
+
+
+async def connect_retrying(bus: Bus, ready: Callable[[], Awaitable[T]], *, who: str) -> T:
+    """Connect, then `ready()` (the stream is there, or made so); retry both with backoff
+    until they succeed, and return what `ready` returned."""
+    backoff = 0.2
+    while True:
+        try:
+            await bus.connect()
+            return await ready()
+        except (OSError, nats.errors.Error, TimeoutError) as exc:
+            log.warning("%s: bus at %s not ready (%s); retrying", who, bus.url, exc)
+            await bus.close()
+            await anyio.sleep(backoff)
+            backoff = min(backoff * 2, 5.0)
+
+
+async def stay_connected(
+    bus: Bus,
+    ready: Callable[[], Awaitable[T]],
+    activities: Callable[[TaskGroup, T], Awaitable[None]],
+    *,
+    who: str,
+) -> None:
+    """Connect (`connect_retrying`) and run `activities` in a task group until cancelled.
+    When the server closes the connection for good (credentials revoked or replaced:
+    nats-py does not reconnect after an -ERR), connect again from scratch, which reads the
+    credentials file again, and start the activities anew."""
+    while True:
+        prepared = await connect_retrying(bus, ready, who=who)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(_cancel_when_lost, bus, tg.cancel_scope)
+            await activities(tg, prepared)
+        await bus.close()
+        await anyio.sleep(1.0)
+
+
+async def _cancel_when_lost(bus: Bus, scope: anyio.CancelScope) -> None:
+    await bus.lost.wait()
+    scope.cancel()
+
+
+async def keep_running(
+    name: str, run: Callable[[], Awaitable[object]], count_failure: Callable[[], None]
+) -> None:
+    """Run a background activity; if it fails unexpectedly, log it, count it and restart it
+    a second later. A bug in one activity must not take the others down with it."""
+    while True:
+        try:
+            await run()
+            return
+        except Exception:
+            count_failure()
+            log.exception("%s failed; restarting it in 1s", name)
+            await anyio.sleep(1.0)
 
 
 async def follow(

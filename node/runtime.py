@@ -29,7 +29,7 @@ from nats.aio.msg import Msg
 
 from coopnet.node import sync
 from coopnet.node.aid import Aid
-from coopnet.node.bus import CURSOR_KEY, Bus, follow
+from coopnet.node.bus import CURSOR_KEY, Bus, follow, keep_running, stay_connected
 from coopnet.node.chains import Chains
 from coopnet.node.config import NodeConfig, db_path, read_charter, read_config, read_identity
 from coopnet.node.governance import Governance
@@ -231,35 +231,10 @@ class Node:
         else:
             url = self.nats_url
         self.bus.url = url
-        while True:
-            await self._connect(url)
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(self._until_lost, tg.cancel_scope)
-                await self._bus_activities(tg)
-            # The server closed the connection for good (credentials revoked or replaced):
-            # connect again from scratch, reading the credentials file again.
-            await self.bus.close()
-            await anyio.sleep(1.0)
+        await stay_connected(self.bus, self.bus.ensure_stream, self._bus_activities, who=self.slug)
 
-    async def _connect(self, url: str) -> None:
-        backoff = 0.2
-        while True:
-            try:
-                await self.bus.connect()
-                await self.bus.ensure_stream()
-                break
-            except (OSError, nats.errors.Error, TimeoutError) as exc:
-                log.warning("%s: bus at %s unavailable (%s); retrying", self.slug, url, exc)
-                await self.bus.close()
-                await anyio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
-        log.info("%s: connected to %s", self.slug, url)
-
-    async def _until_lost(self, scope: anyio.CancelScope) -> None:
-        await self.bus.lost.wait()
-        scope.cancel()
-
-    async def _bus_activities(self, tg: TaskGroup) -> None:
+    async def _bus_activities(self, tg: TaskGroup, _: None) -> None:
+        log.info("%s: connected to %s", self.slug, self.bus.url)
         self._publisher = publisher = Publisher(self.store, self.bus, self.slug)
         bus, heads, receive = self.bus, self._heads, self._receive_synced
         serve = partial(sync.serve, bus, self.store, heads, self.slug)
@@ -293,22 +268,20 @@ class Node:
         await follow(self.bus, f"node-{self.slug}", self._stream_seq, self._on_batch)
 
     async def _keep_running(self, name: str, run: Callable[[], Awaitable[object]]) -> None:
-        """Run a background activity; if it fails unexpectedly, log it, count it, restart it.
+        """A background activity, restarted if it fails (`internal_errors` in the status
+        counts it; the store stays consistent: every write is one transaction). A store
+        that cannot be written stops the whole node instead."""
 
-        A bug in one activity must not take the node down with it (its store stays
-        consistent: every write is one transaction). `internal_errors` in the status shows it.
-        """
-        while True:
+        async def or_stop_on_storage_failure() -> None:
             try:
                 await run()
-                return
             except StorageFailure as exc:
                 self.fail(exc)
-                return
-            except Exception:
-                self.internal_errors += 1
-                log.exception("%s: %s failed; restarting it in 1s", self.slug, name)
-                await anyio.sleep(1.0)
+
+        await keep_running(f"{self.slug}: {name}", or_stop_on_storage_failure, self._count_error)
+
+    def _count_error(self) -> None:
+        self.internal_errors += 1
 
     async def _confirm_head(self) -> None:
         backoff = 0.5
