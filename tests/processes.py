@@ -9,7 +9,12 @@ import sys
 import time
 from pathlib import Path
 
+import anyio
 import httpx
+import nats
+import nats.errors
+
+from coopnet.node.bus import stream_config
 
 
 def free_port() -> int:
@@ -17,6 +22,34 @@ def free_port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
+
+
+def free_ports(n: int) -> list[int]:
+    """`n` distinct free ports on 127.0.0.1 (all bound at once, so none repeats)."""
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+async def create_replicated_stream(urls: list[str], creds: Path | None = None) -> None:
+    """Once a three-server cluster has a JetStream meta leader: COOP on all three."""
+    options = {"user_credentials": str(creds)} if creds else {}
+    nc = await nats.connect(urls, **options)
+    try:
+        with anyio.fail_after(60):
+            while True:
+                try:
+                    await nc.jetstream().add_stream(stream_config(replicas=3))
+                    return
+                except nats.errors.Error:
+                    await anyio.sleep(0.5)  # no meta leader yet: the cluster is forming
+    finally:
+        await nc.close()
 
 
 def start_node(

@@ -7,7 +7,6 @@ context managers opened inside each test."""
 from __future__ import annotations
 
 import contextlib
-import socket
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Iterator
 from dataclasses import dataclass, field
@@ -24,21 +23,10 @@ from coopnet.deploy.nats_auth import Authority, Permissions, admin_permissions, 
 from coopnet.deploy.nats_config import hub_config
 from coopnet.node.bus import STREAM, stream_config
 from coopnet.node.nats_server import NatsServer
+from tests.processes import free_ports
 
 # A refused JetStream call gets no reply at all: keep the wait for it short.
 REFUSED_WAIT_S = 0.5
-
-
-def free_ports(n: int) -> list[int]:
-    """`n` distinct free ports on 127.0.0.1 (all bound at once, so none repeats)."""
-    socks = [socket.socket() for _ in range(n)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [int(s.getsockname()[1]) for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 @dataclass

@@ -25,7 +25,7 @@ from coopnet.deploy.nats_auth import (
     node_permissions,
 )
 from coopnet.deploy.nats_config import cluster_configs, hub_config, leaf_config, quote
-from coopnet.node.bus import STREAM, SUBJECTS, stream_config
+from coopnet.node.bus import STREAM, SUBJECTS
 from coopnet.node.nats_server import NatsServer, nats_server_binary
 from tests.conftest import wait_until
 from tests.deploy.nats_fixtures import (
@@ -33,11 +33,11 @@ from tests.deploy.nats_fixtures import (
     Session,
     admin_creds,
     create_stream,
-    free_ports,
     running_hub,
     session,
     stream_counts,
 )
+from tests.processes import create_replicated_stream, free_ports
 
 
 def _nats_server_accepts(config: Path) -> None:
@@ -177,21 +177,6 @@ def _running_cluster(root: Path, authority: Authority) -> Iterator[list[NatsServ
             server.stop()
 
 
-async def _create_replicated_stream(urls: list[str], admin: Path) -> None:
-    """Once the cluster has elected a JetStream meta leader: COOP on all three hubs."""
-    nc = await nats.connect(urls, user_credentials=str(admin))
-    try:
-        with anyio.fail_after(60):
-            while True:
-                try:
-                    await nc.jetstream().add_stream(stream_config(replicas=3))
-                    return
-                except nats.errors.Error:
-                    await anyio.sleep(0.5)  # no meta leader yet: the cluster is forming
-    finally:
-        await nc.close()
-
-
 async def _publish_until_acked(js: JetStreamContext, subject: str, payload: bytes) -> None:
     """What the outbox does: the same message id on every try, until an ack comes."""
     headers = {"Nats-Msg-Id": payload.decode()}
@@ -211,7 +196,7 @@ async def test_a_cluster_keeps_every_acked_event_when_a_hub_is_killed(tmp_path: 
     node_oak = authority.user_creds("oak", node_permissions("oak")).write(tmp_path / "oak.creds")
     with _running_cluster(tmp_path, authority) as servers:
         urls = [server.url for server in servers]
-        await _create_replicated_stream(urls, admin)
+        await create_replicated_stream(urls, admin)
         nc = await nats.connect(
             urls,
             user_credentials=str(node_oak),

@@ -3,31 +3,19 @@ no acknowledged event is lost, none is stored twice, and the nodes converge."""
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import anyio
-import nats
 import pytest
 
-from coopnet.node.bus import stream_config
 from coopnet.node.nats_server import NatsServer
 from coopnet.node.runtime import Node
 from coopnet.protocol import NotePosted
 from tests.conftest import converged, make_node, running, wait_until
 from tests.node.test_crash import stream_ids
+from tests.processes import create_replicated_stream, free_ports
 
 pytestmark = pytest.mark.timeout(180)
-
-
-def free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
 
 
 def cluster(root: Path) -> tuple[list[NatsServer], str]:
@@ -45,27 +33,12 @@ def cluster(root: Path) -> tuple[list[NatsServer], str]:
     return servers, ",".join(f"nats://127.0.0.1:{p}" for p in client)
 
 
-async def create_replicated_stream(url: str) -> None:
-    """Once the cluster has a JetStream leader: the COOP stream on all three servers."""
-    nc = await nats.connect(url.split(","))
-    try:
-        with anyio.fail_after(60):
-            while True:
-                try:
-                    await nc.jetstream().add_stream(stream_config(replicas=3))
-                    return
-                except nats.errors.Error:
-                    await anyio.sleep(0.5)  # no meta leader yet: the cluster is forming
-    finally:
-        await nc.close()
-
-
 async def test_losing_one_of_three_servers_during_a_burst(tmp_path: Path) -> None:
     servers, url = cluster(tmp_path)
     for server in servers:
         await anyio.to_thread.run_sync(server.start)
     try:
-        await create_replicated_stream(url)
+        await create_replicated_stream(url.split(","))
         a = Node(await make_node(tmp_path, "oakley", url), serve_api=False)
         b = Node(await make_node(tmp_path, "elm", url), serve_api=False)
         acked = []
