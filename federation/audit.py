@@ -69,26 +69,29 @@ def critical_count(findings: list[Finding]) -> int:
 
 
 async def _refused_events(db: aiosqlite.Connection) -> list[Finding]:
+    # `retired`: the events were refused past the author's retirement (its key log says so).
     rows = await fetch_all(
         db,
-        "SELECT code, author, COUNT(*), group_concat(hex(evidence)), MIN(reason), MIN(source)"
-        " FROM rejected_events GROUP BY code, author ORDER BY code, author",
+        "SELECT r.code, r.author, COUNT(*), group_concat(hex(r.evidence)), MIN(r.reason),"
+        " MIN(r.source), MIN(r.seq) > COALESCE(MAX(a.retired_seq), 0) AND MAX(a.retired_seq) > 0"
+        " FROM rejected_events r LEFT JOIN authors a ON a.author = r.author"
+        " GROUP BY r.code, r.author ORDER BY r.code, r.author",
     )
     out = []
-    for code, author, count, ids, reason, source in rows:
+    for code, author, count, ids, reason, source, retired in rows:
         if code == "fork":
             continue  # the forks table holds the evidence: see _forks
         who = author or "an unverifiable sender"
+        name = f"refused_{code}"
         if code in _UNSEAL_CODES:
             title = f"{count} event(s) refused before verification ({code})"
-        elif "retired" in reason:
-            title = f"{count} event(s) signed after {author} retired"
-            code = "retired_author"
+        elif code == "not_authorized" and retired:
+            name, title = "retired_author", f"{count} event(s) signed after {author} retired"
         else:
             title = f"{count} event(s) of {who} refused ({code})"
         out.append(
             Finding(
-                code=f"refused_{code}" if not code.startswith("retired") else code,
+                code=name,
                 severity="warning",
                 title=title,
                 detail=f"e.g. {reason} (received from {source})",
