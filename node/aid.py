@@ -79,6 +79,13 @@ class AidProjection:
     """Escalated requests, pledges and alerts, from the log."""
 
     tables: tuple[str, ...] = ("aid_events", "aid_requests", "aid_pledges", "alerts")
+    kinds = frozenset(
+        cls.kind
+        for cls in (
+            AidRequested, AidPledged, AidPledgeAccepted, AidPledgeWithdrawn, AidFulfilled,
+            AidWithdrawn, AlertRaised, AlertResolved,
+        )
+    )  # fmt: skip
     schema: tuple[str, ...] = (
         """CREATE TABLE aid_events (
             id BLOB PRIMARY KEY, requester TEXT NOT NULL, request TEXT NOT NULL,

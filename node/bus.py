@@ -29,6 +29,8 @@ from nats.js.api import (
     StreamConfig,
 )
 
+from coopnet.node.pull import ConsumerGone, Puller
+
 log = logging.getLogger("coopnet.bus")
 T = TypeVar("T")
 
@@ -38,6 +40,8 @@ SUBJECTS = "coop.>"
 # Beyond it a repeat can reach the stream, and every receiver still treats it as a duplicate.
 DUPLICATE_WINDOW_S = 3600.0
 FETCH_BATCH = 512
+# Batches in the receive path at once: one verifying while the one before it commits.
+PIPELINE_DEPTH = 4
 CURSOR_KEY = "stream_seq"
 
 
@@ -233,38 +237,68 @@ async def follow(
     is ahead of it (the store was restored from a backup), the consumer is recreated from
     cursor + 1, so the node reads again what its store lost. `handle` commits the batch and
     the new cursor; then the batch is acknowledged (AckAll: one ack per batch).
+
+    Up to PIPELINE_DEPTH batches are handled at once, started in stream order, so the next
+    batch is verified while the one before commits. `handle` must pass its batch to
+    `Chains.receive` before it awaits anything else: receives commit in the order they were
+    called, which is then the stream's order.
     """
+    while True:
+        puller = await _attach(bus, durable, cursor)
+        try:
+            cursor = await _pull(puller, handle, cursor)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await puller.close()
+
+
+async def _attach(bus: Bus, durable: str, cursor: int) -> Puller:
     backoff = 0.2
     while True:
         try:
-            psub = await _subscribe(bus.jetstream, durable, cursor)
-            break
+            return await _subscribe(bus.client, bus.jetstream, durable, cursor)
         except (nats.errors.Error, TimeoutError) as exc:  # the bus is down or busy: retry
             log.warning("%s: cannot attach the consumer yet (%r); retrying", durable, exc)
             await anyio.sleep(backoff)
             backoff = min(backoff * 2, 5.0)
-    while True:
-        try:
-            msgs = await psub.fetch(FETCH_BATCH, timeout=1.0)
-        except TimeoutError:  # nothing new (nats-py raises its own or asyncio's)
-            continue
-        except nats.errors.Error as exc:  # disconnected, reconnecting, server busy: retry
-            log.info("%s: fetch failed (%r); retrying", durable, exc)
-            await anyio.sleep(0.5)
-            continue
-        if not msgs:
-            continue
-        last = msgs[-1].metadata.sequence.stream
-        await handle(msgs, last)
-        try:
-            await msgs[-1].ack()
-        except nats.errors.Error as exc:  # redelivered later: duplicates are no-ops
-            log.info("%s: ack failed (%s); the batch will be seen again", durable, exc)
 
 
-async def _subscribe(
-    js: JetStreamContext, durable: str, cursor: int
-) -> JetStreamContext.PullSubscription:
+async def _pull(
+    puller: Puller, handle: Callable[[list[Msg], int], Awaitable[None]], cursor: int
+) -> int:
+    """Hand batches to `handle` until the consumer is gone; the last stream seq handled."""
+    slots = anyio.Semaphore(PIPELINE_DEPTH)
+    handled = cursor
+
+    async def run(msgs: list[Msg], last: int) -> None:
+        nonlocal handled
+        try:
+            await handle(msgs, last)
+            handled = max(handled, last)
+            try:
+                await msgs[-1].ack()
+            except nats.errors.Error as exc:  # redelivered later: duplicates are no-ops
+                log.info("%s: ack failed (%s); the batch will be seen again", puller.durable, exc)
+        finally:
+            slots.release()
+
+    async with anyio.create_task_group() as tg:
+        while True:
+            try:
+                msgs = await puller.fetch(FETCH_BATCH)
+            except ConsumerGone as exc:
+                log.warning("%s; attaching it again", exc)
+                break  # the batches in hand finish first
+            except nats.errors.Error as exc:  # the connection is closing or reconnecting
+                log.info("%s: fetch failed (%r); retrying", puller.durable, exc)
+                await anyio.sleep(0.5)
+                continue
+            await slots.acquire()
+            tg.start_soon(run, msgs, msgs[-1].metadata.sequence.stream)
+    return handled
+
+
+async def _subscribe(nc: Client, js: JetStreamContext, durable: str, cursor: int) -> Puller:
     last = (await js.stream_info(STREAM)).state.last_seq
     if last < cursor:
         # A new stream (lost, or the federation moved servers): its sequence numbers are not
@@ -279,6 +313,7 @@ async def _subscribe(
         cursor = 0
         with contextlib.suppress(nats.js.errors.NotFoundError):
             await js.delete_consumer(STREAM, durable)
+    exists = True
     try:
         info = await js.consumer_info(STREAM, durable)
         if info.ack_floor is not None and (info.ack_floor.stream_seq or 0) > cursor:
@@ -290,14 +325,21 @@ async def _subscribe(
                 cursor + 1,
             )
             await js.delete_consumer(STREAM, durable)
+            exists = False
     except nats.js.errors.NotFoundError:
-        pass
+        exists = False
     config = ConsumerConfig(
+        name=durable,
         durable_name=durable,
+        filter_subject=SUBJECTS,
         ack_policy=AckPolicy.ALL,
         ack_wait=60,
         max_ack_pending=20_000,
         deliver_policy=DeliverPolicy.BY_START_SEQUENCE if cursor else DeliverPolicy.ALL,
         opt_start_seq=cursor + 1 if cursor else None,
     )
-    return await js.pull_subscribe(SUBJECTS, durable=durable, stream=STREAM, config=config)
+    if not exists:
+        await js.add_consumer(STREAM, config)
+    puller = Puller(nc, STREAM, durable)
+    await puller.start()
+    return puller

@@ -1,12 +1,13 @@
 """Every author's chain as this node holds it: verify, classify, buffer, store (PROTOCOL.md §4-6).
 
 `Chains.receive` takes wire bytes from anywhere (the bus, a sync reply, a relay): it unseals
-them in worker threads (PyNaCl releases the GIL, so verification uses every core), then,
-under one lock, checks each event against its author's key log and chain, buffers what
-arrives ahead of a gap, keeps fork evidence, and commits everything it accepted in one
-transaction. `Chains.append` seals the node's own next event and stores it with its outbox
-entry in one transaction. Nothing here raises for bad input: every refusal is counted by
-code and logged with the event id.
+them over the cores (`Verifier`: threads for a few events, worker processes for many), then,
+under one lock and in the order the receives were called, checks each event against its
+author's key log and chain, buffers what arrives ahead of a gap, keeps fork evidence, and
+commits everything it accepted in one transaction. A caller may verify its next batch while
+the one before commits. `Chains.append` seals the node's own next event and stores it with
+its outbox entry in one transaction. Nothing here raises for bad input: every refusal is
+counted by code and logged with the event id.
 """
 
 from __future__ import annotations
@@ -14,17 +15,16 @@ from __future__ import annotations
 import hashlib
 import itertools
 import logging
-import os
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import anyio
-import anyio.to_thread
 import msgspec
 import nacl.signing
 
 from coopnet.node.store import AuthorRow, Batch, ForkRow, RejectedRow, Store, now_ms
+from coopnet.node.verify import Verifier
 from coopnet.protocol import (
     Body,
     Envelope,
@@ -44,7 +44,6 @@ from coopnet.protocol import errors as E
 log = logging.getLogger("coopnet.chains")
 
 MAX_BUFFERED_PER_AUTHOR = 50_000
-UNSEAL_CHUNK = 64
 
 
 def subject_of(author: str, kind: str) -> str:
@@ -109,11 +108,14 @@ class Chains:
         self.buffer: dict[str, dict[int, Envelope]] = {}
         self.rejected_since_start: Counter[str] = Counter()
         self.lock = anyio.Lock()
-        self.limiter = anyio.CapacityLimiter(max(1, os.cpu_count() or 1))
+        self.verifier = Verifier(net)
         self._log_budget = LogBudget()
         self._evidence_budget = LogBudget(quiet=True)  # rows in rejected_events
         self._own_queue: list[_OwnWrite] = []
         self.recent = RecentIds()
+        # Receives commit in the order they were called, whatever order their verification
+        # finishes in: a caller may verify the next batch while this one commits.
+        self._turn: anyio.Event | None = None
 
     async def load(self) -> None:
         """Load every author's head, key state and fork status from the store."""
@@ -144,25 +146,9 @@ class Chains:
             gaps.append((author, (head.seq if head else 0) + 1, min(buffered) - 1))
         return gaps
 
-    # -- verification off the event loop ------------------------------------------------------
-
     async def unseal_many(self, wires: Sequence[bytes]) -> list[Envelope | InvalidEvent]:
-        """Unseal in worker threads, a chunk per task, results in input order."""
-        chunks = [wires[i : i + UNSEAL_CHUNK] for i in range(0, len(wires), UNSEAL_CHUNK)]
-        results: list[list[Envelope | InvalidEvent]] = [[] for _ in chunks]
-
-        async def run(i: int) -> None:
-            results[i] = await anyio.to_thread.run_sync(
-                _unseal_chunk, chunks[i], self.net, limiter=self.limiter
-            )
-
-        if len(chunks) == 1:
-            await run(0)
-        else:
-            async with anyio.create_task_group() as tg:
-                for i in range(len(chunks)):
-                    tg.start_soon(run, i)
-        return [r for chunk in results for r in chunk]
+        """Unseal over the cores (threads or worker processes), results in input order."""
+        return await self.verifier.unseal_many(wires)
 
     # -- receiving ----------------------------------------------------------------------------
 
@@ -173,9 +159,26 @@ class Chains:
         # The very bytes of an event stored a moment ago (the stream's echo of our own, a
         # redelivery) are a duplicate: recognizing them skips the Ed25519 verify, the costly
         # part. Anything else, a tampered copy of a held event included, is verified.
-        known = [self.recent.holds(wire) for wire in wires]
-        fresh = [w for w, k in zip(wires, known, strict=True) if not k]
-        results = await self.unseal_many(fresh)
+        before, mine = self._turn, anyio.Event()
+        self._turn = mine
+        try:
+            known = [self.recent.holds(wire) for wire in wires]
+            fresh = [w for w, k in zip(wires, known, strict=True) if not k]
+            results = await self.unseal_many(fresh)
+            if before is not None:
+                await before.wait()
+            return await self._commit_received(wires, fresh, results, source, meta)
+        finally:
+            mine.set()
+
+    async def _commit_received(
+        self,
+        wires: Sequence[bytes],
+        fresh: list[bytes],
+        results: list[Envelope | InvalidEvent],
+        source: str,
+        meta: dict[str, str] | None,
+    ) -> Report:
         async with self.lock:
             report = Report(duplicates=len(wires) - len(fresh))
             batch = Batch(meta=dict(meta or {}))
@@ -193,7 +196,7 @@ class Chains:
                 by_author.setdefault(item.author, []).append(item)
             for author, envs in by_author.items():
                 await self._process(author, envs, report, batch, source)
-            await self.store.commit(batch)
+            await self.store.commit(batch, received=True)
             self.recent.add(e.wire for e in batch.events)
         if batch.events and self.on_accepted is not None:
             self.on_accepted(batch.events)
@@ -222,7 +225,7 @@ class Chains:
             else:
                 candidates[e.seq] = e
         held = await self._held_ids(author, st, candidates)
-        gap_reported = False
+        gap_reported = advanced = False
         ordered = [candidates[seq] for seq in sorted(candidates)]
         for env in [*ordered, *rivals]:
             seq = env.seq
@@ -254,7 +257,7 @@ class Chains:
                 st.head, st.keys = Head(env.seq, env.id), keys
                 held[env.seq] = env.id
                 batch.events.append(env)
-                batch.authors[author] = st.row()
+                advanced = True
                 report.accepted += 1
             elif c.verdict is Verdict.DUPLICATE:
                 report.duplicates += 1
@@ -269,6 +272,8 @@ class Chains:
                 report.stale += 1
             else:
                 await self._fork(st, env, c.fork_seq, c.held_id, report, batch, source)
+        if advanced:
+            batch.authors[author] = st.row()
         if not buffered:
             del self.buffer[author]
 
@@ -511,13 +516,3 @@ def _key_at(wire: bytes | None, net: bytes) -> bytes | None:
         return unseal(wire, net=net).key
     except InvalidEvent:
         return None
-
-
-def _unseal_chunk(wires: Sequence[bytes], net: bytes) -> list[Envelope | InvalidEvent]:
-    out: list[Envelope | InvalidEvent] = []
-    for wire in wires:
-        try:
-            out.append(unseal(wire, net=net))
-        except InvalidEvent as exc:
-            out.append(exc)
-    return out

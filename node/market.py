@@ -17,7 +17,7 @@ import msgspec
 
 from coopnet.node.store_io import fetch_all, fetch_one, run_in_db, select_all, select_one
 from coopnet.protocol import Envelope, InvalidEvent
-from coopnet.protocol.body import Body
+from coopnet.protocol.body import Body, kind_of
 from coopnet.protocol.errors import NotAuthorized
 from coopnet.protocol.kinds import KINDS
 from coopnet.protocol.offers import (
@@ -33,6 +33,7 @@ from coopnet.protocol.offers import (
 )
 from coopnet.protocol.trades import (
     OPEN_STATES,
+    TRADE_KINDS,
     Statement,
     TradeAccepted,
     TradeCancelled,
@@ -51,6 +52,10 @@ class Market:
     """The `offers`, `needs`, `trades`, `trade_events`, `reservations` and
     `domain_rejections` tables."""
 
+    kinds = frozenset(
+        kind_of(cls)
+        for cls in (OfferPosted, OfferRevised, OfferWithdrawn, NeedPosted, NeedWithdrawn)
+    ) | frozenset(kind_of(cls) for cls in TRADE_KINDS)
     tables: tuple[str, ...] = (
         "offers",
         "needs",

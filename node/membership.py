@@ -39,6 +39,7 @@ class MembershipProjection:
     """The `member_applications`, `member_positions` and `member_retirements` tables."""
 
     tables: tuple[str, ...] = ("member_applications", "member_positions", "member_retirements")
+    kinds = frozenset(cls.kind for cls in (MembershipApplied, *_STATEMENTS, MembershipRetired))
     schema: tuple[str, ...] = (
         """CREATE TABLE member_applications (
             applicant TEXT PRIMARY KEY, id BLOB NOT NULL, display_name TEXT NOT NULL,

@@ -1,10 +1,11 @@
 """Projections: tables derived from the log alone, rebuilt by folding it again.
 
 Each projection owns its tables (`schema`, added by a store migration), applies a batch of
-verified events in the order the node stored them, and can be reset. Projections are plain
-functions on a sqlite3 connection: the store runs a whole batch, every projection included,
-as one call on the connection's thread (node/store_io.py `run_in_db`). The domain issues add
-their projections to PROJECTIONS.
+verified events in the order the node stored them, and can be reset. The store hands each
+projection only the events of the kinds it names (`kinds`). Projections are plain functions
+on a sqlite3 connection: the store runs a whole batch, every projection included, as one
+call on the connection's thread (node/store_io.py `run_in_db`). The domain issues add their
+projections to PROJECTIONS.
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ from coopnet.protocol import Envelope, NodeFounded, NotePosted
 class Projection(Protocol):
     tables: tuple[str, ...]
     schema: tuple[str, ...]
+    # The event kinds `apply` reads: the store hands it only those (most batches hold none
+    # of a given projection's kinds, and a skipped projection costs nothing).
+    kinds: frozenset[str]
 
     def apply(self, conn: sqlite3.Connection, events: Sequence[Envelope]) -> None: ...
 
@@ -29,6 +33,7 @@ class Neighborhoods:
     """Who has founded a log: display name and area, from `node.founded`."""
 
     tables: tuple[str, ...] = ("neighborhoods",)
+    kinds = frozenset({NodeFounded.kind})
     schema: tuple[str, ...] = (
         """CREATE TABLE neighborhoods (
             author TEXT PRIMARY KEY,
@@ -55,6 +60,7 @@ class Notes:
     """Public notes (`note.posted`), newest first in the API."""
 
     tables: tuple[str, ...] = ("notes",)
+    kinds = frozenset({NotePosted.kind})
     schema: tuple[str, ...] = (
         """CREATE TABLE notes (
             author TEXT NOT NULL,
@@ -75,6 +81,15 @@ class Notes:
 
     def reset(self, conn: sqlite3.Connection) -> None:
         conn.execute("DELETE FROM notes")
+
+
+def apply_projections(conn: sqlite3.Connection, events: Sequence[Envelope]) -> None:
+    """Apply stored events to every projection, each given only the kinds it reads."""
+    for projection in PROJECTIONS:
+        kinds = projection.kinds
+        mine = [e for e in events if e.kind in kinds]
+        if mine:
+            projection.apply(conn, mine)
 
 
 def _domain() -> tuple[Projection, ...]:

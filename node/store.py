@@ -26,7 +26,7 @@ from coopnet.node.aid import LOCAL_SCHEMA as LOCAL_AID_SCHEMA
 from coopnet.node.aid import AidProjection
 from coopnet.node.market import Market
 from coopnet.node.membership import MembershipProjection
-from coopnet.node.projections import PROJECTIONS, Neighborhoods, Notes
+from coopnet.node.projections import PROJECTIONS, Neighborhoods, Notes, apply_projections
 from coopnet.node.store_io import fetch_all, fetch_one, run_in_db
 from coopnet.protocol import Envelope, unseal
 from coopnet.protocol.history import fold_keys
@@ -201,6 +201,7 @@ class Store:
             await db.execute("PRAGMA synchronous=FULL")
             await db.execute("PRAGMA foreign_keys=ON")
             await db.execute("PRAGMA busy_timeout=5000")
+            await db.execute("PRAGMA cache_size=-65536")
             store = cls(db, str(path), net)
             await store._migrate()
             # Fail now, not at the first write, if the file cannot be written (read-only
@@ -233,14 +234,23 @@ class Store:
 
     # -- writes -------------------------------------------------------------------------------
 
-    async def commit(self, batch: Batch) -> None:
-        """Write a batch in one transaction, synced to disk, in one call on the DB thread."""
+    async def commit(self, batch: Batch, *, received: bool = False) -> None:
+        """Write a batch in one transaction, in one call on the DB thread.
+
+        A batch with the node's own events (an outbox entry) is synced to disk before this
+        returns (DESIGN.md: own writes are `synchronous=FULL`). A batch of `received`
+        events is not: a power cut may lose the last of them, never corrupt the file, and
+        the node reads them again, since the stream cursor is in the same transaction and a
+        consumer found ahead of the store is set back to it (node/bus.py), while sync fills
+        what came from peers. In WAL mode the next synced commit makes every earlier one
+        durable as well, so an own event never rests on received ones the disk could lose.
+        A batch that only moves the stream cursor is not synced either.
+        """
         if batch.empty() and not batch.outbox:
             return
-        # A batch that only moves the stream cursor need not wait for the disk: if a power
-        # cut loses it, the node reads a few messages again, and duplicates are no-ops.
         only_cursor = not (batch.events or batch.authors or batch.forks or batch.rejections)
-        await self._write(_commit_batch, batch, now_ms(), durable=not only_cursor)
+        durable = bool(batch.outbox) or not (received or only_cursor)
+        await self._write(_commit_batch, batch, now_ms(), durable=durable)
 
     async def _write(self, fn: Callable[..., None], *args: Any, durable: bool = True) -> None:
         """Run `fn(conn, *args)` as one transaction on the connection's thread.
@@ -480,8 +490,7 @@ def _commit_batch(conn: sqlite3.Connection, batch: Batch, received: int) -> None
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             [(e.author, e.seq, e.id, e.kind, e.at, e.key, e.wire, received) for e in batch.events],
         )
-        for projection in PROJECTIONS:
-            projection.apply(conn, batch.events)
+        apply_projections(conn, batch.events)
     if batch.authors:
         conn.executemany(
             "INSERT OR REPLACE INTO authors VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -538,6 +547,4 @@ def _rebuild(conn: sqlite3.Connection, net: bytes) -> None:
         if not found:
             return
         last = int(found[-1][0])
-        envs = [unseal(bytes(r[1]), net=net) for r in found]
-        for projection in PROJECTIONS:
-            projection.apply(conn, envs)
+        apply_projections(conn, [unseal(bytes(r[1]), net=net) for r in found])

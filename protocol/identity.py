@@ -6,6 +6,7 @@ is the node's business.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 
 import msgspec
@@ -41,7 +42,7 @@ class Identity(msgspec.Struct, frozen=True, kw_only=True):
 
     @property
     def signing_key(self) -> nacl.signing.SigningKey:
-        return nacl.signing.SigningKey(self.seed)
+        return _signing_key(self.seed)
 
     @property
     def public_key(self) -> bytes:
@@ -67,3 +68,10 @@ class Identity(msgspec.Struct, frozen=True, kw_only=True):
             key=after.public_key, next_key_digest=key_digest(after.next_public_key)
         )
         return after, body
+
+
+@functools.lru_cache(maxsize=256)
+def _signing_key(seed: bytes) -> nacl.signing.SigningKey:
+    """Deriving a key pair from its seed is a scalar multiplication, about as costly as a
+    signature: a node signing every post would pay it twice per event without this cache."""
+    return nacl.signing.SigningKey(seed)

@@ -16,7 +16,7 @@ import msgspec
 import nacl.bindings
 
 from coopnet.deploy.bench import NET, presealed
-from coopnet.node.chains import _unseal_chunk
+from coopnet.node.verify import unseal_chunk
 from coopnet.protocol.envelope import SIGNING_CONTEXT
 
 _dec = msgspec.msgpack.Decoder(tuple[bytes, bytes, bytes])
@@ -37,7 +37,7 @@ def verify_chunk(wires: Sequence[bytes]) -> list[bool]:
 
 
 async def _in_thread(chunk: Sequence[bytes], limiter: anyio.CapacityLimiter) -> None:
-    await anyio.to_thread.run_sync(_unseal_chunk, chunk, NET, limiter=limiter)
+    await anyio.to_thread.run_sync(unseal_chunk, chunk, NET, limiter=limiter)
 
 
 async def _in_process(chunk: Sequence[bytes]) -> None:

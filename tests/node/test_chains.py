@@ -11,9 +11,9 @@ import anyio
 import msgspec
 import pytest
 
-from coopnet.node.chains import Chains
+from coopnet.node.chains import Chains, Report
 from coopnet.node.store import Batch, Store
-from coopnet.protocol import Envelope, Identity, InvalidEvent, NotePosted, seal, unseal
+from coopnet.protocol import Envelope, Head, Identity, InvalidEvent, NotePosted, seal, unseal
 from coopnet.protocol.body import Body
 from coopnet.protocol.envelope import encode_wire
 
@@ -285,10 +285,10 @@ async def test_concurrent_own_writes_share_commits(chains: Chains) -> None:
     commits = 0
     real_commit = chains.store.commit
 
-    async def counting(batch: Batch) -> None:
+    async def counting(batch: Batch, *, received: bool = False) -> None:
         nonlocal commits
         commits += 1
-        await real_commit(batch)
+        await real_commit(batch, received=received)
 
     chains.store.commit = counting  # type: ignore[method-assign]
     results: dict[int, Envelope] = {}
@@ -331,3 +331,41 @@ async def test_exact_repeats_skip_verification_but_tampered_copies_do_not(
     own = await chains.append("elm", ELM.signing_key, ELM.founding_body("Elm", "C2"))
     echo = await chains.receive([own.wire], source="bus")
     assert (echo.duplicates, verified) == (1, [0, 1, 0])
+
+
+async def test_receives_commit_in_the_order_they_were_called(chains: Chains) -> None:
+    """A caller verifies its next batch while the one before commits: whichever finishes
+    verifying first, the commits follow the calls, so the later batch finds its chain
+    linked and is not buffered behind a gap."""
+    events = history(OAK, 6)
+    release_first = anyio.Event()
+    unseal_many = chains.unseal_many
+
+    async def slow_first(wires: Sequence[bytes]) -> list[Envelope | InvalidEvent]:
+        if wires and wires[0] == events[0].wire:
+            await release_first.wait()
+        return await unseal_many(wires)
+
+    chains.unseal_many = slow_first  # type: ignore[method-assign]
+    reports: dict[str, object] = {}
+
+    async def first() -> None:
+        reports["first"] = await chains.receive([e.wire for e in events[:3]], source="bus")
+
+    async def second() -> None:
+        reports["second"] = await chains.receive([e.wire for e in events[3:]], source="bus")
+        reports["order"] = list(reports)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(first)
+        await anyio.wait_all_tasks_blocked()
+        tg.start_soon(second)
+        await anyio.wait_all_tasks_blocked()
+        assert "second" not in reports  # verified, but waiting for the first to commit
+        release_first.set()
+    first_report, second_report = reports["first"], reports["second"]
+    assert isinstance(first_report, Report) and isinstance(second_report, Report)
+    assert (first_report.accepted, second_report.accepted) == (3, 3)
+    assert (second_report.buffered, second_report.gaps) == (0, [])
+    assert reports["order"] == ["first", "second"]
+    assert chains.head_of("oakley") == Head(6, events[-1].id)

@@ -179,3 +179,43 @@ class TestSqliteFileStore(StoreContract):
 class TestSqliteMemoryStore(StoreContract):
     def location(self, tmp_path: Path) -> str:
         return ":memory:"
+
+
+def test_every_kind_but_key_rotation_reaches_a_projection() -> None:
+    """The store hands each projection only the kinds it names: a kind no projection names
+    would never reach its tables. Only `node.key_rotated` lives in the key log alone."""
+    from coopnet.node.projections import PROJECTIONS
+    from coopnet.protocol import KINDS
+
+    named = set().union(*(p.kinds for p in PROJECTIONS))
+    assert named <= set(KINDS)
+    assert set(KINDS) - named == {"node.key_rotated"}
+
+
+async def test_own_events_are_synced_received_ones_are_not(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Own events (an outbox entry) are on disk before `commit` returns; received ones and
+    cursor moves skip the fsync, since the node reads them again after a power cut."""
+    from coopnet.node import store as store_module
+
+    modes: list[str] = []
+    real = store_module._in_transaction
+
+    def recording(conn: object, fn: object, durable: bool, *args: object) -> None:
+        modes.append("synced" if durable else "not synced")
+        real(conn, fn, durable, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(store_module, "_in_transaction", recording)
+    store = await Store.open(tmp_path / "node.db", net=NET)
+    try:
+        oak, elm = history("oakley", 2), history("elm", 1)
+        await store.commit(Batch(events=oak[:1], outbox=[(oak[0], "coop.oakley.x")]))
+        await store.commit(Batch(events=elm), received=True)
+        await store.commit(Batch(events=oak[1:], outbox=[(oak[1], "s")]), received=True)
+        await store.commit(Batch(meta={"stream_seq": "9"}))
+        await store.commit(Batch(events=history("ash", 1)))
+        assert modes == ["synced", "not synced", "synced", "not synced", "synced"]
+        assert await store.event_count() == 4
+    finally:
+        await store.close()

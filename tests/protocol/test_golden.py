@@ -392,6 +392,14 @@ def test_golden_bytes_unseal(kind: str) -> None:
     assert env.author == "oakley"
 
 
+@pytest.mark.parametrize("kind", sorted(GOLDEN))
+def test_decode_unsealed_gives_what_unseal_gives(kind: str) -> None:
+    from coopnet.protocol import decode_unsealed
+
+    wire = bytes.fromhex(GOLDEN[kind])
+    assert decode_unsealed(wire) == unseal(wire, net=NET)
+
+
 def test_every_registered_kind_has_a_golden_event() -> None:
     from coopnet.protocol import KINDS
 
@@ -401,12 +409,13 @@ def test_every_registered_kind_has_a_golden_event() -> None:
 @pytest.mark.parametrize("body", [NotePosted(text="Brot 🍞"), *MARKET_BODIES], ids=lambda b: b.kind)
 def test_seal_envelope_is_what_unseal_gives_back(body: Body) -> None:
     """A node takes its own events from `seal_envelope` without verifying them again: that
-    must be exactly the Envelope any receiver gets from `unseal`."""
-    from coopnet.protocol import seal_envelope
+    must be exactly the Envelope any receiver gets from `unseal`, and so must the decode of
+    bytes a worker process has unsealed (`decode_unsealed`)."""
+    from coopnet.protocol import decode_unsealed, seal_envelope
 
     ident = Identity.from_passphrase("oakley", "golden")
     env = seal_envelope(
         signing_key=ident.signing_key, net=NET, author="oakley", seq=7,
         prev=hashlib.sha256(b"prev").digest(), at=T0, body=body,
     )  # fmt: skip
-    assert env == unseal(env.wire, net=NET)
+    assert env == unseal(env.wire, net=NET) == decode_unsealed(env.wire)

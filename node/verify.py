@@ -1,0 +1,147 @@
+"""Unsealing many events at once, spread over the machine's cores (PROTOCOL.md §4).
+
+Small batches (live traffic: a few events) are unsealed in worker threads: PyNaCl releases
+the GIL while it verifies, and a thread hop costs microseconds. Large batches (a catch-up, a
+sync reply, a burst) go to worker processes. Threads share one interpreter, and the rest of
+the receive path (the event loop, the chain checks, the projections) holds the GIL often
+enough that two verify threads do not keep two cores busy (BENCHMARKS.md, "Ingest").
+
+A worker process runs the whole `unseal` of each event and sends back only its verdict:
+None, or the refusal with its code. This process then decodes the accepted bytes once more
+without verifying them again (`decode_unsealed`), a few microseconds an event. Worker
+processes are anyio's shared pool, so every node and observer in one process shares them.
+If the pool cannot start (no `fork`/`spawn` here, a broken worker), verification falls back
+to threads and says so once in the log.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+
+import anyio
+import anyio.to_process
+import anyio.to_thread
+
+from coopnet.protocol import Envelope, InvalidEvent, decode_unsealed, unseal
+
+log = logging.getLogger("coopnet.verify")
+
+# From this many events a batch goes to worker processes: below it, the pickling and the
+# pipe round trip cost more than the cores they buy.
+PROCESS_MIN = 256
+PROCESS_CHUNK = 256
+THREAD_CHUNK = 64
+
+
+class Verifier:
+    """Unseal batches of wire bytes for one federation, results in input order."""
+
+    def __init__(self, net: bytes, *, processes: bool | None = None) -> None:
+        self.net = net
+        cores = os.cpu_count() or 1
+        self.threads = anyio.CapacityLimiter(cores)
+        # One core cannot verify in parallel with anything: processes would only add hops.
+        self.use_processes = cores > 1 if processes is None else processes
+        self.in_processes = 0  # events verified in worker processes (status, tests)
+
+    async def unseal_many(self, wires: Sequence[bytes]) -> list[Envelope | InvalidEvent]:
+        if self.use_processes and len(wires) >= PROCESS_MIN:
+            broken: BaseException | None = None
+            try:
+                return await self._in_processes(wires)
+            except* anyio.BrokenWorkerProcess as group:
+                broken = group.exceptions[0]
+            self._give_up_processes(broken)
+        return await self._in_threads(wires)
+
+    def _give_up_processes(self, why: BaseException | None) -> None:
+        if self.use_processes:  # said once, not by every batch that was in flight
+            self.use_processes = False
+            log.warning("worker processes unavailable (%s); verifying in threads", why)
+
+    async def warm_up(self) -> None:
+        """Start the worker processes now rather than at the first large batch (~0.3 s each)."""
+        if not self.use_processes:
+            return
+        workers = int(anyio.to_process.current_default_process_limiter().total_tokens)
+        try:
+            async with anyio.create_task_group() as tg:
+                for _ in range(workers):
+                    tg.start_soon(anyio.to_process.run_sync, verdict_chunk, [], self.net)
+        except* anyio.BrokenWorkerProcess as group:
+            self._give_up_processes(group.exceptions[0])
+
+    async def _in_threads(self, wires: Sequence[bytes]) -> list[Envelope | InvalidEvent]:
+        chunks = [wires[i : i + THREAD_CHUNK] for i in range(0, len(wires), THREAD_CHUNK)]
+        results: list[list[Envelope | InvalidEvent]] = [[] for _ in chunks]
+
+        async def run(i: int) -> None:
+            results[i] = await anyio.to_thread.run_sync(
+                unseal_chunk, chunks[i], self.net, limiter=self.threads
+            )
+
+        if len(chunks) == 1:
+            await run(0)
+        else:
+            async with anyio.create_task_group() as tg:
+                for i in range(len(chunks)):
+                    tg.start_soon(run, i)
+        return [r for chunk in results for r in chunk]
+
+    async def _in_processes(self, wires: Sequence[bytes]) -> list[Envelope | InvalidEvent]:
+        chunks = [list(wires[i : i + PROCESS_CHUNK]) for i in range(0, len(wires), PROCESS_CHUNK)]
+        verdicts: list[list[InvalidEvent | None]] = [[] for _ in chunks]
+
+        async def run(i: int) -> None:
+            # The shared default limiter: every node in this process uses the same workers.
+            verdicts[i] = await anyio.to_process.run_sync(verdict_chunk, chunks[i], self.net)
+
+        async with anyio.create_task_group() as tg:
+            for i in range(len(chunks)):
+                tg.start_soon(run, i)
+        out: list[Envelope | InvalidEvent] = []
+        for chunk, chunk_verdicts in zip(chunks, verdicts, strict=True):
+            for wire, refused in zip(chunk, chunk_verdicts, strict=True):
+                out.append(decode_unsealed(wire) if refused is None else refused)
+        self.in_processes += len(wires)
+        return out
+
+
+def unseal_chunk(wires: Sequence[bytes], net: bytes) -> list[Envelope | InvalidEvent]:
+    """`unseal` each wire; a refusal is returned in its place, never raised."""
+    out: list[Envelope | InvalidEvent] = []
+    for wire in wires:
+        try:
+            out.append(unseal(wire, net=net))
+        except InvalidEvent as exc:
+            out.append(exc)
+    return out
+
+
+def verdict_chunk(wires: Sequence[bytes], net: bytes) -> list[InvalidEvent | None]:
+    """Run in a worker process: each wire's refusal, or None when `unseal` accepts it."""
+    _lower_priority()
+    out: list[InvalidEvent | None] = []
+    for wire in wires:
+        try:
+            unseal(wire, net=net)
+            out.append(None)
+        except InvalidEvent as exc:
+            out.append(exc)
+    return out
+
+
+_NICENESS = 10
+_niced = False
+
+
+def _lower_priority() -> None:
+    """Worker processes yield the CPU to the node's own threads: verification is the wide
+    stage of the pipeline, the commit (the event loop and the database thread) the narrow
+    one, and a commit that waits for a core holds up every batch behind it."""
+    global _niced
+    if not _niced:
+        _niced = True
+        os.nice(_NICENESS)

@@ -1,0 +1,162 @@
+"""Reading the durable consumer in batches (`Puller`) against a real nats-server."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio
+import nats
+import pytest
+from anyio.abc import TaskGroup
+from nats.aio.msg import Msg
+
+from coopnet.node import pull
+from coopnet.node.bus import STREAM, Bus, _subscribe
+from coopnet.node.nats_server import NatsServer
+from coopnet.node.pull import ConsumerGone, Puller
+
+
+@asynccontextmanager
+async def attached(url: str, durable: str = "node-test") -> AsyncIterator[tuple[Bus, Puller]]:
+    bus = Bus(url, name="pull-test")
+    await bus.connect()
+    await bus.ensure_stream()
+    puller = await _subscribe(bus.client, bus.jetstream, durable, 0)
+    try:
+        yield bus, puller
+    finally:
+        await puller.close()
+        await bus.close()
+
+
+async def publish(bus: Bus, n: int, start: int = 0) -> None:
+    acks = [await bus.jetstream.publish_async("coop.aa.note", b"%d" % i) for i in range(start, n)]
+    for ack in acks:
+        await ack
+
+
+def seqs(msgs: list[Msg]) -> list[int]:
+    return [m.metadata.sequence.stream for m in msgs]
+
+
+def fetch_into(tg: TaskGroup, puller: Puller) -> list[Msg]:
+    """Start one `fetch` in the background; its messages land in the list returned."""
+    got: list[Msg] = []
+
+    async def reader() -> None:
+        got.extend(await puller.fetch(512))
+
+    tg.start_soon(reader)
+    return got
+
+
+async def filled(got: list[Msg], within: float) -> None:
+    with anyio.fail_after(within):
+        while not got:  # noqa: ASYNC110
+            await anyio.sleep(0.01)
+
+
+async def test_a_backlog_comes_in_full_batches_in_order(nats_server: NatsServer) -> None:
+    async with attached(nats_server.url) as (bus, puller):
+        await publish(bus, 1300)
+        got: list[int] = []
+        sizes = []
+        with anyio.fail_after(20):
+            while len(got) < 1300:
+                batch = await puller.fetch(512)
+                sizes.append(len(batch))
+                got += seqs(batch)
+                await batch[-1].ack()
+        assert got == list(range(1, 1301))  # nothing lost, nothing twice, stream order
+        assert sizes[:2] == [512, 512]
+
+
+async def test_a_live_event_does_not_wait_for_a_batch_to_fill(nats_server: NatsServer) -> None:
+    async with attached(nats_server.url) as (bus, puller):
+        async with anyio.create_task_group() as tg:
+            got = fetch_into(tg, puller)
+            await anyio.wait_all_tasks_blocked()
+            await bus.jetstream.publish("coop.aa.note", b"live")
+            await filled(got, within=pull.REQUEST_EXPIRES_S / 2)  # before the request ends
+        assert [m.data for m in got] == [b"live"]
+
+
+async def test_an_expired_request_is_followed_by_a_new_one(
+    nats_server: NatsServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pull, "REQUEST_EXPIRES_S", 0.3)
+    async with attached(nats_server.url) as (bus, puller):
+        async with anyio.create_task_group() as tg:
+            got = fetch_into(tg, puller)
+            await anyio.sleep(1.0)  # three request lifetimes pass with nothing to deliver
+            asked = puller._requests
+            await bus.jetstream.publish("coop.aa.note", b"later")
+            await filled(got, within=5)
+        assert asked >= 3
+        assert [m.data for m in got] == [b"later"]
+
+
+async def test_a_deleted_consumer_is_reported(nats_server: NatsServer) -> None:
+    async with attached(nats_server.url) as (bus, puller):
+        async with anyio.create_task_group() as tg:
+            raised: list[BaseException] = []
+
+            async def reader() -> None:
+                try:
+                    await puller.fetch(512)
+                except ConsumerGone as exc:
+                    raised.append(exc)
+
+            tg.start_soon(reader)
+            await anyio.wait_all_tasks_blocked()
+            await bus.jetstream.delete_consumer(STREAM, "node-test")
+            with anyio.fail_after(10):
+                while not raised:  # noqa: ASYNC110
+                    await anyio.sleep(0.01)
+        assert "node-test" in str(raised[0])
+
+
+async def test_a_request_lost_with_the_server_is_asked_again(
+    nats_server: NatsServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server restarts while a request is open: the request dies with it, and the
+    puller, hearing nothing, asks again after the request's lifetime."""
+    monkeypatch.setattr(pull, "REQUEST_EXPIRES_S", 0.5)
+    async with attached(nats_server.url) as (bus, puller):
+        await publish(bus, 3)
+        first = await puller.fetch(512)
+        await first[-1].ack()
+        async with anyio.create_task_group() as tg:
+            got = fetch_into(tg, puller)
+            await anyio.wait_all_tasks_blocked()
+            await anyio.to_thread.run_sync(nats_server.stop)
+            await anyio.to_thread.run_sync(nats_server.start)  # same port, same store
+            with anyio.fail_after(20):
+                while not bus.connected:  # noqa: ASYNC110
+                    await anyio.sleep(0.05)
+                await publish(bus, 5, start=3)
+            await filled(got, within=20)
+        assert seqs(first) == [1, 2, 3]
+        assert seqs(got) == [4, 5]
+
+
+async def test_status_messages_never_reach_the_caller(nats_server: NatsServer) -> None:
+    """408s of expired requests and the like are the puller's business: a caller only
+    ever gets stream messages."""
+    async with attached(nats_server.url) as (bus, puller):
+        nc = await nats.connect(nats_server.url)
+        try:
+            # A stray status on the puller's inbox, as an old request's late 408 would be.
+            await nc.publish(
+                f"{puller._inbox}.999", b"", headers={"Status": "408", "Description": "x"}
+            )
+            await nc.flush()
+        finally:
+            await nc.close()
+        await publish(bus, 2)
+        with anyio.fail_after(10):
+            got = await puller.fetch(512)
+            while len(got) < 2:
+                got += await puller.fetch(512)
+        assert [m.data for m in got] == [b"0", b"1"]
