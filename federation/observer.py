@@ -144,7 +144,10 @@ class Observer:
             await self._chains.load()
             self.progress.read = int(await self._store.meta(CURSOR_KEY) or 0)
             task_status.started()
-            await self._follow_bus()
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._keep_running, "checkpointer", self._store.checkpoint_forever)
+                await self._follow_bus()
+                tg.cancel_scope.cancel()
         finally:
             with anyio.CancelScope(shield=True):
                 await self.bus.close()

@@ -96,6 +96,7 @@ class Chains:
         *,
         clock: Callable[[], int] = now_ms,
         on_accepted: Callable[[Sequence[Envelope]], None] | None = None,
+        on_appended: Callable[[Sequence[tuple[Envelope, str]]], None] | None = None,
         charter_keys: Mapping[str, bytes] | None = None,
     ) -> None:
         self.store = store
@@ -104,6 +105,8 @@ class Chains:
         self.net = net
         self.clock = clock
         self.on_accepted = on_accepted
+        # Own events just committed with their outbox entries (event, subject): the publisher.
+        self.on_appended = on_appended
         self.states: dict[str, AuthorState] = {}
         self.buffer: dict[str, dict[int, Envelope]] = {}
         self.rejected_since_start: Counter[str] = Counter()
@@ -431,6 +434,8 @@ class Chains:
         self.recent.add(e.wire for e in batch.events)
         for w in writes:
             w.done = True
+        if batch.outbox and self.on_appended is not None:
+            self.on_appended(batch.outbox)
         if batch.events and self.on_accepted is not None:
             self.on_accepted(batch.events)
 

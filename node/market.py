@@ -15,7 +15,7 @@ from typing import Any
 import aiosqlite
 import msgspec
 
-from coopnet.node.store_io import fetch_all, fetch_one, run_in_db, select_all, select_one
+from coopnet.node.store_io import fetch_all, run_in_db, select_all, select_one
 from coopnet.protocol import Envelope, InvalidEvent
 from coopnet.protocol.body import Body, kind_of
 from coopnet.protocol.errors import NotAuthorized
@@ -288,6 +288,40 @@ async def load_offer(db: aiosqlite.Connection, author: str, offer: str) -> Offer
     return await run_in_db(db, offer_in, author, offer)
 
 
+def standing_of(conn: sqlite3.Connection, party: str, now: int) -> tuple[int, int]:
+    """`party`'s balance (settled trades, as `balances`) and open commitments as a buyer
+    (as `commitments`), from its own trades only (both columns are indexed)."""
+    settled = select_one(
+        conn,
+        "SELECT COALESCE(SUM(CASE WHEN seller = ? THEN total ELSE 0 END), 0)"
+        " - COALESCE(SUM(CASE WHEN buyer = ? THEN total ELSE 0 END), 0) FROM trades"
+        " WHERE state = 'settled' AND (seller = ? OR buyer = ?)",
+        (party, party, party, party),
+    )
+    marks = ",".join("?" * len(OPEN_STATES))
+    committed = select_one(
+        conn,
+        f"SELECT COALESCE(SUM(total), 0) FROM trades WHERE buyer = ? AND state IN ({marks})"
+        " AND NOT (state = 'proposed' AND expires_at < ?)",
+        (party, *sorted(OPEN_STATES), now),
+    )
+    return int(settled[0]) if settled else 0, int(committed[0]) if committed else 0
+
+
+def _proposal_facts(
+    conn: sqlite3.Connection, buyer: str, seller: str, offer: str, now: int
+) -> tuple[Offer | None, int, int]:
+    return (offer_in(conn, seller, offer), *standing_of(conn, buyer, now))
+
+
+async def proposal_facts(
+    db: aiosqlite.Connection, buyer: str, seller: str, offer: str, now: int
+) -> tuple[Offer | None, int, int]:
+    """What a proposal is checked against, in one round trip to the store: the seller's
+    offer, the buyer's balance and its open commitments."""
+    return await run_in_db(db, _proposal_facts, buyer, seller, offer, now)
+
+
 # -- reads for the API, the CLI and the policy ------------------------------------------------
 
 
@@ -312,8 +346,26 @@ async def commitments(db: aiosqlite.Connection, now: int) -> dict[str, int]:
     return {str(r[0]): int(r[1]) for r in rows}
 
 
-async def load_trade(db: aiosqlite.Connection, buyer: str, trade: str) -> dict[str, Any] | None:
+def trade_in(conn: sqlite3.Connection, buyer: str, trade: str) -> dict[str, Any] | None:
     cols = ", ".join(TRADE_COLUMNS)
     sql = f"SELECT {cols} FROM trades WHERE buyer = ? AND trade = ?"
-    row = await fetch_one(db, sql, (buyer, trade))
+    row = select_one(conn, sql, (buyer, trade))
     return dict(zip(TRADE_COLUMNS, row, strict=True)) if row else None
+
+
+async def load_trade(db: aiosqlite.Connection, buyer: str, trade: str) -> dict[str, Any] | None:
+    return await run_in_db(db, trade_in, buyer, trade)
+
+
+def _trade_and_offer(
+    conn: sqlite3.Connection, buyer: str, trade: str
+) -> tuple[dict[str, Any] | None, Offer | None]:
+    t = trade_in(conn, buyer, trade)
+    return t, offer_in(conn, t["seller"], t["offer"]) if t else None
+
+
+async def trade_and_offer(
+    db: aiosqlite.Connection, buyer: str, trade: str
+) -> tuple[dict[str, Any] | None, Offer | None]:
+    """A trade and the offer it is for, in one round trip to the store."""
+    return await run_in_db(db, _trade_and_offer, buyer, trade)

@@ -2,7 +2,9 @@
 
 An own event is in the log and the outbox before anyone sees it (one synced transaction).
 `Publisher.drain` publishes the outbox in seq order with `Nats-Msg-Id` = the event id, a
-bounded number in flight, and deletes each row only when JetStream acknowledged it. A retry
+bounded number in flight, and deletes each row only when JetStream acknowledged it. Events
+committed while the publisher is caught up are handed to it (`wake(fresh)`) and published
+without reading them back; after any failure the table decides again. A retry
 reuses the id, so the server drops a repeat; a crash between ack and delete only means one
 retry that the server (or, beyond its window, every receiver) recognizes as a duplicate.
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 
 import anyio
 import nats.errors
@@ -19,6 +22,7 @@ from nats.js.api import PubAck
 
 from coopnet.node.bus import STREAM, Bus
 from coopnet.node.store import Store
+from coopnet.protocol import Envelope
 
 log = logging.getLogger("coopnet.outbox")
 
@@ -35,9 +39,17 @@ class Publisher:
         self.duplicates = 0
         self.failures = 0
         self._wake = anyio.Event()
+        # Own events committed since the last drain, handed over by `Chains.append`, so the
+        # publisher need not read them back from the store. Used only while `_caught_up`:
+        # the last read of the outbox found it empty and nothing failed since, so these are
+        # all it holds, in seq order.
+        self._fresh: list[tuple[bytes, str, bytes]] = []
+        self._caught_up = False
 
-    def wake(self) -> None:
-        """A new own event is in the outbox: publish it now rather than at the next poll."""
+    def wake(self, fresh: Sequence[tuple[Envelope, str]] = ()) -> None:
+        """New own events are in the outbox (committed): publish now rather than at the next
+        poll. Given the events and their subjects, the publisher skips reading them back."""
+        self._fresh.extend((env.id, subject, env.wire) for env, subject in fresh)
         self._wake.set()
 
     async def run(self) -> None:
@@ -60,10 +72,24 @@ class Publisher:
     async def drain(self) -> int:
         """Publish what is in the outbox now; return how many events were acknowledged."""
         total = 0
+        emptied = False  # a round left the outbox empty but for what is handed over since
         while True:
-            rows = await self.store.outbox_batch(MAX_IN_FLIGHT)
-            if not rows:
-                return total
+            if emptied and self._caught_up and not self._fresh:
+                return total  # nothing to read back to be sure of
+            if self._caught_up and self._fresh:
+                rows, self._fresh = self._fresh[:MAX_IN_FLIGHT], self._fresh[MAX_IN_FLIGHT:]
+                complete = True  # the outbox held these and what is still in _fresh
+            else:
+                self._fresh.clear()  # all in the table, read from there in order
+                rows = await self.store.outbox_batch(MAX_IN_FLIGHT)
+                # Handed over while the read ran: keep only what it did not see (newer).
+                read = {row[0] for row in rows}
+                self._fresh = [row for row in self._fresh if row[0] not in read]
+                if not rows:
+                    self._caught_up = True
+                    return total
+                complete = len(rows) < MAX_IN_FLIGHT  # the table had nothing more
+            self._caught_up = False  # until every row of this round is acknowledged
             if not self.bus.connected:
                 raise nats.errors.ConnectionReconnectingError
             js = self.bus.jetstream
@@ -91,3 +117,4 @@ class Publisher:
                     await self.store.outbox_done(acked)
                 self.published += len(acked)
                 total += len(acked)
+            self._caught_up = emptied = complete

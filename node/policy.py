@@ -71,7 +71,7 @@ class Policy:
 
     async def step(self, buyer: str, trade: str) -> None:
         """Take the next step on one trade, if this node's policy takes one."""
-        t = await market.load_trade(self.node.store.db, buyer, trade)
+        t = await market.load_trade(self.node.store.reader, buyer, trade)
         if t is None:
             return
         me, tr = self.node.slug, self.node.trading

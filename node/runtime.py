@@ -155,6 +155,7 @@ class Node:
                 self._store,
                 self.net,
                 on_accepted=self._on_accepted,
+                on_appended=self._on_appended,
                 charter_keys=self.charter.founder_keys() if self.charter else None,
             )
             await self._chains.load()
@@ -180,6 +181,8 @@ class Node:
                             self.fail(StorageFailure(f"the data dir cannot be written: {exc}"))
                     if self.trust_local_head:
                         self.ready.set()
+                    checkpoints = self._store.checkpoint_forever
+                    tg.start_soon(self._keep_running, "checkpointer", checkpoints)
                     tg.start_soon(self._bus_supervisor)
                     task_status.started()
         finally:
@@ -319,9 +322,13 @@ class Node:
     def _heads(self) -> dict[str, int]:
         return {a: st.head.seq for a, st in self.chains.states.items() if st.head is not None}
 
+    def _on_appended(self, fresh: Sequence[tuple[Envelope, str]]) -> None:
+        if self._publisher is not None:
+            self._publisher.wake(fresh)
+
     def _on_accepted(self, events: Sequence[Envelope]) -> None:
         if self._publisher is not None and any(e.author == self.slug for e in events):
-            self._publisher.wake()
+            self._publisher.wake()  # own events that came back over the bus (recovery)
         if self.policy is not None:
             self.policy.notice(events)
         if self.aid_policy is not None:

@@ -12,6 +12,7 @@ acknowledged write survives a crash or a power cut, and a batch is all or nothin
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
@@ -93,6 +94,9 @@ MIGRATIONS: list[tuple[str, ...]] = [
     ),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
+# WAL pages after which SQLite checkpoints inside a commit (the backstop; see Store._open).
+AUTOCHECKPOINT_PAGES = 20_000
+CHECKPOINT_EVERY_S = 1.0
 
 
 class AuthorRow(msgspec.Struct, frozen=True, kw_only=True):
@@ -161,14 +165,21 @@ class Store:
 
     def __init__(self, db: aiosqlite.Connection, path: str, net: bytes) -> None:
         self.db = db
+        # A second, read-only connection (its own thread) for reads on a latency path (a
+        # trade's checks): in WAL mode it reads the last commit while `db` is busy writing,
+        # instead of queueing behind the fsync. It sees only committed data. An in-memory
+        # store has one connection for both.
+        self.reader = db
         self.path = path
         self.net = net
+        self.writes = 0  # write transactions so far (the checkpointer's clock)
         self._write_lock = anyio.Lock()
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
         """One write transaction at a time; shielded, so a cancellation cannot split it."""
         async with self._write_lock:
+            self.writes += 1
             with anyio.CancelScope(shield=True):
                 try:
                     await self.db.execute("BEGIN IMMEDIATE")
@@ -201,19 +212,39 @@ class Store:
             await db.execute("PRAGMA synchronous=FULL")
             await db.execute("PRAGMA foreign_keys=ON")
             await db.execute("PRAGMA busy_timeout=5000")
-            await db.execute("PRAGMA cache_size=-65536")
+            # Checkpoints run beside the writer (`checkpoint_forever`), not inside a commit:
+            # copying the WAL back grows with the database and held up every commit behind
+            # it (BENCHMARKS.md). This larger threshold is only the backstop.
+            await db.execute(f"PRAGMA wal_autocheckpoint={AUTOCHECKPOINT_PAGES}")
             store = cls(db, str(path), net)
             await store._migrate()
             # Fail now, not at the first write, if the file cannot be written (read-only
             # file or folder): taking the write lock needs write access.
             await db.execute("BEGIN IMMEDIATE")
             await db.execute("ROLLBACK")
+            if str(path) != ":memory:":
+                absolute = await anyio.to_thread.run_sync(os.path.abspath, path)
+                store.reader = await _open_reader(absolute)
         except BaseException:
             await db.close()
             raise
         return store
 
+    async def checkpoint_forever(self, every_s: float = CHECKPOINT_EVERY_S) -> None:
+        """Copy the WAL back into the database now and then, on a connection and thread of
+        its own (PASSIVE: it never waits for, nor blocks, the writer or a reader)."""
+        if self.reader is self.db:
+            return  # in memory: no WAL
+        done = 0
+        while True:
+            await anyio.sleep(every_s)
+            if self.writes != done:
+                done = self.writes
+                await anyio.to_thread.run_sync(_checkpoint, self.path)
+
     async def close(self) -> None:
+        if self.reader is not self.db:
+            await self.reader.close()
         await self.db.close()
 
     async def schema_version(self) -> int:
@@ -259,6 +290,7 @@ class Store:
         bookkeeping whose loss a restart repairs by itself.
         """
         async with self._write_lock:
+            self.writes += 1
             with anyio.CancelScope(shield=True):
                 try:
                     await run_in_db(self.db, _in_transaction, fn, durable, *args)
@@ -481,6 +513,26 @@ def _in_transaction(
     finally:
         if not durable:
             conn.execute("PRAGMA synchronous=FULL")
+
+
+def _checkpoint(path: str) -> None:
+    conn = sqlite3.connect(path, timeout=5.0)
+    try:
+        conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+    finally:
+        conn.close()
+
+
+async def _open_reader(absolute: str) -> aiosqlite.Connection:
+    uri = f"{Path(absolute).as_uri()}?mode=ro"  # as_uri quotes what a URI must
+    reader = await aiosqlite.connect(uri, uri=True, isolation_level=None)
+    try:
+        await reader.execute("PRAGMA query_only=ON")
+        await reader.execute("PRAGMA busy_timeout=5000")
+    except BaseException:
+        await reader.close()
+        raise
+    return reader
 
 
 def _commit_batch(conn: sqlite3.Connection, batch: Batch, received: int) -> None:

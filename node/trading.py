@@ -67,10 +67,12 @@ class Trading:
         expires_in_s: int = DEFAULT_EXPIRY_S,
         trade: str | None = None,
     ) -> Envelope:
-        db = self.node.store.db
         async with self.lock:
             await self.node.governance.require_members(self.me, seller)
-            found = await market.load_offer(db, seller, offer)
+            now = now_ms()
+            found, balance, committed = await market.proposal_facts(
+                self.node.store.reader, self.me, seller, offer, now
+            )
             if found is None or found.state != "open":
                 raise Refused("offer_unavailable", f"{seller} has no open offer {offer}", 404)
             if seller == self.me:
@@ -82,9 +84,6 @@ class Trading:
                     "offer_unavailable", f"{found.remaining} {found.unit} left of {offer}"
                 )
             price = found.unit_price if unit_price is None else unit_price
-            now = now_ms()
-            balance = (await market.balances(db)).get(self.me, 0)
-            committed = (await market.commitments(db, now)).get(self.me, 0)
             try:
                 check_spend(self.me, balance, committed, quantity * price, self.node.credit_limit)
             except InvalidEvent as exc:
@@ -101,20 +100,20 @@ class Trading:
             )
 
     async def _trade(self, buyer: str, trade: str) -> dict[str, Any]:
-        row = await market.load_trade(self.node.store.db, buyer, trade)
+        row = await market.load_trade(self.node.store.reader, buyer, trade)
         if row is None:
             raise Refused("not_found", f"no trade {buyer}/{trade} here", 404)
         return row
 
     async def accept(self, buyer: str, trade: str) -> Envelope:
-        db = self.node.store.db
         async with self.lock:
-            t = await self._trade(buyer, trade)
+            t, offer = await market.trade_and_offer(self.node.store.reader, buyer, trade)
+            if t is None:
+                raise Refused("not_found", f"no trade {buyer}/{trade} here", 404)
             self._require(t, seller=True, states=("proposed",))
             await self.node.governance.require_members(self.me, buyer)
             if now_ms() > t["expires_at"]:
                 raise Refused("expired", f"trade {buyer}/{trade} expired")
-            offer = await market.load_offer(db, self.me, t["offer"])
             if offer is None:
                 raise Refused("offer_unavailable", f"no offer {t['offer']}")
             try:

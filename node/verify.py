@@ -1,7 +1,8 @@
 """Unsealing many events at once, spread over the machine's cores (PROTOCOL.md §4).
 
 Small batches (live traffic: a few events) are unsealed in worker threads: PyNaCl releases
-the GIL while it verifies, and a thread hop costs microseconds. Large batches (a catch-up, a
+the GIL while it verifies. One or two events are unsealed on the event loop itself, which
+is quicker than the round trip to a thread. Large batches (a catch-up, a
 sync reply, a burst) go to worker processes. Threads share one interpreter, and the rest of
 the receive path (the event loop, the chain checks, the projections) holds the GIL often
 enough that two verify threads do not keep two cores busy (BENCHMARKS.md, "Ingest").
@@ -33,6 +34,9 @@ log = logging.getLogger("coopnet.verify")
 PROCESS_MIN = 256
 PROCESS_CHUNK = 256
 THREAD_CHUNK = 64
+# Up to this many events are unsealed right on the event loop (~120 µs each): a live event
+# waits less for that than for a worker thread to take it and hand it back.
+INLINE_MAX = 2
 
 
 class Verifier:
@@ -74,6 +78,8 @@ class Verifier:
             self._give_up_processes(group.exceptions[0])
 
     async def _in_threads(self, wires: Sequence[bytes]) -> list[Envelope | InvalidEvent]:
+        if len(wires) <= INLINE_MAX:
+            return unseal_chunk(wires, self.net)
         chunks = [wires[i : i + THREAD_CHUNK] for i in range(0, len(wires), THREAD_CHUNK)]
         results: list[list[Envelope | InvalidEvent]] = [[] for _ in chunks]
 

@@ -19,6 +19,7 @@ from coopnet.node.nats_server import NatsServer
 from coopnet.node.refusals import Refused
 from coopnet.node.runtime import Node
 from coopnet.node.store import Store
+from coopnet.node.store_io import run_in_db
 from coopnet.protocol import Envelope, Identity, seal, unseal
 from coopnet.protocol.body import Body
 from coopnet.protocol.offers import OfferPosted
@@ -249,6 +250,14 @@ async def _check_order(tmp: Path, seed: int) -> None:
         results.append(await store.projection_rows())
         ledger = await market.balances(store.db)
         assert ledger == {"oakley": 210, "elm": -210}
+        # One party's standing, as `propose` reads it, agrees with the whole ledger.
+        open_ = await market.commitments(store.db, 1_800_000_000_100)
+        assert open_ == {"ash": 210}
+        for party in ("oakley", "elm", "ash", "nobody"):
+            assert await run_in_db(store.db, market.standing_of, party, 1_800_000_000_100) == (
+                ledger.get(party, 0),
+                open_.get(party, 0),
+            )
         await store.close()
     assert results[0] == results[1]
     assert hashlib.sha256(repr(results[0]).encode()).digest()  # (they are not empty)

@@ -219,3 +219,35 @@ async def test_own_events_are_synced_received_ones_are_not(
         assert await store.event_count() == 4
     finally:
         await store.close()
+
+
+async def test_the_checkpointer_moves_commits_into_the_database_file(tmp_path: Path) -> None:
+    """Commits land in the WAL; the checkpointer copies them into the database file itself
+    beside the writer (SQLite's own checkpoint inside a commit is only a backstop now).
+    Seen from outside: a copy of the database file alone holds the events."""
+    import shutil
+
+    import anyio
+
+    store = await Store.open(tmp_path / "node.db", net=NET)
+    try:
+        await store.commit(Batch(events=history("oakley", 5)), received=True)
+
+        async def events_in_file_alone() -> int:
+            shutil.copy(tmp_path / "node.db", tmp_path / "copy.db")
+            async with aiosqlite.connect(tmp_path / "copy.db") as copy:
+                try:
+                    rows = await copy.execute_fetchall("SELECT COUNT(*) FROM events")
+                except aiosqlite.OperationalError:  # not even the schema was copied back yet
+                    return 0
+                return int(next(iter(rows))[0])
+
+        assert await events_in_file_alone() == 0  # all still in the WAL
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(store.checkpoint_forever, 0.05)
+            with anyio.fail_after(10):
+                while await events_in_file_alone() != 5:  # noqa: ASYNC110
+                    await anyio.sleep(0.05)
+            tg.cancel_scope.cancel()
+    finally:
+        await store.close()
