@@ -147,7 +147,8 @@ async def request_range(
             _encoder.encode(SyncRequest(from_seq=from_seq, to_seq=to_seq)),
             reply=inbox,
         )
-        await nc.flush(timeout=2)
+        # No `flush` (a PING round trip): the publish leaves at once, and a flush that times
+        # out on a busy loop leaves nats-py a cancelled future it later fails to resolve.
         with anyio.move_on_after(gather_s):
             await done.wait()
     finally:
@@ -207,7 +208,6 @@ async def peer_heads(bus: Bus, *, exclude: str = "", gather_s: float = GATHER_S)
     sub = await nc.subscribe(inbox, cb=on_reply)
     try:
         await nc.publish(HEADS_SUBJECT, b"", reply=inbox)
-        await nc.flush(timeout=2)
         await anyio.sleep(gather_s)
     finally:
         await _unsubscribe(sub)
