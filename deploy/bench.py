@@ -218,7 +218,8 @@ async def bench_publish(events: int, concurrency: int = 32) -> dict[str, Any]:
                     async def resident(r: int) -> None:
                         for i in range(r, events, concurrency):
                             envs.append(await node.post(NotePosted(text=f"publish bench {i}")))
-                            progress.update(task, advance=1)
+                            if len(envs) % 64 == 0:  # a bar redrawn per post costs 3 % here
+                                progress.update(task, completed=len(envs))
 
                     async with anyio.create_task_group() as residents:
                         for r in range(concurrency):

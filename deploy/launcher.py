@@ -9,6 +9,7 @@ and each hub's monitoring port, whether `up` runs here or the parts run under sy
 
 from __future__ import annotations
 
+import logging
 import signal
 import subprocess
 import sys
@@ -34,6 +35,8 @@ from coopnet.node.bus import STREAM, stream_config
 from coopnet.node.nats_server import NatsServer
 from coopnet.node.runtime import API_URL_FILE
 
+log = logging.getLogger("coopnet.launcher")
+
 
 def neighborhoods(root: Path) -> list[str]:
     folder = root / "neighborhoods"
@@ -58,16 +61,20 @@ async def ensure_stream(root: Path, config: FederationConfig, *, within: float =
         js = nc.jetstream()
         with anyio.fail_after(within):
             while True:
+                # While a cluster forms, each call may fail for a moment: no JetStream leader
+                # yet, or "no suitable peers for placement" until every server has joined.
                 try:
-                    info = await js.stream_info(STREAM)
+                    try:
+                        info = await js.stream_info(STREAM)
+                    except nats.js.errors.NotFoundError:
+                        await js.add_stream(stream_config(replicas=config.hubs))
+                        return
                     if (info.config.num_replicas or 1) < config.hubs:  # moved to a cluster
                         await js.update_stream(stream_config(replicas=config.hubs))
                     return
-                except nats.js.errors.NotFoundError:
-                    await js.add_stream(stream_config(replicas=config.hubs))
-                    return
-                except (nats.errors.Error, TimeoutError):
-                    await anyio.sleep(0.5)  # a cluster is still electing its JetStream leader
+                except (nats.errors.Error, TimeoutError) as exc:
+                    log.info("the stream cannot be set up yet (%s); retrying", exc)
+                    await anyio.sleep(0.5)
     finally:
         await nc.close()
 

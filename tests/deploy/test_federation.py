@@ -25,7 +25,7 @@ from nats.aio.msg import Msg
 from coopnet.deploy import federation as fed
 from coopnet.deploy.cli import main
 from coopnet.deploy.launcher import ensure_stream, start_hubs, start_leaf
-from coopnet.node.bus import STREAM
+from coopnet.node.bus import STREAM, stream_config
 from coopnet.node.nats_server import NatsServer, nats_server_binary
 from coopnet.node.runtime import Node
 from coopnet.protocol import NotePosted
@@ -339,6 +339,45 @@ def test_federation_up_and_status_as_processes(tmp_path: Path) -> None:
     assert up.returncode == 0, err
     # Everything stopped: the nodes removed their api.url, the hub port is free again.
     assert not (root / "neighborhoods" / "ana" / "api.url").exists()
+
+
+@pytest.mark.slow
+async def test_the_stream_waits_for_the_cluster_to_form(tmp_path: Path) -> None:
+    """Two of three hubs up: a stream of 3 replicas cannot be placed yet ("no suitable
+    peers for placement"); `ensure_stream` retries until the third hub joins."""
+    root = tmp_path / "fed"
+    config = await init(root, "ana,ben", hubs=3)
+    confs = config.hub_configs(root)
+    servers = [
+        NatsServer(root / "run" / conf.stem, port=config.ports.client[i], config=conf)
+        for i, conf in enumerate(confs)
+    ]
+    try:
+        for server in servers[:2]:
+            server.start()
+        creds = str(root / "nats" / "admin.creds")
+        nc = await nats.connect(config.urls.split(","), user_credentials=creds)
+        try:
+            js = nc.jetstream()
+            refused = ""
+            with anyio.fail_after(30):  # the two elect a JetStream leader, then refuse placement
+                while "no suitable peers" not in refused:
+                    try:
+                        await js.add_stream(stream_config(replicas=3))
+                    except nats.errors.Error as exc:
+                        refused = str(exc)
+                    await anyio.sleep(0.2)
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(ensure_stream, root, config)
+                await anyio.sleep(1.0)  # it is retrying now
+                await anyio.to_thread.run_sync(servers[2].start)
+            info = await js.stream_info(STREAM)
+        finally:
+            await nc.close()
+        assert info.config.num_replicas == 3
+    finally:
+        for server in servers:
+            server.stop()
 
 
 @pytest.mark.slow
