@@ -278,8 +278,12 @@ class Node:
         async def or_stop_on_storage_failure() -> None:
             try:
                 await run()
-            except StorageFailure as exc:
-                self.fail(exc)
+            except* StorageFailure as group:  # also from inside a task group (the follower's)
+                first: BaseException = group
+                while isinstance(first, BaseExceptionGroup):
+                    first = first.exceptions[0]
+                assert isinstance(first, StorageFailure)
+                self.fail(first)
 
         await keep_running(f"{self.slug}: {name}", or_stop_on_storage_failure, self._count_error)
 

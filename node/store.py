@@ -240,7 +240,10 @@ class Store:
             await anyio.sleep(every_s)
             if self.writes != done:
                 done = self.writes
-                await anyio.to_thread.run_sync(_checkpoint, self.path)
+                try:
+                    await anyio.to_thread.run_sync(_checkpoint, self.path)
+                except (sqlite3.OperationalError, sqlite3.DatabaseError) as exc:
+                    raise StorageFailure(f"the store {self.path} cannot be written: {exc}") from exc
 
     async def close(self) -> None:
         if self.reader is not self.db:

@@ -82,3 +82,39 @@ def test_a_read_only_database_stops_the_node_with_a_clear_error(
     assert proc.returncode == 3, err
     assert "cannot be" in err and "Traceback" not in err
     assert integrity(data / "node.db") == before
+
+
+async def test_a_store_failing_on_received_events_stops_the_node_cleanly(
+    tmp_path: Path, nats_server: NatsServer
+) -> None:
+    """The race the full-disk test can lose either way, made certain: the disk fills while
+    the stream follower commits a received batch. That commit runs inside the follower's
+    pipeline (a task group), and the node must still stop with its storage failure, not
+    log it as an internal error and go on. Fake: the failure is injected into
+    `Store.commit` for received batches only, since a real full disk cannot be aimed at one
+    path; the real one is tested above."""
+    from coopnet.node.runtime import Node
+    from coopnet.node.store import StorageFailure, Store
+    from coopnet.protocol import NotePosted
+    from tests.conftest import running
+
+    oak_data = await make_node(tmp_path, "oakley", nats_server.url)
+    oak = Node(oak_data, serve_api=False)
+    elm = Node(await make_node(tmp_path, "elm", nats_server.url), serve_api=False)
+    real_commit = Store.commit
+
+    async def failing(self: Store, batch: object, *, received: bool = False) -> None:
+        if received and self.path == str(oak_data / "node.db") and getattr(batch, "events", None):
+            raise StorageFailure(f"the store {self.path} cannot be written: disk I/O error")
+        await real_commit(self, batch, received=received)  # type: ignore[arg-type]
+
+    async with running(elm):
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(Store, "commit", failing)
+            async with anyio.create_task_group() as tg:
+                await tg.start(oak.run)
+                await elm.post(NotePosted(text="hello"))  # oakley receives it: the commit fails
+                with anyio.fail_after(30):
+                    await oak.stopped.wait()
+    assert isinstance(oak.failure, StorageFailure)
+    assert oak.internal_errors == 0
