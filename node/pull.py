@@ -106,7 +106,10 @@ class Puller:
         await self.nc.publish(self._next_subject, msgspec.json.encode(request), self._reply)
 
     async def _on_msg(self, msg: Msg) -> None:
-        status = msg.headers.get("Status") if msg.headers else None
+        # A stream message always comes with its ack subject as reply; only the server's
+        # status messages come without. (A publisher can put a "Status" header on an event:
+        # it must not make the event vanish as if it were the end of a request.)
+        status = msg.headers.get("Status") if msg.headers and not msg.reply else None
         if status is None:
             self._buffer.append(msg)
             self._owed -= 1

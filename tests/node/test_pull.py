@@ -160,3 +160,16 @@ async def test_status_messages_never_reach_the_caller(nats_server: NatsServer) -
             while len(got) < 2:
                 got += await puller.fetch(512)
         assert [m.data for m in got] == [b"0", b"1"]
+
+
+async def test_an_event_with_a_status_header_is_still_an_event(nats_server: NatsServer) -> None:
+    """Anyone may publish headers: a stream message carrying "Status: 408" is delivered
+    like any other, not taken for the server ending a request."""
+    async with attached(nats_server.url) as (bus, puller):
+        await bus.jetstream.publish("coop.aa.note", b"odd", headers={"Status": "408"})
+        await publish(bus, 1)
+        with anyio.fail_after(10):
+            got = await puller.fetch(512)
+            while len(got) < 2:
+                got += await puller.fetch(512)
+        assert [m.data for m in got] == [b"odd", b"0"]
