@@ -51,6 +51,14 @@ def fetch_into(tg: TaskGroup, puller: Puller) -> list[Msg]:
     return got
 
 
+async def fetch_at_least(puller: Puller, n: int) -> list[Msg]:
+    with anyio.fail_after(10):
+        got = await puller.fetch(512)
+        while len(got) < n:
+            got += await puller.fetch(512)
+    return got
+
+
 async def filled(got: list[Msg], within: float) -> None:
     with anyio.fail_after(within):
         while not got:  # noqa: ASYNC110
@@ -155,11 +163,7 @@ async def test_status_messages_never_reach_the_caller(nats_server: NatsServer) -
         finally:
             await nc.close()
         await publish(bus, 2)
-        with anyio.fail_after(10):
-            got = await puller.fetch(512)
-            while len(got) < 2:
-                got += await puller.fetch(512)
-        assert [m.data for m in got] == [b"0", b"1"]
+        assert [m.data for m in await fetch_at_least(puller, 2)] == [b"0", b"1"]
 
 
 async def test_an_event_with_a_status_header_is_still_an_event(nats_server: NatsServer) -> None:
@@ -168,8 +172,4 @@ async def test_an_event_with_a_status_header_is_still_an_event(nats_server: Nats
     async with attached(nats_server.url) as (bus, puller):
         await bus.jetstream.publish("coop.aa.note", b"odd", headers={"Status": "408"})
         await publish(bus, 1)
-        with anyio.fail_after(10):
-            got = await puller.fetch(512)
-            while len(got) < 2:
-                got += await puller.fetch(512)
-        assert [m.data for m in got] == [b"odd", b"0"]
+        assert [m.data for m in await fetch_at_least(puller, 2)] == [b"odd", b"0"]
