@@ -246,9 +246,11 @@ class Store:
                     raise StorageFailure(f"the store {self.path} cannot be written: {exc}") from exc
 
     async def close(self) -> None:
-        if self.reader is not self.db:
-            await self.reader.close()
-        await self.db.close()
+        try:
+            if self.reader is not self.db:
+                await self.reader.close()
+        finally:
+            await self.db.close()  # whatever the reader did: its thread would block the exit
 
     async def schema_version(self) -> int:
         row = await fetch_one(self.db, "PRAGMA user_version")
