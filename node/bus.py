@@ -40,7 +40,8 @@ SUBJECTS = "coop.>"
 # Beyond it a repeat can reach the stream, and every receiver still treats it as a duplicate.
 DUPLICATE_WINDOW_S = 3600.0
 FETCH_BATCH = 512
-# Batches in the receive path at once: one verifying while the one before it commits.
+# Batches in the receive path at once: the next ones verifying while one commits (2 to 4
+# measured alike within noise once verification moved to worker processes; BENCHMARKS.md).
 PIPELINE_DEPTH = 4
 CURSOR_KEY = "stream_seq"
 
