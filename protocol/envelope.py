@@ -137,16 +137,13 @@ def seal_envelope(
         net=net, author=author, key=key, seq=seq, prev=prev, at=at, kind=kind,
         body_hash=body_hash,
     )  # fmt: skip
-    _check_header_fields(_header_decoder.decode(header))
+    fields = _header_decoder.decode(header)
+    _check_header_fields(fields)
     signature = signing_key.sign(SIGNING_CONTEXT + header).signature
     wire = encode_wire(header, signature, body_bytes)
     if len(wire) > MAX_WIRE_BYTES:
         raise errors.TooLarge(f"sealed event is {len(wire)} bytes, the cap is {MAX_WIRE_BYTES}")
-    return Envelope(
-        v=VERSION, net=net, author=author, key=key, seq=seq, prev=prev, at=at, kind=kind,
-        body_hash=body_hash, signature=signature, id=event_id(header),
-        body=_decode_body(type(body), body_bytes), header=header, wire=wire,
-    )  # fmt: skip
+    return _assemble(fields, header, signature, _decode_body(type(body), body_bytes), wire)
 
 
 def unseal(wire: bytes, *, net: bytes) -> Envelope:
@@ -166,7 +163,7 @@ def unseal(wire: bytes, *, net: bytes) -> Envelope:
     fields = _decode_header(header)
     if encode_wire(header, signature, body_bytes) != wire:
         raise errors.NonCanonical("wire array is not in its canonical encoding")
-    v, header_net, author, key, seq, prev, at, kind, body_hash = fields
+    _, header_net, _, key, _, _, _, kind, body_hash = fields
     _check_header_fields(fields)
     if header_net != net:
         raise errors.WrongNetwork(f"event is for network {header_net.hex()}, not {net.hex()}")
@@ -179,23 +176,7 @@ def unseal(wire: bytes, *, net: bytes) -> Envelope:
     body_cls = body_type(kind)
     if body_cls is None:
         raise errors.UnknownKind(f"unknown event kind {kind!r}")
-    body = _decode_body(body_cls, body_bytes)
-    return Envelope(
-        v=v,
-        net=header_net,
-        author=author,
-        key=key,
-        seq=seq,
-        prev=prev,
-        at=at,
-        kind=kind,
-        body_hash=body_hash,
-        signature=signature,
-        id=event_id(header),
-        body=body,
-        header=header,
-        wire=wire,
-    )
+    return _assemble(fields, header, signature, _decode_body(body_cls, body_bytes), wire)
 
 
 def decode_unsealed(wire: bytes) -> Envelope:
@@ -204,17 +185,21 @@ def decode_unsealed(wire: bytes) -> Envelope:
     it verifies nothing. The values are the ones `unseal` returned: same bytes, same
     decoders."""
     header, signature, body_bytes = _wire_decoder.decode(wire)
-    v, net, author, key, seq, prev, at, kind, body_hash = _header_decoder.decode(header)
-    decoder = _kind_decoders.get(kind)
-    if decoder is None:
-        body_cls = body_type(kind)
-        if body_cls is None:  # unseal refuses an unknown kind: these bytes were not unsealed
-            raise errors.UnknownKind(f"unknown event kind {kind!r}")
-        decoder = _kind_decoders[kind] = msgspec.msgpack.Decoder(body_cls)
+    fields = _header_decoder.decode(header)
+    body_cls = body_type(fields[7])
+    if body_cls is None:  # unseal refuses an unknown kind: these bytes were not unsealed
+        raise errors.UnknownKind(f"unknown event kind {fields[7]!r}")
+    return _assemble(fields, header, signature, _decoder(body_cls).decode(body_bytes), wire)
+
+
+def _assemble(
+    fields: HeaderTuple, header: bytes, signature: bytes, body: Body, wire: bytes
+) -> Envelope:
+    v, net, author, key, seq, prev, at, kind, body_hash = fields
     return Envelope(
         v=v, net=net, author=author, key=key, seq=seq, prev=prev, at=at, kind=kind,
-        body_hash=body_hash, signature=signature, id=event_id(header),
-        body=decoder.decode(body_bytes), header=header, wire=wire,
+        body_hash=body_hash, signature=signature, id=event_id(header), body=body,
+        header=header, wire=wire,
     )  # fmt: skip
 
 
@@ -265,13 +250,17 @@ def _check_header_fields(fields: HeaderTuple) -> None:
 
 
 _body_decoders: dict[type[Body], msgspec.msgpack.Decoder[Any]] = {}
-_kind_decoders: dict[str, msgspec.msgpack.Decoder[Any]] = {}
 
 
-def _decode_body(body_cls: type[Body], body_bytes: bytes) -> Body:
+def _decoder(body_cls: type[Body]) -> msgspec.msgpack.Decoder[Any]:
     decoder = _body_decoders.get(body_cls)
     if decoder is None:
         decoder = _body_decoders[body_cls] = msgspec.msgpack.Decoder(body_cls)
+    return decoder
+
+
+def _decode_body(body_cls: type[Body], body_bytes: bytes) -> Body:
+    decoder = _decoder(body_cls)
     try:
         check_strict(body_bytes)
     except NotStrict as exc:
