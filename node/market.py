@@ -288,6 +288,17 @@ async def load_offer(db: aiosqlite.Connection, author: str, offer: str) -> Offer
     return await run_in_db(db, offer_in, author, offer)
 
 
+# A buyer's trade that still commits its credit: open, and not a proposal that expired.
+# (Parameters: `_still_open(now)`.) Shared by `commitments` and `standing_of`.
+_STILL_OPEN = (
+    f"state IN ({','.join('?' * len(OPEN_STATES))}) AND NOT (state = 'proposed' AND expires_at < ?)"
+)
+
+
+def _still_open(now: int) -> tuple[Any, ...]:
+    return (*sorted(OPEN_STATES), now)
+
+
 def standing_of(conn: sqlite3.Connection, party: str, now: int) -> tuple[int, int]:
     """`party`'s balance (settled trades, as `balances`) and open commitments as a buyer
     (as `commitments`), from its own trades only (both columns are indexed)."""
@@ -298,12 +309,10 @@ def standing_of(conn: sqlite3.Connection, party: str, now: int) -> tuple[int, in
         " WHERE state = 'settled' AND (seller = ? OR buyer = ?)",
         (party, party, party, party),
     )
-    marks = ",".join("?" * len(OPEN_STATES))
     committed = select_one(
         conn,
-        f"SELECT COALESCE(SUM(total), 0) FROM trades WHERE buyer = ? AND state IN ({marks})"
-        " AND NOT (state = 'proposed' AND expires_at < ?)",
-        (party, *sorted(OPEN_STATES), now),
+        f"SELECT COALESCE(SUM(total), 0) FROM trades WHERE buyer = ? AND {_STILL_OPEN}",
+        (party, *_still_open(now)),
     )
     return int(settled[0]) if settled else 0, int(committed[0]) if committed else 0
 
@@ -337,12 +346,8 @@ async def balances(db: aiosqlite.Connection) -> dict[str, int]:
 
 async def commitments(db: aiosqlite.Connection, now: int) -> dict[str, int]:
     """Open commitments per buyer: totals of its trades still open (not expired)."""
-    marks = ",".join("?" * len(OPEN_STATES))
-    sql = (
-        f"SELECT buyer, SUM(total) FROM trades WHERE state IN ({marks})"
-        " AND NOT (state = 'proposed' AND expires_at < ?) GROUP BY buyer"
-    )
-    rows = await fetch_all(db, sql, (*sorted(OPEN_STATES), now))
+    sql = f"SELECT buyer, SUM(total) FROM trades WHERE {_STILL_OPEN} GROUP BY buyer"
+    rows = await fetch_all(db, sql, _still_open(now))
     return {str(r[0]): int(r[1]) for r in rows}
 
 
