@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
 
 import anyio
 import anyio.to_process
@@ -28,6 +29,7 @@ import anyio.to_thread
 from coopnet.protocol import Envelope, InvalidEvent, decode_unsealed, unseal
 
 log = logging.getLogger("coopnet.verify")
+T = TypeVar("T")
 
 # From this many events a batch goes to worker processes: below it, the pickling and the
 # pipe round trip cost more than the cores they buy.
@@ -80,39 +82,44 @@ class Verifier:
     async def _in_threads(self, wires: Sequence[bytes]) -> list[Envelope | InvalidEvent]:
         if len(wires) <= INLINE_MAX:
             return unseal_chunk(wires, self.net)
-        chunks = [wires[i : i + THREAD_CHUNK] for i in range(0, len(wires), THREAD_CHUNK)]
-        results: list[list[Envelope | InvalidEvent]] = [[] for _ in chunks]
 
-        async def run(i: int) -> None:
-            results[i] = await anyio.to_thread.run_sync(
-                unseal_chunk, chunks[i], self.net, limiter=self.threads
+        async def in_thread(chunk: Sequence[bytes]) -> list[Envelope | InvalidEvent]:
+            return await anyio.to_thread.run_sync(
+                unseal_chunk, chunk, self.net, limiter=self.threads
             )
 
-        if len(chunks) == 1:
-            await run(0)
-        else:
-            async with anyio.create_task_group() as tg:
-                for i in range(len(chunks)):
-                    tg.start_soon(run, i)
-        return [r for chunk in results for r in chunk]
+        return await _by_chunks(wires, THREAD_CHUNK, in_thread)
 
     async def _in_processes(self, wires: Sequence[bytes]) -> list[Envelope | InvalidEvent]:
-        chunks = [list(wires[i : i + PROCESS_CHUNK]) for i in range(0, len(wires), PROCESS_CHUNK)]
-        verdicts: list[list[InvalidEvent | None]] = [[] for _ in chunks]
-
-        async def run(i: int) -> None:
+        async def in_process(chunk: Sequence[bytes]) -> list[InvalidEvent | None]:
             # The shared default limiter: every node in this process uses the same workers.
-            verdicts[i] = await anyio.to_process.run_sync(verdict_chunk, chunks[i], self.net)
+            return await anyio.to_process.run_sync(verdict_chunk, list(chunk), self.net)
 
+        verdicts = await _by_chunks(wires, PROCESS_CHUNK, in_process)
+        self.in_processes += len(wires)
+        return [
+            decode_unsealed(wire) if refused is None else refused
+            for wire, refused in zip(wires, verdicts, strict=True)
+        ]
+
+
+async def _by_chunks(
+    items: Sequence[bytes], size: int, run: Callable[[Sequence[bytes]], Awaitable[list[T]]]
+) -> list[T]:
+    """`run` each chunk of `size` items, all at once; the results flattened, in order."""
+    chunks = [items[i : i + size] for i in range(0, len(items), size)]
+    results: list[list[T]] = [[] for _ in chunks]
+
+    async def one(i: int) -> None:
+        results[i] = await run(chunks[i])
+
+    if len(chunks) == 1:
+        await one(0)
+    else:
         async with anyio.create_task_group() as tg:
             for i in range(len(chunks)):
-                tg.start_soon(run, i)
-        out: list[Envelope | InvalidEvent] = []
-        for chunk, chunk_verdicts in zip(chunks, verdicts, strict=True):
-            for wire, refused in zip(chunk, chunk_verdicts, strict=True):
-                out.append(decode_unsealed(wire) if refused is None else refused)
-        self.in_processes += len(wires)
-        return out
+                tg.start_soon(one, i)
+    return [r for chunk in results for r in chunk]
 
 
 def unseal_chunk(wires: Sequence[bytes], net: bytes) -> list[Envelope | InvalidEvent]:
@@ -129,14 +136,7 @@ def unseal_chunk(wires: Sequence[bytes], net: bytes) -> list[Envelope | InvalidE
 def verdict_chunk(wires: Sequence[bytes], net: bytes) -> list[InvalidEvent | None]:
     """Run in a worker process: each wire's refusal, or None when `unseal` accepts it."""
     _lower_priority()
-    out: list[InvalidEvent | None] = []
-    for wire in wires:
-        try:
-            unseal(wire, net=net)
-            out.append(None)
-        except InvalidEvent as exc:
-            out.append(exc)
-    return out
+    return [r if isinstance(r, InvalidEvent) else None for r in unseal_chunk(wires, net)]
 
 
 _NICENESS = 10
