@@ -100,16 +100,12 @@ class Trading:
             )
 
     async def _trade(self, buyer: str, trade: str) -> dict[str, Any]:
-        row = await market.load_trade(self.node.store.reader, buyer, trade)
-        if row is None:
-            raise Refused("not_found", f"no trade {buyer}/{trade} here", 404)
-        return row
+        return _found(await market.load_trade(self.node.store.reader, buyer, trade), buyer, trade)
 
     async def accept(self, buyer: str, trade: str) -> Envelope:
         async with self.lock:
-            t, offer = await market.trade_and_offer(self.node.store.reader, buyer, trade)
-            if t is None:
-                raise Refused("not_found", f"no trade {buyer}/{trade} here", 404)
+            row, offer = await market.trade_and_offer(self.node.store.reader, buyer, trade)
+            t = _found(row, buyer, trade)
             self._require(t, seller=True, states=("proposed",))
             await self.node.governance.require_members(self.me, buyer)
             if now_ms() > t["expires_at"]:
@@ -170,3 +166,9 @@ class Trading:
             raise Refused("not_authorized", f"only the {role} ({party}) may do this", 403)
         if t["state"] not in states:
             raise Refused("wrong_state", f"trade is {t['state']}, needs {' or '.join(states)}")
+
+
+def _found(row: dict[str, Any] | None, buyer: str, trade: str) -> dict[str, Any]:
+    if row is None:
+        raise Refused("not_found", f"no trade {buyer}/{trade} here", 404)
+    return row
