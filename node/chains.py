@@ -170,20 +170,22 @@ class Chains:
             results = await self.unseal_many(fresh)
             if before is not None:
                 await before.wait()
-            return await self._commit_received(wires, fresh, results, source, meta)
+            return await self._commit_received(
+                len(wires) - len(fresh), fresh, results, source, meta
+            )
         finally:
             mine.set()
 
     async def _commit_received(
         self,
-        wires: Sequence[bytes],
+        repeats: int,
         fresh: list[bytes],
         results: list[Envelope | InvalidEvent],
         source: str,
         meta: dict[str, str] | None,
     ) -> Report:
         async with self.lock:
-            report = Report(duplicates=len(wires) - len(fresh))
+            report = Report(duplicates=repeats)
             batch = Batch(meta=dict(meta or {}))
             now = self.clock()
             by_author: dict[str, list[Envelope]] = {}
