@@ -7,14 +7,17 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import anyio
 import httpx
 import nats
 import nats.errors
+import nats.js.errors
+from nats.js.api import RawStreamMsg
 
-from coopnet.node.bus import stream_config
+from coopnet.node.bus import STREAM, stream_config
 
 
 def free_port() -> int:
@@ -48,6 +51,42 @@ async def create_replicated_stream(urls: list[str], creds: Path | None = None) -
                     return
                 except nats.errors.Error:
                     await anyio.sleep(0.5)  # no meta leader yet: the cluster is forming
+    finally:
+        await nc.close()
+
+
+async def stream_messages(
+    url: str, subject: str = "coop.>", creds: Path | None = None
+) -> list[RawStreamMsg]:
+    """Every message of the COOP stream on `subject`, in stream order (`url` may list the
+    servers of a cluster, comma-separated)."""
+    options = {"user_credentials": str(creds)} if creds else {}
+    nc = await nats.connect(url.split(","), **options)
+    try:
+        js = nc.jetstream()
+        found: list[RawStreamMsg] = []
+        seq = 1
+        while True:
+            try:
+                msg = await js.get_msg(STREAM, seq=seq, subject=subject, next=True)
+            except nats.js.errors.NotFoundError:
+                return found
+            assert msg.seq is not None
+            found.append(msg)
+            seq = msg.seq + 1
+    finally:
+        await nc.close()
+
+
+async def stream_seqs(url: str, subject: str = "coop.>") -> list[int]:
+    return [m.seq for m in await stream_messages(url, subject) if m.seq is not None]
+
+
+async def delete_from_stream(url: str, seqs: Sequence[int]) -> None:
+    nc = await nats.connect(url)
+    try:
+        for seq in seqs:
+            await nc.jetstream().delete_msg(STREAM, seq)
     finally:
         await nc.close()
 

@@ -21,9 +21,9 @@ from nats.js import JetStreamContext
 
 from coopnet.deploy.nats_auth import Authority, Permissions, admin_permissions, inbox_prefix
 from coopnet.deploy.nats_config import hub_config
-from coopnet.node.bus import STREAM, stream_config
+from coopnet.node.bus import stream_config
 from coopnet.node.nats_server import NatsServer
-from tests.processes import free_ports
+from tests.processes import free_ports, stream_messages
 
 # A refused JetStream call gets no reply at all: keep the wait for it short.
 REFUSED_WAIT_S = 0.5
@@ -159,17 +159,8 @@ def admin_creds(hub: Hub) -> Path:
 
 async def stream_counts(url: str, admin: Path) -> Counter[tuple[str, bytes]]:
     """How many times each (subject, payload) is in the COOP stream."""
-    counts: Counter[tuple[str, bytes]] = Counter()
-    async with session(url, admin) as s:
-        js = s.jetstream()
-        state = (await js.stream_info(STREAM)).state
-        for seq in range(state.first_seq, state.last_seq + 1):
-            try:
-                msg = await js.get_msg(STREAM, seq)
-            except nats.js.errors.NotFoundError:
-                continue
-            counts[(str(msg.subject), bytes(msg.data or b""))] += 1
-    return counts
+    msgs = await stream_messages(url, creds=admin)
+    return Counter((str(m.subject), bytes(m.data or b"")) for m in msgs)
 
 
 async def refused(call: Awaitable[object]) -> bool:

@@ -31,7 +31,7 @@ from coopnet.node.runtime import Node
 from coopnet.protocol import NotePosted
 from coopnet.protocol.offers import OfferPosted
 from tests.conftest import converged, running, wait_until
-from tests.processes import free_port
+from tests.processes import free_port, stream_messages
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -413,22 +413,12 @@ async def _stream_ids(root: Path, url: str, author: str, net: bytes) -> dict[byt
     """How many times each of `author`'s events is in the stream (read as the operator)."""
     from coopnet.protocol import unseal
 
-    nc = await nats.connect(url, user_credentials=str(root / "nats" / "admin.creds"))
-    js = nc.jetstream()
     counts: dict[bytes, int] = {}
-    seq = 1
-    try:
-        while True:
-            try:
-                msg = await js.get_msg(STREAM, seq=seq, subject=f"coop.{author}.>", next=True)
-            except nats.js.errors.NotFoundError:
-                return counts
-            assert msg.seq is not None and msg.data is not None
-            eid = unseal(msg.data, net=net).id
-            counts[eid] = counts.get(eid, 0) + 1
-            seq = msg.seq + 1
-    finally:
-        await nc.close()
+    creds = root / "nats" / "admin.creds"
+    for msg in await stream_messages(url, f"coop.{author}.>", creds):
+        eid = unseal(msg.data or b"", net=net).id
+        counts[eid] = counts.get(eid, 0) + 1
+    return counts
 
 
 def test_move_to_a_cluster_rewrites_hubs_and_nodes(tmp_path: Path) -> None:

@@ -39,7 +39,7 @@ from coopnet.node.store import now_ms
 from coopnet.protocol import NotePosted, unseal
 from coopnet.protocol.offers import OfferPosted
 from tests.conftest import NET, converged, make_node, running, wait_until
-from tests.processes import free_port
+from tests.processes import delete_from_stream, free_port, stream_seqs
 
 pytestmark = pytest.mark.timeout(60)
 DAY_MS = 86_400_000
@@ -80,33 +80,6 @@ async def stream_state(url: str, creds: str | None = None) -> tuple[int, int]:
     try:
         info = await nc.jetstream().stream_info(STREAM)
         return info.state.messages, info.state.last_seq
-    finally:
-        await nc.close()
-
-
-async def stream_seqs_of(url: str, author: str) -> list[int]:
-    nc = await nats.connect(url)
-    js = nc.jetstream()
-    seqs: list[int] = []
-    seq = 1
-    try:
-        while True:
-            try:
-                msg = await js.get_msg(STREAM, seq=seq, subject=f"coop.{author}.>", next=True)
-            except nats.js.errors.NotFoundError:
-                return seqs
-            assert msg.seq is not None
-            seqs.append(msg.seq)
-            seq = msg.seq + 1
-    finally:
-        await nc.close()
-
-
-async def delete_from_stream(url: str, seqs: Sequence[int]) -> None:
-    nc = await nats.connect(url)
-    try:
-        for seq in seqs:
-            await nc.jetstream().delete_msg(STREAM, seq)
     finally:
         await nc.close()
 
@@ -175,7 +148,7 @@ async def test_events_the_stream_lost_are_repaired_from_the_nodes(
         await post_notes(oakley, 10)
         await post_notes(elm, 4)
         await wait_until(lambda: converged(*nodes), what="the nodes converge")
-        seqs = await stream_seqs_of(url, "oakley")
+        seqs = await stream_seqs(url, "coop.oakley.>")
         assert len(seqs) == 11
         await delete_from_stream(url, seqs[3:7])  # oakley's events 4..7
         assert (await stream_state(url))[0] == 16 - 4
@@ -198,7 +171,7 @@ async def test_ready_when_the_streams_last_message_was_deleted(
     async with running(*nodes):
         await post_notes(oakley, 3)
         await wait_until(lambda: converged(*nodes), what="the nodes converge")
-        seqs = await stream_seqs_of(url, "oakley")
+        seqs = await stream_seqs(url, "coop.oakley.>")
         _, last_seq = await stream_state(url)
         assert seqs[-1] == last_seq
         await delete_from_stream(url, [last_seq])

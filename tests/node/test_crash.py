@@ -10,15 +10,13 @@ from pathlib import Path
 
 import anyio
 import httpx
-import nats
 import pytest
 
-from coopnet.node.bus import STREAM
 from coopnet.node.nats_server import NatsServer
 from coopnet.node.runtime import Node
 from coopnet.protocol import unseal
 from tests.conftest import NET, make_node, running, wait_until
-from tests.processes import free_port, start_node
+from tests.processes import free_port, start_node, stream_messages
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -35,20 +33,8 @@ async def api_ready(client: httpx.AsyncClient) -> bool:
 
 async def stream_ids(url: str, author: str) -> Counter[str]:
     """How many times each event id of `author` is in the stream."""
-    nc = await nats.connect(url.split(","))
-    js = nc.jetstream()
-    counts: Counter[str] = Counter()
-    seq = 1
-    while True:
-        try:
-            msg = await js.get_msg(STREAM, seq=seq, subject=f"coop.{author}.>", next=True)
-        except nats.js.errors.NotFoundError:
-            break
-        assert msg.seq is not None and msg.data is not None
-        counts[unseal(msg.data, net=NET).id.hex()] += 1
-        seq = msg.seq + 1
-    await nc.close()
-    return counts
+    msgs = await stream_messages(url, f"coop.{author}.>")
+    return Counter(unseal(m.data or b"", net=NET).id.hex() for m in msgs)
 
 
 async def test_kill_9_while_publishing_1000_events(tmp_path: Path, nats_server: NatsServer) -> None:

@@ -10,13 +10,14 @@ from pathlib import Path
 import nats
 import pytest
 
-from coopnet.node.bus import STREAM, Bus
+from coopnet.node.bus import Bus
 from coopnet.node.chains import Chains
 from coopnet.node.nats_server import NatsServer
 from coopnet.node.outbox import Publisher
 from coopnet.node.store import Store
 from coopnet.protocol import Envelope, Identity, NotePosted
 from tests.conftest import NET
+from tests.processes import stream_messages
 
 OAK = Identity.from_passphrase("oakley", "outbox")
 
@@ -56,17 +57,7 @@ async def post(chains: Chains, n: int) -> list[Envelope]:
 
 
 async def stream_ids(url: str) -> list[str]:
-    nc = await nats.connect(url)
-    try:
-        js = nc.jetstream()
-        last = (await js.stream_info(STREAM)).state.last_seq
-        ids = []
-        for seq in range(1, last + 1):
-            msg = await js.get_msg(STREAM, seq)
-            ids.append((msg.headers or {}).get("Nats-Msg-Id", ""))
-        return ids
-    finally:
-        await nc.close()
+    return [(m.headers or {}).get("Nats-Msg-Id", "") for m in await stream_messages(url)]
 
 
 def hexes(envs: Sequence[Envelope]) -> list[str]:

@@ -9,7 +9,6 @@ from pathlib import Path
 import nats
 import pytest
 
-from coopnet.node.bus import STREAM
 from coopnet.node.chains import Chains
 from coopnet.node.nats_server import NatsServer
 from coopnet.node.runtime import Node
@@ -17,6 +16,7 @@ from coopnet.node.store import Store
 from coopnet.protocol import Envelope, Identity, NotePosted, seal, unseal
 from coopnet.protocol.body import Body
 from tests.conftest import NET, converged, make_node, running, wait_until
+from tests.processes import delete_from_stream, stream_seqs
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -57,30 +57,6 @@ async def publish_raw(url: str, wires: list[tuple[str, bytes]]) -> None:
     js = nc.jetstream()
     for subject, wire in wires:
         await js.publish(subject, wire)
-    await nc.close()
-
-
-async def stream_seqs_of(url: str, author: str) -> list[int]:
-    nc = await nats.connect(url)
-    js = nc.jetstream()
-    seqs, seq = [], 1
-    while True:
-        try:
-            msg = await js.get_msg(STREAM, seq=seq, subject=f"coop.{author}.>", next=True)
-        except nats.js.errors.NotFoundError:
-            break
-        assert msg.seq is not None
-        seqs.append(msg.seq)
-        seq = msg.seq + 1
-    await nc.close()
-    return seqs
-
-
-async def delete_from_stream(url: str, seqs: list[int]) -> None:
-    nc = await nats.connect(url)
-    js = nc.jetstream()
-    for seq in seqs:
-        await js.delete_msg(STREAM, seq)
     await nc.close()
 
 
@@ -148,7 +124,7 @@ async def test_messages_removed_from_the_stream_are_repaired_from_the_author(
     async with running(a):
         await post_notes(a, 10)
         await wait_until(lambda: outbox_empty(a), what="published")
-        seqs = await stream_seqs_of(nats_server.url, "oakley")
+        seqs = await stream_seqs(nats_server.url, "coop.oakley.>")
         assert len(seqs) == 11
         await delete_from_stream(nats_server.url, seqs[3:7])
         c = node(await make_node(tmp_path, "cedar", nats_server.url))
@@ -167,7 +143,8 @@ async def test_event_relayed_by_a_third_node_is_accepted(
             await post_notes(a, 6)
             await wait_until(lambda: converged(a, b), what="elm holds oakley's events")
         # oakley is gone and the stream lost its events: only elm can relay them.
-        await delete_from_stream(nats_server.url, await stream_seqs_of(nats_server.url, "oakley"))
+        gone = await stream_seqs(nats_server.url, "coop.oakley.>")
+        await delete_from_stream(nats_server.url, gone)
         c = node(await make_node(tmp_path, "cedar", nats_server.url))
         async with running(c):
             # cedar starts fresh: anti-entropy asks the peers' heads and fetches from elm.
