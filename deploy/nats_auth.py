@@ -165,12 +165,9 @@ class _ClaimsData(msgspec.Struct, kw_only=True, omit_defaults=True):
     sub: str
 
 
-class _Claims(msgspec.Struct, kw_only=True, omit_defaults=True):
-    jti: str = ""
-    iat: int = 0
-    iss: str = ""
-    name: str = ""
-    sub: str
+class _Claims(_ClaimsData, kw_only=True, omit_defaults=True):
+    """The standard claims (their order kept: inherited fields come first) and `nats`."""
+
     nats: _OperatorNats | _AccountNats | _UserNats
 
 
