@@ -14,26 +14,15 @@ import msgspec
 import pytest
 
 from coopnet.node.verify import PROCESS_MIN, Verifier, unseal_chunk
-from coopnet.protocol import Envelope, Identity, InvalidEvent, NotePosted, seal
+from coopnet.protocol import Envelope, InvalidEvent, seal
 from coopnet.protocol.envelope import encode_wire
+from tests.node.test_chains import NET, OAK, history
 
-NET = hashlib.sha256(b"verify tests").digest()[:16]
 OTHER_NET = hashlib.sha256(b"another federation").digest()[:16]
-OAK = Identity.from_passphrase("oakley", "verify")
 
 
 def wires(n: int) -> list[bytes]:
-    out = []
-    prev = None
-    for seq in range(1, n + 1):
-        body = OAK.founding_body("Oak", "C1") if seq == 1 else NotePosted(text=f"note {seq}")
-        wire = seal(
-            signing_key=OAK.signing_key, net=NET, author="oakley", seq=seq, prev=prev,
-            at=1_800_000_000_000 + seq, body=body,
-        )  # fmt: skip
-        prev = hashlib.sha256(msgspec.msgpack.decode(wire, type=tuple[bytes, ...])[0]).digest()
-        out.append(wire)
-    return out
+    return [e.wire for e in history(OAK, n)]
 
 
 def spoiled(good: list[bytes], seed: int) -> list[bytes]:
