@@ -30,13 +30,13 @@ import nacl.bindings
 import nats
 from rich.progress import Progress
 
-from coopnet.node.bus import PIPELINE_DEPTH
-from coopnet.node.chains import Chains
 from coopnet.node.cli import init_node
-from coopnet.node.nats_server import NatsServer, nats_server_binary
+from coopnet.node.engine.bus import PIPELINE_DEPTH
+from coopnet.node.engine.chains import Chains
+from coopnet.node.engine.nats_server import NatsServer, nats_server_binary
+from coopnet.node.engine.store import Store
+from coopnet.node.engine.store_io import fetch_one
 from coopnet.node.runtime import Node
-from coopnet.node.store import Store
-from coopnet.node.store_io import fetch_one
 from coopnet.protocol import Envelope, Identity, NotePosted, seal
 from coopnet.protocol.envelope import SIGNING_CONTEXT
 from coopnet.protocol.offers import OfferPosted
@@ -341,7 +341,7 @@ async def bench_trade(trades: int) -> dict[str, Any]:
 
 async def _publish_raw(url: str, wires: Sequence[bytes], progress: Progress) -> None:
     """Put pre-sealed events straight into the stream, as their authors would have."""
-    from coopnet.node.bus import stream_config
+    from coopnet.node.engine.bus import stream_config
 
     nc = await nats.connect(url)
     js = nc.jetstream()

@@ -13,11 +13,12 @@ from rich.console import Console
 import coopnet
 from coopnet.deploy.cli_federation import add_federation_commands
 from coopnet.federation.cli import add_observer_commands
+from coopnet.node.aid.cli import add_aid_commands
 from coopnet.node.cli import add_node_commands
-from coopnet.node.cli_aid import add_aid_commands
-from coopnet.node.cli_market import ApiError, add_market_commands
-from coopnet.node.cli_membership import add_membership_commands
-from coopnet.node.config import ConfigError
+from coopnet.node.engine.client import ApiError
+from coopnet.node.engine.config import ConfigError
+from coopnet.node.market.cli import add_market_commands
+from coopnet.node.membership.cli import add_membership_commands
 
 
 def _cmd_version(args: argparse.Namespace) -> int:

@@ -16,8 +16,8 @@ from rich.console import Console
 
 from coopnet.deploy import federation as fed
 from coopnet.deploy.nats_auth import Authority, ClaimsUpdateError, push_account
-from coopnet.node.config import ConfigError
-from coopnet.node.runtime import API_URL_FILE
+from coopnet.node.engine.client import API_URL_FILE
+from coopnet.node.engine.config import ConfigError
 from coopnet.protocol.charter import Policies
 
 

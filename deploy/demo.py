@@ -26,13 +26,13 @@ from coopnet.deploy.demo_market import buyer, market_summary, open_market
 from coopnet.federation.audit import audit, critical_count
 from coopnet.federation.dashboard import serve_dashboard
 from coopnet.federation.observer import Observer
-from coopnet.node import market
-from coopnet.node.aid import aid_summary
+from coopnet.node.aid.requests import aid_summary
 from coopnet.node.cli import init_node
-from coopnet.node.config import DEV_NET
-from coopnet.node.nats_server import NatsServer
+from coopnet.node.engine.config import DEV_NET
+from coopnet.node.engine.nats_server import NatsServer
+from coopnet.node.engine.store_io import fetch_one
+from coopnet.node.market import projection as market
 from coopnet.node.runtime import Node
-from coopnet.node.store_io import fetch_one
 from coopnet.protocol import NotePosted
 
 NAMES = [

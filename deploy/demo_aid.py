@@ -13,7 +13,7 @@ import random
 
 import anyio
 
-from coopnet.node.refusals import Refused
+from coopnet.node.engine.refusals import Refused
 from coopnet.node.runtime import Node
 
 # The demo's escalation windows, in seconds (the defaults are minutes to a day).

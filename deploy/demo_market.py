@@ -12,12 +12,12 @@ from typing import Any
 
 import anyio
 
-from coopnet.node import market
-from coopnet.node.api_market import all_offers
-from coopnet.node.refusals import Refused
+from coopnet.node.engine.refusals import Refused
+from coopnet.node.engine.store import now_ms
+from coopnet.node.engine.store_io import fetch_all, fetch_one
+from coopnet.node.market import projection as market
+from coopnet.node.market.api import all_offers
 from coopnet.node.runtime import Node
-from coopnet.node.store import now_ms
-from coopnet.node.store_io import fetch_all, fetch_one
 from coopnet.protocol.ledger import breaches
 from coopnet.protocol.offers import NeedPosted, OfferPosted
 

@@ -27,7 +27,13 @@ from coopnet.deploy.nats_auth import Authority, admin_permissions, node_permissi
 from coopnet.deploy.nats_auth import observer_permissions as observer_perms
 from coopnet.deploy.nats_config import cluster_configs, hub_config, leaf_config
 from coopnet.node.cli import init_node
-from coopnet.node.config import ConfigError, NodeConfig, read_config, read_identity, write_config
+from coopnet.node.engine.config import (
+    ConfigError,
+    NodeConfig,
+    read_config,
+    read_identity,
+    write_config,
+)
 from coopnet.protocol import Identity
 from coopnet.protocol.charter import Charter, Founder, Policies, dump_charter, parse_charter
 from coopnet.protocol.envelope import AUTHOR_RE
@@ -339,7 +345,7 @@ def read_leaf_port(data: Path) -> int:
 
 def node_user(root: Path, slug: str) -> str:
     """The NATS user public key a neighborhood's creds are issued to now."""
-    from coopnet.node.config import nkey_public
+    from coopnet.node.engine.config import nkey_public
 
     data = neighborhood_dir(root, slug)
     return nkey_public(read_identity(data, read_config(data).slug).seed)

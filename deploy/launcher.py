@@ -31,9 +31,9 @@ from coopnet.deploy.federation import (
     read_federation,
     read_leaf_port,
 )
-from coopnet.node.bus import STREAM, stream_config
-from coopnet.node.nats_server import NatsServer
-from coopnet.node.runtime import API_URL_FILE
+from coopnet.node.engine.bus import STREAM, stream_config
+from coopnet.node.engine.client import API_URL_FILE
+from coopnet.node.engine.nats_server import NatsServer
 
 log = logging.getLogger("coopnet.launcher")
 

@@ -70,8 +70,8 @@ import nats
 import nats.errors
 import nkeys
 
-from coopnet.node.bus import STREAM
-from coopnet.node.config import encode_nkey_seed
+from coopnet.node.engine.bus import STREAM
+from coopnet.node.engine.config import encode_nkey_seed
 from coopnet.protocol.envelope import AUTHOR_RE
 
 ACCOUNT = "COOP"
@@ -292,7 +292,7 @@ def inbox_prefix(user: str) -> str:
 
 
 def sync_replies(user: str) -> str:
-    """Where the answers to a user's sync requests arrive (node/sync.py `reply_subject`)."""
+    """Where the answers to a user's sync requests arrive (node/engine/sync.py `reply_subject`)."""
     return f"coopsync._reply.{user}.>"
 
 

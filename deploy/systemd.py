@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from coopnet.deploy.federation import FederationConfig
-from coopnet.node.nats_server import nats_server_binary
+from coopnet.node.engine.nats_server import nats_server_binary
 
 _HARDENING = """NoNewPrivileges=yes
 ProtectSystem=strict

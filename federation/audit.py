@@ -24,8 +24,8 @@ from typing import Literal
 import aiosqlite
 import msgspec
 
-from coopnet.node.membership import standings
-from coopnet.node.store_io import fetch_all
+from coopnet.node.engine.store_io import fetch_all
+from coopnet.node.membership.projection import standings
 from coopnet.protocol.charter import Charter
 from coopnet.protocol.kinds import KINDS
 from coopnet.protocol.ledger import DEFAULT_CREDIT_LIMIT, Ledger

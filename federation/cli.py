@@ -14,9 +14,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from coopnet.federation.audit import Finding, audit, critical_count
-from coopnet.federation.observer import Observer
-from coopnet.node.config import ConfigError
-from coopnet.node.store import Store, now_ms
+from coopnet.federation.observer import Observer, open_observer_store
+from coopnet.node.engine.config import ConfigError
+from coopnet.node.engine.store import now_ms
 from coopnet.protocol.charter import CharterError, parse_charter
 
 SEVERITY_STYLE = {"critical": "bold red", "warning": "yellow", "info": "dim"}
@@ -97,7 +97,7 @@ def _cmd_audit(args: argparse.Namespace) -> int:
         raise ConfigError(f"no observer store in {obs.data}: run `coopnet observe` first")
 
     async def main() -> list[Finding]:
-        store = await Store.open(obs.data / "observer.db", net=obs.net)
+        store = await open_observer_store(obs.data / "observer.db", obs.net)
         try:
             return await audit(store.db, obs.charter, now_ms=now_ms())
         finally:

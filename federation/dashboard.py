@@ -40,8 +40,8 @@ from coopnet.federation.exports import (
     table_csv,
 )
 from coopnet.federation.observer import Observer
-from coopnet.node.api import serve_app
-from coopnet.node.runtime import all_rejections
+from coopnet.node.engine.api import serve_app
+from coopnet.node.engine.status import all_rejections
 from coopnet.protocol import Envelope
 
 log = logging.getLogger("coopnet.dashboard")

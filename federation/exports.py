@@ -21,7 +21,7 @@ from typing import Any
 import aiosqlite
 import msgspec
 
-from coopnet.node.store_io import fetch_all
+from coopnet.node.engine.store_io import fetch_all
 from coopnet.protocol import unseal
 
 # The tables an export may name, and nothing else (they end up in SQL).

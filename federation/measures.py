@@ -18,8 +18,8 @@ from typing import Any
 
 import aiosqlite
 
-from coopnet.node.membership import standings
-from coopnet.node.store_io import fetch_all, fetch_one
+from coopnet.node.engine.store_io import fetch_all, fetch_one
+from coopnet.node.membership.projection import standings
 from coopnet.protocol.charter import Charter
 from coopnet.protocol.trades import OPEN_STATES
 

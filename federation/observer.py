@@ -27,17 +27,26 @@ from nats.aio.msg import Msg
 from nats.js.api import StreamInfo
 
 from coopnet.federation.audit import GAPS_META
-from coopnet.node import sync
-from coopnet.node.bus import CURSOR_KEY, STREAM, Bus, follow, keep_running, stay_connected
-from coopnet.node.chains import Chains
-from coopnet.node.config import ConfigError
-from coopnet.node.store import Batch, Store, now_ms
+from coopnet.node.engine import sync
+from coopnet.node.engine.bus import CURSOR_KEY, STREAM, Bus, follow, keep_running, stay_connected
+from coopnet.node.engine.chains import Chains
+from coopnet.node.engine.config import ConfigError
+from coopnet.node.engine.store import Batch, Store, now_ms
+from coopnet.node.runtime import domain_tables
 from coopnet.protocol import Envelope
 from coopnet.protocol.charter import Charter, CharterError, parse_charter
 
 log = logging.getLogger("coopnet.observer")
 
 GAP_CHECK_S = 2.0
+
+
+async def open_observer_store(path: Path, net: bytes) -> Store:
+    """An observer's store: the engine's log with every domain's projections (the same
+    folds a node makes, so the audit recomputes what the nodes computed), and none of the
+    domains' private tables."""
+    projections, _ = domain_tables()
+    return await Store.open(path, net=net, projections=projections)
 
 
 class ObserverConfig(msgspec.Struct, kw_only=True):
@@ -134,7 +143,7 @@ class Observer:
         """Open the store, then follow the bus until cancelled. Reports started at once:
         the store can be read while the observer is still connecting."""
         self.data.mkdir(parents=True, exist_ok=True)
-        self._store = await Store.open(self.data / "observer.db", net=self.net)
+        self._store = await open_observer_store(self.data / "observer.db", self.net)
         try:
             keys = self.charter.founder_keys() if self.charter else None
             self._chains = Chains(

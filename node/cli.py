@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 from collections.abc import Mapping
@@ -17,8 +18,9 @@ from rich.console import Console
 from rich.logging import RichHandler
 from rich.table import Table
 
-from coopnet.node.chains import Chains
-from coopnet.node.config import (
+from coopnet.node.engine.chains import Chains
+from coopnet.node.engine.client import call_api
+from coopnet.node.engine.config import (
     DEV_NET,
     ConfigError,
     NodeConfig,
@@ -27,8 +29,9 @@ from coopnet.node.config import (
     write_config,
     write_identity,
 )
-from coopnet.node.runtime import Node, read_status, status_dict
-from coopnet.node.store import StorageFailure, Store
+from coopnet.node.engine.status import read_status, status_dict
+from coopnet.node.engine.store import StorageFailure, Store
+from coopnet.node.runtime import Node, domain_tables
 from coopnet.protocol import Identity
 from coopnet.protocol.envelope import AUTHOR_RE
 
@@ -164,7 +167,10 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
     async def main() -> dict[str, object]:
         config = read_config(data)
-        store = await Store.open(db_path(data), net=config.net_bytes)
+        projections, tables = domain_tables()
+        store = await Store.open(
+            db_path(data), net=config.net_bytes, projections=projections, tables=tables
+        )
         try:
             return status_dict(await read_status(store, config))
         finally:
@@ -198,6 +204,19 @@ def _cmd_status(args: argparse.Namespace) -> int:
         console.print(
             f"[bold red]FORK[/] {fork['author']} at seq {fork['seq']}: "
             f"{fork['held_id'][:16]}… vs {fork['other_id'][:16]}…"
+        )
+    return 0
+
+
+def _cmd_rotate_key(args: argparse.Namespace) -> int:
+    r = call_api(args, "POST", "/keys/rotate")
+    if args.json:
+        print(json.dumps(r))
+    else:
+        print(
+            f"key rotated (event #{r['seq']}): now signing with {r['key'][:16]}…\n"
+            f"NATS user {r['nkey']}: its credentials must be issued to this key "
+            "(an operator: `coopnet neighborhood rotate-key SLUG --federation DIR` does both)"
         )
     return 0
 
@@ -247,6 +266,13 @@ def add_node_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_cmd_status)
 
-    from coopnet.node.cli_membership import add_rotate_command
-
-    add_rotate_command(cmds)
+    p = cmds.add_parser(
+        "rotate-key", help="sign with the key committed in advance; commit a new next key"
+    )
+    p.add_argument(
+        "--data",
+        default=os.environ.get("COOPNET_DATA", "."),
+        help="the node's data directory (the node must be running; default $COOPNET_DATA or .)",
+    )
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=_cmd_rotate_key)

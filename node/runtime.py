@@ -1,4 +1,9 @@
-"""The neighborhood node: one task group running the store, the bus, sync and the API.
+"""The neighborhood node: the one place that assembles the engine and the domains.
+
+`DOMAINS` lists the domains a node runs, in the order their projections fold each batch;
+the `Node` opens the store with their projections and tables, mounts their routes, starts
+their activities and tells their listeners of every stored batch (docs/ARCHITECTURE.md,
+"Adding a domain"). Everything else here is the engine's lifecycle:
 
     Node.run()
       ├─ resident API (uvicorn + Litestar), up first: reads work even with the bus down
@@ -19,72 +24,77 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 import anyio
-import msgspec
 import nats.errors
 from anyio.abc import TaskGroup, TaskStatus
 from nats.aio.msg import Msg
 
-from coopnet.node import sync
-from coopnet.node.aid import Aid
-from coopnet.node.bus import CURSOR_KEY, Bus, follow, keep_running, stay_connected
-from coopnet.node.chains import Chains
-from coopnet.node.config import NodeConfig, db_path, read_charter, read_config, read_identity
-from coopnet.node.governance import Governance
-from coopnet.node.keys import reconcile_keys
-from coopnet.node.nats_server import acquire_embedded, release_embedded
-from coopnet.node.outbox import Publisher
-from coopnet.node.policy import AidPolicy, Policy
-from coopnet.node.recovery import RecoveryError, recover_own_head
-from coopnet.node.store import StorageFailure, Store, now_ms
-from coopnet.node.trading import Trading
-from coopnet.protocol import Body, Envelope, Identity, InvalidEvent
+from coopnet.node.aid import domain as aid
+from coopnet.node.aid.policy import AidPolicy
+from coopnet.node.aid.requests import Aid
+from coopnet.node.engine import sync
+from coopnet.node.engine.api import create_app, serve_api
+from coopnet.node.engine.bus import CURSOR_KEY, Bus, follow, keep_running, stay_connected
+from coopnet.node.engine.chains import Chains
+from coopnet.node.engine.client import API_URL_FILE
+from coopnet.node.engine.config import NodeConfig, db_path, read_charter, read_config, read_identity
+from coopnet.node.engine.context import NotReady
+from coopnet.node.engine.domain import Domain
+from coopnet.node.engine.keys import finish_rotation, prepare_rotation, reconcile_keys
+from coopnet.node.engine.nats_server import acquire_embedded, release_embedded
+from coopnet.node.engine.outbox import Publisher
+from coopnet.node.engine.projection import OwnTables, Projection
+from coopnet.node.engine.recovery import RecoveryError, recover_own_head
+from coopnet.node.engine.status import NodeStatus, read_status
+from coopnet.node.engine.store import StorageFailure, Store, now_ms
+from coopnet.node.market import domain as market
+from coopnet.node.market.policy import Policy
+from coopnet.node.market.trading import Trading
+from coopnet.node.membership import domain as membership
+from coopnet.node.membership.governance import Governance
+from coopnet.node.neighborhoods import domain as neighborhoods
+from coopnet.node.notes import domain as notes
+from coopnet.protocol import Body, Envelope, Identity
 
 log = logging.getLogger("coopnet.node")
 
 READY_WAIT_S = 5.0
 FLUSH_ON_STOP_S = 3.0
-ESCALATION_CHECK_S = 1.0
-API_URL_FILE = "api.url"  # where a running node says where its API listens (for the CLI)
+
+# The domains a node runs, by name: the only registration point. Their projections fold
+# each batch in this order (membership before the market, whose checks read it).
+DOMAINS: tuple[str, ...] = ("neighborhoods", "notes", "membership", "market", "aid")
 
 
-class NotReady(RuntimeError):
-    """The node has not yet confirmed its own head with the bus or a peer: it cannot sign."""
-
-    code = "head_unconfirmed"
-
-
-class ForkRecord(msgspec.Struct, kw_only=True):
-    author: str
-    seq: int
-    held_id: str
-    other_id: str
-    detected_at: int
+_STORED: dict[str, tuple[tuple[Projection, ...], tuple[OwnTables, ...]]] = {
+    "neighborhoods": (neighborhoods.PROJECTIONS, neighborhoods.TABLES),
+    "notes": (notes.PROJECTIONS, notes.TABLES),
+    "membership": (membership.PROJECTIONS, membership.TABLES),
+    "market": (market.PROJECTIONS, market.TABLES),
+    "aid": (aid.PROJECTIONS, aid.TABLES),
+}
 
 
-class NodeStatus(msgspec.Struct, kw_only=True):
-    slug: str
-    display_name: str
-    net: str
-    own_head: int
-    ready_to_sign: bool
-    bus_url: str
-    bus_connected: bool
-    authors: dict[str, int]
-    events_stored: int
-    outbox_depth: int
-    published: int
-    rejected: dict[str, int]
-    forks: list[ForkRecord]
-    buffered: int
-    stream_seq: int
-    api_url: str
-    internal_errors: int = 0
+def domain_tables(
+    names: Sequence[str] = DOMAINS,
+) -> tuple[tuple[Projection, ...], tuple[OwnTables, ...]]:
+    """The projections and other tables of the named domains, for whoever opens a node's or
+    an observer's store without running a node (`coopnet node status`, observers, tools)."""
+    projections = tuple(p for name in names for p in _STORED[name][0])
+    tables = tuple(t for name in names for t in _STORED[name][1])
+    return projections, tables
 
 
 class Node:
+    """One neighborhood's node (DESIGN.md "A node"); `run()` runs it until stopped.
+
+    `domains` names the domains it runs (default `DOMAINS`): a node without one still
+    stores, verifies and relays that domain's events, it only does not fold them into
+    tables, serve its routes or run its activities. Implements the engine's `NodeContext`
+    and `ApiHost` protocols, which is all a domain sees of it.
+    """
+
     def __init__(
         self,
         data: Path,
@@ -95,6 +105,7 @@ class Node:
         trust_local_head: bool = False,
         embedded_dir: Path | None = None,
         clock: Callable[[], int] = now_ms,
+        domains: Sequence[str] = DOMAINS,
     ) -> None:
         self.data = data
         self.config: NodeConfig = read_config(data)
@@ -122,15 +133,30 @@ class Node:
         self.ready_wait_s = READY_WAIT_S
         self.internal_errors = 0
         self.credit_limit = self.config.credit_limit
-        self.trading = Trading(self)
-        self.policy = Policy(self) if self.config.auto_trade else None
         self.clock = clock  # for mutual aid's windows; tests pass a fake one
+        # The domains' services; membership is the market's `Members` seam.
+        self.trading = Trading(self, members=self.governance)
+        self.policy = Policy(self, self.trading) if self.config.auto_trade else None
         self.aid = Aid(self)
-        self.aid_policy = AidPolicy(self) if self.config.auto_aid else None
+        self.aid_policy = AidPolicy(self, self.aid) if self.config.auto_aid else None
+        built: dict[str, Callable[[], Domain]] = {
+            "neighborhoods": neighborhoods.neighborhoods_domain,
+            "notes": notes.notes_domain,
+            "membership": partial(membership.membership_domain, self.governance),
+            "market": partial(market.market_domain, self.trading, self.policy),
+            "aid": partial(aid.aid_domain, self.aid, self.aid_policy),
+        }
+        unknown = set(domains) - set(built)
+        if unknown:
+            raise ValueError(f"no such domain: {', '.join(sorted(unknown))}")
+        self.domains: tuple[Domain, ...] = tuple(built[name]() for name in domains)
         # Called (synchronously) with every batch of events this node stores: own and others'.
-        self.listeners: list[Callable[[Sequence[Envelope]], None]] = []
+        self.listeners: list[Callable[[Sequence[Envelope]], None]] = [
+            listener for d in self.domains for listener in d.listeners
+        ]
         self.failure: StorageFailure | None = None  # why the node stopped by itself, if it did
         self.rotating: anyio.Event | None = None  # set while the signing key rotates
+        self._rotation = anyio.Lock()
         self.stopped = anyio.Event()
 
     # -- parts, available once run() has started ---------------------------------------------
@@ -149,7 +175,12 @@ class Node:
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Run until cancelled or `stop()`; report started once the API (if any) listens."""
-        self._store = await Store.open(db_path(self.data), net=self.net)
+        self._store = await Store.open(
+            db_path(self.data),
+            net=self.net,
+            projections=[p for d in self.domains for p in d.projections],
+            tables=[t for d in self.domains for t in d.tables],
+        )
         try:
             self._chains = Chains(
                 self._store,
@@ -170,9 +201,12 @@ class Node:
                 self._scope = scope
                 async with anyio.create_task_group() as tg:
                     if self.serve_api:
-                        from coopnet.node.api import serve_api
-
-                        self.api_url = await tg.start(serve_api, self, self.api_port)
+                        app = create_app(
+                            self,
+                            [r for d in self.domains for r in d.routers],
+                            {k: v for d in self.domains for k, v in d.services.items()},
+                        )
+                        self.api_url = await tg.start(serve_api, self, app, self.api_port)
                         try:
                             await anyio.Path(self.data / API_URL_FILE).write_text(
                                 self.api_url + "\n"
@@ -243,7 +277,6 @@ class Node:
         serve = partial(sync.serve, bus, self.store, heads, self.slug)
         tg.start_soon(self._keep_running, "sync server", serve)
         await self._confirm_head()
-        tg.start_soon(self._keep_running, "membership", self.governance.apply_if_due)
         tg.start_soon(self._keep_running, "publisher", publisher.run)
         tg.start_soon(self._keep_running, "stream follower", self._follow)
         entropy = partial(sync.anti_entropy, bus, heads, receive, me=self.slug)
@@ -252,20 +285,9 @@ class Node:
             sync.fill_gaps, bus, self.chains.missing, receive, self._wait_gap, me=self.slug
         )
         tg.start_soon(self._keep_running, "gap filler", gaps)
-        if self.policy is not None:
-            tg.start_soon(self._keep_running, "trading policy", self.policy.run)
-        tg.start_soon(self._keep_running, "aid escalation", self._escalate_forever)
-        if self.aid_policy is not None:
-            tg.start_soon(self._keep_running, "aid policy", self.aid_policy.run)
-
-    async def _escalate_forever(self) -> None:
-        while True:
-            try:
-                await self.aid.escalate_due()
-            except InvalidEvent as exc:  # this node may sign nothing (a fork on record, retired)
-                log.error("%s: cannot escalate calls for help: %s", self.slug, exc)
-                await anyio.sleep(60 * ESCALATION_CHECK_S)
-            await anyio.sleep(ESCALATION_CHECK_S)
+        for domain in self.domains:
+            for name, activity in domain.activities:
+                tg.start_soon(self._keep_running, name, activity)
 
     async def _follow(self) -> None:
         await follow(self.bus, f"node-{self.slug}", self._stream_seq, self._on_batch)
@@ -333,10 +355,6 @@ class Node:
     def _on_accepted(self, events: Sequence[Envelope]) -> None:
         if self._publisher is not None and any(e.author == self.slug for e in events):
             self._publisher.wake()  # own events that came back over the bus (recovery)
-        if self.policy is not None:
-            self.policy.notice(events)
-        if self.aid_policy is not None:
-            self.aid_policy.notice(events)
         for listener in self.listeners:
             listener(events)
 
@@ -371,6 +389,24 @@ class Node:
         log.debug("%s: signed #%d %s", self.slug, env.seq, env.kind)
         return env
 
+    async def rotate_key(self) -> Envelope:
+        """Reveal the committed next key, sign the rotation with it, commit a new next key
+        (PROTOCOL.md §5.2). Posts made meanwhile wait, then sign with the new key."""
+        async with self._rotation:
+            done = self.rotating = anyio.Event()
+            try:
+                after, body = await anyio.to_thread.run_sync(
+                    prepare_rotation, self.data, self.identity
+                )
+                env = await self.post(body, signer=after)
+                self.identity = after  # from now on posts sign with the revealed key
+                await anyio.to_thread.run_sync(finish_rotation, self.data, after)
+            finally:
+                self.rotating = None
+                done.set()
+            log.warning("%s: key rotated; signing with %s…", self.slug, after.public_key.hex()[:16])
+            return env
+
     # -- status -------------------------------------------------------------------------------
 
     async def status(self) -> NodeStatus:
@@ -387,63 +423,4 @@ class Node:
         )
 
 
-async def read_status(
-    store: Store,
-    config: NodeConfig,
-    *,
-    ready: bool = False,
-    bus_url: str = "",
-    bus_connected: bool = False,
-    published: int = 0,
-    buffered: int = 0,
-    api_url: str = "",
-    internal_errors: int = 0,
-) -> NodeStatus:
-    """A node's status from its store (and, when it runs, its live parts)."""
-    authors = await store.authors()
-    forks = await store.forks()
-    return NodeStatus(
-        slug=config.slug,
-        display_name=config.display_name,
-        net=config.net,
-        own_head=authors[config.slug].head_seq if config.slug in authors else 0,
-        ready_to_sign=ready,
-        bus_url=bus_url,
-        bus_connected=bus_connected,
-        authors={a: row.head_seq for a, row in sorted(authors.items())},
-        events_stored=await store.event_count(),
-        outbox_depth=await store.outbox_depth(),
-        published=published,
-        rejected=await all_rejections(store),
-        forks=[
-            ForkRecord(
-                author=f.author,
-                seq=f.seq,
-                held_id=f.held_id.hex(),
-                other_id=f.other_id.hex(),
-                detected_at=f.detected_at,
-            )
-            for f in forks
-        ],
-        buffered=buffered,
-        stream_seq=int(await store.meta(CURSOR_KEY) or 0),
-        api_url=api_url,
-        internal_errors=internal_errors,
-    )
-
-
-async def all_rejections(store: Store) -> dict[str, int]:
-    """Refusals by code: on the way in (transport, PROTOCOL.md §4-6) and by the domain rules."""
-    counts = await store.rejections()
-    for code, count in await store.all(
-        "SELECT code, COUNT(*) FROM domain_rejections GROUP BY code"
-    ):
-        counts[str(code)] = counts.get(str(code), 0) + int(count)
-    return counts
-
-
-def status_dict(status: NodeStatus) -> dict[str, Any]:
-    return msgspec.to_builtins(status)  # type: ignore[no-any-return]
-
-
-__all__ = ["Node", "NodeStatus", "NotReady", "now_ms", "read_status"]
+__all__ = ["DOMAINS", "Node", "NodeStatus", "NotReady", "domain_tables", "now_ms"]

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import anyio
 
-from coopnet.node.chains import Chains
-from coopnet.node.store import Store
+from coopnet.node.engine.chains import Chains
+from coopnet.node.engine.store import Store
 from coopnet.protocol import Identity, NotePosted
 
 NET = hashlib.sha256(b"bench append").digest()[:16]

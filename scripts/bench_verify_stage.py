@@ -16,7 +16,7 @@ import msgspec
 import nacl.bindings
 
 from coopnet.deploy.bench import NET, presealed
-from coopnet.node.verify import unseal_chunk
+from coopnet.node.engine.verify import unseal_chunk
 from coopnet.protocol.envelope import SIGNING_CONTEXT
 
 _dec = msgspec.msgpack.Decoder(tuple[bytes, bytes, bytes])

@@ -15,7 +15,7 @@ import anyio
 import pytest
 
 from coopnet.node.cli import init_node
-from coopnet.node.nats_server import NatsServer
+from coopnet.node.engine.nats_server import NatsServer
 from coopnet.node.runtime import Node
 from coopnet.protocol import Identity
 

@@ -17,7 +17,7 @@ import nats.errors
 import nats.js.errors
 from nats.js.api import RawStreamMsg
 
-from coopnet.node.bus import STREAM, stream_config
+from coopnet.node.engine.bus import STREAM, stream_config
 
 
 def free_port() -> int:

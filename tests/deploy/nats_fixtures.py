@@ -21,8 +21,8 @@ from nats.js import JetStreamContext
 
 from coopnet.deploy.nats_auth import Authority, Permissions, admin_permissions, inbox_prefix
 from coopnet.deploy.nats_config import hub_config
-from coopnet.node.bus import stream_config
-from coopnet.node.nats_server import NatsServer
+from coopnet.node.engine.bus import stream_config
+from coopnet.node.engine.nats_server import NatsServer
 from tests.processes import free_ports, stream_messages
 
 # A refused JetStream call gets no reply at all: keep the wait for it short.

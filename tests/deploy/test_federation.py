@@ -25,8 +25,8 @@ from nats.aio.msg import Msg
 from coopnet.deploy import federation as fed
 from coopnet.deploy.cli import main
 from coopnet.deploy.launcher import ensure_stream, start_hubs, start_leaf
-from coopnet.node.bus import STREAM, stream_config
-from coopnet.node.nats_server import NatsServer, nats_server_binary
+from coopnet.node.engine.bus import STREAM, stream_config
+from coopnet.node.engine.nats_server import NatsServer, nats_server_binary
 from coopnet.node.runtime import Node
 from coopnet.protocol import NotePosted
 from coopnet.protocol.offers import OfferPosted

@@ -29,7 +29,7 @@ from coopnet.deploy.nats_auth import (
     parse_update_reply,
     push_account,
 )
-from coopnet.node.bus import STREAM, SUBJECTS, stream_config
+from coopnet.node.engine.bus import STREAM, SUBJECTS, stream_config
 from tests.conftest import wait_until
 from tests.deploy.nats_fixtures import (
     REFUSED_WAIT_S,

@@ -25,8 +25,8 @@ from coopnet.deploy.nats_auth import (
     node_permissions,
 )
 from coopnet.deploy.nats_config import cluster_configs, hub_config, leaf_config, quote
-from coopnet.node.bus import STREAM, SUBJECTS
-from coopnet.node.nats_server import NatsServer, nats_server_binary
+from coopnet.node.engine.bus import STREAM, SUBJECTS
+from coopnet.node.engine.nats_server import NatsServer, nats_server_binary
 from tests.conftest import wait_until
 from tests.deploy.nats_fixtures import (
     Hub,
@@ -351,7 +351,7 @@ async def test_through_a_leaf_sync_is_answered_both_ways(tmp_path: Path) -> None
 
 
 async def _serve_sync(s: Session, slug: str) -> None:
-    """Answer `coopsync.<slug>` with two chunks, as node/sync.py does with its replies."""
+    """Answer `coopsync.<slug>` with two chunks, as node/engine/sync.py does with its replies."""
 
     async def answer(msg: Msg) -> None:
         if msg.subject == f"coopsync.{slug}" and msg.reply:
@@ -363,7 +363,7 @@ async def _serve_sync(s: Session, slug: str) -> None:
 
 
 async def _ask_sync(s: Session, author: str, me: str) -> list[bytes]:
-    """What comes back to one sync request within 0.4 s (node/sync.py's gathering time)."""
+    """What comes back to one sync request within 0.4 s (node/engine/sync.py's gathering time)."""
     replies: list[bytes] = []
 
     async def on_reply(msg: Msg) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from coopnet.node.nats_server import NatsServer
+from coopnet.node.engine.nats_server import NatsServer
 from coopnet.node.runtime import Node
 from tests.conftest import make_node, running
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from coopnet.node import market
-from coopnet.node.nats_server import NatsServer
+from coopnet.node.engine.nats_server import NatsServer
+from coopnet.node.market import projection as market
 from coopnet.node.runtime import Node
 from coopnet.protocol.offers import OfferPosted
 from tests.conftest import converged, make_node, running, wait_until

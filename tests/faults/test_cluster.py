@@ -8,7 +8,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from coopnet.node.nats_server import NatsServer
+from coopnet.node.engine.nats_server import NatsServer
 from coopnet.node.runtime import Node
 from coopnet.protocol import NotePosted
 from tests.conftest import converged, make_node, running, wait_until

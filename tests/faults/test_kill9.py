@@ -16,12 +16,12 @@ import anyio
 import httpx
 import pytest
 
-from coopnet.node.nats_server import NatsServer
-from coopnet.node.store import Store
+from coopnet.node.engine.nats_server import NatsServer
 from tests.conftest import NET, make_node
 from tests.faults.test_storage import integrity
 from tests.node.test_crash import stream_ids
 from tests.processes import free_port, start_node, wait_ready
+from tests.stores import open_node_store
 
 pytestmark = pytest.mark.timeout(900)
 RUNS = 50
@@ -73,7 +73,7 @@ def post_until_dead(node: Proc, acked: list[str], deadline: float) -> None:
 
 def projections_equal_rebuild(db: Path) -> bool:
     async def check() -> bool:
-        store = await Store.open(db, net=NET)
+        store = await open_node_store(db, NET)
         try:
             before = await store.projection_rows()
             await store.rebuild_projections()
@@ -138,7 +138,7 @@ def test_kill_9_at_random_points_while_publishing_and_ingesting(
 
 
 async def _ids_of(db: Path) -> set[str]:
-    store = await Store.open(db, net=NET)
+    store = await open_node_store(db, NET)
     try:
         return {i.hex() for i in await store.event_ids()}
     finally:

@@ -15,7 +15,7 @@ import anyio
 import httpx
 import pytest
 
-from coopnet.node.nats_server import NatsServer
+from coopnet.node.engine.nats_server import NatsServer
 from tests.conftest import make_node
 from tests.processes import free_port, start_node, wait_ready
 
@@ -93,8 +93,8 @@ async def test_a_store_failing_on_received_events_stops_the_node_cleanly(
     log it as an internal error and go on. Fake: the failure is injected into
     `Store.commit` for received batches only, since a real full disk cannot be aimed at one
     path; the real one is tested above."""
+    from coopnet.node.engine.store import StorageFailure, Store
     from coopnet.node.runtime import Node
-    from coopnet.node.store import StorageFailure, Store
     from coopnet.protocol import NotePosted
     from tests.conftest import running
 

@@ -27,12 +27,12 @@ import pytest
 from coopnet.federation.audit import Finding, audit
 from coopnet.federation.measures import neighborhoods
 from coopnet.federation.observer import Observer
-from coopnet.node import market
 from coopnet.node.cli import init_node
-from coopnet.node.nats_server import NatsServer
-from coopnet.node.refusals import Refused
+from coopnet.node.engine.nats_server import NatsServer
+from coopnet.node.engine.refusals import Refused
+from coopnet.node.engine.store import now_ms
+from coopnet.node.market import projection as market
 from coopnet.node.runtime import Node
-from coopnet.node.store import now_ms
 from coopnet.protocol import Envelope, Identity, NotePosted, encode_body, seal, unseal
 from coopnet.protocol.body import Body
 from coopnet.protocol.charter import Charter, Founder, Policies, dump_charter, parse_charter

@@ -18,8 +18,8 @@ from playwright.async_api import Error as PlaywrightError
 from coopnet.federation import measures
 from coopnet.federation.dashboard import serve_dashboard
 from coopnet.federation.observer import Observer
-from coopnet.node.config import read_config, write_config
-from coopnet.node.nats_server import NatsServer
+from coopnet.node.engine.config import read_config, write_config
+from coopnet.node.engine.nats_server import NatsServer
 from coopnet.node.runtime import Node
 from coopnet.protocol.offers import OfferPosted
 from tests.conftest import NET, converged, make_node, running, wait_until

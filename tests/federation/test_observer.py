@@ -31,11 +31,11 @@ from coopnet.federation.audit import audit
 from coopnet.federation.dashboard import serve_dashboard
 from coopnet.federation.exports import metric
 from coopnet.federation.observer import Observer
-from coopnet.node import market
-from coopnet.node.bus import STREAM
-from coopnet.node.nats_server import NatsServer
+from coopnet.node.engine.bus import STREAM
+from coopnet.node.engine.nats_server import NatsServer
+from coopnet.node.engine.store import now_ms
+from coopnet.node.market import projection as market
 from coopnet.node.runtime import Node
-from coopnet.node.store import now_ms
 from coopnet.protocol import NotePosted, unseal
 from coopnet.protocol.offers import OfferPosted
 from tests.conftest import NET, converged, make_node, running, wait_until

@@ -10,9 +10,9 @@ import nats
 import pytest
 from nats.aio.msg import Msg
 
-from coopnet.node.aid import load_request
-from coopnet.node.nats_server import NatsServer
-from coopnet.node.refusals import Refused
+from coopnet.node.aid.projection import load_request
+from coopnet.node.engine.nats_server import NatsServer
+from coopnet.node.engine.refusals import Refused
 from coopnet.node.runtime import Node
 from coopnet.protocol import NotePosted, unseal
 from coopnet.protocol.aid import AidPledgeAccepted, AidPledged

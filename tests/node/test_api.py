@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from coopnet.node.nats_server import NatsServer
+from coopnet.node.engine.nats_server import NatsServer
 from coopnet.node.runtime import Node
 from tests.conftest import make_node, running
 

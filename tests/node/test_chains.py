@@ -11,11 +11,12 @@ import anyio
 import msgspec
 import pytest
 
-from coopnet.node.chains import Chains, Report
-from coopnet.node.store import Batch, Store
+from coopnet.node.engine.chains import Chains, Report
+from coopnet.node.engine.store import Batch
 from coopnet.protocol import Envelope, Head, Identity, InvalidEvent, NotePosted, seal, unseal
 from coopnet.protocol.body import Body
 from coopnet.protocol.envelope import encode_wire
+from tests.stores import open_node_store
 
 NET = hashlib.sha256(b"chains tests").digest()[:16]
 NOW = 1_800_000_000_000
@@ -45,7 +46,7 @@ def history(ident: Identity, n: int, *, start: list[Envelope] | None = None) -> 
 
 @pytest.fixture
 async def chains(tmp_path: Path) -> AsyncIterator[Chains]:
-    store = await Store.open(tmp_path / "node.db", net=NET)
+    store = await open_node_store(tmp_path / "node.db", NET)
     c = Chains(store, NET, clock=lambda: NOW)
     await c.load()
     try:
@@ -71,7 +72,7 @@ async def test_any_order_and_duplicates_give_the_same_store(tmp_path: Path) -> N
     events = history(OAK, 12) + history(ELM, 7)
     expected: set[bytes] = {e.id for e in events}
     for attempt in range(3):
-        store = await Store.open(tmp_path / f"n{attempt}.db", net=NET)
+        store = await open_node_store(tmp_path / f"n{attempt}.db", NET)
         chains = Chains(store, NET, clock=lambda: NOW)
         wires = [e.wire for e in events] + [e.wire for e in random.sample(events, 8)]
         random.shuffle(wires)
@@ -240,7 +241,7 @@ async def test_stateful_refusals_keep_the_event_id_as_evidence(chains: Chains) -
 
 
 async def test_state_survives_a_restart(tmp_path: Path) -> None:
-    store = await Store.open(tmp_path / "n.db", net=NET)
+    store = await open_node_store(tmp_path / "n.db", NET)
     events = history(OAK, 5)
     await Chains(store, NET, clock=lambda: NOW).receive([e.wire for e in events], source="t")
     again = Chains(store, NET, clock=lambda: NOW)
@@ -264,7 +265,7 @@ async def test_append_own_events_goes_to_log_and_outbox(chains: Chains) -> None:
 
 
 def test_log_budget_limits_lines_per_code_not_counts() -> None:
-    from coopnet.node.chains import LogBudget
+    from coopnet.node.engine.chains import LogBudget
 
     budget = LogBudget(per_window=3, window_s=3600)
     allowed = [budget.allow("bad_signature") for _ in range(10)]

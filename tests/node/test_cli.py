@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from coopnet.node.nats_server import NatsServer
+from coopnet.node.engine.nats_server import NatsServer
 from tests.processes import free_port, start_node, wait_ready
 
 

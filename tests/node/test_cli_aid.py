@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from coopnet.node.nats_server import NatsServer
+from coopnet.node.engine.nats_server import NatsServer
 from coopnet.node.runtime import Node
 from tests.conftest import converged, make_node, running, wait_until
 from tests.node.test_cli_market import coopnet

@@ -11,7 +11,7 @@ from typing import Any
 import anyio
 import pytest
 
-from coopnet.node.nats_server import NatsServer
+from coopnet.node.engine.nats_server import NatsServer
 from coopnet.node.runtime import Node
 from tests.conftest import converged, make_node, running, wait_until
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from coopnet.node.cli_membership import membership_table
-from coopnet.node.nats_server import NatsServer
+from coopnet.node.engine.nats_server import NatsServer
+from coopnet.node.membership.cli import membership_table
 from coopnet.node.runtime import Node
 from tests.conftest import converged, running, wait_until
 from tests.node.test_cli_market import coopnet

@@ -12,7 +12,7 @@ import anyio
 import httpx
 import pytest
 
-from coopnet.node.nats_server import NatsServer
+from coopnet.node.engine.nats_server import NatsServer
 from coopnet.node.runtime import Node
 from coopnet.protocol import unseal
 from tests.conftest import NET, make_node, running, wait_until

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from coopnet.node.nats_server import _alive
+from coopnet.node.engine.nats_server import _alive
 from coopnet.node.runtime import Node
 from coopnet.protocol import NotePosted
 from tests.conftest import converged, make_node, running, wait_until

@@ -10,18 +10,18 @@ from typing import Any
 import anyio
 import pytest
 
-from coopnet.node.chains import Chains
 from coopnet.node.cli import init_node
-from coopnet.node.membership import standings
-from coopnet.node.nats_server import NatsServer
-from coopnet.node.refusals import Refused
+from coopnet.node.engine.chains import Chains
+from coopnet.node.engine.nats_server import NatsServer
+from coopnet.node.engine.refusals import Refused
+from coopnet.node.membership.projection import standings
 from coopnet.node.runtime import Node
-from coopnet.node.store import Store
 from coopnet.protocol import Identity, InvalidEvent, NotePosted, seal
 from coopnet.protocol.charter import Charter, Founder, Policies, dump_charter, parse_charter
 from coopnet.protocol.membership import is_member
 from coopnet.protocol.offers import OfferPosted
 from tests.conftest import converged, running, wait_until
+from tests.stores import open_node_store
 
 pytestmark = pytest.mark.timeout(120)
 FOUNDERS = ("ana", "ben", "cai")
@@ -139,7 +139,7 @@ async def test_admission_by_consent_blocked_by_an_objection_until_withdrawn(
         for author, wire in rows:
             logs.setdefault(author, []).append(bytes(wire))
         rnd = random.Random(trial)
-        store = await Store.open(tmp_path / f"replay-{trial}.db", net=ana.net)
+        store = await open_node_store(tmp_path / f"replay-{trial}.db", ana.net)
         try:
             chains = Chains(store, ana.net, charter_keys=charter.founder_keys())
             while any(logs.values()):
@@ -185,7 +185,7 @@ async def test_key_rotation_new_key_works_old_key_refused(
     async with running(*(Node(d) for d in dirs)) as nodes:
         ana, ben, _ = nodes
         old = ana.identity
-        await ana.governance.rotate_key()
+        await ana.rotate_key()
         assert ana.identity.seed == old.next_seed
         note = await ana.post(NotePosted(text="signed by the new key"))
         assert note.key == old.next_public_key
@@ -208,7 +208,7 @@ async def test_key_rotation_new_key_works_old_key_refused(
 async def test_an_interrupted_rotation_is_finished_at_start(
     tmp_path: Path, nats_server: NatsServer
 ) -> None:
-    from coopnet.node.keys import FOLLOWING, prepare_rotation
+    from coopnet.node.engine.keys import FOLLOWING, prepare_rotation
 
     dirs = await federation(tmp_path, nats_server.url, joining=())
     node = Node(dirs[0])
@@ -256,7 +256,7 @@ async def test_posts_during_a_rotation_all_sign_with_the_right_key(
             # Hold the store's commit lock so that the rotation waits, queued, while more
             # posts arrive: they must not join the queue behind it with the old key.
             async with ana.chains.lock:
-                tg.start_soon(ana.governance.rotate_key)
+                tg.start_soon(ana.rotate_key)
                 await wait_until(lambda: _count(ana.chains._own_queue, 1), what="rotation queued")
                 for i in range(20):
                     tg.start_soon(post, i, during)

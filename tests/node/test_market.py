@@ -12,14 +12,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from coopnet.node import market
-from coopnet.node.chains import Chains
-from coopnet.node.config import read_config, write_config
-from coopnet.node.nats_server import NatsServer
-from coopnet.node.refusals import Refused
+from coopnet.node.engine.chains import Chains
+from coopnet.node.engine.config import read_config, write_config
+from coopnet.node.engine.nats_server import NatsServer
+from coopnet.node.engine.refusals import Refused
+from coopnet.node.engine.store_io import run_in_db
+from coopnet.node.market import projection as market
 from coopnet.node.runtime import Node
-from coopnet.node.store import Store
-from coopnet.node.store_io import run_in_db
 from coopnet.protocol import Envelope, Identity, seal, unseal
 from coopnet.protocol.body import Body
 from coopnet.protocol.offers import OfferPosted
@@ -30,6 +29,7 @@ from coopnet.protocol.trades import (
     TradeShipped,
 )
 from tests.conftest import NET, converged, make_node, running, wait_until
+from tests.stores import open_node_store
 
 pytestmark = pytest.mark.timeout(120)
 DAY_MS = 86_400_000
@@ -240,7 +240,7 @@ async def _check_order(tmp: Path, seed: int) -> None:
         ("in-order", [w for ws in HISTORIES.values() for w in ws]),
         ("shuffled", order),
     ):
-        store = await Store.open(tmp / f"{name}.db", net=NET)
+        store = await open_node_store(tmp / f"{name}.db", NET)
         chains = Chains(store, NET, clock=lambda: 1_800_000_000_100)
         i = 0
         while i < len(wires):  # in batches of random size, as a bus would deliver them

@@ -10,14 +10,14 @@ from pathlib import Path
 import nats
 import pytest
 
-from coopnet.node.bus import Bus
-from coopnet.node.chains import Chains
-from coopnet.node.nats_server import NatsServer
-from coopnet.node.outbox import Publisher
-from coopnet.node.store import Store
+from coopnet.node.engine.bus import Bus
+from coopnet.node.engine.chains import Chains
+from coopnet.node.engine.nats_server import NatsServer
+from coopnet.node.engine.outbox import Publisher
 from coopnet.protocol import Envelope, Identity, NotePosted
 from tests.conftest import NET
 from tests.processes import stream_messages
+from tests.stores import open_node_store
 
 OAK = Identity.from_passphrase("oakley", "outbox")
 
@@ -26,7 +26,7 @@ OAK = Identity.from_passphrase("oakley", "outbox")
 async def publishing(url: str, data: Path) -> AsyncIterator[tuple[Chains, Publisher, list[int]]]:
     """A store, chains and a publisher wired as a node wires them; the list counts the
     publisher's reads of the outbox table."""
-    store = await Store.open(data / "node.db", net=NET)
+    store = await open_node_store(data / "node.db", NET)
     bus = Bus(url, name="outbox-test")
     await bus.connect()
     await bus.ensure_stream()

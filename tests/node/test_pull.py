@@ -11,10 +11,10 @@ import pytest
 from anyio.abc import TaskGroup
 from nats.aio.msg import Msg
 
-from coopnet.node import pull
-from coopnet.node.bus import STREAM, Bus, _subscribe
-from coopnet.node.nats_server import NatsServer
-from coopnet.node.pull import ConsumerGone, Puller
+from coopnet.node.engine import pull
+from coopnet.node.engine.bus import STREAM, Bus, _subscribe
+from coopnet.node.engine.nats_server import NatsServer
+from coopnet.node.engine.pull import ConsumerGone, Puller
 
 
 @asynccontextmanager

@@ -9,14 +9,14 @@ from pathlib import Path
 import nats
 import pytest
 
-from coopnet.node.chains import Chains
-from coopnet.node.nats_server import NatsServer
+from coopnet.node.engine.chains import Chains
+from coopnet.node.engine.nats_server import NatsServer
 from coopnet.node.runtime import Node
-from coopnet.node.store import Store
 from coopnet.protocol import Envelope, Identity, NotePosted, seal, unseal
 from coopnet.protocol.body import Body
 from tests.conftest import NET, converged, make_node, running, wait_until
 from tests.processes import delete_from_stream, stream_seqs
+from tests.stores import open_node_store
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -276,7 +276,7 @@ async def test_restored_backup_recovers_its_head_and_does_not_fork(
         for f in backup.glob("node.db*"):
             shutil.copy2(f, a_data / f.name)
         # While offline, the restored node also signed a note at seq 7 that never left it.
-        store = await Store.open(a_data / "node.db", net=NET)
+        store = await open_node_store(a_data / "node.db", NET)
         chains = Chains(store, NET)
         await chains.load()
         assert chains.head_of("oakley").seq == 6  # type: ignore[union-attr]

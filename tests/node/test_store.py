@@ -14,10 +14,17 @@ from pathlib import Path
 import aiosqlite
 import pytest
 
-from coopnet.node.store import SCHEMA_VERSION, Batch, ForkRow, Store
+from coopnet.node.engine.store import LOG_MIGRATIONS, Batch, ForkRow, Store
+from coopnet.node.runtime import domain_tables
 from coopnet.protocol import Envelope, Identity, NotePosted, seal, unseal
 
 NET = hashlib.sha256(b"store tests").digest()[:16]
+PROJECTIONS, TABLES = domain_tables()
+
+
+async def open_store(path: Path | str) -> Store:
+    """A node's store with every domain's tables, as `coopnet node run` opens it."""
+    return await Store.open(path, net=NET, projections=PROJECTIONS, tables=TABLES)
 
 
 def history(slug: str, n: int) -> list[Envelope]:
@@ -43,7 +50,7 @@ class StoreContract(abc.ABC):
 
     @pytest.fixture
     async def store(self, tmp_path: Path) -> AsyncIterator[Store]:
-        store = await Store.open(self.location(tmp_path), net=NET)
+        store = await open_store(self.location(tmp_path))
         try:
             yield store
         finally:
@@ -54,7 +61,9 @@ class StoreContract(abc.ABC):
         """Where this implementation's store lives."""
 
     async def test_new_store_is_at_the_latest_schema(self, store: Store) -> None:
-        assert await store.schema_version() == SCHEMA_VERSION
+        expected = {"log": len(LOG_MIGRATIONS)}
+        expected |= {c.name: len(c.migrations) for c in (*PROJECTIONS, *TABLES)}
+        assert await store.schema_versions() == expected
         assert await store.event_count() == 0
 
     async def test_commit_then_read(self, store: Store) -> None:
@@ -141,39 +150,73 @@ class TestSqliteFileStore(StoreContract):
 
     async def test_reopen_keeps_everything(self, tmp_path: Path) -> None:
         path = self.location(tmp_path)
-        store = await Store.open(path, net=NET)
+        store = await open_store(path)
         await store.commit(Batch(events=history("oakley", 3)))
         await store.close()
-        store = await Store.open(path, net=NET)
+        store = await open_store(path)
         try:
             assert await store.event_count() == 3
         finally:
             await store.close()
 
     async def test_forward_migration_from_schema_1(self, tmp_path: Path) -> None:
-        from coopnet.node.store import MIGRATIONS
-
         path = self.location(tmp_path)
         async with aiosqlite.connect(path) as db:
-            for ddl in MIGRATIONS[0]:
+            for ddl in LOG_MIGRATIONS[0]:
                 await db.execute(ddl)
             await db.execute("PRAGMA user_version=1")
             await db.commit()
-        store = await Store.open(path, net=NET)
+        store = await open_store(path)
         try:
-            assert await store.schema_version() == SCHEMA_VERSION
+            assert (await store.schema_versions())["log"] == len(LOG_MIGRATIONS)
             await store.commit(Batch(events=history("oakley", 2)))
             assert len((await store.projection_rows())["notes"]) == 1
         finally:
             await store.close()
 
-    async def test_refuses_a_newer_schema(self, tmp_path: Path) -> None:
+    async def test_a_store_of_the_single_version_layout_is_adopted(self, tmp_path: Path) -> None:
+        """A store written before the engine and the domains were separated (every table
+        made by one list of steps, PRAGMA user_version 6) opens with its rows as they are:
+        no table made twice, no projection emptied."""
         path = self.location(tmp_path)
-        async with aiosqlite.connect(path) as db:
-            await db.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
-            await db.commit()
-        with pytest.raises(RuntimeError, match="newer"):
-            await Store.open(path, net=NET)
+        store = await open_store(path)
+        await store.commit(Batch(events=history("oakley", 3)))
+        before = await store.projection_rows()
+        await store.db.execute("DROP TABLE schema_versions")
+        await store.db.execute("PRAGMA user_version=6")
+        await store.close()
+        store = await open_store(path)
+        try:
+            assert await store.projection_rows() == before
+            assert (await store.schema_versions())["market"] == 1
+        finally:
+            await store.close()
+
+    async def test_refuses_tables_newer_than_it_knows(self, tmp_path: Path) -> None:
+        path = self.location(tmp_path)
+        store = await open_store(path)
+        await store.db.execute("UPDATE schema_versions SET version = 99 WHERE component = 'aid'")
+        await store.close()
+        with pytest.raises(RuntimeError, match="aid tables are at version 99, newer"):
+            await open_store(path)
+
+    async def test_a_domain_added_later_is_folded_from_the_whole_log(self, tmp_path: Path) -> None:
+        """A store opened without a domain keeps its events; opened again with it, the
+        domain's tables are made and hold what a node that always had it would hold."""
+        path = self.location(tmp_path)
+        without = [p for p in PROJECTIONS if p.name != "notes"]
+        store = await Store.open(path, net=NET, projections=without)
+        await store.commit(Batch(events=history("oakley", 4)))
+        assert "notes" not in await store.schema_versions()
+        await store.close()
+        store = await open_store(path)
+        try:
+            assert len((await store.projection_rows())["notes"]) == 3
+            folded = await store.projection_rows()
+            await store.rebuild_projections()
+            assert await store.projection_rows() == folded
+        finally:
+            await store.close()
 
 
 class TestSqliteMemoryStore(StoreContract):
@@ -184,7 +227,6 @@ class TestSqliteMemoryStore(StoreContract):
 def test_every_kind_but_key_rotation_reaches_a_projection() -> None:
     """The store hands each projection only the kinds it names: a kind no projection names
     would never reach its tables. Only `node.key_rotated` lives in the key log alone."""
-    from coopnet.node.projections import PROJECTIONS
     from coopnet.protocol import KINDS
 
     named = set().union(*(p.kinds for p in PROJECTIONS))
@@ -197,7 +239,7 @@ async def test_own_events_are_synced_received_ones_are_not(
 ) -> None:
     """Own events (an outbox entry) are on disk before `commit` returns; received ones and
     cursor moves skip the fsync, since the node reads them again after a power cut."""
-    from coopnet.node import store as store_module
+    from coopnet.node.engine import store as store_module
 
     modes: list[str] = []
     real = store_module._in_transaction
@@ -207,7 +249,7 @@ async def test_own_events_are_synced_received_ones_are_not(
         real(conn, fn, durable, *args)  # type: ignore[arg-type]
 
     monkeypatch.setattr(store_module, "_in_transaction", recording)
-    store = await Store.open(tmp_path / "node.db", net=NET)
+    store = await open_store(tmp_path / "node.db")
     try:
         oak, elm = history("oakley", 2), history("elm", 1)
         await store.commit(Batch(events=oak[:1], outbox=[(oak[0], "coop.oakley.x")]))
@@ -229,7 +271,7 @@ async def test_the_checkpointer_moves_commits_into_the_database_file(tmp_path: P
 
     import anyio
 
-    store = await Store.open(tmp_path / "node.db", net=NET)
+    store = await open_store(tmp_path / "node.db")
     try:
         await store.commit(Batch(events=history("oakley", 5)), received=True)
 

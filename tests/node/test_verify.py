@@ -13,7 +13,7 @@ import anyio
 import msgspec
 import pytest
 
-from coopnet.node.verify import PROCESS_MIN, Verifier, unseal_chunk
+from coopnet.node.engine.verify import PROCESS_MIN, Verifier, unseal_chunk
 from coopnet.protocol import Envelope, InvalidEvent, seal
 from coopnet.protocol.envelope import encode_wire
 from tests.node.test_chains import NET, OAK, history

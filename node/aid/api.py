@@ -1,0 +1,166 @@
+"""Resident API for mutual aid ("Call 4 Help") and crisis alerts."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Router, get, post
+from litestar.datastructures import State
+from litestar.params import FromPath, JSONBody, QueryParameter
+
+from coopnet.node.aid.requests import Aid
+from coopnet.protocol.aid import Advice as AdviceText
+from coopnet.protocol.aid import (
+    AidCategory,
+    AlertKind,
+    Count,
+    Description,
+    Severity,
+    Urgency,
+    What,
+)
+from coopnet.protocol.body import AreaCode
+from coopnet.protocol.trades import Slug
+
+
+class RequestIn(msgspec.Struct, kw_only=True):
+    category: AidCategory
+    urgency: Urgency
+    quantity: Count
+    description: Description
+    needed_in_minutes: Annotated[int, msgspec.Meta(ge=1, le=60 * 24 * 90)] = 24 * 60
+    area: AreaCode | None = None
+    escalate_now: bool = False
+
+
+class PledgeIn(msgspec.Struct, kw_only=True):
+    what: What
+    quantity: Count
+
+
+class AcceptIn(msgspec.Struct, kw_only=True):
+    pledger: Slug
+    pledge: str
+
+
+class AlertIn(msgspec.Struct, kw_only=True):
+    kind: AlertKind
+    severity: Severity
+    advice: AdviceText = ""
+    area: AreaCode | None = None
+
+
+class Created(msgspec.Struct, kw_only=True):
+    id: str
+
+
+class Done(msgspec.Struct, kw_only=True):
+    ok: bool = True
+    id: str = ""
+
+
+def _aid(state: State) -> Aid:
+    aid: Aid = state.aid
+    return aid
+
+
+@post("/aid/requests", status_code=201, summary="Ask for help: kept in the neighborhood first")
+async def post_request(state: State, data: JSONBody[RequestIn]) -> Created:
+    rid = await _aid(state).request(
+        category=data.category,
+        urgency=data.urgency,
+        needed_in_min=data.needed_in_minutes,
+        quantity=data.quantity,
+        description=data.description,
+        area=data.area,
+        escalate_now=data.escalate_now,
+    )
+    return Created(id=rid)
+
+
+@get("/aid/requests", summary="Open requests, ranked by urgency, needed-by and distance")
+async def get_requests(
+    state: State, all_states: Annotated[bool, QueryParameter(name="all")] = False
+) -> list[dict[str, Any]]:
+    return await _aid(state).listing(include_closed=all_states)
+
+
+@post("/aid/requests/{requester:str}/{request_id:str}/pledges", status_code=201, summary="Pledge")
+async def post_pledge(
+    state: State, requester: FromPath[str], request_id: FromPath[str], data: JSONBody[PledgeIn]
+) -> Created:
+    pid = await _aid(state).pledge(requester, request_id, data.what, data.quantity)
+    return Created(id=pid)
+
+
+@post("/aid/requests/{request_id:str}/accept", summary="Accept a pledge (the requester)")
+async def accept_pledge(state: State, request_id: FromPath[str], data: JSONBody[AcceptIn]) -> Done:
+    env = await _aid(state).accept(request_id, data.pledger, data.pledge)
+    return Done(id=env.id.hex())
+
+
+@post("/aid/requests/{request_id:str}/fulfil", summary="Confirm the request was met")
+async def fulfil(state: State, request_id: FromPath[str]) -> Done:
+    await _aid(state).fulfil(request_id)
+    return Done()
+
+
+@post("/aid/requests/{request_id:str}/withdraw", summary="Withdraw a request")
+async def withdraw(state: State, request_id: FromPath[str]) -> Done:
+    await _aid(state).withdraw(request_id)
+    return Done()
+
+
+@post("/aid/requests/{request_id:str}/escalate", summary="Ask the whole federation now")
+async def escalate(state: State, request_id: FromPath[str]) -> Done:
+    env = await _aid(state).escalate(request_id, reason="a resident asked to escalate")
+    return Done(id=env.id.hex())
+
+
+@post(
+    "/aid/requests/{requester:str}/{request_id:str}/pledges/{pledge:str}/withdraw",
+    summary="Withdraw this neighborhood's pledge",
+)
+async def withdraw_pledge(
+    state: State, requester: FromPath[str], request_id: FromPath[str], pledge: FromPath[str]
+) -> Done:
+    env = await _aid(state).withdraw_pledge(requester, request_id, pledge)
+    return Done(id=env.id.hex())
+
+
+@post("/alerts", status_code=201, summary="Raise a crisis alert for the federation")
+async def post_alert(state: State, data: JSONBody[AlertIn]) -> Created:
+    aid = await _aid(state).raise_alert(data.kind, data.severity, data.area, data.advice)
+    return Created(id=aid)
+
+
+@post("/alerts/{alert:str}/resolve", summary="Resolve one of this neighborhood's alerts")
+async def resolve_alert(state: State, alert: FromPath[str]) -> Done:
+    await _aid(state).resolve_alert(alert)
+    return Done()
+
+
+@get("/alerts", summary="Alerts, open ones first, the most severe first")
+async def get_alerts(
+    state: State, all_states: Annotated[bool, QueryParameter(name="all")] = False
+) -> list[dict[str, Any]]:
+    return await _aid(state).alerts(include_resolved=all_states)
+
+
+aid_router = Router(
+    path="/",
+    route_handlers=[
+        post_request,
+        get_requests,
+        post_pledge,
+        accept_pledge,
+        fulfil,
+        withdraw,
+        escalate,
+        withdraw_pledge,
+        post_alert,
+        resolve_alert,
+        get_alerts,
+    ],
+)

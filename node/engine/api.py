@@ -1,0 +1,270 @@
+"""The node's HTTP API, the engine's part: status, the log, key rotation, errors, serving.
+
+Each domain adds its own router (node/<domain>/api.py); the runtime hands them to
+`create_app` with the domain services they read from the app's state. Litestar + msgspec,
+served by uvicorn. OpenAPI at `/schema` (and `/schema/openapi.json`). Errors are JSON with
+a stable `code`: `{"code": "bad_request", "message": "..."}`; the codes of refused events
+are those of docs/PROTOCOL.md §7, and `head_unconfirmed` (503) while the node cannot yet sign.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Annotated, Any, Protocol
+
+import anyio
+import msgspec
+import uvicorn
+from anyio.abc import TaskStatus
+from litestar import Litestar, Request, Response, get, post
+from litestar.datastructures import State
+from litestar.exceptions import HTTPException, NotFoundException
+from litestar.openapi import OpenAPIConfig
+from litestar.params import FromPath, PathParameter, QueryParameter
+from litestar.types import ControllerRouterHandler
+
+import coopnet
+from coopnet.node.engine.config import nkey_public
+from coopnet.node.engine.context import NodeContext, NotReady
+from coopnet.node.engine.refusals import Refused
+from coopnet.node.engine.status import NodeStatus
+from coopnet.node.engine.store import StorageFailure
+from coopnet.protocol import Envelope, Identity, InvalidEvent, unseal
+
+log = logging.getLogger("coopnet.api")
+MAX_INT = 2**63 - 1  # SQLite's integers: a larger number in a query is refused, not a crash
+
+
+class ErrorOut(msgspec.Struct):
+    code: str
+    message: str
+
+
+class EventOut(msgspec.Struct, kw_only=True):
+    pos: int = 0
+    author: str
+    seq: int
+    id: str
+    prev: str | None
+    at: int
+    kind: str
+    body: dict[str, Any]
+
+
+class LogPage(msgspec.Struct, kw_only=True):
+    events: list[EventOut]
+    next_after: int
+
+
+class Rotated(msgspec.Struct, kw_only=True):
+    id: str
+    seq: int
+    key: str  # the Ed25519 public key now signing, hex
+    nkey: str  # the same key as a NATS user public key (`U…`): what its credentials name
+
+
+class ApiHost(NodeContext, Protocol):
+    """The running node as its HTTP API sees it: a `NodeContext` that also reports its
+    status and rotates its key (node/runtime.py `Node`)."""
+
+    identity: Identity
+
+    async def status(self) -> NodeStatus: ...
+
+    async def rotate_key(self) -> Envelope: ...
+
+
+def body_json(env: Envelope) -> dict[str, Any]:
+    """A body as JSON-ready values: binaries (keys, digests) as hex."""
+    out: dict[str, Any] = {}
+    for field in env.body.__struct_fields__:
+        value = getattr(env.body, field)
+        out[field] = value.hex() if isinstance(value, bytes) else msgspec.to_builtins(value)
+    return out
+
+
+def event_out(env: Envelope, pos: int = 0) -> EventOut:
+    return EventOut(
+        pos=pos,
+        author=env.author,
+        seq=env.seq,
+        id=env.id.hex(),
+        prev=env.prev.hex() if env.prev else None,
+        at=env.at,
+        kind=env.kind,
+        body=body_json(env),
+    )
+
+
+def _node(state: State) -> ApiHost:
+    node: ApiHost = state.node
+    return node
+
+
+@get("/status", summary="The node's head, followers, outbox, rejections and forks")
+async def get_status(state: State) -> NodeStatus:
+    return await _node(state).status()
+
+
+@get("/log", summary="The verified log, oldest first, paged by storage position")
+async def get_log(
+    state: State,
+    author: Annotated[str | None, QueryParameter(description="only this author")] = None,
+    after: Annotated[int, QueryParameter(ge=0, le=MAX_INT, description="storage position")] = 0,
+    limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
+) -> LogPage:
+    node = _node(state)
+    rows = await node.store.log_page(author=author, after_pos=after, limit=limit)
+    events = [event_out(unseal(wire, net=node.net), pos) for pos, wire in rows]
+    return LogPage(events=events, next_after=rows[-1][0] if rows else after)
+
+
+@get("/log/{author:str}/{seq:int}", summary="One event, by author and seq")
+async def get_event(
+    state: State,
+    author: FromPath[str],
+    seq: Annotated[int, PathParameter(ge=1, le=MAX_INT)],
+) -> EventOut:
+    node = _node(state)
+    found = await node.store.event_at(author, seq)
+    if found is None:
+        raise NotFoundException(f"no event {author}#{seq} here")
+    return event_out(unseal(found[1], net=node.net))
+
+
+@post("/keys/rotate", summary="Rotate the signing key to the one committed in advance")
+async def rotate(state: State) -> Rotated:
+    node = _node(state)
+    env = await node.rotate_key()
+    ident = node.identity
+    return Rotated(
+        id=env.id.hex(), seq=env.seq, key=ident.public_key.hex(), nkey=nkey_public(ident.seed)
+    )
+
+
+def _error(status: int, code: str, message: str) -> Response[ErrorOut]:
+    return Response(ErrorOut(code=code, message=message), status_code=status)
+
+
+def _on_invalid(_: Request[Any, Any, Any], exc: InvalidEvent) -> Response[ErrorOut]:
+    status = 409 if exc.code in ("fork",) else 403 if exc.code == "not_authorized" else 400
+    return _error(status, exc.code, exc.message)
+
+
+def _on_refused(_: Request[Any, Any, Any], exc: Refused) -> Response[ErrorOut]:
+    return _error(exc.status, exc.code, exc.message)
+
+
+def _on_storage_failure(_: Request[Any, Any, Any], exc: StorageFailure) -> Response[ErrorOut]:
+    return _error(503, exc.code, f"{exc}; the node is stopping")
+
+
+def _on_not_ready(_: Request[Any, Any, Any], exc: NotReady) -> Response[ErrorOut]:
+    return _error(503, exc.code, str(exc))
+
+
+def _on_http(_: Request[Any, Any, Any], exc: HTTPException) -> Response[ErrorOut]:
+    codes = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}
+    message = str(exc.detail)
+    extra = getattr(exc, "extra", None)
+    if extra:
+        message = f"{message}: {msgspec.json.encode(extra).decode()}"
+    return _error(exc.status_code, codes.get(exc.status_code, "http_error"), message)
+
+
+def _on_crash(_: Request[Any, Any, Any], exc: Exception) -> Response[ErrorOut]:
+    log.exception("API request failed", exc_info=exc)
+    return _error(500, "internal", "internal error; the node logged it")
+
+
+def create_app(
+    node: ApiHost,
+    routers: Sequence[ControllerRouterHandler] = (),
+    services: Mapping[str, object] | None = None,
+) -> Litestar:
+    """The node's app: the engine's routes, then each domain's `routers`; a handler reads
+    the node as `state.node` and a domain's service under its name in `services`."""
+    return Litestar(
+        route_handlers=[get_status, get_log, get_event, rotate, *routers],
+        state=State({**(services or {}), "node": node}),
+        exception_handlers={
+            InvalidEvent: _on_invalid,
+            NotReady: _on_not_ready,
+            StorageFailure: _on_storage_failure,
+            Refused: _on_refused,
+            HTTPException: _on_http,
+            Exception: _on_crash,
+        },
+        openapi_config=OpenAPIConfig(
+            title=f"coopnet node {node.slug}",
+            version=coopnet.__version__,
+            description="The resident API of a coopnet neighborhood node.",
+            path="/schema",
+        ),
+        logging_config=None,
+    )
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handlers: the node's task group owns shutdown."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def serve_api(
+    node: ApiHost, app: Litestar, port: int, *, task_status: TaskStatus[str]
+) -> None:
+    """Serve the node's `app` on node.toml's `api_host` and `port` (0: any free port)."""
+    host = node.config.api_host
+
+    def announce(url: str) -> None:
+        log.info("%s: resident API at %s (OpenAPI at %s/schema)", node.slug, url, url)
+
+    await serve_app(app, host, port, announce=announce, task_status=task_status)
+
+
+async def serve_app(
+    app: Litestar,
+    host: str,
+    port: int,
+    *,
+    announce: Callable[[str], None] | None = None,
+    task_status: TaskStatus[str],
+) -> None:
+    """Serve an ASGI app with uvicorn until cancelled; report started with its URL."""
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+        timeout_graceful_shutdown=3,  # open streams (the dashboard's live updates) end too
+    )
+    server = _Server(config)
+
+    async def serve_until_told() -> None:
+        # Shielded: on shutdown uvicorn is told to exit (should_exit) and finishes its
+        # requests, rather than being cancelled in the middle of them.
+        with anyio.CancelScope(shield=True):
+            await server.serve()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(serve_until_told)
+        while not server.started:
+            if server.should_exit:
+                raise RuntimeError(f"cannot listen on {host}:{port}")
+            await anyio.sleep(0.01)
+        bound = server.servers[0].sockets[0].getsockname()
+        url = f"http://{host}:{bound[1]}"
+        if announce is not None:
+            announce(url)
+        task_status.started(url)
+        try:
+            await anyio.sleep_forever()
+        finally:
+            server.should_exit = True

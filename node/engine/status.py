@@ -1,0 +1,99 @@
+"""A node's status, read from its store and, when it runs, its live parts (`GET /status`,
+`coopnet node status`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from coopnet.node.engine.bus import CURSOR_KEY
+from coopnet.node.engine.config import NodeConfig
+from coopnet.node.engine.store import Store
+
+
+class ForkRecord(msgspec.Struct, kw_only=True):
+    author: str
+    seq: int
+    held_id: str
+    other_id: str
+    detected_at: int
+
+
+class NodeStatus(msgspec.Struct, kw_only=True):
+    slug: str
+    display_name: str
+    net: str
+    own_head: int
+    ready_to_sign: bool
+    bus_url: str
+    bus_connected: bool
+    authors: dict[str, int]
+    events_stored: int
+    outbox_depth: int
+    published: int
+    rejected: dict[str, int]
+    forks: list[ForkRecord]
+    buffered: int
+    stream_seq: int
+    api_url: str
+    internal_errors: int = 0
+
+
+async def read_status(
+    store: Store,
+    config: NodeConfig,
+    *,
+    ready: bool = False,
+    bus_url: str = "",
+    bus_connected: bool = False,
+    published: int = 0,
+    buffered: int = 0,
+    api_url: str = "",
+    internal_errors: int = 0,
+) -> NodeStatus:
+    """A node's status from its store (and, when it runs, its live parts)."""
+    authors = await store.authors()
+    forks = await store.forks()
+    return NodeStatus(
+        slug=config.slug,
+        display_name=config.display_name,
+        net=config.net,
+        own_head=authors[config.slug].head_seq if config.slug in authors else 0,
+        ready_to_sign=ready,
+        bus_url=bus_url,
+        bus_connected=bus_connected,
+        authors={a: row.head_seq for a, row in sorted(authors.items())},
+        events_stored=await store.event_count(),
+        outbox_depth=await store.outbox_depth(),
+        published=published,
+        rejected=await all_rejections(store),
+        forks=[
+            ForkRecord(
+                author=f.author,
+                seq=f.seq,
+                held_id=f.held_id.hex(),
+                other_id=f.other_id.hex(),
+                detected_at=f.detected_at,
+            )
+            for f in forks
+        ],
+        buffered=buffered,
+        stream_seq=int(await store.meta(CURSOR_KEY) or 0),
+        api_url=api_url,
+        internal_errors=internal_errors,
+    )
+
+
+async def all_rejections(store: Store) -> dict[str, int]:
+    """Refusals by code: on the way in (transport, PROTOCOL.md §4-6) and by the domain rules."""
+    counts = await store.rejections()
+    for code, count in await store.all(
+        "SELECT code, COUNT(*) FROM domain_rejections GROUP BY code"
+    ):
+        counts[str(code)] = counts.get(str(code), 0) + int(count)
+    return counts
+
+
+def status_dict(status: NodeStatus) -> dict[str, Any]:
+    return msgspec.to_builtins(status)  # type: ignore[no-any-return]

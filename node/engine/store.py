@@ -1,0 +1,690 @@
+"""The node's SQLite store (aiosqlite, WAL): the verified log, the outbox, forks, refusals.
+
+The log holds every event of every author the node follows, with the raw wire bytes as
+received, unique by `(author, seq)` and by id. The outbox lists the node's own events not
+yet acknowledged by the bus. The store knows no domain: the projections (tables derived
+from the log only) and the domains' other tables are handed to `Store.open`, which migrates
+each under its own name; `rebuild_projections` recomputes the projections and must give
+the same rows.
+
+Writes go through `commit`: one transaction per batch, `synchronous=FULL`, so an
+acknowledged write survives a crash or a power cut, and a batch is all or nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+import anyio
+import msgspec
+
+from coopnet.node.engine.projection import (
+    REFUSALS_SCHEMA,
+    REFUSALS_TABLE,
+    OwnTables,
+    Projection,
+    apply_projections,
+)
+from coopnet.node.engine.store_io import fetch_all, fetch_one, run_in_db
+from coopnet.protocol import Envelope, unseal
+from coopnet.protocol.history import fold_keys
+
+# The engine's own tables, as forward migrations: `LOG_MIGRATIONS[i]` takes them from
+# version i to i+1. Their version, and each projection's, is kept in `schema_versions`
+# under a component name ("log" for these; a projection's `name` for its tables).
+LOG = "log"
+LOG_MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        """CREATE TABLE events (
+            pos INTEGER PRIMARY KEY,
+            author TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            id BLOB NOT NULL UNIQUE,
+            kind TEXT NOT NULL,
+            at INTEGER NOT NULL,
+            key BLOB NOT NULL,
+            wire BLOB NOT NULL,
+            received_at INTEGER NOT NULL,
+            UNIQUE (author, seq)
+        )""",
+        """CREATE TABLE authors (
+            author TEXT PRIMARY KEY,
+            head_seq INTEGER NOT NULL,
+            head_id BLOB NOT NULL,
+            current_key BLOB NOT NULL,
+            next_key_digest BLOB NOT NULL,
+            key_since INTEGER NOT NULL,
+            forked_seq INTEGER
+        )""",
+        """CREATE TABLE outbox (
+            id BLOB PRIMARY KEY,
+            seq INTEGER NOT NULL UNIQUE,
+            subject TEXT NOT NULL,
+            created_at INTEGER NOT NULL
+        )""",
+        """CREATE TABLE forks (
+            author TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            held_id BLOB NOT NULL,
+            held_wire BLOB,
+            other_id BLOB NOT NULL,
+            other_wire BLOB NOT NULL,
+            detected_at INTEGER NOT NULL,
+            PRIMARY KEY (author, seq, other_id)
+        )""",
+        "CREATE TABLE rejections (code TEXT PRIMARY KEY, count INTEGER NOT NULL)",
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    ),
+    ("ALTER TABLE authors ADD COLUMN retired_seq INTEGER NOT NULL DEFAULT 0",),
+    (
+        # Evidence of refused events, for audits (at most a few per code per minute: see
+        # chains.LogBudget); `evidence` is the event id, or SHA-256 of the wire bytes when
+        # they could not be unsealed (then author is '' and seq 0).
+        """CREATE TABLE rejected_events (
+            evidence BLOB NOT NULL, author TEXT NOT NULL, seq INTEGER NOT NULL,
+            kind TEXT NOT NULL, code TEXT NOT NULL, reason TEXT NOT NULL,
+            source TEXT NOT NULL, at INTEGER NOT NULL, PRIMARY KEY (evidence, code))""",
+    ),
+    # Events that a projection refused (node/engine/projection.py); a store of the single
+    # PRAGMA user_version layout had it from the market's tables, hence IF NOT EXISTS.
+    (REFUSALS_SCHEMA,),
+)
+# Before the engine and the domains were separated, one list of steps numbered by
+# PRAGMA user_version (1-6) made every table. A store of that layout is adopted as it is:
+# for each old version, the version each component's tables had reached then.
+_LEGACY_VERSIONS: dict[int, dict[str, int]] = {
+    1: {LOG: 1},
+    2: {LOG: 1, "neighborhoods": 1, "notes": 1},
+    3: {LOG: 1, "neighborhoods": 1, "notes": 1, "market": 1},
+    4: {LOG: 1, "neighborhoods": 1, "notes": 1, "market": 1, "aid": 1, "aid_local": 1},
+    5: {LOG: 2, "neighborhoods": 1, "notes": 1, "market": 1, "aid": 1, "aid_local": 1,
+        "membership": 1},
+    6: {LOG: 3, "neighborhoods": 1, "notes": 1, "market": 1, "aid": 1, "aid_local": 1,
+        "membership": 1},
+}  # fmt: skip
+# WAL pages after which SQLite checkpoints inside a commit (the backstop; see Store._open).
+AUTOCHECKPOINT_PAGES = 20_000
+CHECKPOINT_EVERY_S = 1.0
+
+
+class AuthorRow(msgspec.Struct, frozen=True, kw_only=True):
+    author: str
+    head_seq: int
+    head_id: bytes
+    current_key: bytes
+    next_key_digest: bytes
+    key_since: int
+    forked_seq: int | None
+    retired_seq: int = 0
+
+
+class ForkRow(msgspec.Struct, frozen=True, kw_only=True):
+    author: str
+    seq: int
+    held_id: bytes
+    held_wire: bytes | None
+    other_id: bytes
+    other_wire: bytes
+    detected_at: int
+
+
+class RejectedRow(msgspec.Struct, frozen=True, kw_only=True):
+    evidence: bytes
+    author: str
+    seq: int
+    kind: str
+    code: str
+    reason: str
+    source: str
+    at: int
+
+
+class Batch(msgspec.Struct, kw_only=True):
+    """Everything one ingest step writes, committed in one transaction."""
+
+    events: list[Envelope] = msgspec.field(default_factory=list)
+    authors: dict[str, AuthorRow] = msgspec.field(default_factory=dict)
+    forks: list[ForkRow] = msgspec.field(default_factory=list)
+    rejections: dict[str, int] = msgspec.field(default_factory=dict)
+    rejected: list[RejectedRow] = msgspec.field(default_factory=list)
+    outbox: list[tuple[Envelope, str]] = msgspec.field(default_factory=list)
+    meta: dict[str, str] = msgspec.field(default_factory=dict)
+
+    def empty(self) -> bool:
+        return not (self.events or self.authors or self.forks or self.rejections or self.meta)
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class StorageFailure(RuntimeError):
+    """The store cannot be written (disk full, read-only file, I/O error): the node stops.
+
+    Nothing committed is lost: every write is one transaction, so the file holds the last
+    complete batch. The node stops instead of running on without being able to record.
+    """
+
+    code = "storage_failure"
+
+
+class Store:
+    """One node's database. Open with `await Store.open(path)`; close with `await close()`."""
+
+    def __init__(
+        self,
+        db: aiosqlite.Connection,
+        path: str,
+        net: bytes,
+        projections: Sequence[Projection] = (),
+        tables: Sequence[OwnTables] = (),
+    ) -> None:
+        self.db = db
+        # The domains' folds of the log, applied in this order with every committed batch,
+        # and the domains' other tables: both handed in by whoever opens the store.
+        self.projections: tuple[Projection, ...] = tuple(projections)
+        self.own_tables: tuple[OwnTables, ...] = tuple(tables)
+        # A second, read-only connection (its own thread) for reads on a latency path (a
+        # trade's checks): in WAL mode it reads the last commit while `db` is busy writing,
+        # instead of queueing behind the fsync. It sees only committed data. An in-memory
+        # store has one connection for both.
+        self.reader = db
+        self.path = path
+        self.net = net
+        self.writes = 0  # write transactions so far (the checkpointer's clock)
+        self._write_lock = anyio.Lock()
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        """One write transaction at a time; shielded, so a cancellation cannot split it."""
+        async with self._write_lock:
+            self.writes += 1
+            with anyio.CancelScope(shield=True):
+                try:
+                    await self.db.execute("BEGIN IMMEDIATE")
+                    try:
+                        yield self.db
+                    except BaseException:
+                        await self.db.execute("ROLLBACK")
+                        raise
+                    await self.db.execute("COMMIT")
+                except sqlite3.IntegrityError:
+                    raise
+                except (sqlite3.OperationalError, sqlite3.DatabaseError) as exc:
+                    raise StorageFailure(f"the store {self.path} cannot be written: {exc}") from exc
+
+    @classmethod
+    async def open(
+        cls,
+        path: Path | str,
+        *,
+        net: bytes,
+        projections: Sequence[Projection] = (),
+        tables: Sequence[OwnTables] = (),
+    ) -> Store:
+        """Open (creating and migrating) the store of a node of federation `net`.
+
+        `projections` are folded with every batch (and their tables migrated); `tables` are
+        a domain's tables that are not derived from the log. A projection whose tables are
+        new to a store that already holds events is folded from the whole log before this
+        returns, so a domain added to an existing node starts complete.
+        Raises StorageFailure when the file cannot be opened for writing, and RuntimeError
+        when a component's tables are newer than this coopnet.
+        """
+        try:
+            return await cls._open(path, net=net, projections=projections, tables=tables)
+        except (sqlite3.OperationalError, sqlite3.DatabaseError) as exc:
+            if isinstance(exc, sqlite3.IntegrityError):
+                raise
+            raise StorageFailure(f"the store {path} cannot be opened for writing: {exc}") from exc
+
+    @classmethod
+    async def _open(
+        cls,
+        path: Path | str,
+        *,
+        net: bytes,
+        projections: Sequence[Projection],
+        tables: Sequence[OwnTables],
+    ) -> Store:
+        db = await aiosqlite.connect(str(path), isolation_level=None)
+        try:
+            await db.execute("PRAGMA journal_mode=WAL")
+            await db.execute("PRAGMA synchronous=FULL")
+            await db.execute("PRAGMA foreign_keys=ON")
+            await db.execute("PRAGMA busy_timeout=5000")
+            # Checkpoints run beside the writer (`checkpoint_forever`), not inside a commit:
+            # copying the WAL back grows with the database and held up every commit behind
+            # it (BENCHMARKS.md). This larger threshold is only the backstop.
+            await db.execute(f"PRAGMA wal_autocheckpoint={AUTOCHECKPOINT_PAGES}")
+            store = cls(db, str(path), net, projections, tables)
+            await store._migrate()
+            # Fail now, not at the first write, if the file cannot be written (read-only
+            # file or folder): taking the write lock needs write access.
+            await db.execute("BEGIN IMMEDIATE")
+            await db.execute("ROLLBACK")
+            if str(path) != ":memory:":
+                absolute = await anyio.to_thread.run_sync(os.path.abspath, path)
+                store.reader = await _open_reader(absolute)
+        except BaseException:
+            await db.close()
+            raise
+        return store
+
+    async def checkpoint_forever(self, every_s: float = CHECKPOINT_EVERY_S) -> None:
+        """Copy the WAL back into the database now and then, on a connection and thread of
+        its own (PASSIVE: it never waits for, nor blocks, the writer or a reader)."""
+        if self.reader is self.db:
+            return  # in memory: no WAL
+        done = 0
+        while True:
+            await anyio.sleep(every_s)
+            if self.writes != done:
+                done = self.writes
+                try:
+                    await anyio.to_thread.run_sync(_checkpoint, self.path)
+                except (sqlite3.OperationalError, sqlite3.DatabaseError) as exc:
+                    raise StorageFailure(f"the store {self.path} cannot be written: {exc}") from exc
+
+    async def close(self) -> None:
+        try:
+            if self.reader is not self.db:
+                await self.reader.close()
+        finally:
+            await self.db.close()  # whatever the reader did: its thread would block the exit
+
+    async def schema_versions(self) -> dict[str, int]:
+        """The version of each component's tables: `log` (the engine's) and each domain's."""
+        rows = await fetch_all(self.db, "SELECT component, version FROM schema_versions")
+        return {str(r[0]): int(r[1]) for r in rows}
+
+    async def _migrate(self) -> None:
+        has_table = await fetch_one(
+            self.db, "SELECT 1 FROM sqlite_master WHERE type='table' AND name='schema_versions'"
+        )
+        if not has_table:
+            legacy = await fetch_one(self.db, "PRAGMA user_version")
+            adopted = _LEGACY_VERSIONS.get(int(legacy[0]) if legacy else 0, {})
+            async with self.transaction() as db:
+                await db.execute(
+                    "CREATE TABLE schema_versions"
+                    " (component TEXT PRIMARY KEY, version INTEGER NOT NULL)"
+                )
+                await db.executemany(
+                    "INSERT INTO schema_versions VALUES (?, ?)", list(adopted.items())
+                )
+        versions = await self.schema_versions()
+        components: list[tuple[str, tuple[tuple[str, ...], ...]]] = [(LOG, LOG_MIGRATIONS)]
+        components += [(c.name, c.migrations) for c in (*self.projections, *self.own_tables)]
+        new: list[str] = []
+        for name, steps in components:
+            version = versions.get(name, 0)
+            if version > len(steps):
+                raise RuntimeError(
+                    f"{self.path}: the {name} tables are at version {version}, newer than"
+                    f" this coopnet knows ({len(steps)})"
+                )
+            if version == 0 and name != LOG:
+                new.append(name)
+            for step in range(version, len(steps)):
+                async with self.transaction() as db:
+                    for ddl in steps[step]:
+                        await db.execute(ddl)
+                    await db.execute(
+                        "INSERT OR REPLACE INTO schema_versions VALUES (?, ?)", (name, step + 1)
+                    )
+        fresh = [p for p in self.projections if p.name in new]
+        if fresh and await self.event_count():
+            await self._write(_fold_into, self.net, fresh)
+
+    # -- writes -------------------------------------------------------------------------------
+
+    async def commit(self, batch: Batch, *, received: bool = False) -> None:
+        """Write a batch in one transaction, in one call on the DB thread.
+
+        A batch with the node's own events (an outbox entry) is synced to disk before this
+        returns (DESIGN.md: own writes are `synchronous=FULL`). A batch of `received`
+        events is not: a power cut may lose the last of them, never corrupt the file, and
+        the node reads them again, since the stream cursor is in the same transaction and a
+        consumer found ahead of the store is set back to it (node/engine/bus.py), while sync fills
+        what came from peers. In WAL mode the next synced commit makes every earlier one
+        durable as well, so an own event never rests on received ones the disk could lose.
+        A batch that only moves the stream cursor is not synced either.
+        """
+        if batch.empty() and not batch.outbox:
+            return
+        only_cursor = not (batch.events or batch.authors or batch.forks or batch.rejections)
+        durable = bool(batch.outbox) or not (received or only_cursor)
+        await self._write(_commit_batch, self.projections, batch, now_ms(), durable=durable)
+
+    async def _write(self, fn: Callable[..., None], *args: Any, durable: bool = True) -> None:
+        """Run `fn(conn, *args)` as one transaction on the connection's thread.
+
+        `durable=False` skips the fsync (synchronous=NORMAL for this transaction): only for
+        bookkeeping whose loss a restart repairs by itself.
+        """
+        async with self._write_lock:
+            self.writes += 1
+            with anyio.CancelScope(shield=True):
+                try:
+                    await run_in_db(self.db, _in_transaction, fn, durable, *args)
+                except sqlite3.IntegrityError:
+                    raise
+                except (sqlite3.OperationalError, sqlite3.DatabaseError) as exc:
+                    raise StorageFailure(f"the store {self.path} cannot be written: {exc}") from exc
+
+    async def outbox_done(self, ids: Sequence[bytes]) -> None:
+        if not ids:
+            return
+        # Not synced: a deletion lost in a power cut means one republish of an acknowledged
+        # event, which the server (Nats-Msg-Id) and every receiver (its id) drop.
+        await self._write(_delete_outbox, list(ids), durable=False)
+
+    async def discard_own_after(self, author: str, seq: int) -> list[Envelope]:
+        """Remove own events above `seq` that never left the node (all still in the outbox).
+
+        Used only when the published history is longer than this store's (the store was
+        restored from a backup) and the node had signed events the bus never saw: they are
+        taken out of the log so the node does not fork itself, and returned so their bodies
+        can be signed again on top of the recovered head.
+        """
+        rows = await self.all(
+            "SELECT e.wire FROM events e JOIN outbox o ON o.id = e.id"
+            " WHERE e.author = ? AND e.seq > ? ORDER BY e.seq",
+            (author, seq),
+        )
+        published = await self.all(
+            "SELECT COUNT(*) FROM events e WHERE e.author = ? AND e.seq > ?"
+            " AND e.id NOT IN (SELECT id FROM outbox)",
+            (author, seq),
+        )
+        if published[0][0]:
+            raise RuntimeError(f"{author}: events above seq {seq} were already published")
+        envs = [unseal(bytes(r[0]), net=self.net) for r in rows]
+        async with self.transaction():
+            await self.db.execute(
+                "DELETE FROM outbox WHERE id IN (SELECT id FROM events WHERE author=? AND seq>?)",
+                (author, seq),
+            )
+            await self.db.execute("DELETE FROM events WHERE author = ? AND seq > ?", (author, seq))
+            kept = [
+                unseal(bytes(r[0]), net=self.net)
+                for r in await self.all(
+                    "SELECT wire FROM events WHERE author = ? ORDER BY seq", (author,)
+                )
+            ]
+            keys = fold_keys(kept)
+            await self.db.execute(
+                "UPDATE authors SET head_seq = ?, head_id = ?, current_key = ?,"
+                " next_key_digest = ?, key_since = ?, retired_seq = ? WHERE author = ?",
+                (
+                    kept[-1].seq,
+                    kept[-1].id,
+                    keys.current_key,
+                    keys.next_key_digest,
+                    keys.since_seq,
+                    keys.retired_seq,
+                    author,
+                ),
+            )
+        await self.rebuild_projections()
+        return envs
+
+    async def rebuild_projections(self) -> None:
+        """Drop every projection and fold the whole log again, in the order it was stored."""
+        await self._write(_rebuild, self.net, self.projections)
+
+    # -- reads --------------------------------------------------------------------------------
+
+    async def all(self, sql: str, params: Iterable[Any] = ()) -> list[Any]:
+        """Every row of a read query (one step on the connection's thread)."""
+        return await fetch_all(self.db, sql, params)
+
+    async def authors(self) -> dict[str, AuthorRow]:
+        rows = await self.all("SELECT * FROM authors")
+        return {
+            r[0]: AuthorRow(
+                author=r[0],
+                head_seq=r[1],
+                head_id=bytes(r[2]),
+                current_key=bytes(r[3]),
+                next_key_digest=bytes(r[4]),
+                key_since=r[5],
+                forked_seq=r[6],
+                retired_seq=r[7],
+            )
+            for r in rows
+        }
+
+    async def event_at(self, author: str, seq: int) -> tuple[bytes, bytes] | None:
+        """(id, wire) of an author's event at seq, or None."""
+        rows = await self.all("SELECT id, wire FROM events WHERE author=? AND seq=?", (author, seq))
+        return (bytes(rows[0][0]), bytes(rows[0][1])) if rows else None
+
+    async def ids_at(self, author: str, seqs: Sequence[int]) -> dict[int, bytes]:
+        """The ids held for an author at the given seqs (those held)."""
+        out: dict[int, bytes] = {}
+        for i in range(0, len(seqs), 500):
+            part = seqs[i : i + 500]
+            marks = ",".join("?" * len(part))
+            rows = await self.all(
+                f"SELECT seq, id FROM events WHERE author = ? AND seq IN ({marks})",
+                (author, *part),
+            )
+            out.update((int(r[0]), bytes(r[1])) for r in rows)
+        return out
+
+    async def has_id(self, event_id: bytes) -> bool:
+        return bool(await self.all("SELECT 1 FROM events WHERE id = ?", (event_id,)))
+
+    async def range(
+        self, author: str, from_seq: int, to_seq: int, *, max_bytes: int = 512 * 1024
+    ) -> list[bytes]:
+        """Wire bytes of an author's events from_seq..to_seq, in order, at most max_bytes."""
+        rows = await self.all(
+            "SELECT wire FROM events WHERE author = ? AND seq BETWEEN ? AND ? ORDER BY seq"
+            " LIMIT 5000",
+            (author, from_seq, to_seq),
+        )
+        out: list[bytes] = []
+        size = 0
+        for (wire,) in rows:
+            size += len(wire)
+            if out and size > max_bytes:
+                break
+            out.append(bytes(wire))
+        return out
+
+    async def outbox_batch(self, limit: int = 256) -> list[tuple[bytes, str, bytes]]:
+        rows = await self.all(
+            "SELECT o.id, o.subject, e.wire FROM outbox o JOIN events e ON e.id = o.id"
+            " ORDER BY o.seq LIMIT ?",
+            (limit,),
+        )
+        return [(bytes(r[0]), str(r[1]), bytes(r[2])) for r in rows]
+
+    async def outbox_depth(self) -> int:
+        return int((await self.all("SELECT COUNT(*) FROM outbox"))[0][0])
+
+    async def rejections(self) -> dict[str, int]:
+        return {str(r[0]): int(r[1]) for r in await self.all("SELECT code, count FROM rejections")}
+
+    async def forks(self) -> list[ForkRow]:
+        rows = await self.all("SELECT * FROM forks ORDER BY detected_at")
+        return [
+            ForkRow(
+                author=r[0],
+                seq=r[1],
+                held_id=bytes(r[2]),
+                held_wire=bytes(r[3]) if r[3] is not None else None,
+                other_id=bytes(r[4]),
+                other_wire=bytes(r[5]),
+                detected_at=r[6],
+            )
+            for r in rows
+        ]
+
+    async def meta(self, key: str) -> str | None:
+        rows = await self.all("SELECT value FROM meta WHERE key = ?", (key,))
+        return str(rows[0][0]) if rows else None
+
+    async def event_count(self) -> int:
+        return int((await self.all("SELECT COUNT(*) FROM events"))[0][0])
+
+    async def event_ids(self) -> set[bytes]:
+        return {bytes(r[0]) for r in await self.all("SELECT id FROM events")}
+
+    async def counts_by_author(self) -> dict[str, int]:
+        rows = await self.all("SELECT author, COUNT(*) FROM events GROUP BY author")
+        return {str(r[0]): int(r[1]) for r in rows}
+
+    async def log_page(
+        self, *, author: str | None, after_pos: int, limit: int
+    ) -> list[tuple[int, bytes]]:
+        """(pos, wire) of stored events after `pos`, optionally of one author, oldest first."""
+        if author is None:
+            return [
+                (int(r[0]), bytes(r[1]))
+                for r in await self.all(
+                    "SELECT pos, wire FROM events WHERE pos > ? ORDER BY pos LIMIT ?",
+                    (after_pos, limit),
+                )
+            ]
+        return [
+            (int(r[0]), bytes(r[1]))
+            for r in await self.all(
+                "SELECT pos, wire FROM events WHERE author = ? AND pos > ? ORDER BY pos LIMIT ?",
+                (author, after_pos, limit),
+            )
+        ]
+
+    async def projection_rows(self) -> dict[str, list[tuple[Any, ...]]]:
+        """Every projection table's rows, sorted: what `rebuild_projections` must reproduce."""
+        out: dict[str, list[tuple[Any, ...]]] = {}
+        for table in (REFUSALS_TABLE, *(t for p in self.projections for t in p.tables)):
+            rows = await self.all(f"SELECT * FROM {table}")
+            out[table] = sorted(tuple(r) for r in rows)
+        return out
+
+
+# -- write transactions, run on the connection's thread (one round trip each) ----------------
+
+
+def _in_transaction(
+    conn: sqlite3.Connection, fn: Callable[..., None], durable: bool, *args: Any
+) -> None:
+    if not durable:
+        conn.execute("PRAGMA synchronous=NORMAL")
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            fn(conn, *args)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+    finally:
+        if not durable:
+            conn.execute("PRAGMA synchronous=FULL")
+
+
+def _checkpoint(path: str) -> None:
+    conn = sqlite3.connect(path, timeout=5.0)
+    try:
+        conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+    finally:
+        conn.close()
+
+
+async def _open_reader(absolute: str) -> aiosqlite.Connection:
+    uri = f"{Path(absolute).as_uri()}?mode=ro"  # as_uri quotes what a URI must
+    reader = await aiosqlite.connect(uri, uri=True, isolation_level=None)
+    try:
+        await reader.execute("PRAGMA query_only=ON")
+        await reader.execute("PRAGMA busy_timeout=5000")
+    except BaseException:
+        await reader.close()
+        raise
+    return reader
+
+
+def _commit_batch(
+    conn: sqlite3.Connection, projections: Sequence[Projection], batch: Batch, received: int
+) -> None:
+    if batch.events:
+        conn.executemany(
+            "INSERT INTO events (author, seq, id, kind, at, key, wire, received_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [(e.author, e.seq, e.id, e.kind, e.at, e.key, e.wire, received) for e in batch.events],
+        )
+        apply_projections(conn, projections, batch.events)
+    if batch.authors:
+        conn.executemany(
+            "INSERT OR REPLACE INTO authors VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (a.author, a.head_seq, a.head_id, a.current_key, a.next_key_digest,
+                 a.key_since, a.forked_seq, a.retired_seq)
+                for a in batch.authors.values()
+            ],
+        )  # fmt: skip
+    if batch.outbox:
+        conn.executemany(
+            "INSERT OR IGNORE INTO outbox (id, seq, subject, created_at) VALUES (?, ?, ?, ?)",
+            [(e.id, e.seq, subject, received) for e, subject in batch.outbox],
+        )
+    if batch.forks:
+        conn.executemany(
+            "INSERT OR IGNORE INTO forks VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [
+                (f.author, f.seq, f.held_id, f.held_wire, f.other_id, f.other_wire,
+                 f.detected_at)
+                for f in batch.forks
+            ],
+        )  # fmt: skip
+    if batch.rejections:
+        conn.executemany(
+            "INSERT INTO rejections (code, count) VALUES (?, ?)"
+            " ON CONFLICT (code) DO UPDATE SET count = count + excluded.count",
+            list(batch.rejections.items()),
+        )
+    if batch.rejected:
+        conn.executemany(
+            "INSERT OR IGNORE INTO rejected_events VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [(r.evidence, r.author, r.seq, r.kind, r.code, r.reason, r.source, r.at)
+             for r in batch.rejected],
+        )  # fmt: skip
+    if batch.meta:
+        conn.executemany(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", list(batch.meta.items())
+        )
+
+
+def _delete_outbox(conn: sqlite3.Connection, ids: list[bytes]) -> None:
+    conn.executemany("DELETE FROM outbox WHERE id = ?", [(i,) for i in ids])
+
+
+def _rebuild(conn: sqlite3.Connection, net: bytes, projections: Sequence[Projection]) -> None:
+    conn.execute(f"DELETE FROM {REFUSALS_TABLE}")
+    for projection in projections:
+        projection.reset(conn)
+    _fold_into(conn, net, projections)
+
+
+def _fold_into(conn: sqlite3.Connection, net: bytes, projections: Sequence[Projection]) -> None:
+    """Fold the whole log, in the order it was stored, into `projections`."""
+    last = 0
+    while True:
+        found = conn.execute(
+            "SELECT pos, wire FROM events WHERE pos > ? ORDER BY pos LIMIT 2000", (last,)
+        ).fetchall()
+        if not found:
+            return
+        last = int(found[-1][0])
+        apply_projections(conn, projections, [unseal(bytes(r[1]), net=net) for r in found])

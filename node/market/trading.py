@@ -1,0 +1,188 @@
+"""What a neighborhood's node decides before it signs a market event.
+
+The node is the authority for its own side: as a seller it accepts a proposal only while
+its offer covers it, in its own log order (so it can never oversell); as a buyer it proposes
+only within its credit limit (so it can never overspend). Both checks and the signature are
+made under one lock, so two requests racing each other are decided one after the other.
+Refusals here happen before anything is signed, and carry their own codes.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any, Protocol
+
+import anyio
+
+from coopnet.node.engine.context import NodeContext
+from coopnet.node.engine.refusals import Refused
+from coopnet.node.engine.store import now_ms
+from coopnet.node.market import projection as market
+from coopnet.protocol import Envelope
+from coopnet.protocol.body import Body
+from coopnet.protocol.errors import InvalidEvent
+from coopnet.protocol.ledger import check_spend
+from coopnet.protocol.offers import reserve
+from coopnet.protocol.trades import (
+    TradeAccepted,
+    TradeCancelled,
+    TradeDeclined,
+    TradeDisputed,
+    TradeProposed,
+    TradeReceived,
+    TradeShipped,
+)
+
+DEFAULT_EXPIRY_S = 3600
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}-{secrets.token_hex(4)}"
+
+
+class Members(Protocol):
+    """What the market needs of membership (the seam to node/membership/, whose
+    `Governance` the runtime passes in): no trading with a neighborhood that is not a
+    member now (PROTOCOL.md §16.4)."""
+
+    async def require_members(self, *slugs: str) -> None:
+        """Raise Refused (`not_a_member`) unless every slug is a member now."""
+
+
+class Trading:
+    """The node's side of every trade: checks, then signs (PROTOCOL.md §10-12).
+
+    Every step raises Refused (with a stable code and an HTTP status) when this node will
+    not sign it; amounts are credit cents.
+    """
+
+    def __init__(self, node: NodeContext, members: Members) -> None:
+        self.node = node
+        self.members = members
+        self.lock = anyio.Lock()
+
+    @property
+    def me(self) -> str:
+        return self.node.slug
+
+    async def _sign(self, body: Body) -> Envelope:
+        try:
+            return await self.node.post(body)
+        except InvalidEvent as exc:  # the projection's own rules, said before signing
+            raise Refused(exc.code, exc.message) from None
+
+    async def propose(
+        self,
+        seller: str,
+        offer: str,
+        quantity: int,
+        *,
+        unit_price: int | None = None,
+        expires_in_s: int = DEFAULT_EXPIRY_S,
+        trade: str | None = None,
+    ) -> Envelope:
+        async with self.lock:
+            await self.members.require_members(self.me, seller)
+            now = now_ms()
+            found, balance, committed = await market.proposal_facts(
+                self.node.store.reader, self.me, seller, offer, now
+            )
+            if found is None or found.state != "open":
+                raise Refused("offer_unavailable", f"{seller} has no open offer {offer}", 404)
+            if seller == self.me:
+                raise Refused("not_authorized", "a co-op does not trade with itself")
+            if quantity < found.min_order:
+                raise Refused("below_min_order", f"the minimum order is {found.min_order}")
+            if quantity > found.remaining:
+                raise Refused(
+                    "offer_unavailable", f"{found.remaining} {found.unit} left of {offer}"
+                )
+            price = found.unit_price if unit_price is None else unit_price
+            try:
+                check_spend(self.me, balance, committed, quantity * price, self.node.credit_limit)
+            except InvalidEvent as exc:
+                raise Refused("credit_limit_exceeded", exc.message) from None
+            return await self._sign(
+                TradeProposed(
+                    trade=trade or new_id("t"),
+                    seller=seller,
+                    offer=offer,
+                    quantity=quantity,
+                    unit_price=price,
+                    expires_at=now + expires_in_s * 1000,
+                )
+            )
+
+    async def _trade(self, buyer: str, trade: str) -> dict[str, Any]:
+        return _found(await market.load_trade(self.node.store.reader, buyer, trade), buyer, trade)
+
+    async def accept(self, buyer: str, trade: str) -> Envelope:
+        async with self.lock:
+            row, offer = await market.trade_and_offer(self.node.store.reader, buyer, trade)
+            t = _found(row, buyer, trade)
+            self._require(t, seller=True, states=("proposed",))
+            await self.members.require_members(self.me, buyer)
+            if now_ms() > t["expires_at"]:
+                raise Refused("expired", f"trade {buyer}/{trade} expired")
+            if offer is None:
+                raise Refused("offer_unavailable", f"no offer {t['offer']}")
+            try:
+                reserve(offer, t["quantity"], now_ms())
+            except InvalidEvent as exc:
+                raise Refused("offer_unavailable", exc.message) from None
+            return await self._sign(
+                TradeAccepted(
+                    buyer=buyer,
+                    trade=trade,
+                    offer=t["offer"],
+                    quantity=t["quantity"],
+                    unit_price=t["unit_price"],
+                )
+            )
+
+    async def decline(self, buyer: str, trade: str, reason: str = "") -> Envelope:
+        async with self.lock:
+            self._require(await self._trade(buyer, trade), seller=True, states=("proposed",))
+            return await self._sign(TradeDeclined(buyer=buyer, trade=trade, reason=reason))
+
+    async def ship(self, buyer: str, trade: str) -> Envelope:
+        async with self.lock:
+            self._require(await self._trade(buyer, trade), seller=True, states=("accepted",))
+            return await self._sign(TradeShipped(buyer=buyer, trade=trade))
+
+    async def receive(self, buyer: str, trade: str) -> Envelope:
+        async with self.lock:
+            self._require(await self._trade(buyer, trade), seller=False, states=("shipped",))
+            return await self._sign(TradeReceived(buyer=buyer, trade=trade))
+
+    async def cancel(self, buyer: str, trade: str, reason: str = "") -> Envelope:
+        async with self.lock:
+            t = await self._trade(buyer, trade)
+            if self.me == buyer:
+                self._require(t, seller=False, states=("proposed", "accepted", "cancel_requested"))
+            else:
+                self._require(t, seller=True, states=("accepted", "cancelled"))
+                if t["seller_state"] != "accepted":
+                    raise Refused("wrong_state", "the seller cancels only what it accepted")
+            return await self._sign(TradeCancelled(buyer=buyer, trade=trade, reason=reason))
+
+    async def dispute(self, buyer: str, trade: str, reason: str) -> Envelope:
+        async with self.lock:
+            t = await self._trade(buyer, trade)
+            open_states = ("proposed", "accepted", "shipped", "cancel_requested")
+            self._require(t, seller=self.me != buyer, states=open_states)
+            return await self._sign(TradeDisputed(buyer=buyer, trade=trade, reason=reason))
+
+    def _require(self, t: dict[str, Any], *, seller: bool, states: tuple[str, ...]) -> None:
+        party = t["seller"] if seller else t["buyer"]
+        if party != self.me:
+            role = "seller" if seller else "buyer"
+            raise Refused("not_authorized", f"only the {role} ({party}) may do this", 403)
+        if t["state"] not in states:
+            raise Refused("wrong_state", f"trade is {t['state']}, needs {' or '.join(states)}")
+
+
+def _found(row: dict[str, Any] | None, buyer: str, trade: str) -> dict[str, Any]:
+    if row is None:
+        raise Refused("not_found", f"no trade {buyer}/{trade} here", 404)
+    return row
