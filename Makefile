@@ -28,6 +28,7 @@ lint: $(STAMP)
 	mkdir -p .typecheck && ln -sfn .. .typecheck/coopnet
 	$(BIN)/mypy -p coopnet
 	$(BIN)/lint-imports
+	$(BIN)/python scripts/check_import_cycles.py
 	$(BIN)/python scripts/make_vectors.py --check
 
 format: $(STAMP)
