@@ -77,7 +77,8 @@ async def init_node(
         config = msgspec.structs.replace(config, **settings)
     ident = identity or Identity.generate(slug)
     await anyio.to_thread.run_sync(_write_node_files, data, config, ident)
-    store = await Store.open(db_path(data), net=net)
+    projections, tables = domain_tables()
+    store = await Store.open(db_path(data), net=net, projections=projections, tables=tables)
     try:
         chains = Chains(store, net)
         await chains.append(slug, ident.signing_key, ident.founding_body(display_name, area))

@@ -42,8 +42,8 @@ class NodeConfig(msgspec.Struct, kw_only=True):
     api_port: int = DEFAULT_API_PORT
     # Until the federation's charter sets it: how far below zero this co-op may go (cents).
     credit_limit: int = DEFAULT_CREDIT_LIMIT
-    auto_trade: bool = False  # answer trades automatically within the rules (node/policy.py)
-    auto_aid: bool = False  # pledge to escalated requests and close own ones (node/aid.py)
+    auto_trade: bool = False  # answer trades automatically within the rules (node/market/policy.py)
+    auto_aid: bool = False  # pledge to escalated requests and close own ones (node/aid/policy.py)
     neighbors: list[str] = msgspec.field(default_factory=list)  # areas next to this one
     # How long a local request may stay short of pledges before the federation is asked.
     escalate_critical_s: int = 15 * 60
