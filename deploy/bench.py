@@ -36,12 +36,18 @@ from coopnet.node.engine.chains import Chains
 from coopnet.node.engine.nats_server import NatsServer, nats_server_binary
 from coopnet.node.engine.store import Store
 from coopnet.node.engine.store_io import fetch_one
-from coopnet.node.runtime import Node
+from coopnet.node.runtime import Node, domain_tables
 from coopnet.protocol import Envelope, Identity, NotePosted, seal
 from coopnet.protocol.envelope import SIGNING_CONTEXT
 from coopnet.protocol.offers import OfferPosted
 
 NET = hashlib.sha256(b"coopnet bench").digest()[:16]
+
+
+async def open_node_store(path: Path) -> Store:
+    """The store as a node opens it: every domain's projections fold what is stored."""
+    projections, tables = domain_tables()
+    return await Store.open(path, net=NET, projections=projections, tables=tables)
 
 
 def machine() -> dict[str, Any]:
@@ -155,7 +161,7 @@ async def bench_ingest(events: int, authors: int, batch: int) -> dict[str, Any]:
     wires = presealed(events, authors)
     limit = await anyio.to_thread.run_sync(verify_limit, wires[:10_000])
     with tempfile.TemporaryDirectory() as tmp:
-        store = await Store.open(Path(tmp) / "node.db", net=NET)
+        store = await open_node_store(Path(tmp) / "node.db")
         try:
             stored, elapsed, in_processes = await _ingest(store, wires, batch)
         finally:

@@ -18,14 +18,21 @@ import anyio
 
 from coopnet.node.engine.chains import Chains
 from coopnet.node.engine.store import Store
+from coopnet.node.runtime import domain_tables
 from coopnet.protocol import Identity, NotePosted
 
 NET = hashlib.sha256(b"bench append").digest()[:16]
 
 
+async def open_node_store(path: Path) -> Store:
+    """The store as a node opens it: every domain's projections fold what is stored."""
+    projections, tables = domain_tables()
+    return await Store.open(path, net=NET, projections=projections, tables=tables)
+
+
 async def main(n: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        store = await Store.open(Path(tmp) / "node.db", net=NET)
+        store = await open_node_store(Path(tmp) / "node.db")
         chains = Chains(store, NET)
         ident = Identity.from_passphrase("bench", "append")
         await chains.append("bench", ident.signing_key, ident.founding_body("Bench", "B1"))
