@@ -7,10 +7,12 @@ Severity says what is at stake:
 - critical: the records themselves are in doubt: an author signed two histories (fork), a
   ledger that does not sum to zero, a balance below minus its credit limit, an offer
   accepted beyond its quantity, a projection that disagrees with the rules, a gap that
-  stayed unrepaired;
+  stayed unrepaired after events the author's known key signed;
 - warning: an attempt the rules refused (forged, tampered or malformed events; a party
   acting outside its role; an action by a non-member or a retired key). The records are
   intact, but someone tried.
+- info: worth knowing, proving nothing (events beyond a gap that no known key signed: forged,
+  or signed after rotations the observer has not received yet).
 
 `coopnet audit` exits non-zero when any finding is critical.
 """
@@ -24,6 +26,7 @@ from typing import Literal
 import aiosqlite
 import msgspec
 
+from coopnet.node.engine.gaps import UnverifiableGap
 from coopnet.node.engine.store_io import fetch_all
 from coopnet.node.membership.projection import standings
 from coopnet.protocol.charter import Charter
@@ -39,6 +42,7 @@ GAP_GRACE_MS = 60_000  # a gap open longer than this is a finding
 _UNSEAL_CODES = frozenset({"too_large", "malformed", "non_canonical", "bad_version",
                            "wrong_network", "bad_signature", "body_hash_mismatch",
                            "unknown_kind", "bad_body"})  # fmt: skip
+UNVERIFIABLE_GAP = UnverifiableGap.code  # an event not held beyond a gap (PROTOCOL.md §6.4)
 
 
 class Finding(msgspec.Struct, kw_only=True):
@@ -83,8 +87,25 @@ async def _refused_events(db: aiosqlite.Connection) -> list[Finding]:
             continue  # the forks table holds the evidence: see _forks
         who = author or "an unverifiable sender"
         name = f"refused_{code}"
+        severity: Severity = "warning"
+        detail = f"e.g. {reason} (received from {source})"
         if code in _UNSEAL_CODES:
-            title = f"{count} event(s) refused before verification ({code})"
+            # `author` is what the header claims (node/engine/evidence.py `claimed`): the
+            # event was refused before anything proved who signed it.
+            claim = f" claiming to be {author}'s" if author else ""
+            title = f"{count} event(s){claim} refused before verification ({code})"
+            if author:
+                detail += f"; the claimed author {author} is named by the header, unproven"
+        elif code == UNVERIFIABLE_GAP:
+            name, severity = UNVERIFIABLE_GAP, "info"  # proves nothing: see the detail
+            title = (
+                f"{count} event(s) claiming to be {author}'s beyond a gap, not signed by a key "
+                f"of {author}'s known key log: not buffered"
+            )
+            detail += (
+                "; forged, or signed after key rotations not yet received: the range is "
+                "fetched from peers (PROTOCOL.md §6.4)"
+            )
         elif code == "not_authorized" and retired:
             name, title = "retired_author", f"{count} event(s) signed after {author} retired"
         else:
@@ -92,9 +113,9 @@ async def _refused_events(db: aiosqlite.Connection) -> list[Finding]:
         out.append(
             Finding(
                 code=name,
-                severity="warning",
+                severity=severity,
                 title=title,
-                detail=f"e.g. {reason} (received from {source})",
+                detail=detail,
                 author=author,
                 evidence=_ids(ids),
             )
@@ -332,7 +353,8 @@ async def _gaps(db: aiosqlite.Connection, now_ms: int) -> list[Finding]:
             code="unrepaired_gap",
             severity="critical",
             title=f"{author}: events {first}..{last} missing for {(now_ms - since) // 1000} s",
-            detail="held beyond the gap but not repaired from the stream or any peer",
+            detail="later events, signed by the author's known key, are held beyond the gap, "
+            "but it was not repaired from the stream or any peer",
             author=author,
         )
         for author, first, last, since in gaps

@@ -98,6 +98,13 @@ async def summary(obs: Observer) -> dict[str, Any]:
             "warning": sum(1 for f in findings if f.severity == "warning"),
         },
         "rejected": await all_rejections(obs.store),
+        # Events held beyond a gap in memory (PROTOCOL.md §6.4): count, wire bytes, and
+        # events left out for a byte cap since the observer started.
+        "buffer": {
+            "events": obs.chains.gaps.count,
+            "bytes": obs.chains.gaps.bytes,
+            "dropped": obs.chains.gaps.dropped,
+        },
         "oldest_silence_s": max(live) if live else None,
         "updated_at": now,
     }

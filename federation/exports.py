@@ -7,6 +7,8 @@
   per line, in the order the observer stored them; `data` is the event body as JSON (bytes
   as lowercase hex) and the coopnet extensions carry what a verifier needs: `coopseq`,
   `coopkey` and `coopwire` (the signed wire bytes, base64: anyone can verify it again).
+  An event of a kind the observer does not know (PROTOCOL.md §8.1) has its body map as
+  received in `data` and the extension `coopopaque: true`.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import aiosqlite
 import msgspec
 
 from coopnet.node.engine.store_io import fetch_all
-from coopnet.protocol import unseal
+from coopnet.protocol import Opaque, unseal_stored
 
 # The tables an export may name, and nothing else (they end up in SQL).
 EXPORT_TABLES = ("events", "neighborhoods", "offers", "needs", "trades", "trade_events",
@@ -61,6 +63,7 @@ async def metrics_text(db: aiosqlite.Connection, *, summary: Mapping[str, Any]) 
     audit: dict[Labels, float] = {
         (("severity", str(s)),): float(n) for s, n in summary["audit"].items()
     }
+    buffer = summary["buffer"]
     parts = [
         metric("coopnet_events_total", "counter", "Events stored, by author and kind.", events),
         metric("coopnet_rejections_total", "counter",
@@ -79,6 +82,15 @@ async def metrics_text(db: aiosqlite.Connection, *, summary: Mapping[str, Any]) 
         metric("coopnet_neighborhoods", "gauge", "Neighborhoods known, and members.",
                {(("membership", "known"),): float(summary["neighborhoods"]),
                 (("membership", "member"),): float(summary["members"])}),
+        metric("coopnet_gap_buffer_events", "gauge",
+               "Events held in memory beyond a gap, waiting for the missing range "
+               "(PROTOCOL.md §6.4).", {(): float(buffer["events"])}),
+        metric("coopnet_gap_buffer_bytes", "gauge",
+               "Wire bytes of the events held beyond a gap (capped per author and in all).",
+               {(): float(buffer["bytes"])}),
+        metric("coopnet_gap_buffer_dropped_total", "counter",
+               "Events left out of the gap buffer because a byte cap was reached.",
+               {(): float(buffer["dropped"])}),
     ]  # fmt: skip
     return "\n".join(parts) + "\n"
 
@@ -109,9 +121,15 @@ def _jsonable(value: Any) -> Any:
 
 
 def cloudevent(wire: bytes, net: bytes) -> dict[str, Any]:
-    env = unseal(wire, net=net)
+    env = unseal_stored(wire, net=net)
     at = datetime.datetime.fromtimestamp(env.at / 1000, tz=datetime.UTC)
-    return {
+    opaque = isinstance(env.body, Opaque)
+    body: Any = (
+        msgspec.msgpack.decode(env.body.raw)  # the map as received, decoded without a schema
+        if isinstance(env.body, Opaque)
+        else msgspec.to_builtins(env.body, builtin_types=(bytes,))
+    )
+    event: dict[str, Any] = {
         "specversion": "1.0",
         "id": env.id.hex(),
         "source": f"coopnet:{net.hex()}/{env.author}",
@@ -119,11 +137,14 @@ def cloudevent(wire: bytes, net: bytes) -> dict[str, Any]:
         "subject": f"{env.author}/{env.seq}",
         "time": at.isoformat().replace("+00:00", "Z"),
         "datacontenttype": "application/json",
-        "data": _jsonable(msgspec.to_builtins(env.body, builtin_types=(bytes,))),
+        "data": _jsonable(body),
         "coopseq": env.seq,
         "coopkey": env.key.hex(),
         "coopwire": base64.b64encode(wire).decode("ascii"),
     }
+    if opaque:
+        event["coopopaque"] = True
+    return event
 
 
 async def cloudevents_lines(

@@ -180,9 +180,8 @@ class Observer:
             await follow(self.bus, self.durable, self.progress.read, self._on_batch)
 
         entropy = partial(sync.anti_entropy, self.bus, heads, receive, me=self.durable)
-        gaps = partial(
-            sync.fill_gaps, self.bus, self.chains.missing, receive, self._wait_gap, me=self.durable
-        )
+        wanted, wait = self.chains.gaps_to_fetch, self._wait_gap
+        gaps = partial(sync.fill_gaps, self.bus, wanted, receive, wait, me=self.durable)
         for name, run in (
             ("stream follower", follow_stream),
             ("anti-entropy", entropy),

@@ -282,7 +282,7 @@ class Node:
         entropy = partial(sync.anti_entropy, bus, heads, receive, me=self.slug)
         tg.start_soon(self._keep_running, "anti-entropy", entropy)
         gaps = partial(
-            sync.fill_gaps, bus, self.chains.missing, receive, self._wait_gap, me=self.slug
+            sync.fill_gaps, bus, self.chains.gaps_to_fetch, receive, self._wait_gap, me=self.slug
         )
         tg.start_soon(self._keep_running, "gap filler", gaps)
         for domain in self.domains:
@@ -417,7 +417,9 @@ class Node:
             bus_url=self.bus.url,
             bus_connected=self.bus.connected,
             published=self._publisher.published if self._publisher else 0,
-            buffered=sum(len(b) for b in self.chains.buffer.values()),
+            buffered=self.chains.gaps.count,
+            buffered_bytes=self.chains.gaps.bytes,
+            buffer_dropped=self.chains.gaps.dropped,
             api_url=self.api_url,
             internal_errors=self.internal_errors,
         )

@@ -5,7 +5,7 @@ Nothing here does I/O: no sockets, no files, no event loop (enforced by import-l
 
 from __future__ import annotations
 
-from coopnet.protocol.body import Body, encode_body, kind_of
+from coopnet.protocol.body import Body, Opaque, encode_body, kind_of
 from coopnet.protocol.envelope import (
     MAX_WIRE_BYTES,
     SIGNING_CONTEXT,
@@ -17,6 +17,7 @@ from coopnet.protocol.envelope import (
     seal,
     seal_envelope,
     unseal,
+    unseal_stored,
 )
 from coopnet.protocol.errors import ALL_CODES, InvalidEvent
 from coopnet.protocol.history import (
@@ -48,6 +49,7 @@ __all__ = [
     "NodeFounded",
     "NodeKeyRotated",
     "NotePosted",
+    "Opaque",
     "Verdict",
     "check_clock",
     "check_key",
@@ -61,4 +63,5 @@ __all__ = [
     "seal",
     "seal_envelope",
     "unseal",
+    "unseal_stored",
 ]

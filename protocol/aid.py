@@ -16,6 +16,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from coopnet.protocol import errors
 from coopnet.protocol.body import AreaCode, Body
 from coopnet.protocol.offers import LocalId, Millis
 from coopnet.protocol.trades import Slug
@@ -321,3 +322,20 @@ def personal_data_in(text: str) -> str | None:
     if _PHONE.search(text):
         return "a phone number"
     return None
+
+
+def check_personal_data(body: Body) -> None:
+    """Raise PersonalData (`personal_data`) if a call for help's description or a pledge's
+    text holds personal data (PROTOCOL.md §13). The same rule for what a node signs and
+    what it receives: a received event that breaks it is stored (its author's chain stays
+    whole) but refused by the aid projection, so no node lists it."""
+    text = (
+        body.description
+        if isinstance(body, AidRequested)
+        else body.what
+        if isinstance(body, AidPledged)
+        else ""
+    )
+    found = personal_data_in(text) if text else None
+    if found is not None:
+        raise errors.PersonalData(f"{body.kind} holds {found}: calls for help carry none")

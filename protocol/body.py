@@ -14,7 +14,10 @@ import msgspec
 PublicKey = Annotated[bytes, msgspec.Meta(min_length=32, max_length=32)]
 Digest = Annotated[bytes, msgspec.Meta(min_length=32, max_length=32)]
 DisplayName = Annotated[str, msgspec.Meta(min_length=1, max_length=80)]
-AreaCode = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")]
+# Patterns match the whole string (PROTOCOL.md §8): msgspec searches with `re.search`, where
+# `$` also matches before a final newline, so every pattern ends `(?!\n)$` ("elm\n" is not
+# a slug). The lookahead is valid in the API's JSON Schema (ECMA-262) as well.
+AreaCode = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}(?!\n)$")]
 ShortText = Annotated[str, msgspec.Meta(max_length=280)]
 NoteText = Annotated[str, msgspec.Meta(min_length=1, max_length=2000)]
 
@@ -23,6 +26,23 @@ class Body(msgspec.Struct, frozen=True, kw_only=True):
     """An event body. `kind` is the header's kind string; subclasses set it once, for ever."""
 
     kind: ClassVar[str] = ""
+
+
+class Opaque(Body, frozen=True, kw_only=True):
+    """The body of an event this node stores without reading it (docs/PROTOCOL.md §8.1).
+
+    `unseal` gives it for a kind this coopnet does not know (a newer node's): the body was
+    checked to be strict MessagePack and a map, and nothing more. `raw` is the body's bytes
+    as received. The envelope's `kind` names the kind; no projection is handed an opaque
+    body, and once an upgrade knows the kind, the store folds the event from its wire.
+
+    `refused` is set only by `unseal_stored`, for an event stored opaque whose kind this
+    coopnet knows now but whose body that kind refuses: the `bad_body` reason (§8.1).
+    An opaque body is never sealed.
+    """
+
+    raw: bytes
+    refused: str = ""
 
 
 _encoder = msgspec.msgpack.Encoder()

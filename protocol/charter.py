@@ -24,7 +24,7 @@ from coopnet.protocol.body import AreaCode, DisplayName
 from coopnet.protocol.ledger import DEFAULT_CREDIT_LIMIT
 from coopnet.protocol.trades import Slug
 
-HexKey = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{64}$")]
+HexKey = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{64}(?!\n)$")]
 Seconds = Annotated[int, msgspec.Meta(ge=0, le=10 * 365 * 24 * 3600)]
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 

@@ -19,7 +19,7 @@ import nacl.exceptions
 import nacl.signing
 
 from coopnet.protocol import errors
-from coopnet.protocol.body import Body, encode_body, kind_of
+from coopnet.protocol.body import Body, Opaque, encode_body, kind_of
 from coopnet.protocol.kinds import body_type
 from coopnet.protocol.strict_msgpack import NotStrict, check_strict
 
@@ -45,10 +45,15 @@ _loose_decoder = msgspec.msgpack.Decoder()
 _encoder = msgspec.msgpack.Encoder()
 # msgspec raises UnicodeDecodeError (a ValueError) for invalid UTF-8 in a str.
 _DECODE_ERRORS = (msgspec.MsgspecError, ValueError)
+# The lead bytes of a MessagePack map: fixmap, map 16, map 32.
+_MAP_LEAD = frozenset((*range(0x80, 0x90), 0xDE, 0xDF))
 
 
 class Envelope(msgspec.Struct, frozen=True, kw_only=True):
-    """A verified event: the nine header fields, its id, its signature and decoded body."""
+    """A verified event: the nine header fields, its id, its signature and decoded body.
+
+    `body` is the kind's Struct, or `Opaque` for a kind this coopnet does not know (§8.1).
+    """
 
     v: int
     net: bytes
@@ -129,6 +134,8 @@ def seal_envelope(
 ) -> Envelope:
     """`seal`, returning the event as `unseal` would give it back, without verifying the
     signature just made (the costly part of `unseal`, pointless on one's own event)."""
+    if isinstance(body, Opaque):
+        raise TypeError("an opaque body is stored, never sealed (docs/PROTOCOL.md §8.1)")
     body_bytes = encode_body(body)
     body_hash = hashlib.sha256(body_bytes).digest()
     key = bytes(signing_key.verify_key)
@@ -151,6 +158,8 @@ def unseal(wire: bytes, *, net: bytes) -> Envelope:
 
     The checks run in the order of docs/PROTOCOL.md §4; the first that fails raises its
     `InvalidEvent` subclass. Nothing else escapes: any input gives an Envelope or a code.
+    An event of a kind this coopnet does not know is valid when its body is a strict map:
+    its body comes back `Opaque` (§4 step 12, §8.1), to be stored like any other.
     """
     if len(wire) > MAX_WIRE_BYTES:
         raise errors.TooLarge(f"event is {len(wire)} bytes, the cap is {MAX_WIRE_BYTES}")
@@ -174,9 +183,28 @@ def unseal(wire: bytes, *, net: bytes) -> Envelope:
     if hashlib.sha256(body_bytes).digest() != body_hash:
         raise errors.BodyHashMismatch("SHA-256 of the body differs from the header's body_hash")
     body_cls = body_type(kind)
-    if body_cls is None:
-        raise errors.UnknownKind(f"unknown event kind {kind!r}")
-    return _assemble(fields, header, signature, _decode_body(body_cls, body_bytes), wire)
+    body = _opaque(kind, body_bytes) if body_cls is None else _decode_body(body_cls, body_bytes)
+    return _assemble(fields, header, signature, body, wire)
+
+
+def unseal_stored(wire: bytes, *, net: bytes) -> Envelope:
+    """`unseal` a wire this node holds in its log, which passed `unseal` when it was stored.
+
+    One case differs (docs/PROTOCOL.md §8.1): an event stored opaque, of a kind this
+    coopnet did not know then and knows now, whose body that kind refuses. It stays in the
+    log (the author's chain holds on it), so it comes back with an `Opaque` body whose
+    `refused` says why, instead of raising `bad_body`; the store records that refusal and
+    folds nothing of it. Every other failure raises as `unseal` does.
+    """
+    try:
+        return unseal(wire, net=net)
+    except errors.BadBody as exc:
+        header, signature, body_bytes = _wire_decoder.decode(wire)
+        fields = _header_decoder.decode(header)
+        if body_type(fields[7]) is None:  # not a known kind's body: never stored
+            raise
+        body = Opaque(raw=body_bytes, refused=exc.message)
+        return _assemble(fields, header, signature, body, wire)
 
 
 def decode_unsealed(wire: bytes) -> Envelope:
@@ -187,9 +215,8 @@ def decode_unsealed(wire: bytes) -> Envelope:
     header, signature, body_bytes = _wire_decoder.decode(wire)
     fields = _header_decoder.decode(header)
     body_cls = body_type(fields[7])
-    if body_cls is None:  # unseal refuses an unknown kind: these bytes were not unsealed
-        raise errors.UnknownKind(f"unknown event kind {fields[7]!r}")
-    return _assemble(fields, header, signature, _decoder(body_cls).decode(body_bytes), wire)
+    body = Opaque(raw=body_bytes) if body_cls is None else _decoder(body_cls).decode(body_bytes)
+    return _assemble(fields, header, signature, body, wire)
 
 
 def _assemble(
@@ -257,6 +284,17 @@ def _decoder(body_cls: type[Body]) -> msgspec.msgpack.Decoder[Any]:
     if decoder is None:
         decoder = _body_decoders[body_cls] = msgspec.msgpack.Decoder(body_cls)
     return decoder
+
+
+def _opaque(kind: str, body_bytes: bytes) -> Opaque:
+    """§4 step 12: a kind this coopnet does not know is checked as a kind with no fields."""
+    try:
+        check_strict(body_bytes)
+    except NotStrict as exc:
+        raise errors.BadBody(f"{kind} body is not strict MessagePack: {exc}") from None
+    if body_bytes[0] not in _MAP_LEAD:  # one complete value (strict): its lead byte says
+        raise errors.BadBody(f"{kind} body is not a map")
+    return Opaque(raw=body_bytes)
 
 
 def _decode_body(body_cls: type[Body], body_bytes: bytes) -> Body:

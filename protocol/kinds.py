@@ -1,8 +1,9 @@
 """Every event kind this node understands, registered in one place (docs/PROTOCOL.md §8).
 
 A kind string and the shape of its body never change once released: new fields get
-defaults, nothing is renamed or retyped. An event whose kind is not listed here is refused
-with `unknown_kind`.
+defaults, nothing is renamed or retyped. An event whose kind is not listed here (a newer
+node's) is stored with an opaque body and folded once an upgrade lists it (§8.1); the store
+keeps the kinds listed here in its meta to notice that upgrade (node/engine/store.py).
 """
 
 from __future__ import annotations

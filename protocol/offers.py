@@ -15,7 +15,7 @@ import msgspec
 from coopnet.protocol import errors
 from coopnet.protocol.body import AreaCode, Body
 
-LocalId = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$")]
+LocalId = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}(?!\n)$")]
 ItemName = Annotated[str, msgspec.Meta(min_length=1, max_length=80)]
 Terms = Annotated[str, msgspec.Meta(max_length=280)]
 Quantity = Annotated[int, msgspec.Meta(ge=1, le=10**12)]
@@ -155,6 +155,13 @@ def offer_step(current: Offer | None, author: str, body: Body) -> Offer:
         for f in ("quantity", "unit_price", "min_order", "available_until")
         if getattr(body, f) is not None
     }
+    if body.quantity is not None and body.quantity < current.reserved:
+        # What the seller already accepted stays promised: it cancels those trades first
+        # (PROTOCOL.md §10), so a revision can never turn a kept promise into an oversell.
+        raise errors.NotAuthorized(
+            f"offer {current.offer}: a quantity of {body.quantity} is below the "
+            f"{current.reserved} already accepted; cancel those trades first"
+        )
     return msgspec.structs.replace(current, **changes)
 
 
@@ -168,7 +175,24 @@ def reserve(offer: Offer, quantity: int, at: int) -> Offer:
         raise errors.NotAuthorized(
             f"offer {offer.offer}: {quantity} asked, {offer.remaining} remaining (no oversell)"
         )
+    if quantity < offer.min_order:
+        raise errors.NotAuthorized(
+            f"offer {offer.offer}: {quantity} asked, below its minimum order of {offer.min_order}"
+        )
     return msgspec.structs.replace(offer, reserved=offer.reserved + quantity)
+
+
+def below_asking(offer: Offer, unit_price: int) -> str | None:
+    """Why a proposal's unit price is below what the offer asks, or None when it is not.
+
+    Not a refusal: a seller may accept a lower price by hand (PROTOCOL.md §11). A node's
+    automatic policy declines such a proposal with this reason."""
+    if unit_price < offer.unit_price:
+        return (
+            f"{unit_price} cents a {offer.unit} is below the offer's {offer.unit_price}; "
+            "a resident may still accept it by hand"
+        )
+    return None
 
 
 def release(offer: Offer, quantity: int) -> Offer:

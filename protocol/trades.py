@@ -15,10 +15,17 @@ from typing import Annotated
 
 import msgspec
 
+from coopnet.protocol import errors
 from coopnet.protocol.body import Body, ShortText
 from coopnet.protocol.offers import Cents, LocalId, Millis, Quantity
 
-Slug = Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9-]{1,31}$")]
+# The largest total a trade may carry, in credit cents (PROTOCOL.md §11): quantity and unit
+# price are each at most 10^12, but their product must fit this too, so that every amount a
+# node stores or adds up stays an exact 64-bit integer (a sum of 9 million such totals
+# still does).
+MAX_TOTAL_CENTS = 10**12
+
+Slug = Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9-]{1,31}(?!\n)$")]
 Reason = Annotated[str, msgspec.Meta(min_length=1, max_length=280)]
 
 
@@ -138,6 +145,18 @@ STATES = ("proposed", "accepted", "declined", "shipped", "cancel_requested", "ca
 OPEN_STATES = frozenset({"proposed", "accepted", "shipped", "cancel_requested"})
 
 
+def check_total(quantity: int, unit_price: int) -> int:
+    """A trade's total in credit cents, `quantity × unit_price`; raises OutOfBounds
+    (`out_of_bounds`) beyond MAX_TOTAL_CENTS (PROTOCOL.md §11). Signer and receiver alike."""
+    total = quantity * unit_price
+    if total > MAX_TOTAL_CENTS:
+        raise errors.OutOfBounds(
+            f"a total of {quantity} × {unit_price} = {total} cents is beyond the bound of "
+            f"{MAX_TOTAL_CENTS} cents a trade may carry"
+        )
+    return total
+
+
 class Statement(msgspec.Struct, frozen=True, kw_only=True):
     """One trade event as the fold needs it."""
 
@@ -194,6 +213,13 @@ def fold_trade(
         return view
     p = proposal.body
     assert isinstance(p, TradeProposed)
+    try:
+        check_total(p.quantity, p.unit_price)
+    except errors.OutOfBounds as exc:
+        # No trade exists: its proposal is refused and nothing else can follow it.
+        view.refused = [(proposal.id, exc.code)]
+        view.refused += [(s.id, "not_authorized") for s in mine if s is not proposal]
+        return view
     view.seller, view.offer, view.quantity = p.seller, p.offer, p.quantity
     view.unit_price, view.expires_at, view.proposed_at = p.unit_price, p.expires_at, proposal.at
     for s in mine:

@@ -26,6 +26,7 @@ import msgspec
 import nacl.signing
 
 from coopnet.protocol import (
+    KINDS,
     MAX_WIRE_BYTES,
     SIGNING_CONTEXT,
     Identity,
@@ -171,6 +172,17 @@ def valid_vectors() -> list[tuple[str, bytes, Identity | bytes]]:
         pad += MAX_WIRE_BYTES - len(padded(pad))
     assert len(padded(pad)) == MAX_WIRE_BYTES
     add("largest_allowed_size_65536_bytes", padded(pad), oak)
+
+    # Kinds this version does not know (a newer node's): valid, the body opaque (§8.1).
+    # `x.` kinds are never registered (§8.1), so these stay unknown to every receiver.
+    def future(ident: Identity, seq: int, prev: bytes, kind: str, body: bytes) -> bytes:
+        return _raw(ident.seed, _fields(ident, seq, prev, kind, body), body)
+
+    barter = enc.encode({"terms": "swap", "items": [["jam", 2]], "ref": b"\x01\x02"})
+    add("unknown_kind_stored_opaque", future(oak, 2, h1, "x.barter.proposed", barter), oak)
+    add("unknown_kind_empty_map", future(oak, 2, h1, "x.note.pinned", b"\x80"), oak)
+    longest = "x." + "k" * 62  # 64 characters, the longest kind
+    add("unknown_kind_64_characters", future(oak, 2, h1, longest, enc.encode({"x": 1})), oak)
 
     # One event of every market kind (docs/PROTOCOL.md §8, §10-12), in one author's log.
     mill = _ident("millbrook")
@@ -345,14 +357,33 @@ def invalid_vectors() -> list[tuple[str, bytes, str]]:
     out.append(
         ("version_2_with_ten_fields", _raw(oak.seed, [2, *good[1:], b"new"], note), "bad_version")
     )
-    unknown = enc.encode({"terms": "swap"})
-    out.append(
-        (
-            "unknown_kind",
-            _raw(oak.seed, _fields(oak, 2, h1, "barter.proposed", unknown), unknown),
-            "unknown_kind",
-        )
+
+    # A kind the receiver does not know is checked as a kind with no fields (§4 step 12,
+    # §8.1): its body must still be one strict MessagePack map.
+    def unknown_kind_case(name: str, body: bytes) -> None:
+        fields = _fields(oak, 2, h1, "x.barter.proposed", body)
+        out.append((name, _raw(oak.seed, fields, body), "bad_body"))
+
+    unknown_kind_case("unknown_kind_body_is_an_array", enc.encode(["swap"]))
+    unknown_kind_case("unknown_kind_body_is_a_str", enc.encode("swap"))
+    unknown_kind_case("unknown_kind_body_empty", b"")
+    terms = enc.encode("terms") + enc.encode("swap")
+    unknown_kind_case("unknown_kind_body_duplicate_key", b"\x82" + terms + terms)
+    ext = b"\xd4\x01\x00"  # fixext 1: never strict
+    unknown_kind_case("unknown_kind_body_ext_value", b"\x81" + enc.encode("terms") + ext)
+    unknown_kind_case("unknown_kind_body_trailing_bytes", enc.encode({"terms": "swap"}) + b"\xc0")
+    unknown_kind_case(
+        "unknown_kind_body_nested_33_deep", b"\x81" + enc.encode("x") + b"\x91" * 32 + b"\xc0"
     )
+    # The kind string itself is a header field (§2.1): a malformed one is never opaque.
+    for name, kind in (
+        ("kind_without_a_dot", "barter"),
+        ("kind_uppercase", "Barter.proposed"),
+        ("kind_65_characters", "x." + "k" * 63),
+        ("kind_trailing_dot", "barter."),
+    ):
+        body = enc.encode({"terms": "swap"})
+        out.append((name, _raw(oak.seed, _fields(oak, 2, h1, kind, body), body), "malformed"))
     as_array = enc.encode(["hello"])
     out.append(
         (
@@ -485,6 +516,7 @@ def build_vectors() -> list[dict[str, Any]]:
                 "public_key": signer.public_key.hex(),
                 "id": event_id(header).hex(),
                 "kind": fields[7],
+                "opaque": fields[7] not in KINDS,
                 "author": fields[2],
                 "seq": fields[4],
             }

@@ -10,6 +10,7 @@ from litestar.datastructures import State
 from litestar.params import FromPath, JSONBody, QueryParameter
 
 from coopnet.node.aid.requests import Aid
+from coopnet.node.engine.idempotency import once
 from coopnet.protocol.aid import Advice as AdviceText
 from coopnet.protocol.aid import (
     AidCategory,
@@ -21,6 +22,7 @@ from coopnet.protocol.aid import (
     What,
 )
 from coopnet.protocol.body import AreaCode
+from coopnet.protocol.offers import LocalId
 from coopnet.protocol.trades import Slug
 
 
@@ -32,11 +34,14 @@ class RequestIn(msgspec.Struct, kw_only=True):
     needed_in_minutes: Annotated[int, msgspec.Meta(ge=1, le=60 * 24 * 90)] = 24 * 60
     area: AreaCode | None = None
     escalate_now: bool = False
+    # A client-chosen id makes a retry safe: the same request is answered once.
+    request: LocalId | None = None
 
 
 class PledgeIn(msgspec.Struct, kw_only=True):
     what: What
     quantity: Count
+    pledge: LocalId | None = None  # client-chosen: a retry is answered once
 
 
 class AcceptIn(msgspec.Struct, kw_only=True):
@@ -49,6 +54,7 @@ class AlertIn(msgspec.Struct, kw_only=True):
     severity: Severity
     advice: AdviceText = ""
     area: AreaCode | None = None
+    alert: LocalId | None = None  # client-chosen: a retry is answered once
 
 
 class Created(msgspec.Struct, kw_only=True):
@@ -67,16 +73,22 @@ def _aid(state: State) -> Aid:
 
 @post("/aid/requests", status_code=201, summary="Ask for help: kept in the neighborhood first")
 async def post_request(state: State, data: JSONBody[RequestIn]) -> Created:
-    rid = await _aid(state).request(
-        category=data.category,
-        urgency=data.urgency,
-        needed_in_min=data.needed_in_minutes,
-        quantity=data.quantity,
-        description=data.description,
-        area=data.area,
-        escalate_now=data.escalate_now,
-    )
-    return Created(id=rid)
+    aid = _aid(state)
+
+    async def create() -> Created:
+        rid = await aid.request(
+            category=data.category,
+            urgency=data.urgency,
+            needed_in_min=data.needed_in_minutes,
+            quantity=data.quantity,
+            description=data.description,
+            area=data.area,
+            escalate_now=data.escalate_now,
+            request=data.request,
+        )
+        return Created(id=rid)
+
+    return await once(aid.node.store, "aid_request", data.request, data, create, Created)
 
 
 @get("/aid/requests", summary="Open requests, ranked by urgency, needed-by and distance")
@@ -90,8 +102,14 @@ async def get_requests(
 async def post_pledge(
     state: State, requester: FromPath[str], request_id: FromPath[str], data: JSONBody[PledgeIn]
 ) -> Created:
-    pid = await _aid(state).pledge(requester, request_id, data.what, data.quantity)
-    return Created(id=pid)
+    aid = _aid(state)
+
+    async def create() -> Created:
+        pid = await aid.pledge(requester, request_id, data.what, data.quantity, data.pledge)
+        return Created(id=pid)
+
+    scope = f"pledge {requester}/{request_id}"
+    return await once(aid.node.store, scope, data.pledge, data, create, Created)
 
 
 @post("/aid/requests/{request_id:str}/accept", summary="Accept a pledge (the requester)")
@@ -131,8 +149,13 @@ async def withdraw_pledge(
 
 @post("/alerts", status_code=201, summary="Raise a crisis alert for the federation")
 async def post_alert(state: State, data: JSONBody[AlertIn]) -> Created:
-    aid = await _aid(state).raise_alert(data.kind, data.severity, data.area, data.advice)
-    return Created(id=aid)
+    aid = _aid(state)
+
+    async def create() -> Created:
+        alert = await aid.raise_alert(data.kind, data.severity, data.area, data.advice, data.alert)
+        return Created(id=alert)
+
+    return await once(aid.node.store, "alert", data.alert, data, create, Created)
 
 
 @post("/alerts/{alert:str}/resolve", summary="Resolve one of this neighborhood's alerts")

@@ -16,7 +16,7 @@ import msgspec
 
 from coopnet.node.engine.projection import record_refusal, refuse
 from coopnet.node.engine.store_io import run_in_db, select_all
-from coopnet.protocol import Envelope
+from coopnet.protocol import Envelope, InvalidEvent
 from coopnet.protocol.aid import (
     AidFulfilled,
     AidPledgeAccepted,
@@ -29,6 +29,7 @@ from coopnet.protocol.aid import (
     AlertResolved,
     RequestView,
     aid_key,
+    check_personal_data,
     fold_request,
 )
 from coopnet.protocol.kinds import KINDS
@@ -71,12 +72,27 @@ class AidProjection:
             author TEXT NOT NULL, alert TEXT NOT NULL, kind TEXT NOT NULL,
             severity TEXT NOT NULL, area TEXT NOT NULL, advice TEXT NOT NULL,
             raised_at INTEGER NOT NULL, resolved_at INTEGER, PRIMARY KEY (author, alert))""",
-    ),)  # fmt: skip
+    ), (
+        # A pledge is named within its request (PROTOCOL.md §13): one pledger may use the
+        # same pledge id on two requests, and neither replaces the other. The store folds
+        # the projection again after this step.
+        "DROP TABLE aid_pledges",
+        """CREATE TABLE aid_pledges (
+            requester TEXT NOT NULL, request TEXT NOT NULL, pledger TEXT NOT NULL,
+            pledge TEXT NOT NULL, what TEXT NOT NULL, quantity INTEGER NOT NULL,
+            state TEXT NOT NULL, accepted INTEGER NOT NULL, at INTEGER NOT NULL,
+            PRIMARY KEY (requester, request, pledger, pledge))""",
+    ))  # fmt: skip
 
     def apply(self, conn: sqlite3.Connection, events: Sequence[Envelope]) -> None:
         touched: set[tuple[str, str]] = set()
         for env in events:
             body = env.body
+            try:
+                check_personal_data(body)
+            except InvalidEvent as exc:
+                refuse(conn, env, exc.code, exc.message)
+                continue
             if isinstance(body, AlertRaised):
                 conn.execute(
                     "INSERT OR IGNORE INTO alerts VALUES (?, ?, ?, ?, ?, ?, ?, NULL)",
@@ -116,6 +132,11 @@ def refold_request(conn: sqlite3.Connection, requester: str, request: str) -> Re
     statements = _statements(rows)
     view = fold_request(requester, request, statements)
     by_id = {s.id: s for s in statements}
+    # The fold decides from the whole set of statements held: a refusal it made while one
+    # was missing (an acceptance of a pledge not yet arrived) is taken back, so the rows do
+    # not depend on how the events were batched (a rebuild gives the same).
+    marks = ",".join("?" * len(by_id))
+    conn.execute(f"DELETE FROM domain_rejections WHERE id IN ({marks})", list(by_id))
     for sid, code in view.refused:
         s = by_id[sid]
         reason = f"not allowed on {requester}/{request}"

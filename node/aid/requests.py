@@ -121,6 +121,8 @@ class Aid:
                 400,
             )
         rid = request or new_id("r")
+        if await fetch_one(self.db, "SELECT 1 FROM local_aid WHERE request = ?", (rid,)):
+            raise Refused("duplicate", f"request {rid} exists: choose another id")
         now = self.now()
         async with self.node.store.transaction() as db:
             await db.execute(
@@ -212,17 +214,22 @@ class Aid:
 
     # -- pledges ------------------------------------------------------------------------------
 
-    async def pledge(self, requester: str, request: str, what: str, quantity: int) -> str:
+    async def pledge(
+        self, requester: str, request: str, what: str, quantity: int, pledge: str | None = None
+    ) -> str:
         found = personal_data_in(what)
         if found:
             raise Refused("personal_data", f"the pledge contains {found}", 400)
-        pid = new_id("p")
+        pid = pledge or new_id("p")
         if requester == self.me:  # a neighbor answers locally, through this node
             local = await self._local(request)
             if local["state"] not in ("open", "escalated"):
                 raise Refused("request_closed", f"request {request} is {local['state']}")
             if local["state"] == "open" and local["pledged_locally"] >= local["quantity"]:
                 raise Refused("fully_pledged", f"request {request} is fully pledged")
+            taken = "SELECT 1 FROM local_pledges WHERE request = ? AND pledge = ?"
+            if await fetch_one(self.db, taken, (request, pid)):
+                raise Refused("duplicate", f"pledge {pid} exists: choose another id")
             async with self.node.store.transaction() as db:
                 await db.execute(
                     "INSERT INTO local_pledges VALUES (?, ?, ?, ?, ?)",
@@ -232,6 +239,8 @@ class Aid:
         view = await load_request(self.db, requester, request)
         if view.requester_state == "none":
             raise Refused("not_found", f"no escalated request {requester}/{request} here", 404)
+        if any((p.pledger, p.pledge) == (self.me, pid) for p in view.pledges):
+            raise Refused("duplicate", f"pledge {pid} exists: choose another id")
         why = pledge_allowed(view, self.me, self.now())
         if why is not None:
             raise Refused(why, f"cannot pledge to {requester}/{request}: {why}")
@@ -341,8 +350,13 @@ class Aid:
         out.sort(key=key)
         return out
 
-    async def raise_alert(self, kind: str, severity: str, area: str | None, advice: str) -> str:
-        aid = new_id("a")
+    async def raise_alert(
+        self, kind: str, severity: str, area: str | None, advice: str, alert: str | None = None
+    ) -> str:
+        aid = alert or new_id("a")
+        taken = "SELECT 1 FROM alerts WHERE author = ? AND alert = ?"
+        if await fetch_one(self.db, taken, (self.me, aid)):
+            raise Refused("duplicate", f"alert {aid} exists: choose another id")
         await self._sign(
             AlertRaised(alert=aid, alert_kind=kind, severity=severity,  # type: ignore[arg-type]
                         area=area or self.node.config.area, advice=advice)

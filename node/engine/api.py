@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import sqlite3
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Annotated, Any, Protocol
 
@@ -31,7 +32,7 @@ from coopnet.node.engine.context import NodeContext, NotReady
 from coopnet.node.engine.refusals import Refused
 from coopnet.node.engine.status import NodeStatus
 from coopnet.node.engine.store import StorageFailure
-from coopnet.protocol import Envelope, Identity, InvalidEvent, unseal
+from coopnet.protocol import Envelope, Identity, InvalidEvent, Opaque, unseal_stored
 
 log = logging.getLogger("coopnet.api")
 MAX_INT = 2**63 - 1  # SQLite's integers: a larger number in a query is refused, not a crash
@@ -51,6 +52,9 @@ class EventOut(msgspec.Struct, kw_only=True):
     at: int
     kind: str
     body: dict[str, Any]
+    # The kind is not one this node knows (PROTOCOL.md §8.1): stored and relayed, its body
+    # shown as received, checked only as a strict MessagePack map, applied to nothing.
+    opaque: bool = False
 
 
 class LogPage(msgspec.Struct, kw_only=True):
@@ -77,12 +81,26 @@ class ApiHost(NodeContext, Protocol):
 
 
 def body_json(env: Envelope) -> dict[str, Any]:
-    """A body as JSON-ready values: binaries (keys, digests) as hex."""
+    """A body as JSON-ready values: binaries (keys, digests) as hex. An opaque body
+    (PROTOCOL.md §8.1) is its MessagePack map as received, decoded without a schema."""
+    if isinstance(env.body, Opaque):
+        shown: dict[str, Any] = _jsonable(msgspec.msgpack.decode(env.body.raw))
+        return shown
     out: dict[str, Any] = {}
     for field in env.body.__struct_fields__:
         value = getattr(env.body, field)
         out[field] = value.hex() if isinstance(value, bytes) else msgspec.to_builtins(value)
     return out
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    return value
 
 
 def event_out(env: Envelope, pos: int = 0) -> EventOut:
@@ -95,6 +113,7 @@ def event_out(env: Envelope, pos: int = 0) -> EventOut:
         at=env.at,
         kind=env.kind,
         body=body_json(env),
+        opaque=isinstance(env.body, Opaque),
     )
 
 
@@ -117,7 +136,7 @@ async def get_log(
 ) -> LogPage:
     node = _node(state)
     rows = await node.store.log_page(author=author, after_pos=after, limit=limit)
-    events = [event_out(unseal(wire, net=node.net), pos) for pos, wire in rows]
+    events = [event_out(unseal_stored(wire, net=node.net), pos) for pos, wire in rows]
     return LogPage(events=events, next_after=rows[-1][0] if rows else after)
 
 
@@ -131,7 +150,7 @@ async def get_event(
     found = await node.store.event_at(author, seq)
     if found is None:
         raise NotFoundException(f"no event {author}#{seq} here")
-    return event_out(unseal(found[1], net=node.net))
+    return event_out(unseal_stored(found[1], net=node.net))
 
 
 @post("/keys/rotate", summary="Rotate the signing key to the one committed in advance")
@@ -175,6 +194,9 @@ def _on_http(_: Request[Any, Any, Any], exc: HTTPException) -> Response[ErrorOut
 
 
 def _on_crash(_: Request[Any, Any, Any], exc: Exception) -> Response[ErrorOut]:
+    if isinstance(exc, sqlite3.OperationalError) and "integer overflow" in str(exc):
+        # A sum beyond 64 bits (PROTOCOL.md §11, "Bounds"): SQLite refuses, never wraps.
+        return _error(422, "out_of_bounds", "a total here is beyond 2^63 cents; nothing shown")
     log.exception("API request failed", exc_info=exc)
     return _error(500, "internal", "internal error; the node logged it")
 

@@ -235,9 +235,12 @@ async def follow(
     """Feed the stream to `handle` in batches, through the node's durable pull consumer.
 
     `cursor` is the last stream sequence the store committed. If the consumer on the server
-    is ahead of it (the store was restored from a backup), the consumer is recreated from
-    cursor + 1, so the node reads again what its store lost. `handle` commits the batch and
-    the new cursor; then the batch is acknowledged (AckAll: one ack per batch).
+    has delivered beyond it (batches in flight when the node stopped or its connection was
+    closed for good, or a store restored from a backup), the consumer is recreated from
+    cursor + 1, so the node reads again what its store does not hold: within the ack wait
+    the server would not deliver those messages again, and an AckAll of a later one would
+    acknowledge them unseen (PROTOCOL.md §9). `handle` commits the batch and the new
+    cursor; then the batch is acknowledged (AckAll: one ack per batch).
 
     Up to PIPELINE_DEPTH batches are handled at once, started in stream order, so the next
     batch is verified while the one before commits. `handle` must pass its batch to
@@ -317,11 +320,18 @@ async def _subscribe(nc: Client, js: JetStreamContext, durable: str, cursor: int
     exists = True
     try:
         info = await js.consumer_info(STREAM, durable)
-        if info.ack_floor is not None and (info.ack_floor.stream_seq or 0) > cursor:
-            log.warning(
-                "%s: consumer is at stream seq %s but the store at %d; reading again from %d",
+        acked = (info.ack_floor.stream_seq or 0) if info.ack_floor is not None else 0
+        delivered = (info.delivered.stream_seq or 0) if info.delivered is not None else 0
+        if max(acked, delivered) > cursor:
+            # Delivered and not committed (in flight at a stop) or acknowledged and lost (an
+            # old backup): either way the store lacks it. PROTOCOL.md §9.
+            log.log(
+                logging.WARNING if acked > cursor else logging.INFO,
+                "%s: consumer delivered up to stream seq %d, acknowledged %d, the store"
+                " committed %d; reading again from %d",
                 durable,
-                info.ack_floor.stream_seq,
+                delivered,
+                acked,
                 cursor,
                 cursor + 1,
             )

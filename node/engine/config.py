@@ -140,7 +140,11 @@ def write_secret(path: Path, text: str) -> None:
 
 
 def encode_nkey_seed(seed: bytes) -> str:
-    """A 32-byte Ed25519 seed as an NKey user seed (`SU…`): the node's NATS identity too."""
+    """A 32-byte Ed25519 seed as an NKey user seed (`SU…`): the node's NATS identity too.
+
+    58 characters: RFC 4648 base32, padding removed, of the 36 bytes `95 00`, the seed and
+    the CRC-16/XMODEM of those 34 bytes, little-endian (docs/OPERATIONS.md, "Key files").
+    """
     encoded: bytes = nkeys.encode_seed(seed, nkeys.PREFIX_BYTE_USER)
     return encoded.decode("ascii")
 
@@ -152,10 +156,19 @@ def nkey_public(seed: bytes) -> str:
 
 
 def decode_nkey_seed(text: str) -> bytes:
+    """The 32-byte seed of an NKey user seed (`encode_nkey_seed`), surrounding whitespace
+    ignored. Raises ConfigError unless it is exactly that: 58 characters, the user-seed
+    prefix, the seed and a checksum that matches (a damaged key file is refused, never read
+    as another key)."""
     try:
-        _, raw = nkeys.decode_seed(bytearray(text.strip().encode("ascii")))
+        stripped = text.strip()
+        prefix, raw = nkeys.decode_seed(bytearray(stripped.encode("ascii")))
     except (nkeys.NkeysError, ValueError, UnicodeEncodeError) as exc:
         raise ConfigError(f"not an NKey seed: {exc!r}") from None
+    if len(raw) != 32 or prefix != nkeys.PREFIX_BYTE_USER:
+        raise ConfigError("not an NKey user seed of a 32-byte key (SU…, 58 characters)")
+    if encode_nkey_seed(bytes(raw)) != stripped:  # the checksum, which decode_seed skips
+        raise ConfigError("NKey seed checksum does not match: the key file is damaged")
     return bytes(raw)
 
 

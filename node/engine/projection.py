@@ -20,7 +20,7 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Protocol
 
-from coopnet.protocol import Envelope
+from coopnet.protocol import Envelope, Opaque
 
 REFUSALS_TABLE = "domain_rejections"
 # Created by the engine's own migrations (node/engine/store.py); cleared with the
@@ -53,7 +53,8 @@ class Projection(OwnTables, Protocol):
     def tables(self) -> tuple[str, ...]: ...
 
     # The event kinds `apply` reads: the store hands it only those (most batches hold none
-    # of a given projection's kinds, and a skipped projection costs nothing).
+    # of a given projection's kinds, and a skipped projection costs nothing), and never an
+    # event whose body is `Opaque` (a kind this coopnet does not know: PROTOCOL.md §8.1).
     @property
     def kinds(self) -> frozenset[str]: ...
 
@@ -67,10 +68,15 @@ class Projection(OwnTables, Protocol):
 def apply_projections(
     conn: sqlite3.Connection, projections: Sequence[Projection], events: Sequence[Envelope]
 ) -> None:
-    """Apply stored events to each projection, each given only the kinds it reads."""
+    """Apply stored events to each projection, each given only the kinds it reads, decoded.
+
+    An opaque body (PROTOCOL.md §8.1) is folded by no projection, even one naming its kind
+    (a node whose registry lost a kind it has a projection for): the store folds it after
+    an upgrade, from its wire.
+    """
     for projection in projections:
         kinds = projection.kinds
-        mine = [e for e in events if e.kind in kinds]
+        mine = [e for e in events if e.kind in kinds and not isinstance(e.body, Opaque)]
         if mine:
             projection.apply(conn, mine)
 

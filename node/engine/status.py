@@ -34,10 +34,12 @@ class NodeStatus(msgspec.Struct, kw_only=True):
     published: int
     rejected: dict[str, int]
     forks: list[ForkRecord]
-    buffered: int
+    buffered: int  # events held beyond a gap, waiting for the missing range (PROTOCOL.md §6.4)
     stream_seq: int
     api_url: str
     internal_errors: int = 0
+    buffered_bytes: int = 0  # their wire bytes (capped: node/engine/gaps.py)
+    buffer_dropped: int = 0  # events left out of the buffer for a cap, since start
 
 
 async def read_status(
@@ -49,10 +51,16 @@ async def read_status(
     bus_connected: bool = False,
     published: int = 0,
     buffered: int = 0,
+    buffered_bytes: int = 0,
+    buffer_dropped: int = 0,
     api_url: str = "",
     internal_errors: int = 0,
 ) -> NodeStatus:
-    """A node's status from its store (and, when it runs, its live parts)."""
+    """A node's status from its store (and, when it runs, its live parts).
+
+    `rejected` counts distinct refused events by code (a re-delivery is not counted again);
+    `buffered`, `buffered_bytes` and `buffer_dropped` describe the gap buffer.
+    """
     authors = await store.authors()
     forks = await store.forks()
     return NodeStatus(
@@ -79,6 +87,8 @@ async def read_status(
             for f in forks
         ],
         buffered=buffered,
+        buffered_bytes=buffered_bytes,
+        buffer_dropped=buffer_dropped,
         stream_seq=int(await store.meta(CURSOR_KEY) or 0),
         api_url=api_url,
         internal_errors=internal_errors,

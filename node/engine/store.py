@@ -14,6 +14,8 @@ acknowledged write survives a crash or a power cut, and a batch is all or nothin
 from __future__ import annotations
 
 import contextlib
+import json
+import logging
 import os
 import sqlite3
 import time
@@ -31,10 +33,14 @@ from coopnet.node.engine.projection import (
     OwnTables,
     Projection,
     apply_projections,
+    refuse,
 )
 from coopnet.node.engine.store_io import fetch_all, fetch_one, run_in_db
-from coopnet.protocol import Envelope, unseal
+from coopnet.protocol import Envelope, Opaque, unseal, unseal_stored
 from coopnet.protocol.history import fold_keys
+from coopnet.protocol.kinds import KINDS
+
+log = logging.getLogger("coopnet.store")
 
 # The engine's own tables, as forward migrations: `LOG_MIGRATIONS[i]` takes them from
 # version i to i+1. Their version, and each projection's, is kept in `schema_versions`
@@ -95,6 +101,12 @@ LOG_MIGRATIONS: tuple[tuple[str, ...], ...] = (
     # Events that a projection refused (node/engine/projection.py); a store of the single
     # PRAGMA user_version layout had it from the market's tables, hence IF NOT EXISTS.
     (REFUSALS_SCHEMA,),
+    # What a create under a client-chosen id answered (node/engine/idempotency.py).
+    (
+        """CREATE TABLE created (
+            scope TEXT NOT NULL, key TEXT NOT NULL, digest BLOB NOT NULL,
+            response BLOB NOT NULL, at INTEGER NOT NULL, PRIMARY KEY (scope, key))""",
+    ),
 )
 # Before the engine and the domains were separated, one list of steps numbered by
 # PRAGMA user_version (1-6) made every table. A store of that layout is adopted as it is:
@@ -112,6 +124,12 @@ _LEGACY_VERSIONS: dict[int, dict[str, int]] = {
 # WAL pages after which SQLite checkpoints inside a commit (the backstop; see Store._open).
 AUTOCHECKPOINT_PAGES = 20_000
 CHECKPOINT_EVERY_S = 1.0
+# The `meta` key under which the store keeps the event kinds the coopnet that last opened it
+# with projections knew (a JSON array of strings): docs/PROTOCOL.md §8.1.
+KNOWN_KINDS_META = "known_kinds"
+# The `meta` key under which the store keeps the names of the projections it was last opened
+# with (a JSON array): a projection missing from it missed the events stored since.
+FOLDED_BY_META = "folded_by"
 
 
 class AuthorRow(msgspec.Struct, frozen=True, kw_only=True):
@@ -200,6 +218,8 @@ class Store:
         self.net = net
         self.writes = 0  # write transactions so far (the checkpointer's clock)
         self._write_lock = anyio.Lock()
+        # One create under a client-chosen id at a time (node/engine/idempotency.py).
+        self.create_lock = anyio.Lock()
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
@@ -266,6 +286,7 @@ class Store:
             await db.execute(f"PRAGMA wal_autocheckpoint={AUTOCHECKPOINT_PAGES}")
             store = cls(db, str(path), net, projections, tables)
             await store._migrate()
+            await store._fold_learned_kinds()
             # Fail now, not at the first write, if the file cannot be written (read-only
             # file or folder): taking the write lock needs write access.
             await db.execute("BEGIN IMMEDIATE")
@@ -323,7 +344,7 @@ class Store:
         versions = await self.schema_versions()
         components: list[tuple[str, tuple[tuple[str, ...], ...]]] = [(LOG, LOG_MIGRATIONS)]
         components += [(c.name, c.migrations) for c in (*self.projections, *self.own_tables)]
-        new: list[str] = []
+        moved: list[str] = []  # components whose tables a step changed here
         for name, steps in components:
             version = versions.get(name, 0)
             if version > len(steps):
@@ -331,8 +352,8 @@ class Store:
                     f"{self.path}: the {name} tables are at version {version}, newer than"
                     f" this coopnet knows ({len(steps)})"
                 )
-            if version == 0 and name != LOG:
-                new.append(name)
+            if version < len(steps) and name != LOG:
+                moved.append(name)
             for step in range(version, len(steps)):
                 async with self.transaction() as db:
                     for ddl in steps[step]:
@@ -340,9 +361,55 @@ class Store:
                     await db.execute(
                         "INSERT OR REPLACE INTO schema_versions VALUES (?, ?)", (name, step + 1)
                     )
-        fresh = [p for p in self.projections if p.name in new]
-        if fresh and await self.event_count():
-            await self._write(_fold_into, self.net, fresh)
+        # A projection whose tables are new or changed is folded again from the whole log, so
+        # a domain added to, or upgraded on, a node that holds events starts complete. So is
+        # one the last open did not fold with (a node run for a while without that domain):
+        # the events stored meanwhile never reached it. `FOLDED_BY_META` names the
+        # projections of the last open (none recorded: a store from before this record,
+        # folded by every projection it has tables for).
+        names = sorted(p.name for p in self.projections)
+        recorded = await self.meta(FOLDED_BY_META)
+        folded_by = set(json.loads(recorded)) if recorded is not None else set(names)
+        refold = [p for p in self.projections if p.name in moved or p.name not in folded_by]
+        if refold and await self.event_count():
+            log.info("folding the whole log into %s", ", ".join(p.name for p in refold))
+            await self._write(_refold, self.net, refold)
+        if recorded != json.dumps(names):
+            async with self.transaction() as db:  # bookkeeping only, as the migrations
+                await db.execute(
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                    (FOLDED_BY_META, json.dumps(names)),
+                )
+
+    async def _fold_learned_kinds(self) -> None:
+        """Fold the events stored opaque whose kind this coopnet knows and the last one did not.
+
+        A node stores an event of a kind it does not know with an opaque body, which no
+        projection reads (docs/PROTOCOL.md §8.1). After an upgrade that knows the kind, the
+        projections are rebuilt once from the log, so they come out as on a node that knew it
+        all along. The kinds known at the last open with projections are in `meta`
+        (`KNOWN_KINDS_META`); a store without them (written before kinds could be stored
+        opaque) holds no opaque event. Only an open with projections records the kinds:
+        an open without them folds nothing and must not mark anything as folded.
+        """
+        if not self.projections:
+            return
+        known = sorted(KINDS)
+        recorded = await self.meta(KNOWN_KINDS_META)
+        if recorded == json.dumps(known):
+            return
+        learned = sorted(set(known) - set(json.loads(recorded))) if recorded else []
+        marks = ",".join("?" * len(learned))
+        query = f"SELECT 1 FROM events WHERE kind IN ({marks}) LIMIT 1"
+        if learned and await fetch_one(self.db, query, learned) is not None:
+            log.info("kinds now known, held opaque until now: %s; rebuilding", ", ".join(learned))
+            await self._write(_rebuild_knowing, self.net, self.projections, known)
+            return
+        async with self.transaction() as db:  # bookkeeping only, as the migrations
+            await db.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                (KNOWN_KINDS_META, json.dumps(known)),
+            )
 
     # -- writes -------------------------------------------------------------------------------
 
@@ -624,7 +691,7 @@ def _commit_batch(
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             [(e.author, e.seq, e.id, e.kind, e.at, e.key, e.wire, received) for e in batch.events],
         )
-        apply_projections(conn, projections, batch.events)
+        fold_isolated(conn, projections, batch.events)
     if batch.authors:
         conn.executemany(
             "INSERT OR REPLACE INTO authors VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -677,8 +744,29 @@ def _rebuild(conn: sqlite3.Connection, net: bytes, projections: Sequence[Project
     _fold_into(conn, net, projections)
 
 
+def _rebuild_knowing(
+    conn: sqlite3.Connection, net: bytes, projections: Sequence[Projection], known: list[str]
+) -> None:
+    """Rebuild the projections and record the kinds known, in one transaction (§8.1)."""
+    _rebuild(conn, net, projections)
+    conn.execute(
+        "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+        (KNOWN_KINDS_META, json.dumps(known)),
+    )
+
+
+def _refold(conn: sqlite3.Connection, net: bytes, projections: Sequence[Projection]) -> None:
+    for projection in projections:
+        projection.reset(conn)
+    _fold_into(conn, net, projections)
+
+
 def _fold_into(conn: sqlite3.Connection, net: bytes, projections: Sequence[Projection]) -> None:
-    """Fold the whole log, in the order it was stored, into `projections`."""
+    """Fold the whole log, in the order it was stored, into `projections`.
+
+    An event stored opaque whose kind, known now, refuses its body (docs/PROTOCOL.md §8.1)
+    stays in the log and is recorded as refused `bad_body`; nothing of it is folded.
+    """
     last = 0
     while True:
         found = conn.execute(
@@ -687,4 +775,62 @@ def _fold_into(conn: sqlite3.Connection, net: bytes, projections: Sequence[Proje
         if not found:
             return
         last = int(found[-1][0])
-        apply_projections(conn, projections, [unseal(bytes(r[1]), net=net) for r in found])
+        kept: list[Envelope] = []
+        for env in (unseal_stored(bytes(r[1]), net=net) for r in found):
+            if isinstance(env.body, Opaque) and env.body.refused:
+                refuse(conn, env, "bad_body", env.body.refused[:280])
+            else:
+                kept.append(env)
+        fold_isolated(conn, projections, kept)
+
+
+# What a full disk, a read-only file or an I/O error raise: the store's failure, never one
+# event's. (IntegrityError is a DatabaseError too, but it is about the rows: one event's.)
+def _is_storage_error(exc: BaseException) -> bool:
+    return isinstance(exc, sqlite3.OperationalError | sqlite3.DatabaseError) and not isinstance(
+        exc, sqlite3.IntegrityError
+    )
+
+
+def fold_isolated(
+    conn: sqlite3.Connection, projections: Sequence[Projection], events: Sequence[Envelope]
+) -> None:
+    """Fold stored events into the projections so that no event can undo another.
+
+    The log invariant (docs/ARCHITECTURE.md, PROTOCOL.md §7.1): the events are already in
+    the log; a projection that cannot apply one of them (an integer beyond SQLite's 64 bits,
+    a bug) loses only that event's effect on that projection, which is recorded as a domain
+    refusal (`out_of_bounds` for a number too large, else `projection_failed`), and the rest
+    of the batch commits. The whole batch is tried at once first (the common case costs one
+    SAVEPOINT); only after a failure is it applied one event and one projection at a time.
+    A storage error still fails the whole transaction (StorageFailure: the node stops).
+    """
+    conn.execute("SAVEPOINT fold")
+    try:
+        apply_projections(conn, projections, events)
+    except Exception as exc:
+        if _is_storage_error(exc):
+            raise
+        conn.execute("ROLLBACK TO fold")
+        for env in events:
+            if isinstance(env.body, Opaque):
+                continue  # no projection folds an opaque body (as `apply_projections`)
+            for projection in projections:
+                if env.kind in projection.kinds:
+                    _apply_one(conn, projection, env)
+    conn.execute("RELEASE fold")
+
+
+def _apply_one(conn: sqlite3.Connection, projection: Projection, env: Envelope) -> None:
+    conn.execute("SAVEPOINT one")
+    try:
+        projection.apply(conn, [env])
+    except Exception as exc:
+        if _is_storage_error(exc):
+            raise
+        conn.execute("ROLLBACK TO one")
+        code = "out_of_bounds" if isinstance(exc, OverflowError) else "projection_failed"
+        what = f"{projection.name} cannot apply it ({type(exc).__name__}: {exc})"
+        refuse(conn, env, code, what[:280])
+        log.warning("%s#%d %s refused by %s: %s", env.author, env.seq, env.kind, code, what)
+    conn.execute("RELEASE one")

@@ -11,12 +11,19 @@ Anti-entropy: `coopsync._heads` (not a slug, so never an author) asks every node
 heads it holds, `{"heads": {author: seq}}`. A node does this when it starts and then every
 half minute, and fetches whatever a peer holds beyond its own heads: so a fresh node learns
 of authors whose events the stream no longer has, and a quiet author's lost tail is found.
+
+Giving up (PROTOCOL.md §9): a range whose request left it where it was (no peer had it, or
+what peers served was refused) is not asked again, of any peer, before a back-off that
+doubles with each fruitless request (`Backoff`: 2 s, 4 s, … 5 min for the gap filler; 30 s,
+60 s, … 5 min for anti-entropy). A peer serving an invalid event is thus asked about it a
+handful of times an hour, not every 2 s, and the refusal is counted once (node/engine/chains.py).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
 import anyio
@@ -36,6 +43,9 @@ HEADS_SUBJECT = f"{PREFIX}._heads"
 REPLY_MAX_BYTES = 512 * 1024
 GATHER_S = 0.4
 ANTI_ENTROPY_S = 30.0
+GAP_POLL_S = 2.0  # the gap filler looks at the open gaps this often, and whenever woken
+RETRY_FIRST_S = 2.0  # the first back-off of a range whose request brought nothing new
+RETRY_MAX_S = 300.0  # the longest back-off
 
 
 class SyncRequest(msgspec.Struct, kw_only=True, rename={"from_seq": "from", "to_seq": "to"}):
@@ -164,6 +174,47 @@ async def request_range(
     return head, wires
 
 
+class Backoff:
+    """When a range of an author's events may be asked of peers again.
+
+    A range is named by (author, first seq asked). Each request of the same range waits
+    twice as long as the one before it (`first_s`, 2 × `first_s`, … up to `max_s`, in
+    seconds): when a request brings the author's head forward, the next one asks from a new
+    first seq, a new range, at once. A range not asked again for `max_s` after it was due
+    is forgotten (its gap closed), so the memory holds only ranges asked lately.
+    """
+
+    def __init__(
+        self,
+        first_s: float = RETRY_FIRST_S,
+        max_s: float = RETRY_MAX_S,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.first_s = first_s
+        self.max_s = max_s
+        self.clock = clock
+        self._next: dict[tuple[str, int], tuple[float, float]] = {}  # range: (due, wait)
+
+    def due(self, author: str, first: int) -> bool:
+        """Whether the range may be asked now."""
+        entry = self._next.get((author, first))
+        return entry is None or self.clock() >= entry[0]
+
+    def asked(self, author: str, first: int) -> None:
+        """The range was just asked: the next request of it waits (twice longer each time)."""
+        now = self.clock()
+        self._next = {k: v for k, v in self._next.items() if now <= v[0] + self.max_s}
+        entry = self._next.get((author, first))
+        wait = self.first_s if entry is None else min(entry[1] * 2, self.max_s)
+        self._next[(author, first)] = (now + wait, wait)
+
+    @property
+    def remembered(self) -> int:
+        """How many ranges it remembers."""
+        return len(self._next)
+
+
 async def fill_gaps(
     bus: Bus,
     missing: Callable[[], list[tuple[str, int, int]]],
@@ -171,10 +222,21 @@ async def fill_gaps(
     wake: Callable[[], Awaitable[None]],
     *,
     me: str,
+    backoff: Backoff | None = None,
+    poll_s: float = GAP_POLL_S,
 ) -> None:
-    """Repair every open gap from peers, whenever woken and then every few seconds."""
+    """Repair every open gap from peers, whenever woken and every `poll_s` seconds.
+
+    `missing()` names the ranges wanted, (author, first, last). A range is asked again
+    only after its back-off (`Backoff`): a gap that no peer can fill, or that a peer fills
+    with an event this node refuses, is asked less and less often, never given up.
+    """
+    retry = backoff if backoff is not None else Backoff()
     while True:
         for author, first, last in missing():
+            if not retry.due(author, first):
+                continue
+            retry.asked(author, first)
             try:
                 _, wires = await request_range(bus, author, first, last, exclude=me)
             except (nats.errors.Error, TimeoutError) as exc:
@@ -185,7 +247,7 @@ async def fill_gaps(
                     "sync: %d events of %s from peers (%d..%d)", len(wires), author, first, last
                 )
                 await receive(wires)
-        with anyio.move_on_after(2.0):
+        with anyio.move_on_after(poll_s):
             await wake()
 
 
@@ -222,14 +284,17 @@ async def anti_entropy(
     me: str,
     interval_s: float = ANTI_ENTROPY_S,
 ) -> None:
-    """At start and then every `interval_s`: fetch what peers hold beyond our heads."""
+    """At start and then every `interval_s`: fetch what peers hold beyond our heads. A
+    range that brought nothing new waits for its back-off (from `interval_s`, doubling)."""
+    retry = Backoff(interval_s, max(interval_s, RETRY_MAX_S))
     while True:
         try:
             theirs = await peer_heads(bus, exclude=me)
             ours = heads()
             for author, head in sorted(theirs.items()):
                 mine = ours.get(author, 0)
-                while mine < head:
+                while mine < head and retry.due(author, mine + 1):
+                    retry.asked(author, mine + 1)
                     _, wires = await request_range(bus, author, mine + 1, head, exclude=me)
                     if not wires:
                         break

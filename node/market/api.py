@@ -10,12 +10,14 @@ from litestar.datastructures import State
 from litestar.params import FromPath, JSONBody, QueryParameter
 
 from coopnet.node.engine.context import NodeContext
+from coopnet.node.engine.idempotency import once
 from coopnet.node.engine.refusals import Refused
 from coopnet.node.engine.store import now_ms
 from coopnet.node.engine.store_io import fetch_all, fetch_one
 from coopnet.node.market import projection as market
 from coopnet.node.market.trading import Trading, new_id
 from coopnet.protocol.body import AreaCode, ShortText
+from coopnet.protocol.errors import InvalidEvent
 from coopnet.protocol.ledger import breaches
 from coopnet.protocol.offers import (
     Category,
@@ -35,6 +37,7 @@ from coopnet.protocol.offers import (
     Terms,
     Unit,
     match,
+    offer_step,
 )
 from coopnet.protocol.trades import Reason, Slug
 
@@ -211,9 +214,13 @@ async def post_offer(state: State, data: JSONBody[OfferIn]) -> Ref:
         terms=data.terms,
         area=data.area or node.config.area,
     )
-    if await market.load_offer(node.store.db, node.slug, body.offer) is not None:
-        raise Refused("duplicate", f"offer {body.offer} exists")
-    return _ref(await node.post(body))
+
+    async def create() -> Ref:
+        if await market.load_offer(node.store.db, node.slug, body.offer) is not None:
+            raise Refused("duplicate", f"offer {body.offer} exists: choose another id")
+        return _ref(await node.post(body))
+
+    return await once(node.store, "offer", data.offer, data, create, Ref)
 
 
 @get("/offers", summary="Offers across the federation with what remains of each")
@@ -243,6 +250,10 @@ async def _own_offer_event(node: NodeContext, offer: str, body: Any) -> Any:
     found = await market.load_offer(node.store.db, node.slug, offer)
     if found is None or found.state != "open":
         raise Refused("not_found", f"no open offer {offer} of {node.slug}", 404)
+    try:  # the rule every receiver applies (PROTOCOL.md §10), said before signing
+        offer_step(found, node.slug, body)
+    except InvalidEvent as exc:
+        raise Refused(exc.code, exc.message) from None
     return await node.post(body)
 
 
@@ -259,7 +270,14 @@ async def post_need(state: State, data: JSONBody[NeedIn]) -> Ref:
         needed_by=now_ms() + data.needed_in_days * DAY_MS,
         area=data.area or node.config.area,
     )
-    return _ref(await node.post(body))
+
+    async def create() -> Ref:
+        taken = "SELECT 1 FROM needs WHERE author = ? AND need = ?"
+        if await fetch_one(node.store.db, taken, (node.slug, body.need)) is not None:
+            raise Refused("duplicate", f"need {body.need} exists: choose another id")
+        return _ref(await node.post(body))
+
+    return await once(node.store, "need", data.need, data, create, Ref)
 
 
 @get("/needs", summary="Open needs across the federation")
@@ -306,15 +324,20 @@ async def get_matches(
 
 @post("/trades", status_code=201, summary="Propose a trade against an offer (as the buyer)")
 async def post_trade(state: State, data: JSONBody[ProposalIn]) -> Ref:
-    env = await _trading(state).propose(
-        data.seller,
-        data.offer,
-        data.quantity,
-        unit_price=data.unit_price,
-        expires_in_s=data.expires_in_s,
-        trade=data.trade,
-    )
-    return _ref(env)
+    trading = _trading(state)
+
+    async def create() -> Ref:
+        env = await trading.propose(
+            data.seller,
+            data.offer,
+            data.quantity,
+            unit_price=data.unit_price,
+            expires_in_s=data.expires_in_s,
+            trade=data.trade,
+        )
+        return _ref(env)
+
+    return await once(_node(state).store, "trade", data.trade, data, create, Ref)
 
 
 @get("/trades", summary="Trades this co-op is part of (or all with all=true)")

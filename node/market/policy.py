@@ -1,9 +1,10 @@
 """An optional per-node trading policy: answers trades automatically, within the rules.
 
-With `auto_trade = true` in node.toml, the node accepts proposals its offers cover (and
-declines the rest), ships what it accepted, confirms receipt of what was shipped to it, and
-consents to cancellations. Every step goes through `Trading`, so the policy can do nothing a
-resident could not. An unattended node and the demo trade this way.
+With `auto_trade = true` in node.toml, the node accepts proposals its offers cover at the
+offer's own price or more (and declines the rest, saying why), ships what it accepted,
+confirms receipt of what was shipped to it, and consents to cancellations. Every step goes
+through `Trading`, so the policy can do nothing a resident could not. An unattended node
+and the demo trade this way.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from coopnet.node.engine.store_io import fetch_all
 from coopnet.node.market import projection as market
 from coopnet.node.market.trading import Trading
 from coopnet.protocol import Envelope
+from coopnet.protocol.offers import below_asking
 from coopnet.protocol.trades import trade_key
 
 log = logging.getLogger("coopnet.policy")
@@ -70,14 +72,19 @@ class Policy:
 
     async def step(self, buyer: str, trade: str) -> None:
         """Take the next step on one trade, if this node's policy takes one."""
-        t = await market.load_trade(self.node.store.reader, buyer, trade)
+        t, offer = await market.trade_and_offer(self.node.store.reader, buyer, trade)
         if t is None:
             return
         me, tr = self.node.slug, self.trading
         try:
             if t["seller"] == me:
                 if t["state"] == "proposed" and now_ms() <= t["expires_at"]:
+                    # The policy accepts only the offer's own terms; a lower price is for a
+                    # resident to accept by hand (PROTOCOL.md §11).
+                    cheaper = below_asking(offer, t["unit_price"]) if offer else None
                     try:
+                        if cheaper is not None:
+                            raise Refused("below_asking", cheaper)
                         await tr.accept(buyer, trade)
                     except Refused as exc:
                         await tr.decline(buyer, trade, reason=exc.message[:280])

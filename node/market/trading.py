@@ -31,6 +31,7 @@ from coopnet.protocol.trades import (
     TradeProposed,
     TradeReceived,
     TradeShipped,
+    check_total,
 )
 
 DEFAULT_EXPIRY_S = 3600
@@ -83,6 +84,10 @@ class Trading:
     ) -> Envelope:
         async with self.lock:
             await self.members.require_members(self.me, seller)
+            if trade is not None and await market.load_trade(
+                self.node.store.reader, self.me, trade
+            ):
+                raise Refused("duplicate", f"trade {trade} exists: choose another id")
             now = now_ms()
             found, balance, committed = await market.proposal_facts(
                 self.node.store.reader, self.me, seller, offer, now
@@ -99,7 +104,11 @@ class Trading:
                 )
             price = found.unit_price if unit_price is None else unit_price
             try:
-                check_spend(self.me, balance, committed, quantity * price, self.node.credit_limit)
+                total = check_total(quantity, price)
+            except InvalidEvent as exc:
+                raise Refused(exc.code, exc.message, 400) from None
+            try:
+                check_spend(self.me, balance, committed, total, self.node.credit_limit)
             except InvalidEvent as exc:
                 raise Refused("credit_limit_exceeded", exc.message) from None
             return await self._sign(
@@ -126,6 +135,12 @@ class Trading:
                 raise Refused("expired", f"trade {buyer}/{trade} expired")
             if offer is None:
                 raise Refused("offer_unavailable", f"no offer {t['offer']}")
+            if t["quantity"] < offer.min_order:
+                raise Refused(
+                    "below_min_order",
+                    f"{t['quantity']} proposed, below the offer's minimum order of"
+                    f" {offer.min_order}",
+                )
             try:
                 reserve(offer, t["quantity"], now_ms())
             except InvalidEvent as exc:

@@ -24,12 +24,15 @@ import nacl.signing
 import nats
 import pytest
 
-from coopnet.federation.audit import Finding, audit
+from coopnet.federation.audit import GAP_GRACE_MS, Finding, audit
+from coopnet.federation.dashboard import summary
+from coopnet.federation.exports import metrics_text
 from coopnet.federation.measures import neighborhoods
 from coopnet.federation.observer import Observer
 from coopnet.node.cli import init_node
 from coopnet.node.engine.nats_server import NatsServer
 from coopnet.node.engine.refusals import Refused
+from coopnet.node.engine.status import all_rejections
 from coopnet.node.engine.store import now_ms
 from coopnet.node.market import projection as market
 from coopnet.node.runtime import Node
@@ -227,8 +230,11 @@ async def test_a_tampered_relay_is_refused_by_its_body_hash(
         # as a duplicate: the relay names it by its bytes instead.
         await publish_wires(url, [("coop.oakley.note.posted", tampered, digest.hex())])
 
-        f = await finding(obs, "refused_body_hash_mismatch", "", with_evidence=digest.hex())
+        # The finding names the author the header claims, and says it is only claimed.
+        f = await finding(obs, "refused_body_hash_mismatch", "oakley", with_evidence=digest.hex())
         assert f.severity == "warning"
+        assert "claiming to be oakley's" in f.title
+        assert "claimed author oakley" in f.detail
         await refused_everywhere(nodes, digest, "body_hash_mismatch")
         for n in and_observer(nodes, obs):
             assert await refusals_of(n, digest) == {"body_hash_mismatch"}
@@ -236,6 +242,85 @@ async def test_a_tampered_relay_is_refused_by_its_body_hash(
             row = await n.store.event_at("oakley", note.seq)
             assert row is not None and bytes(row[1]) == note.wire
         assert [x for x in await findings(obs) if x.severity == "critical"] == []
+
+
+async def test_forged_events_beyond_a_head_are_not_buffered_nor_blamed_on_the_author(
+    tmp_path: Path, nats_server: NatsServer
+) -> None:
+    """forged-gap-buffer (issue 14): a rogue publishes events claiming to be oakley's, signed
+    by a throwaway key, at seqs beyond oakley's head (16 KiB each). No receiver holds them
+    (they do not verify under oakley's known key, PROTOCOL.md §6.4); each is counted once as
+    `unverifiable_gap`; the audit blames no gap on honest oakley. A genuine gap (zed's own
+    event beyond a missing one) is still held, shown, and reported once it stays open."""
+    url = nats_server.url
+    nodes = await honest(tmp_path, url, "oakley", "elm")
+    obs_dir = tmp_path / "observer"
+    async with running(*nodes) as (oakley, elm), observing(obs_dir, url) as obs:
+        note = await oakley.post(NotePosted(text="the market opens at nine"))
+        await wait_until(lambda: holds(obs, note), what="the honest note at the observer")
+        await wait_until(lambda: holds(elm, note), what="the honest note at elm")
+        key = nacl.signing.SigningKey.generate()
+        forged = [
+            sign(key, "oakley", seq, bytes(32), PaddedNote(text="not oakley's", pad="x" * 16_000))
+            for seq in range(note.seq + 2, note.seq + 102)
+        ]
+        await publish(url, *forged)
+
+        async def all_counted() -> bool:
+            counts = [(await n.status()).rejected.get("unverifiable_gap") for n in nodes]
+            counts.append((await all_rejections(obs.store)).get("unverifiable_gap"))
+            return counts == [100, 100, 100]
+
+        await wait_until(all_counted, what="every receiver counting 100 unverifiable events")
+        for n in nodes:
+            status = await n.status()
+            assert (status.buffered, status.buffered_bytes) == (0, 0)
+        assert obs.chains.missing() == []
+        later = await audit(obs.store.db, None, now_ms=obs.clock() + 2 * GAP_GRACE_MS)
+        assert [f for f in later if f.severity == "critical"] == []
+        (info,) = [f for f in later if f.code == "unverifiable_gap"]
+        assert (info.author, info.severity) == ("oakley", "info")
+        assert "claiming to be oakley's" in info.title
+        # oakley goes on, and everybody stores it.
+        after = await oakley.post(NotePosted(text="still here"))
+        await wait_until(lambda: holds(obs, after), what="oakley's next note at the observer")
+
+        # A genuine gap: zed's seq 3, signed by zed's key, without seq 2.
+        zed = Rogue("zed")
+        founded = zed.found()
+        two = zed.next(NotePosted(text="two"))
+        three = zed.next(NotePosted(text="three"))
+        await publish(url, founded, three)
+
+        async def held() -> bool:
+            buffer: dict[str, int] = (await summary(obs))["buffer"]
+            return buffer == {"events": 1, "bytes": len(three.wire), "dropped": 0}
+
+        await wait_until(held, what="the observer holding zed's seq 3 beyond the gap")
+        assert obs.chains.missing() == [("zed", 2, 2)]
+        metrics = await metrics_text(obs.store.db, summary=await summary(obs))
+        assert "\ncoopnet_gap_buffer_events 1\n" in metrics
+        assert f"\ncoopnet_gap_buffer_bytes {len(three.wire)}\n" in metrics
+        await wait_until(
+            lambda: _reports_gap(obs, "zed"), what="the open gap recorded for the audit"
+        )
+        await publish(url, two)
+        await wait_until(lambda: holds(obs, two, three), what="zed's gap filled")
+        assert (await summary(obs))["buffer"] == {"events": 0, "bytes": 0, "dropped": 0}
+
+
+class PaddedNote(NotePosted, frozen=True, kw_only=True):
+    """A note with a field receivers do not know: ignored by them, but carried in the wire
+    (and counted in its size)."""
+
+    pad: str = ""
+
+
+async def _reports_gap(obs: Observer, author: str) -> bool:
+    later = await audit(obs.store.db, None, now_ms=obs.clock() + 2 * GAP_GRACE_MS)
+    return [(f.code, f.author) for f in later if f.severity == "critical"] == [
+        ("unrepaired_gap", author)
+    ]
 
 
 async def test_a_fork_is_critical_with_both_events_as_evidence_and_fails_the_cli(

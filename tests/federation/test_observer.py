@@ -386,6 +386,11 @@ async def test_metrics_read_back_by_prometheus_client(
             (("membership", "known"),): 3.0,
             (("membership", "member"),): 3.0,
         }
+        # The gap buffer (PROTOCOL.md §6.4): nothing waits beyond a gap once all is stored.
+        assert families["coopnet_gap_buffer_bytes"].type == "gauge"
+        assert samples["coopnet_gap_buffer_events"] == {(): 0.0}
+        assert samples["coopnet_gap_buffer_bytes"] == {(): 0.0}
+        assert samples["coopnet_gap_buffer_dropped"] == {(): 0.0}
 
 
 def test_metric_values_keep_every_digit() -> None:

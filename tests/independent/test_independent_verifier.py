@@ -34,6 +34,7 @@ def _load_verifier() -> ModuleType:
 _verifier = _load_verifier()
 verify = cast(Verify, _verifier.verify)
 header_summary = cast(HeaderSummary, _verifier.header_summary)
+is_opaque = cast(Callable[[bytes], bool], _verifier.is_opaque)
 
 
 def _load_vectors() -> list[dict[str, Any]]:
@@ -57,6 +58,8 @@ def test_vector_counts() -> None:
     assert len(INVALID) >= 15
     assert len(VALID) + len(INVALID) == len(VECTORS)
     assert len(set(_names(VECTORS))) == len(VECTORS)
+    assert any(v["opaque"] for v in VALID)  # kinds a receiver does not know (§8.1)
+    assert "unknown_kind" not in {v["error"] for v in INVALID}  # retired (§7)
 
 
 @pytest.mark.parametrize("vector", VALID, ids=_names(VALID))
@@ -74,6 +77,7 @@ def test_valid_vector(vector: dict[str, Any]) -> None:
     assert summary["kind"] == vector["kind"]
     assert summary["author"] == vector["author"]
     assert summary["seq"] == vector["seq"]
+    assert is_opaque(wire) == vector["opaque"]  # §8.1: valid, stored, read by no rule
 
 
 @pytest.mark.parametrize("vector", INVALID, ids=_names(INVALID))

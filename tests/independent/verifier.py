@@ -2,7 +2,9 @@
 
 It imports nothing of coopnet and no MessagePack library: the reader below implements only the
 MessagePack families the protocol needs and refuses everything else. `verify(wire, net)` runs
-the stateless checks of PROTOCOL.md §4 in order, including the body checks of §8.
+the stateless checks of PROTOCOL.md §4 in order, including the body checks of §8. A kind it
+does not know is not an error (§4 step 12, §8.1): its body must be one strict map, and the
+event is valid with an opaque body (`is_opaque`).
 """
 
 from __future__ import annotations
@@ -703,10 +705,17 @@ def unseal(wire: bytes, net: bytes) -> tuple[bytes, dict[str, Token]]:
     if hashlib.sha256(parts.body).digest() != fields["body_hash"].raw:  # 11
         raise Rejected("body_hash_mismatch")
     kind_fields = KINDS.get(fields["kind"].text)
-    if kind_fields is None:  # 12
-        raise Rejected("unknown_kind")
-    check_body(parts.body, kind_fields)  # 13
+    if kind_fields is None:  # 12: opaque (§8.1), checked as a kind with no fields
+        check_body(parts.body, {})
+    else:  # 13
+        check_body(parts.body, kind_fields)
     return hashlib.sha256(parts.header).digest(), fields
+
+
+def is_opaque(wire: bytes) -> bool:
+    """Whether a valid event's kind is one this verifier does not know (§8.1): it is valid,
+    to be stored, and its body is read by no rule."""
+    return header_summary(wire)["kind"] not in KINDS
 
 
 def verify(wire: bytes, net: bytes) -> tuple[str, bytes | None]:

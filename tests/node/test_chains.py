@@ -12,7 +12,7 @@ import msgspec
 import pytest
 
 from coopnet.node.engine.chains import Chains, Report
-from coopnet.node.engine.store import Batch
+from coopnet.node.engine.store import Batch, StorageFailure
 from coopnet.protocol import Envelope, Head, Identity, InvalidEvent, NotePosted, seal, unseal
 from coopnet.protocol.body import Body
 from coopnet.protocol.envelope import encode_wire
@@ -71,9 +71,12 @@ async def test_in_order_history_is_accepted(chains: Chains) -> None:
 async def test_any_order_and_duplicates_give_the_same_store(tmp_path: Path) -> None:
     events = history(OAK, 12) + history(ELM, 7)
     expected: set[bytes] = {e.id for e in events}
+    # Founders of a charter: events beyond a gap are held even before their node.founded,
+    # since the charter names the key that must sign them (PROTOCOL.md §6.4).
+    founders = {"oakley": OAK.public_key, "elm": ELM.public_key}
     for attempt in range(3):
         store = await open_node_store(tmp_path / f"n{attempt}.db", NET)
-        chains = Chains(store, NET, clock=lambda: NOW)
+        chains = Chains(store, NET, clock=lambda: NOW, charter_keys=founders)
         wires = [e.wire for e in events] + [e.wire for e in random.sample(events, 8)]
         random.shuffle(wires)
         # Deliver in random batches.
@@ -221,8 +224,14 @@ async def test_tampered_and_forged_are_counted_by_code(chains: Chains) -> None:
     # Evidence for audits: the unverifiable ones by the hash of their bytes, from `source`.
     rows = await chains.store.all("SELECT evidence, author, code, source FROM rejected_events")
     evidence = {r[2]: (bytes(r[0]), r[1], r[3]) for r in rows}
-    assert evidence["bad_signature"] == (hashlib.sha256(flipped).digest(), "", "evil")
-    assert evidence["malformed"][0] == hashlib.sha256(b"\x00garbage").digest()
+    # The header of bytes that fail verification is still readable: the evidence names the
+    # author it claims (nothing proves it), and bytes with no readable header name none.
+    assert evidence["bad_signature"] == (hashlib.sha256(flipped).digest(), "oakley", "evil")
+    assert evidence["malformed"] == (hashlib.sha256(b"\x00garbage").digest(), "", "evil")
+    claimed = await chains.store.all(
+        "SELECT seq, kind FROM rejected_events WHERE code = 'bad_signature'"
+    )
+    assert [tuple(r) for r in claimed] == [(2, "note.posted")]
     assert set(evidence) == set(report.rejected)
 
 
@@ -274,7 +283,7 @@ def test_log_budget_limits_lines_per_code_not_counts() -> None:
 
 
 async def test_a_flood_of_bad_events_is_counted_in_full(chains: Chains) -> None:
-    report = await chains.receive([b"\x00junk"] * 500, source="flood")
+    report = await chains.receive([b"\x00junk %d" % i for i in range(500)], source="flood")
     assert report.rejected == {"malformed": 500}
     assert (await chains.store.rejections())["malformed"] == 500
 
@@ -370,3 +379,138 @@ async def test_receives_commit_in_the_order_they_were_called(chains: Chains) -> 
     assert (second_report.buffered, second_report.gaps) == (0, [])
     assert reports["order"] == ["first", "second"]
     assert chains.head_of("oakley") == Head(6, events[-1].id)
+
+
+# -- the engine's memory follows its commits (docs/ARCHITECTURE.md, issue 14) -----------------
+
+
+def fail_next_commit(chains: Chains) -> list[Batch]:
+    """INJECTED FAULT: the store's next commit raises StorageFailure (a full disk, say) and
+    writes nothing; the commits after it go through. Returns the batches that failed."""
+    real_commit = chains.store.commit
+    failed: list[Batch] = []
+
+    async def commit_once_failing(batch: Batch, *, received: bool = False) -> None:
+        if not failed:
+            failed.append(batch)
+            raise StorageFailure("injected fault: the disk is full")
+        await real_commit(batch, received=received)
+
+    chains.store.commit = commit_once_failing  # type: ignore[method-assign]
+    return failed
+
+
+def memory_of(chains: Chains) -> object:
+    """Everything `Chains` holds in memory about the authors it follows, as plain values."""
+    return (
+        {a: (st.head, st.keys, st.forked_seq) for a, st in chains.states.items()},
+        {a: dict(held) for a, held in chains.buffer.items()},
+        chains.gaps.bytes,
+        chains.gaps.hints,
+        dict(chains.rejected_since_start),
+    )
+
+
+async def test_a_receive_whose_commit_fails_leaves_memory_as_it_was(chains: Chains) -> None:
+    events = history(OAK, 8)
+    elm = history(ELM, 3)
+    await chains.receive([e.wire for e in events[:2]] + [events[6].wire], source="bus")
+    assert chains.missing() == [("oakley", 3, 6)]
+    before = memory_of(chains)
+    forged = seal(
+        signing_key=ELM.signing_key, net=NET, author="oakley", seq=3, prev=events[1].id,
+        at=NOW, body=NotePosted(text="not oakley's"),
+    )  # fmt: skip
+    header, sig, body = msgspec.msgpack.decode(events[7].wire, type=tuple[bytes, bytes, bytes])
+    flipped = encode_wire(header, bytes([sig[0] ^ 1]) + sig[1:], body)
+    # Next events of oakley (some filling the gap), a new author, a forgery, a bad signature
+    # and an event beyond the gap: every kind of change to memory, in one failing receive.
+    batch = [
+        *(e.wire for e in events[2:5]), *(e.wire for e in elm), forged, flipped,
+        events[7].wire,
+    ]  # fmt: skip
+    failed = fail_next_commit(chains)
+    with pytest.raises(StorageFailure):
+        await chains.receive(batch, source="bus")
+    assert failed and failed[0].events  # it did try to store them
+    assert memory_of(chains) == before
+    assert chains.head_of("oakley") == Head(2, events[1].id)
+    assert chains.head_of("elm") is None
+    assert await chains.store.event_count() == 2  # events[6] waits in the buffer
+    # The same events, delivered again, are judged afresh and stored.
+    report = await chains.receive(batch, source="bus")
+    assert report.accepted == 3 + 3
+    assert chains.head_of("oakley") == Head(5, events[4].id)
+    assert chains.head_of("elm") == Head(3, elm[-1].id)
+    assert await chains.store.rejections() == {"wrong_key": 1, "bad_signature": 1}
+    assert chains.missing() == [("oakley", 6, 6)]
+    await chains.receive([events[5].wire], source="sync")
+    assert chains.head_of("oakley") == Head(8, events[7].id)
+    assert not chains.buffer
+
+
+async def test_an_own_write_whose_commit_fails_changes_nothing(chains: Chains) -> None:
+    first = await chains.append("oakley", OAK.signing_key, OAK.founding_body("Oakley", "C1"))
+    before = memory_of(chains)
+    fail_next_commit(chains)
+    with pytest.raises(StorageFailure):
+        await chains.append("oakley", OAK.signing_key, NotePosted(text="lost to a full disk"))
+    assert memory_of(chains) == before
+    again = await chains.append("oakley", OAK.signing_key, NotePosted(text="after"))
+    assert (again.seq, again.prev) == (2, first.id)
+
+
+# -- refusals: counted once, and saying what was wrong ----------------------------------------
+
+
+async def test_a_redelivered_refusal_is_counted_once(tmp_path: Path) -> None:
+    """A peer serving one invalid event again and again: the status counts one event."""
+    store = await open_node_store(tmp_path / "n.db", NET)
+    chains = Chains(store, NET, clock=lambda: NOW)
+    await chains.load()
+    events = history(OAK, 2)
+    header, sig, body = msgspec.msgpack.decode(events[1].wire, type=tuple[bytes, bytes, bytes])
+    flipped = encode_wire(header, bytes([sig[0] ^ 1]) + sig[1:], body)
+    forged = seal(
+        signing_key=ELM.signing_key, net=NET, author="oakley", seq=2, prev=events[0].id,
+        at=NOW, body=NotePosted(text="not oakley's"),
+    )  # fmt: skip
+    await chains.receive([events[0].wire], source="bus")
+    for _ in range(5):
+        report = await chains.receive([flipped, forged, flipped], source="sync")
+        assert report.rejected == {"bad_signature": 2, "wrong_key": 1}  # what this call saw
+    assert await store.rejections() == {"bad_signature": 1, "wrong_key": 1}
+    assert chains.rejected_since_start == {"bad_signature": 1, "wrong_key": 1}
+    # After a restart too: the refusals on record are known again.
+    again = Chains(store, NET, clock=lambda: NOW)
+    await again.load()
+    await again.receive([flipped, forged], source="sync")
+    assert await store.rejections() == {"bad_signature": 1, "wrong_key": 1}
+    await store.close()
+
+
+async def test_a_forged_founding_says_the_key_is_not_the_authors(chains: Chains) -> None:
+    """A second seq-1 node.founded signed by a random key is a forgery, refused as such
+    (not "node.founded is allowed only at seq 1", nor a fork)."""
+    await chains.receive([e.wire for e in history(OAK, 2)], source="bus")
+    stranger = Identity.generate("oakley")
+    forged = history(stranger, 1)[0]
+    report = await chains.receive([forged.wire], source="evil")
+    assert (report.rejected, report.forks) == ({"wrong_key": 1}, [])
+    rows = await chains.store.all("SELECT code, reason FROM rejected_events")
+    assert len(rows) == 1
+    code, reason = rows[0]
+    assert code == "wrong_key"
+    assert f"signed by {stranger.public_key.hex()[:16]}…, which is not oakley's key" in reason
+    assert f"founded its log with {OAK.public_key.hex()[:16]}…" in reason
+    assert "allowed only at seq 1" not in reason
+
+
+async def test_a_founding_not_matching_the_charter_says_so(tmp_path: Path) -> None:
+    store = await open_node_store(tmp_path / "n.db", NET)
+    chains = Chains(store, NET, clock=lambda: NOW, charter_keys={"oakley": OAK.public_key})
+    squatter = history(Identity.generate("oakley"), 1)[0]
+    assert (await chains.receive([squatter.wire], source="evil")).rejected == {"wrong_key": 1}
+    (reason,) = (await store.all("SELECT reason FROM rejected_events"))[0]
+    assert "charter's key" in reason
+    await store.close()

@@ -173,3 +173,26 @@ async def test_an_event_with_a_status_header_is_still_an_event(nats_server: Nats
         await bus.jetstream.publish("coop.aa.note", b"odd", headers={"Status": "408"})
         await publish(bus, 1)
         assert [m.data for m in await fetch_at_least(puller, 2)] == [b"odd", b"0"]
+
+
+async def test_attaching_again_reads_what_was_delivered_but_never_committed(
+    nats_server: NatsServer,
+) -> None:
+    """A node stops (or its connection is closed for good) after the consumer delivered a
+    batch and before the node committed it. Within the ack wait the server does not deliver
+    that batch again, and the first AckAll of a later message would acknowledge it unseen
+    (PROTOCOL.md §9). So attaching sets the consumer back to the store's cursor whenever it
+    has delivered beyond it: the node reads the batch again."""
+    async with attached(nats_server.url) as (bus, puller):
+        await publish(bus, 10)
+        got = await fetch_at_least(puller, 10)  # 1-10 delivered
+        await got[3].ack_sync()  # only 1-4 committed (AckAll), then the node stops
+    bus = Bus(nats_server.url, name="pull-test")
+    await bus.connect()
+    puller = await _subscribe(bus.client, bus.jetstream, "node-test", 4)  # the store's cursor
+    try:
+        again = await fetch_at_least(puller, 6)
+        assert seqs(again) == list(range(5, 11))  # nothing skipped, well within the ack wait
+    finally:
+        await puller.close()
+        await bus.close()

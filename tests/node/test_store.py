@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import abc
 import hashlib
-from collections.abc import AsyncIterator
+import sqlite3
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import aiosqlite
 import pytest
 
-from coopnet.node.engine.store import LOG_MIGRATIONS, Batch, ForkRow, Store
+from coopnet.node.engine.store import LOG_MIGRATIONS, Batch, ForkRow, StorageFailure, Store
 from coopnet.node.runtime import domain_tables
 from coopnet.protocol import Envelope, Identity, NotePosted, seal, unseal
 
@@ -182,7 +183,12 @@ class TestSqliteFileStore(StoreContract):
         store = await open_store(path)
         await store.commit(Batch(events=history("oakley", 3)))
         before = await store.projection_rows()
+        # What the old layout had not: the versions table, and tables added since.
         await store.db.execute("DROP TABLE schema_versions")
+        for step in LOG_MIGRATIONS[4:]:
+            for ddl in step:
+                table = ddl.split("TABLE ")[1].split()[0]
+                await store.db.execute(f"DROP TABLE {table}")
         await store.db.execute("PRAGMA user_version=6")
         await store.close()
         store = await open_store(path)
@@ -291,5 +297,124 @@ async def test_the_checkpointer_moves_commits_into_the_database_file(tmp_path: P
                 while await events_in_file_alone() != 5:  # noqa: ASYNC110
                     await anyio.sleep(0.05)
             tg.cancel_scope.cancel()
+    finally:
+        await store.close()
+
+
+class Fragile:
+    """A projection that cannot apply some notes: a stand-in for a domain's bug or for an
+    integer SQLite cannot hold (a test double of a domain, on the real store)."""
+
+    name = "fragile"
+    tables: tuple[str, ...] = ("fragile",)
+    kinds = frozenset({"note.posted"})
+    migrations: tuple[tuple[str, ...], ...] = (
+        ("CREATE TABLE fragile (author TEXT NOT NULL, seq INTEGER NOT NULL, n INTEGER)",),
+    )
+
+    def __init__(self, fail_with: type[Exception] = OverflowError) -> None:
+        self.fail_with = fail_with
+
+    def apply(self, conn: sqlite3.Connection, events: Sequence[Envelope]) -> None:
+        for e in events:
+            # Written first, so that a failure must also undo this event's own rows.
+            conn.execute("INSERT INTO fragile VALUES (?, ?, ?)", (e.author, e.seq, e.seq))
+            assert isinstance(e.body, NotePosted)
+            if e.body.text == "n3":
+                raise self.fail_with("cannot hold this one")
+
+    def reset(self, conn: sqlite3.Connection) -> None:
+        conn.execute("DELETE FROM fragile")
+
+
+async def test_an_event_a_projection_cannot_apply_is_stored_and_refused_alone(
+    tmp_path: Path,
+) -> None:
+    """The log invariant (PROTOCOL.md §7.1): every verified event of the batch is stored;
+    the one a projection fails on is refused with evidence (`out_of_bounds` for a number
+    too large), its rows undone, and every other event applied; a rebuild agrees."""
+    store = await Store.open(tmp_path / "node.db", net=NET, projections=[*PROJECTIONS, Fragile()])
+    try:
+        oak, elm = history("oakley", 4), history("elm", 3)  # oakley#3 and elm#3 are "n3"
+        await store.commit(Batch(events=[*oak, *elm]), received=True)
+        assert await store.event_count() == 7
+        rows = await store.all("SELECT author, seq FROM fragile ORDER BY author, seq")
+        assert rows == [("elm", 2), ("oakley", 2), ("oakley", 4)]
+        refused = await store.all("SELECT author, seq, code, reason FROM domain_rejections")
+        assert sorted((r[0], r[1], r[2]) for r in refused) == [
+            ("elm", 3, "out_of_bounds"),
+            ("oakley", 3, "out_of_bounds"),
+        ]
+        assert all("fragile cannot apply it (OverflowError" in r[3] for r in refused)
+        assert len((await store.projection_rows())["notes"]) == 5  # other projections: all
+        folded = await store.projection_rows()
+        await store.rebuild_projections()
+        assert await store.projection_rows() == folded
+    finally:
+        await store.close()
+
+
+async def test_a_projection_bug_is_refused_as_projection_failed(tmp_path: Path) -> None:
+    store = await Store.open(tmp_path / "node.db", net=NET, projections=[Fragile(ValueError)])
+    try:
+        await store.commit(Batch(events=history("oakley", 3)))
+        assert await store.event_count() == 3
+        codes = await store.all("SELECT code FROM domain_rejections")
+        assert codes == [("projection_failed",)]
+    finally:
+        await store.close()
+
+
+async def test_a_storage_error_inside_a_projection_still_fails_the_whole_batch(
+    tmp_path: Path,
+) -> None:
+    """A full disk is the store's failure, not one event's: nothing of the batch is stored."""
+    store = await Store.open(
+        tmp_path / "node.db", net=NET, projections=[Fragile(sqlite3.OperationalError)]
+    )
+    try:
+        with pytest.raises(StorageFailure):
+            await store.commit(Batch(events=history("oakley", 3)))
+        assert await store.event_count() == 0
+    finally:
+        await store.close()
+
+
+class Tally:
+    """A projection of notes whose second version changes its table (a test double)."""
+
+    name = "tally"
+    tables: tuple[str, ...] = ("tally",)
+    kinds = frozenset({"note.posted"})
+
+    def __init__(self, version: int) -> None:
+        steps: list[tuple[str, ...]] = [("CREATE TABLE tally (author TEXT, seq INTEGER)",)]
+        if version == 2:
+            steps.append(
+                ("DROP TABLE tally", "CREATE TABLE tally (author TEXT, seq INTEGER, at INTEGER)")
+            )
+        self.migrations = tuple(steps)
+        self.version = version
+
+    def apply(self, conn: sqlite3.Connection, events: Sequence[Envelope]) -> None:
+        for e in events:
+            row = (e.author, e.seq) if self.version == 1 else (e.author, e.seq, e.at)
+            conn.execute(f"INSERT INTO tally VALUES ({', '.join('?' * len(row))})", row)
+
+    def reset(self, conn: sqlite3.Connection) -> None:
+        conn.execute("DELETE FROM tally")
+
+
+async def test_a_projection_whose_tables_a_step_changes_is_folded_again(tmp_path: Path) -> None:
+    """A migration that remakes a projection's table (as aid's second step does) leaves it
+    holding what the whole log folds to, not empty."""
+    store = await Store.open(tmp_path / "node.db", net=NET, projections=[Tally(1)])
+    await store.commit(Batch(events=history("oakley", 4)))
+    await store.close()
+    store = await Store.open(tmp_path / "node.db", net=NET, projections=[Tally(2)])
+    try:
+        rows = await store.all("SELECT author, seq, at FROM tally ORDER BY seq")
+        assert rows == [("oakley", 2, 1002), ("oakley", 3, 1003), ("oakley", 4, 1004)]
+        assert (await store.schema_versions())["tally"] == 2
     finally:
         await store.close()

@@ -6,10 +6,12 @@ import hashlib
 import itertools
 import random
 
+import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from coopnet.protocol import InvalidEvent
 from coopnet.protocol.aid import (
     ESCALATION_S,
     PLEDGE_TABLE,
@@ -22,6 +24,7 @@ from coopnet.protocol.aid import (
     AidStatement,
     AidWithdrawn,
     area_distance,
+    check_personal_data,
     due_for_escalation,
     fold_request,
     personal_data_in,
@@ -210,3 +213,19 @@ def test_ranking_by_urgency_then_needed_by_then_distance() -> None:
         ("high", T0, "N1"),
         ("normal", T0, "N1"),
     ]
+
+
+def test_the_personal_data_rule_holds_for_received_requests_and_pledges() -> None:
+    """PROTOCOL.md §13: the rule a node applies before signing is the rule it applies to
+    what it receives: a request's description and a pledge's text carry no personal data."""
+    check_personal_data(REQUEST)
+    check_personal_data(pledged())
+    leaky_request = msgspec.structs.replace(REQUEST, description="call me at +44 20 7946 0958")
+    leaky_pledge = msgspec.structs.replace(pledged(), what="mail ann@example.org")
+    for body, found in ((leaky_request, "a phone number"), (leaky_pledge, "an e-mail address")):
+        with pytest.raises(InvalidEvent) as caught:
+            check_personal_data(body)
+        assert caught.value.code == "personal_data"
+        assert found in caught.value.message
+    # Other kinds carry no such text: nothing to check.
+    check_personal_data(REQUESTER_BODIES["aid.withdrawn"])

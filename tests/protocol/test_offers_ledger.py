@@ -17,6 +17,7 @@ from coopnet.protocol.offers import (
     OfferPosted,
     OfferRevised,
     OfferWithdrawn,
+    below_asking,
     match,
     offer_step,
     release,
@@ -69,10 +70,40 @@ def test_reserve_never_oversells() -> None:
     assert caught.value.code == "not_authorized"
     offer = release(offer, 60)
     assert offer.remaining == 100
-    with pytest.raises(InvalidEvent):
-        reserve(offer, 1, T0 + 1001)  # no longer available
-    with pytest.raises(InvalidEvent):
-        reserve(offer_step(offer, "sel", BODIES["offer.withdrawn"]), 1, T0)
+    with pytest.raises(InvalidEvent, match="no longer available"):
+        reserve(offer, 6, T0 + 1001)
+    with pytest.raises(InvalidEvent, match="withdrawn"):
+        reserve(offer_step(offer, "sel", BODIES["offer.withdrawn"]), 6, T0)
+
+
+def test_reserve_holds_to_the_minimum_order_on_both_sides_of_it() -> None:
+    """PROTOCOL.md §10: an acceptance below the offer's `min_order` reserves nothing."""
+    offer = offer_step(None, "sel", POSTED)  # min_order 6
+    assert reserve(offer, 6, T0).reserved == 6
+    assert reserve(offer, 7, T0).reserved == 7
+    with pytest.raises(InvalidEvent, match="below its minimum order of 6") as caught:
+        reserve(offer, 5, T0)
+    assert caught.value.code == "not_authorized"
+
+
+def test_a_revision_may_not_go_below_what_is_already_accepted() -> None:
+    """PROTOCOL.md §10: 8 of 10 accepted, the quantity may go down to 8, not to 7."""
+    offer = reserve(offer_step(None, "sel", POSTED), 80, T0)
+    assert offer_step(offer, "sel", OfferRevised(offer="o1", quantity=80)).remaining == 0
+    assert offer_step(offer, "sel", OfferRevised(offer="o1", quantity=81)).remaining == 1
+    with pytest.raises(InvalidEvent, match="below the 80 already accepted") as caught:
+        offer_step(offer, "sel", OfferRevised(offer="o1", quantity=79))
+    assert caught.value.code == "not_authorized"
+    # A revision that does not name the quantity is not held to it.
+    assert offer_step(offer, "sel", OfferRevised(offer="o1", unit_price=1)).unit_price == 1
+
+
+def test_below_asking_names_a_price_under_the_offers_own() -> None:
+    offer = offer_step(None, "sel", POSTED)  # 35 a piece
+    assert below_asking(offer, 35) is None
+    assert below_asking(offer, 36) is None
+    reason = below_asking(offer, 34)
+    assert reason is not None and "34 cents a piece is below the offer's 35" in reason
 
 
 @given(

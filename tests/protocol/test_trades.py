@@ -6,14 +6,17 @@ import hashlib
 import itertools
 import random
 
+import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from coopnet.protocol import InvalidEvent
 from coopnet.protocol.body import Body
 from coopnet.protocol.trades import (
     BUYER_TABLE,
     COMBINED,
+    MAX_TOTAL_CENTS,
     NONE,
     SELLER_STATES,
     SELLER_TABLE,
@@ -26,6 +29,7 @@ from coopnet.protocol.trades import (
     TradeProposed,
     TradeReceived,
     TradeShipped,
+    check_total,
     fold_trade,
     trade_key,
 )
@@ -207,3 +211,37 @@ def test_state_does_not_depend_on_arrival_order(
     random.Random(seed).shuffle(shuffled)
     again = fold_trade("buy", "t1", shuffled)
     assert (again.state, sorted(again.refused)) == (first.state, sorted(first.refused))
+
+
+def test_a_trade_total_at_the_bound_stands_and_one_cent_more_is_refused() -> None:
+    """PROTOCOL.md §11: quantity × unit_price ≤ MAX_TOTAL_CENTS (10^12), each field within
+    its own bound; beyond it the proposal is refused `out_of_bounds` and no trade exists."""
+    assert check_total(10**6, 10**6) == MAX_TOTAL_CENTS
+    assert check_total(1, MAX_TOTAL_CENTS) == MAX_TOTAL_CENTS
+    with pytest.raises(InvalidEvent) as caught:
+        check_total(10**6 + 1, 10**6)
+    assert caught.value.code == "out_of_bounds"
+    assert "beyond the bound of 1000000000000 cents" in caught.value.message
+    with pytest.raises(InvalidEvent):
+        check_total(10**12, 10**12)  # each field at its bound: 10^24
+
+    def fold(quantity: int, unit_price: int) -> tuple[str, list[str]]:
+        big = msgspec.structs.replace(PROPOSAL, quantity=quantity, unit_price=unit_price)
+        accept = TradeAccepted(
+            buyer="buy", trade="t1", offer="o1", quantity=quantity, unit_price=unit_price
+        )
+        view = fold_trade(
+            "buy",
+            "t1",
+            [
+                stmt("buy", 1, big),
+                stmt("sel", 1, accept),
+                stmt("buy", 2, buyer_body("trade.received")),
+            ],
+        )
+        return view.state, [code for _, code in view.refused]
+
+    assert fold(10**6, 10**6) == ("accepted", [])
+    state, codes = fold(10**12, 10**12)
+    assert state == "unknown"
+    assert codes == ["out_of_bounds", "not_authorized"]
