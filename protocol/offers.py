@@ -101,6 +101,25 @@ OFFER_TABLE: dict[str | None, dict[str, str]] = {
 }
 
 
+# What a need's author may sign, by the need's state (PROTOCOL.md §10: as offers).
+NEED_TABLE: dict[str | None, dict[str, str]] = {
+    None: {"need.posted": OPEN},
+    OPEN: {"need.withdrawn": WITHDRAWN},
+    WITHDRAWN: {},
+}
+
+
+def need_step(state: str | None, body: Body) -> str:
+    """The need's state after one of its author's need events (raises not_authorized: a
+    need id is posted once, and withdrawn once, by the same rule on every node)."""
+    nxt = NEED_TABLE[state].get(body.kind)
+    if nxt is None:
+        name = getattr(body, "need", "?")
+        what = "no such need" if state is None else f"need {name} is {state}"
+        raise errors.NotAuthorized(f"{body.kind} not allowed: {what}")
+    return nxt
+
+
 class Offer(msgspec.Struct, kw_only=True):
     """An offer as its seller's log has made it."""
 

@@ -15,7 +15,7 @@ import aiosqlite
 import msgspec
 
 from coopnet.node.engine.projection import record_refusal, refuse
-from coopnet.node.engine.store_io import run_in_db, select_all
+from coopnet.node.engine.store_io import run_in_db, select_all, select_one
 from coopnet.protocol import Envelope, InvalidEvent
 from coopnet.protocol.aid import (
     AidFulfilled,
@@ -94,6 +94,11 @@ class AidProjection:
                 refuse(conn, env, exc.code, exc.message)
                 continue
             if isinstance(body, AlertRaised):
+                raised = "SELECT 1 FROM alerts WHERE author = ? AND alert = ?"
+                if select_one(conn, raised, (env.author, body.alert)):
+                    reason = f"alert {body.alert} of {env.author} was raised already"
+                    refuse(conn, env, "not_authorized", reason)  # §14: an alert id, once
+                    continue
                 conn.execute(
                     "INSERT OR IGNORE INTO alerts VALUES (?, ?, ?, ?, ?, ?, ?, NULL)",
                     (env.author, body.alert, body.alert_kind, body.severity, body.area,

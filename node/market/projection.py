@@ -29,6 +29,7 @@ from coopnet.protocol.offers import (
     OfferPosted,
     OfferRevised,
     OfferWithdrawn,
+    need_step,
     offer_step,
     release,
     reserve,
@@ -90,7 +91,17 @@ class Market:
             seller TEXT NOT NULL, offer TEXT NOT NULL, buyer TEXT NOT NULL,
             trade TEXT NOT NULL, quantity INTEGER NOT NULL, released INTEGER NOT NULL,
             PRIMARY KEY (buyer, trade))""",
-    ),)  # fmt: skip
+    ), (
+        # Each seller's log books its own offers (PROTOCOL.md §10): another member's
+        # acceptance of the same trade reserves its own offer, never the seller's. With
+        # (buyer, trade) alone, a third party's acceptance that arrived first kept the
+        # seller's from reserving anything. The store folds the projection again after.
+        "DROP TABLE reservations",
+        """CREATE TABLE reservations (
+            seller TEXT NOT NULL, offer TEXT NOT NULL, buyer TEXT NOT NULL,
+            trade TEXT NOT NULL, quantity INTEGER NOT NULL, released INTEGER NOT NULL,
+            PRIMARY KEY (seller, buyer, trade))""",
+    ))  # fmt: skip
 
     def apply(self, conn: sqlite3.Connection, events: Sequence[Envelope]) -> None:
         touched: set[tuple[str, str]] = set()
@@ -140,6 +151,10 @@ def _apply_offer(conn: sqlite3.Connection, env: Envelope, body: Body) -> None:
 
 
 def _upsert_need(conn: sqlite3.Connection, author: str, body: NeedPosted) -> None:
+    row = select_one(
+        conn, "SELECT state FROM needs WHERE author = ? AND need = ?", (author, body.need)
+    )
+    need_step(str(row[0]) if row else None, body)  # raises: a need id is posted once
     conn.execute(
         "INSERT OR REPLACE INTO needs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'open')",
         (
@@ -157,6 +172,8 @@ def _upsert_need(conn: sqlite3.Connection, author: str, body: NeedPosted) -> Non
 
 
 def _withdraw_need(conn: sqlite3.Connection, author: str, need: str) -> None:
+    row = select_one(conn, "SELECT state FROM needs WHERE author = ? AND need = ?", (author, need))
+    need_step(str(row[0]) if row else None, NeedWithdrawn(need=need))
     cur = conn.execute(
         "UPDATE needs SET state = 'withdrawn' WHERE author = ? AND need = ? AND state = 'open'",
         (author, need),
@@ -180,7 +197,9 @@ def _seller_books(conn: sqlite3.Connection, env: Envelope, key: tuple[str, str])
         offer = offer_in(conn, env.author, body.offer)
         if offer is None:
             raise NotAuthorized(f"{env.author} has no offer {body.offer}")
-        if select_one(conn, "SELECT 1 FROM reservations WHERE buyer = ? AND trade = ?", key):
+        mine = (env.author, *key)
+        taken = "SELECT 1 FROM reservations WHERE seller = ? AND buyer = ? AND trade = ?"
+        if select_one(conn, taken, mine):
             return  # a second acceptance of the same trade: the trade fold refuses it
         offer = reserve(offer, body.quantity, env.at)  # raises: it would oversell
         _save_offer(conn, offer, _offer_seq(conn, env.author, body.offer))
@@ -192,15 +211,18 @@ def _seller_books(conn: sqlite3.Connection, env: Envelope, key: tuple[str, str])
         row = select_one(
             conn,
             "SELECT seller, offer, quantity FROM reservations"
-            " WHERE buyer = ? AND trade = ? AND released = 0",
-            key,
+            " WHERE seller = ? AND buyer = ? AND trade = ? AND released = 0",
+            (env.author, *key),
         )
         if row is None or row[0] != env.author:
             return
         offer = offer_in(conn, row[0], row[1])
         if offer is not None:
             _save_offer(conn, release(offer, row[2]), _offer_seq(conn, row[0], row[1]))
-        conn.execute("UPDATE reservations SET released = 1 WHERE buyer = ? AND trade = ?", key)
+        conn.execute(
+            "UPDATE reservations SET released = 1 WHERE seller = ? AND buyer = ? AND trade = ?",
+            (env.author, *key),
+        )
 
 
 def _offer_seq(conn: sqlite3.Connection, author: str, offer: str) -> int:

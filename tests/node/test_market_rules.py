@@ -5,22 +5,30 @@ under a client-chosen id answered once."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from pathlib import Path
 
 import httpx
+import msgspec
+import nacl.signing
 import pytest
 
 from coopnet.federation.audit import audit
+from coopnet.node.engine.chains import Chains
 from coopnet.node.engine.nats_server import NatsServer
 from coopnet.node.engine.refusals import Refused
-from coopnet.node.engine.store import now_ms
+from coopnet.node.engine.store import Store, now_ms
 from coopnet.node.market import projection as market
 from coopnet.node.runtime import Node
-from coopnet.protocol.offers import OfferPosted
-from coopnet.protocol.trades import TradeProposed
-from tests.conftest import converged, make_node, running, wait_until
+from coopnet.protocol import NodeFounded, seal_envelope, unseal
+from coopnet.protocol.aid import AlertRaised
+from coopnet.protocol.body import Body
+from coopnet.protocol.offers import NeedPosted, NeedWithdrawn, OfferPosted, OfferRevised
+from coopnet.protocol.trades import TradeAccepted, TradeProposed
+from tests.conftest import NET, converged, make_node, running, wait_until
 from tests.node.test_market import configure, trade_state
+from tests.stores import open_node_store
 
 pytestmark = pytest.mark.timeout(90)
 FAR = 4_000_000_000_000
@@ -206,3 +214,114 @@ async def _once(
     assert (again.status_code, again.json()) == (201, first.json())
     clash = await api.post(path, json=other)
     assert (clash.status_code, clash.json()["code"]) == (409, "duplicate"), clash.text
+
+
+class Author:
+    """An author signing its own log by hand: what a rogue (or any) member's node signs,
+    without the checks coopnet makes before signing."""
+
+    def __init__(self, slug: str) -> None:
+        self.slug, self.key = slug, nacl.signing.SigningKey.generate()
+        self.seq = 0
+        self.prev: bytes | None = None
+        following = nacl.signing.SigningKey.generate().verify_key
+        self.first = self.sign(
+            NodeFounded(
+                display_name=slug.title(), area="T1", key=bytes(self.key.verify_key),
+                next_key_digest=hashlib.sha256(bytes(following)).digest(),
+            )
+        )  # fmt: skip
+
+    def sign(self, body: Body) -> bytes:
+        self.seq += 1
+        env = seal_envelope(
+            signing_key=self.key, net=NET, author=self.slug, seq=self.seq, prev=self.prev,
+            at=now_ms(), body=body,
+        )  # fmt: skip
+        self.prev = env.id
+        return env.wire
+
+
+async def received(tmp_path: Path, name: str, batches: list[list[bytes]]) -> Store:
+    """A real store fed `batches` through `Chains.receive`, as a node's follower would."""
+    store = await open_node_store(tmp_path / f"{name}.db", NET)
+    chains = Chains(store, NET)
+    await chains.load()
+    for batch in batches:
+        await chains.receive(batch, source="bus")
+    return store
+
+
+async def test_a_third_partys_acceptance_never_takes_the_sellers_reservation(
+    tmp_path: Path,
+) -> None:
+    """A rogue posts an offer under the seller's offer id and accepts the buyer's trade
+    first: each seller's log books only its own offer (PROTOCOL.md §10), so the seller's
+    offer is reserved whatever the order, and every node holds the same rows."""
+    seller, buyer, rogue = Author("seller"), Author("buyer"), Author("rogue")
+    posted = [
+        seller.first, buyer.first, rogue.first,
+        seller.sign(jars(quantity=10)), rogue.sign(jars(quantity=10**6)),
+        buyer.sign(TradeProposed(trade="t-1", seller="seller", offer="o-honey", quantity=8,
+                                 unit_price=300, expires_at=FAR)),
+    ]  # fmt: skip
+    terms = {"buyer": "buyer", "trade": "t-1", "offer": "o-honey", "quantity": 8}
+    by_rogue = rogue.sign(TradeAccepted(**terms, unit_price=300))  # type: ignore[arg-type]
+    by_seller = seller.sign(TradeAccepted(**terms, unit_price=300))  # type: ignore[arg-type]
+    rows = []
+    for name, order in (
+        ("rogue-first", [by_rogue, by_seller]),
+        ("seller-first", [by_seller, by_rogue]),
+    ):
+        store = await received(tmp_path, name, [posted, [order[0]], [order[1]]])
+        try:
+            offer = await market.load_offer(store.db, "seller", "o-honey")
+            assert offer is not None and (offer.reserved, offer.remaining) == (8, 2)
+            trade = await market.load_trade(store.db, "buyer", "t-1")
+            assert trade is not None and trade["state"] == "accepted"
+            folded = await store.projection_rows()
+            await store.rebuild_projections()
+            assert await store.projection_rows() == folded
+            rows.append(folded)
+        finally:
+            await store.close()
+    assert rows[0] == rows[1]
+
+
+async def test_rules_of_the_sellers_own_log_hold_on_receive(tmp_path: Path) -> None:
+    """What the API refuses before signing, a receiver refuses too: a revision below what
+    is accepted, a need posted twice under one id, an alert raised twice under one id."""
+    seller, buyer = Author("seller"), Author("buyer")
+    need = NeedPosted(
+        need="n-1", item="flour", category="bakery", quantity=5, unit="gram",
+        needed_by=FAR, area="T1",
+    )  # fmt: skip
+    storm = AlertRaised(alert="a-1", alert_kind="storm", severity="warning", area="T1")
+    wires = [
+        seller.first, buyer.first, seller.sign(jars(quantity=10)),
+        buyer.sign(TradeProposed(trade="t-1", seller="seller", offer="o-honey", quantity=8,
+                                 unit_price=300, expires_at=FAR)),
+        seller.sign(TradeAccepted(buyer="buyer", trade="t-1", offer="o-honey", quantity=8,
+                                  unit_price=300)),
+        below := seller.sign(OfferRevised(offer="o-honey", quantity=5)),
+        seller.sign(need), seller.sign(NeedWithdrawn(need="n-1")),
+        again := seller.sign(msgspec.structs.replace(need, quantity=999)),
+        seller.sign(storm),
+        twice := seller.sign(msgspec.structs.replace(storm, severity="danger")),
+    ]  # fmt: skip
+    store = await received(tmp_path, "node", [wires])
+    try:
+        assert await store.event_count() == len(wires)  # every one stored (§7.1)
+        offer = await market.load_offer(store.db, "seller", "o-honey")
+        assert offer is not None and (offer.quantity, offer.reserved) == (10, 8)
+        assert await store.all("SELECT quantity, state FROM needs") == [(5, "withdrawn")]
+        assert await store.all("SELECT severity FROM alerts") == [("warning",)]
+        refused = {bytes(r[0]): str(r[1]) for r in await store.all(
+            "SELECT id, reason FROM domain_rejections")}  # fmt: skip
+        ids = [unseal(w, net=NET).id for w in (below, again, twice)]
+        assert set(refused) == set(ids)
+        assert "below the 8 already accepted" in refused[ids[0]]
+        assert "need n-1 is withdrawn" in refused[ids[1]]
+        assert "raised already" in refused[ids[2]]
+    finally:
+        await store.close()

@@ -194,7 +194,9 @@ class TestSqliteFileStore(StoreContract):
         store = await open_store(path)
         try:
             assert await store.projection_rows() == before
-            assert (await store.schema_versions())["market"] == 1
+            # Adopted at version 1, then the market's later steps ran (and it was refolded).
+            market = next(p for p in PROJECTIONS if p.name == "market")
+            assert (await store.schema_versions())["market"] == len(market.migrations)
         finally:
             await store.close()
 
