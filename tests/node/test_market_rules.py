@@ -187,21 +187,27 @@ async def test_a_create_retried_under_its_id_is_answered_once(
             await _once(
                 s_api, "/aid/requests/millbrook/r-soup/pledges", pledge, {**pledge, "quantity": 2}
             )
-        await wait_until(lambda: converged(seller, buyer), what="the offer spreads")
+            escalated = {**request, "request": "r-far", "escalate_now": True}
+            assert (await s_api.post("/aid/requests", json=escalated)).status_code == 201
+        await wait_until(lambda: converged(seller, buyer), what="offer and request spread")
         async with httpx.AsyncClient(base_url=buyer.api_url) as b_api:
             trade = {"seller": "millbrook", "offer": "o-oat", "quantity": 10, "trade": "t-milk"}
             await _once(b_api, "/trades", trade, {**trade, "quantity": 500})
+            # A pledge to another neighborhood's escalated request: a signed event.
+            far = {"what": "a pot of soup", "quantity": 1, "pledge": "p-far"}
+            path = "/aid/requests/millbrook/r-far/pledges"
+            await _once(b_api, path, far, {**far, "what": "two pots"})
         bought = await buyer.store.all(
             "SELECT kind, COUNT(*) FROM events WHERE author = 'ashgrove' GROUP BY kind"
         )
-        assert dict(bought)["trade.proposed"] == 1
+        assert (dict(bought)["trade.proposed"], dict(bought)["aid.pledged"]) == (1, 1)
         kinds = dict(
             await seller.store.all(
                 "SELECT kind, COUNT(*) FROM events WHERE author = 'millbrook' GROUP BY kind"
             )
         )
         assert (kinds["offer.posted"], kinds["need.posted"], kinds["alert.raised"]) == (1, 1, 1)
-        assert await seller.store.all("SELECT COUNT(*) FROM local_aid") == [(1,)]
+        assert await seller.store.all("SELECT COUNT(*) FROM local_aid") == [(2,)]
         assert await seller.store.all("SELECT COUNT(*) FROM local_pledges") == [(1,)]
 
 
