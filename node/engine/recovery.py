@@ -20,6 +20,7 @@ from coopnet.node.engine.chains import Chains, RecentIds
 from coopnet.node.engine.store import Store
 from coopnet.node.engine.sync import request_range
 from coopnet.protocol import Body, Envelope, InvalidEvent, unseal
+from coopnet.protocol.envelope import key_digest
 
 log = logging.getLogger("coopnet.recovery")
 
@@ -28,19 +29,61 @@ class RecoveryError(RuntimeError):
     """The published history could not be restored; the node must not sign."""
 
 
-async def published_head(bus: Bus, author: str, net: bytes) -> int:
-    """The highest seq of `author` that the stream or any peer holds (0: none)."""
+def _own_key(chains: Chains, author: str, env: Envelope) -> bool:
+    """Whether `env` is signed by the author's current key or the key it committed to next
+    (PROTOCOL.md §5): what a rogue cannot forge. Older keys sign nothing new."""
+    st = chains.states.get(author)
+    if st is None or st.keys is None:
+        return False
+    keys = st.keys
+    return env.key == keys.current_key or key_digest(env.key) == keys.next_key_digest
+
+
+async def published_head(bus: Bus, chains: Chains, author: str) -> int:
+    """The highest seq of `author` that the stream or a peer holds *a signed event of*.
+
+    A peer's claimed head is a claim, not evidence: only events signed by the author's own
+    key count (PROTOCOL.md §9, "Recovering one's own head"), so a member answering with a
+    head of 10^12 and no event cannot keep a node from signing. 0: none beyond the store.
+    """
     best = 0
     wire = await bus.last_event_of(author)
     if wire is not None:
         try:
-            env = unseal(wire, net=net)
-            if env.author == author:
+            env = unseal(wire, net=chains.net)
+            if env.author == author and _own_key(chains, author, env):
                 best = env.seq
         except InvalidEvent as exc:
             log.warning("newest stream message of %s is invalid: %s", author, exc)
-    head, _ = await request_range(bus, author, 1, 1, exclude=author)
-    return max(best, head)
+    local = chains.head_of(author)
+    beyond = await _fetch_beyond(bus, chains, author, local.seq if local else 0)
+    signed = [e.seq for e in beyond if _own_key(chains, author, e)]
+    return max(best, *signed) if signed else best
+
+
+async def _fetch_beyond(bus: Bus, chains: Chains, author: str, top: int) -> list[Envelope]:
+    """Every event of `author` above seq `top` that peers serve, asked for range by range
+    until a range brings nothing higher (a reply is capped in bytes)."""
+    found: dict[int, Envelope] = {}
+    frm = top + 1
+    while True:
+        _, part = await request_range(bus, author, frm, 0, exclude=author)
+        higher = [e for e in _unsealed(part, chains.net) if e.author == author and e.seq >= frm]
+        if not higher:
+            return [found[s] for s in sorted(found)]
+        for e in higher:
+            found.setdefault(e.seq, e)
+        frm = max(e.seq for e in higher) + 1
+
+
+def _unsealed(wires: list[bytes], net: bytes) -> list[Envelope]:
+    out = []
+    for wire in wires:
+        try:
+            out.append(unseal(wire, net=net))
+        except InvalidEvent:
+            continue
+    return out
 
 
 async def scan_stream(bus: Bus, author: str) -> list[bytes]:
@@ -70,9 +113,9 @@ async def recover_own_head(
     """
     local = chains.head_of(author)
     local_seq = local.seq if local else 0
-    remote = await published_head(bus, author, chains.net)
+    remote = await published_head(bus, chains, author)
     if remote <= local_seq:
-        return remote, []
+        return local_seq, []
     log.warning(
         "%s: the store's head is seq %d but seq %d was published: restoring before signing",
         author,
@@ -86,7 +129,10 @@ async def recover_own_head(
         if not part:
             break
         wires.extend(part)
-        got = max(_seq(w, chains.net) for w in part)
+        signed = [e.seq for e in _unsealed(part, chains.net) if _own_key(chains, author, e)]
+        if not signed or max(signed) <= got:
+            break
+        got = max(signed)
     if got < remote:
         try:
             wires.extend(await scan_stream(bus, author))
@@ -132,10 +178,3 @@ async def _discard_conflicting(
     chains.recent = RecentIds()  # the discarded ids are no longer held
     await chains.load()
     return [e.body for e in envs]
-
-
-def _seq(wire: bytes, net: bytes) -> int:
-    try:
-        return unseal(wire, net=net).seq
-    except InvalidEvent:
-        return 0

@@ -1,0 +1,82 @@
+"""Own-head recovery trusts signed events, never a claimed head (PROTOCOL.md §9): a member
+answering a restarting node's own sync requests with a head of 10^12 and no event cannot
+keep it from signing, while a head a peer can prove (events signed by the node's key) is
+still restored before the node signs. Real nats-server, real SQLite."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import msgspec
+import nats
+import pytest
+from nats.aio.msg import Msg
+
+from coopnet.node.engine import sync
+from coopnet.node.engine.nats_server import NatsServer
+from coopnet.node.runtime import Node
+from coopnet.protocol import NotePosted
+from tests.conftest import converged, make_node, running, wait_until
+
+pytestmark = pytest.mark.timeout(90)
+
+
+@contextlib.asynccontextmanager
+async def lying_peer(url: str, victim: str) -> AsyncIterator[list[int]]:
+    """A member that answers every sync request for `victim` with a head of 10^12 and no
+    event (the `sync-head-poison` case); yields how many requests it answered."""
+    answered: list[int] = []
+    nc = await nats.connect(url)
+
+    async def answer(msg: Msg) -> None:
+        answered.append(1)
+        reply = sync.SyncReply(head=10**12, events=[], by="rogue")
+        await nc.publish(msg.reply, msgspec.msgpack.encode(reply))
+
+    await nc.subscribe(f"coopsync.{victim}", cb=answer)
+    await nc.flush()
+    try:
+        yield answered
+    finally:
+        await nc.close()
+
+
+async def test_a_claimed_head_without_a_signed_event_does_not_stop_signing(
+    tmp_path: Path, nats_server: NatsServer
+) -> None:
+    data = await make_node(tmp_path, "alpha", nats_server.url)
+    async with running(Node(data, serve_api=False)) as (alpha,):
+        await alpha.post(NotePosted(text="before the restart"))
+    async with lying_peer(nats_server.url, "alpha") as answered:
+        restarted = Node(data, serve_api=False)
+        async with running(restarted):  # waits for `ready`: the head was confirmed
+            env = await restarted.post(NotePosted(text="after the restart"))
+            assert env.seq == 3
+        assert answered, "the lying peer was asked"
+
+
+async def test_a_head_proven_by_signed_events_is_still_restored_first(
+    tmp_path: Path, nats_server: NatsServer
+) -> None:
+    """A store restored from an old backup: a peer holds the node's later events, signed
+    by its key; the node restores them before it signs, even with a liar answering too."""
+    data = await make_node(tmp_path, "alpha", nats_server.url)
+    backup = tmp_path / "backup"
+    elm = Node(await make_node(tmp_path, "elm", nats_server.url), serve_api=False)
+    async with running(elm):
+        async with running(Node(data, serve_api=False)) as (alpha,):
+            shutil.copytree(data, backup)  # the backup holds seq 1 only
+            for i in range(3):
+                await alpha.post(NotePosted(text=f"note {i}"))
+            await wait_until(lambda: converged(alpha, elm), what="elm holds alpha's notes")
+        shutil.rmtree(data)
+        shutil.copytree(backup, data)
+        async with lying_peer(nats_server.url, "alpha"):
+            restored = Node(data, serve_api=False)
+            async with running(restored):
+                env = await restored.post(NotePosted(text="after the restore"))
+                assert env.seq == 5  # after the 4 published, not a second seq 2
+                assert (await restored.status()).forks == []
