@@ -38,7 +38,17 @@ from coopnet.node.engine.api import create_app, serve_api
 from coopnet.node.engine.bus import CURSOR_KEY, Bus, follow, keep_running, stay_connected
 from coopnet.node.engine.chains import Chains
 from coopnet.node.engine.client import API_URL_FILE
-from coopnet.node.engine.config import NodeConfig, db_path, read_charter, read_config, read_identity
+from coopnet.node.engine.config import (
+    ConfigError,
+    NodeConfig,
+    creds_user_key,
+    db_path,
+    nkey_public,
+    nkey_user,
+    read_charter,
+    read_config,
+    read_identity,
+)
 from coopnet.node.engine.context import NotReady
 from coopnet.node.engine.domain import Domain
 from coopnet.node.engine.keys import finish_rotation, prepare_rotation, reconcile_keys
@@ -157,6 +167,7 @@ class Node:
         self.failure: StorageFailure | None = None  # why the node stopped by itself, if it did
         self.rotating: anyio.Event | None = None  # set while the signing key rotates
         self._rotation = anyio.Lock()
+        self.bus_refused: str | None = None  # why the node does not connect, if it does not
         self.stopped = anyio.Event()
 
     # -- parts, available once run() has started ---------------------------------------------
@@ -233,6 +244,33 @@ class Node:
             log.info("%s: stopped", self.slug)
             self.stopped.set()
 
+    async def _foreign_creds(self) -> str | None:
+        """Why this node must not connect with its configured NATS credentials, or None.
+
+        Credentials issued to another key (the operator's, a neighbor's) would let this
+        node publish and read what its own user may not (DESIGN.md "The bus"). A key this
+        node signed with before a rotation is accepted until the operator issues
+        credentials to the new one."""
+        if not self.config.nats_creds:
+            return None
+        path = self.data / self.config.nats_creds
+        try:
+            user = await anyio.to_thread.run_sync(creds_user_key, path)
+        except ConfigError as exc:
+            return str(exc)
+        rows = await self.store.all(
+            "SELECT DISTINCT key FROM events WHERE author = ?", (self.slug,)
+        )
+        own = {bytes(r[0]) for r in rows} | {self.identity.public_key}
+        if user in own:
+            return None
+        return (
+            f"{path} is issued to NATS user {nkey_user(user)}, not the node's key"
+            f" ({nkey_public(self.identity.seed)}): a node connects only with its own"
+            " credentials (`coopnet neighborhood add` writes them; after a key rotation,"
+            " `coopnet neighborhood rotate-key` issues new ones)"
+        )
+
     async def _flush_outbox(self) -> None:
         """On a clean shutdown, give what residents just posted a moment to reach the bus."""
         if self._publisher is None or not self.bus.connected:
@@ -263,6 +301,12 @@ class Node:
             self._scope.cancel()
 
     async def _bus_supervisor(self) -> None:
+        refused = await self._foreign_creds()
+        if refused is not None:
+            # The API still serves what the node holds; it does not connect, and says why.
+            self.bus_refused = refused
+            log.critical("%s: NOT CONNECTING to the bus: %s", self.slug, refused)
+            await anyio.sleep_forever()
         if self.nats_url is None:
             url, self._lease = await anyio.to_thread.run_sync(acquire_embedded, self.embedded_dir)
         else:

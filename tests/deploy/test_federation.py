@@ -11,10 +11,12 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 
 import anyio
 import anyio.to_thread
+import msgspec
 import nats
 import nats.errors
 import nats.js.errors
@@ -26,6 +28,12 @@ from coopnet.deploy import federation as fed
 from coopnet.deploy.cli import main
 from coopnet.deploy.launcher import ensure_stream, start_hubs, start_leaf
 from coopnet.node.engine.bus import STREAM, stream_config
+from coopnet.node.engine.config import (
+    creds_user_key,
+    read_config,
+    read_identity,
+    write_config,
+)
 from coopnet.node.engine.nats_server import NatsServer, nats_server_binary
 from coopnet.node.runtime import Node
 from coopnet.protocol import NotePosted
@@ -435,3 +443,36 @@ def test_move_to_a_cluster_rewrites_hubs_and_nodes(tmp_path: Path) -> None:
     leaf = (fed.neighborhood_dir(root, "dee") / "leaf.conf").read_text()
     assert all(url in leaf for url in config.leaf_urls)
     assert main(["federation", "cluster", str(root)]) == 2  # already a cluster
+
+
+async def test_a_node_refuses_to_connect_with_credentials_issued_to_another_key(
+    tmp_path: Path,
+) -> None:
+    """`node-accepts-foreign-creds`: pointed at the operator's admin.creds, or at a
+    neighbor's, a node says so and does not connect (its API still serves what it holds);
+    with its own it connects (issue 15)."""
+    root = tmp_path / "fed"
+    config = await init(root)
+    ana_dir = fed.neighborhood_dir(root, "ana")
+    assert creds_user_key(ana_dir / "nats.creds") == read_identity(ana_dir, "ana").public_key
+    admin, ben = root / "nats" / "admin.creds", fed.neighborhood_dir(root, "ben") / "nats.creds"
+    with hubs_of(root):
+        await ensure_stream(root, config)
+        own = read_config(ana_dir)
+        for foreign in (admin, ben):
+            shutil.copy(foreign, ana_dir / "foreign.creds")
+            write_config(ana_dir, msgspec.structs.replace(own, nats_creds="foreign.creds"))
+            node = Node(ana_dir)
+            async with running(node, ready=False):
+                await wait_until(partial(_said, node), what="the refusal")
+                assert "not the node's key" in (node.bus_refused or "")
+                assert not node.bus.connected
+                status = (await node.status()).bus_connected
+                assert status is False
+        write_config(ana_dir, own)
+        async with running(Node(ana_dir)) as (ana,):  # its own credentials: connected
+            assert ana.bus_refused is None and ana.bus.connected
+
+
+async def _said(node: Node) -> bool:
+    return node.bus_refused is not None
