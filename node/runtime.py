@@ -466,6 +466,7 @@ class Node:
             buffer_dropped=self.chains.gaps.dropped,
             api_url=self.api_url,
             internal_errors=self.internal_errors,
+            bus_refused=self.bus_refused or "",
         )
 
 

@@ -40,6 +40,7 @@ class NodeStatus(msgspec.Struct, kw_only=True):
     internal_errors: int = 0
     buffered_bytes: int = 0  # their wire bytes (capped: node/engine/gaps.py)
     buffer_dropped: int = 0  # events left out of the buffer for a cap, since start
+    bus_refused: str = ""  # why the node does not connect to the bus, when it will not
 
 
 async def read_status(
@@ -55,6 +56,7 @@ async def read_status(
     buffer_dropped: int = 0,
     api_url: str = "",
     internal_errors: int = 0,
+    bus_refused: str = "",
 ) -> NodeStatus:
     """A node's status from its store (and, when it runs, its live parts).
 
@@ -92,6 +94,7 @@ async def read_status(
         stream_seq=int(await store.meta(CURSOR_KEY) or 0),
         api_url=api_url,
         internal_errors=internal_errors,
+        bus_refused=bus_refused,
     )
 
 

@@ -467,8 +467,9 @@ async def test_a_node_refuses_to_connect_with_credentials_issued_to_another_key(
                 await wait_until(partial(_said, node), what="the refusal")
                 assert "not the node's key" in (node.bus_refused or "")
                 assert not node.bus.connected
-                status = (await node.status()).bus_connected
-                assert status is False
+                status = await node.status()
+                assert status.bus_connected is False
+                assert status.bus_refused == node.bus_refused  # the operator sees why
         write_config(ana_dir, own)
         async with running(Node(ana_dir)) as (ana,):  # its own credentials: connected
             assert ana.bus_refused is None and ana.bus.connected

@@ -34,6 +34,7 @@ import hashlib
 import itertools
 import os
 import random
+import re
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -778,7 +779,12 @@ def subject_for(s: Sent) -> str:
         h = independent.header_summary(s.wire)
     except Exception:  # a spoiled copy: any subject a rogue may publish on
         return "coop.oakley.note.posted"
-    return f"coop.{h['author']}.{h['kind']}"
+    subject = f"coop.{h['author']}.{h['kind']}"
+    # A tampered header can name an author or kind that is no NATS subject (a space, an
+    # empty token): the rogue then publishes it on a subject it may use, as above.
+    if not re.fullmatch(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*", subject):
+        return "coop.oakley.note.posted"
+    return subject
 
 
 @contextlib.asynccontextmanager
