@@ -285,8 +285,7 @@ class Store:
             # it (BENCHMARKS.md). This larger threshold is only the backstop.
             await db.execute(f"PRAGMA wal_autocheckpoint={AUTOCHECKPOINT_PAGES}")
             store = cls(db, str(path), net, projections, tables)
-            await store._migrate()
-            await store._fold_learned_kinds()
+            await store._fold_what_was_missed(await store._migrate())
             # Fail now, not at the first write, if the file cannot be written (read-only
             # file or folder): taking the write lock needs write access.
             await db.execute("BEGIN IMMEDIATE")
@@ -326,7 +325,8 @@ class Store:
         rows = await fetch_all(self.db, "SELECT component, version FROM schema_versions")
         return {str(r[0]): int(r[1]) for r in rows}
 
-    async def _migrate(self) -> None:
+    async def _migrate(self) -> set[str]:
+        """Run every component's missing steps; return the names whose tables changed."""
         has_table = await fetch_one(
             self.db, "SELECT 1 FROM sqlite_master WHERE type='table' AND name='schema_versions'"
         )
@@ -361,55 +361,48 @@ class Store:
                     await db.execute(
                         "INSERT OR REPLACE INTO schema_versions VALUES (?, ?)", (name, step + 1)
                     )
-        # A projection whose tables are new or changed is folded again from the whole log, so
-        # a domain added to, or upgraded on, a node that holds events starts complete. So is
-        # one the last open did not fold with (a node run for a while without that domain):
-        # the events stored meanwhile never reached it. `FOLDED_BY_META` names the
-        # projections of the last open (none recorded: a store from before this record,
-        # folded by every projection it has tables for).
+        return set(moved)
+
+    async def _fold_what_was_missed(self, moved: set[str]) -> None:
+        """Fold again, in one transaction, what the projections missed, and record why not
+        next time. Three causes, each checked against a record kept in `meta`:
+
+        - a projection whose tables are new or changed (`moved`): a domain added to, or
+          upgraded on, a node that holds events starts complete;
+        - one the last open did not fold with (`FOLDED_BY_META`: the names of the last
+          open's projections; none recorded, a store from before this record, folded by
+          every projection it has tables for): a node run for a while without a domain;
+        - an event stored opaque whose kind this coopnet knows and the last did not
+          (`KNOWN_KINDS_META`, docs/PROTOCOL.md §8.1): every projection is rebuilt. Only an
+          open with projections records the kinds: an open without them folds nothing.
+        """
         names = sorted(p.name for p in self.projections)
         recorded = await self.meta(FOLDED_BY_META)
         folded_by = set(json.loads(recorded)) if recorded is not None else set(names)
         refold = [p for p in self.projections if p.name in moved or p.name not in folded_by]
-        if refold and await self.event_count():
-            log.info("folding the whole log into %s", ", ".join(p.name for p in refold))
-            await self._write(_refold, self.net, refold)
-        if recorded != json.dumps(names):
-            async with self.transaction() as db:  # bookkeeping only, as the migrations
-                await db.execute(
-                    "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
-                    (FOLDED_BY_META, json.dumps(names)),
-                )
-
-    async def _fold_learned_kinds(self) -> None:
-        """Fold the events stored opaque whose kind this coopnet knows and the last one did not.
-
-        A node stores an event of a kind it does not know with an opaque body, which no
-        projection reads (docs/PROTOCOL.md §8.1). After an upgrade that knows the kind, the
-        projections are rebuilt once from the log, so they come out as on a node that knew it
-        all along. The kinds known at the last open with projections are in `meta`
-        (`KNOWN_KINDS_META`); a store without them (written before kinds could be stored
-        opaque) holds no opaque event. Only an open with projections records the kinds:
-        an open without them folds nothing and must not mark anything as folded.
-        """
-        if not self.projections:
-            return
-        known = sorted(KINDS)
-        recorded = await self.meta(KNOWN_KINDS_META)
-        if recorded == json.dumps(known):
-            return
-        learned = sorted(set(known) - set(json.loads(recorded))) if recorded else []
+        notes = {FOLDED_BY_META: json.dumps(names)}
+        learned: list[str] = []
+        if self.projections:
+            notes[KNOWN_KINDS_META] = json.dumps(sorted(KINDS))
+            known = await self.meta(KNOWN_KINDS_META)
+            learned = sorted(set(KINDS) - set(json.loads(known))) if known else []
+        changed = {k: v for k, v in notes.items() if await self.meta(k) != v}
         marks = ",".join("?" * len(learned))
         query = f"SELECT 1 FROM events WHERE kind IN ({marks}) LIMIT 1"
-        if learned and await fetch_one(self.db, query, learned) is not None:
+        rebuild = bool(learned) and await fetch_one(self.db, query, learned) is not None
+        if rebuild:
             log.info("kinds now known, held opaque until now: %s; rebuilding", ", ".join(learned))
-            await self._write(_rebuild_knowing, self.net, self.projections, known)
-            return
-        async with self.transaction() as db:  # bookkeeping only, as the migrations
-            await db.execute(
-                "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
-                (KNOWN_KINDS_META, json.dumps(known)),
-            )
+        elif refold and await self.event_count():
+            log.info("folding the whole log into %s", ", ".join(p.name for p in refold))
+        else:
+            refold = []
+        if rebuild or refold:
+            await self._write(_fold_and_note, self.net, self.projections, rebuild, refold, changed)
+        elif changed:
+            async with self.transaction() as db:  # bookkeeping only, as the migrations
+                await db.executemany(
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", changed.items()
+                )
 
     # -- writes -------------------------------------------------------------------------------
 
@@ -744,15 +737,21 @@ def _rebuild(conn: sqlite3.Connection, net: bytes, projections: Sequence[Project
     _fold_into(conn, net, projections)
 
 
-def _rebuild_knowing(
-    conn: sqlite3.Connection, net: bytes, projections: Sequence[Projection], known: list[str]
+def _fold_and_note(
+    conn: sqlite3.Connection,
+    net: bytes,
+    projections: Sequence[Projection],
+    rebuild: bool,
+    refold: Sequence[Projection],
+    notes: dict[str, str],
 ) -> None:
-    """Rebuild the projections and record the kinds known, in one transaction (§8.1)."""
-    _rebuild(conn, net, projections)
-    conn.execute(
-        "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
-        (KNOWN_KINDS_META, json.dumps(known)),
-    )
+    """Rebuild every projection (`rebuild`) or fold `refold` again, and write `notes` into
+    `meta`, in one transaction (`Store._fold_what_was_missed`)."""
+    if rebuild:
+        _rebuild(conn, net, projections)
+    elif refold:
+        _refold(conn, net, refold)
+    conn.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", notes.items())
 
 
 def _refold(conn: sqlite3.Connection, net: bytes, projections: Sequence[Projection]) -> None:
