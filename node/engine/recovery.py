@@ -17,10 +17,10 @@ import nats.js.errors
 
 from coopnet.node.engine.bus import STREAM, Bus
 from coopnet.node.engine.chains import Chains, RecentIds
+from coopnet.node.engine.gaps import signed_by_known_key
 from coopnet.node.engine.store import Store
 from coopnet.node.engine.sync import request_range
 from coopnet.protocol import Body, Envelope, InvalidEvent, unseal
-from coopnet.protocol.envelope import key_digest
 
 log = logging.getLogger("coopnet.recovery")
 
@@ -30,13 +30,11 @@ class RecoveryError(RuntimeError):
 
 
 def _own_key(chains: Chains, author: str, env: Envelope) -> bool:
-    """Whether `env` is signed by the author's current key or the key it committed to next
-    (PROTOCOL.md §5): what a rogue cannot forge. Older keys sign nothing new."""
+    """Whether `env` is signed by a key of the author's known key log, its current key or
+    the one it committed to next (PROTOCOL.md §5; the gap buffer's rule): what a rogue
+    cannot forge."""
     st = chains.states.get(author)
-    if st is None or st.keys is None:
-        return False
-    keys = st.keys
-    return env.key == keys.current_key or key_digest(env.key) == keys.next_key_digest
+    return signed_by_known_key(st.keys if st else None, None, env)
 
 
 async def published_head(bus: Bus, chains: Chains, author: str) -> int:
@@ -122,6 +120,9 @@ async def recover_own_head(
         local_seq,
         remote,
     )
+    # From seq 1, not only beyond the head: published events at seqs this store holds
+    # other events at (signed here after a restore, never published) must be seen, so
+    # that those are re-signed rather than taken for a fork (`_discard_conflicting`).
     wires: list[bytes] = []
     got = 0
     while got < remote:
