@@ -71,7 +71,7 @@ import nats.errors
 import nkeys
 
 from coopnet.node.engine.bus import STREAM
-from coopnet.node.engine.config import encode_nkey_seed
+from coopnet.node.engine.config import decode_nkey_public, encode_nkey_seed
 from coopnet.protocol.envelope import AUTHOR_RE
 
 ACCOUNT = "COOP"
@@ -246,10 +246,7 @@ def decode_jwt(token: str) -> dict[str, Any]:
 
 def _verify_key(public: str) -> nacl.signing.VerifyKey:
     """A public NKey: base32 of a role byte, the 32-byte Ed25519 key and a CRC-16."""
-    raw = base64.b32decode(public + "=" * (-len(public) % 8))
-    if len(raw) != 35 or nkeys.crc16(raw[:33]) != int.from_bytes(raw[33:], "little"):
-        raise ValueError(f"not a public NKey: {public!r}")
-    return nacl.signing.VerifyKey(raw[1:33])
+    return nacl.signing.VerifyKey(decode_nkey_public(public)[1])
 
 
 # --- permission sets ---

@@ -44,7 +44,6 @@ from coopnet.node.engine.config import (
     creds_user_key,
     db_path,
     nkey_public,
-    nkey_user,
     read_charter,
     read_config,
     read_identity,
@@ -255,17 +254,17 @@ class Node:
             return None
         path = self.data / self.config.nats_creds
         try:
-            user = await anyio.to_thread.run_sync(creds_user_key, path)
+            user, key = await anyio.to_thread.run_sync(creds_user_key, path)
         except ConfigError as exc:
             return str(exc)
         rows = await self.store.all(
             "SELECT DISTINCT key FROM events WHERE author = ?", (self.slug,)
         )
         own = {bytes(r[0]) for r in rows} | {self.identity.public_key}
-        if user in own:
+        if key in own:
             return None
         return (
-            f"{path} is issued to NATS user {nkey_user(user)}, not the node's key"
+            f"{path} is issued to NATS user {user}, not the node's key"
             f" ({nkey_public(self.identity.seed)}): a node connects only with its own"
             " credentials (`coopnet neighborhood add` writes them; after a key rotation,"
             " `coopnet neighborhood rotate-key` issues new ones)"

@@ -156,12 +156,14 @@ def nkey_public(seed: bytes) -> str:
     return public.decode("ascii")
 
 
-def nkey_user(public_key: bytes) -> str:
-    """The NATS user public key (`U…`) of a 32-byte Ed25519 public key: base32 of the user
-    role byte, the key and its CRC-16 (little-endian), without padding."""
-    raw = bytes([nkeys.PREFIX_BYTE_USER]) + public_key
-    raw += nkeys.crc16(bytearray(raw)).to_bytes(2, "little")
-    return base64.b32encode(raw).decode("ascii").rstrip("=")
+def decode_nkey_public(public: str) -> tuple[int, bytes]:
+    """The role byte and the 32-byte Ed25519 key of a public NKey (`U…` a user, `A…` an
+    account, `O…` an operator): base32 of the role byte, the key and a CRC-16 (little-endian),
+    without padding. Raises ValueError for anything else."""
+    raw = base64.b32decode(public + "=" * (-len(public) % 8))
+    if len(raw) != 35 or nkeys.crc16(raw[:33]) != int.from_bytes(raw[33:], "little"):
+        raise ValueError(f"not a public NKey: {public!r}")
+    return raw[0], bytes(raw[1:33])
 
 
 def decode_nkey_seed(text: str) -> bytes:
@@ -200,20 +202,19 @@ def read_identity(data: Path, slug: str) -> Identity:
     return Identity(author=slug, seed=seeds[0], next_seed=seeds[1])
 
 
-def creds_user_key(path: Path) -> bytes:
-    """The Ed25519 public key (32 bytes) of the NATS user a credentials file is issued to:
-    the `sub` of its user JWT. Raises ConfigError for a file that is not NATS user
-    credentials (docs/OPERATIONS.md, "Credentials")."""
+def creds_user_key(path: Path) -> tuple[str, bytes]:
+    """The NATS user a credentials file is issued to (the `sub` of its user JWT): its public
+    NKey (`U…`) and its 32-byte Ed25519 key. Raises ConfigError for a file that is not NATS
+    user credentials (docs/OPERATIONS.md, "Credentials")."""
     try:
         text = path.read_text(encoding="utf-8")
         jwt = text.split("-----BEGIN NATS USER JWT-----")[1].split("------END NATS USER JWT")[0]
         payload = jwt.strip().split(".")[1]
         claims = msgspec.json.decode(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
         public = str(claims["sub"])
-        raw = base64.b32decode(public + "=" * (-len(public) % 8))
+        role, key = decode_nkey_public(public)
     except (OSError, IndexError, KeyError, TypeError, ValueError, msgspec.DecodeError) as exc:
         raise ConfigError(f"{path} is not NATS user credentials: {exc}") from None
-    crc_ok = nkeys.crc16(raw[:33]) == int.from_bytes(raw[33:], "little")
-    if len(raw) != 35 or raw[0] != nkeys.PREFIX_BYTE_USER or not crc_ok:
+    if role != nkeys.PREFIX_BYTE_USER:
         raise ConfigError(f"{path}: its user {public!r} is not a NATS user public key")
-    return bytes(raw[1:33])
+    return public, key
