@@ -50,7 +50,7 @@ from hypothesis import HealthCheck, Phase, given, note, settings
 from hypothesis import strategies as st
 
 from coopnet.federation.audit import audit
-from coopnet.federation.observer import Observer, open_observer_store
+from coopnet.federation.observer import open_observer_store
 from coopnet.node.engine.chains import Chains
 from coopnet.node.engine.config import db_path
 from coopnet.node.engine.nats_server import NatsServer
@@ -80,6 +80,7 @@ from coopnet.protocol.offers import OfferPosted
 from coopnet.protocol.trades import TradeAccepted, TradeProposed, TradeReceived, TradeShipped
 from tests.conftest import NET, make_node, running, wait_until
 from tests.faults.fuzz_events import Pools, body_of, describe, future_bodies
+from tests.federation.test_audit import observing
 from tests.independent import verifier as independent
 from tests.stores import open_node_store
 
@@ -785,21 +786,6 @@ def subject_for(s: Sent) -> str:
     if not re.fullmatch(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*", subject):
         return "coop.oakley.note.posted"
     return subject
-
-
-@contextlib.asynccontextmanager
-async def observing(data: Path, url: str) -> AsyncIterator[Observer]:
-    """An observer caught up with the stream for the duration of the block."""
-    obs = Observer(data, net=NET, nats_url=url)
-    async with anyio.create_task_group() as tg:
-        await tg.start(obs.run)
-        try:
-            with anyio.fail_after(30):
-                await obs.ready.wait()
-            yield obs
-            assert obs.internal_errors == 0
-        finally:
-            tg.cancel_scope.cancel()
 
 
 async def stored_chain(store: Store, author: str) -> list[Envelope]:
