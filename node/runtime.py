@@ -24,6 +24,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 from pathlib import Path
+from typing import NamedTuple
 
 import anyio
 import nats.errors
@@ -71,18 +72,34 @@ log = logging.getLogger("coopnet.node")
 READY_WAIT_S = 5.0
 FLUSH_ON_STOP_S = 3.0
 
+
+class _Registered(NamedTuple):
+    """A domain as the runtime knows it: its tables (for a store opened without a running
+    node) and how a node builds it from the services it made."""
+
+    projections: tuple[Projection, ...]
+    tables: tuple[OwnTables, ...]
+    build: Callable[[Node], Domain]
+
+
 # The domains a node runs, by name: the only registration point. Their projections fold
 # each batch in this order (membership before the market, whose checks read it).
-DOMAINS: tuple[str, ...] = ("neighborhoods", "notes", "membership", "market", "aid")
-
-
-_STORED: dict[str, tuple[tuple[Projection, ...], tuple[OwnTables, ...]]] = {
-    "neighborhoods": (neighborhoods.PROJECTIONS, neighborhoods.TABLES),
-    "notes": (notes.PROJECTIONS, notes.TABLES),
-    "membership": (membership.PROJECTIONS, membership.TABLES),
-    "market": (market.PROJECTIONS, market.TABLES),
-    "aid": (aid.PROJECTIONS, aid.TABLES),
-}
+_REGISTRY: dict[str, _Registered] = {
+    "neighborhoods": _Registered(
+        neighborhoods.PROJECTIONS, neighborhoods.TABLES,
+        lambda _: neighborhoods.neighborhoods_domain(),
+    ),
+    "notes": _Registered(notes.PROJECTIONS, notes.TABLES, lambda _: notes.notes_domain()),
+    "membership": _Registered(
+        membership.PROJECTIONS, membership.TABLES,
+        lambda n: membership.membership_domain(n.governance),
+    ),
+    "market": _Registered(
+        market.PROJECTIONS, market.TABLES, lambda n: market.market_domain(n.trading, n.policy)
+    ),
+    "aid": _Registered(aid.PROJECTIONS, aid.TABLES, lambda n: aid.aid_domain(n.aid, n.aid_policy)),
+}  # fmt: skip
+DOMAINS: tuple[str, ...] = tuple(_REGISTRY)
 
 
 def domain_tables(
@@ -90,8 +107,8 @@ def domain_tables(
 ) -> tuple[tuple[Projection, ...], tuple[OwnTables, ...]]:
     """The projections and other tables of the named domains, for whoever opens a node's or
     an observer's store without running a node (`coopnet node status`, observers, tools)."""
-    projections = tuple(p for name in names for p in _STORED[name][0])
-    tables = tuple(t for name in names for t in _STORED[name][1])
+    projections = tuple(p for name in names for p in _REGISTRY[name].projections)
+    tables = tuple(t for name in names for t in _REGISTRY[name].tables)
     return projections, tables
 
 
@@ -120,7 +137,7 @@ class Node:
         self.config: NodeConfig = read_config(data)
         self.identity: Identity = read_identity(data, self.config.slug)
         self.charter = read_charter(data, self.config)
-        self.governance = Governance(self, self.charter)
+        self.governance: Governance = Governance(self, self.charter)
         self.nats_url = nats_url or self.config.nats_url or None
         self.api_port = self.config.api_port if api_port is None else api_port
         self.serve_api = serve_api
@@ -144,21 +161,16 @@ class Node:
         self.credit_limit = self.config.credit_limit
         self.clock = clock  # for mutual aid's windows; tests pass a fake one
         # The domains' services; membership is the market's `Members` seam.
-        self.trading = Trading(self, members=self.governance)
-        self.policy = Policy(self, self.trading) if self.config.auto_trade else None
-        self.aid = Aid(self)
-        self.aid_policy = AidPolicy(self, self.aid) if self.config.auto_aid else None
-        built: dict[str, Callable[[], Domain]] = {
-            "neighborhoods": neighborhoods.neighborhoods_domain,
-            "notes": notes.notes_domain,
-            "membership": partial(membership.membership_domain, self.governance),
-            "market": partial(market.market_domain, self.trading, self.policy),
-            "aid": partial(aid.aid_domain, self.aid, self.aid_policy),
-        }
-        unknown = set(domains) - set(built)
+        self.trading: Trading = Trading(self, members=self.governance)
+        self.policy: Policy | None = Policy(self, self.trading) if self.config.auto_trade else None
+        self.aid: Aid = Aid(self)
+        self.aid_policy: AidPolicy | None = (
+            AidPolicy(self, self.aid) if self.config.auto_aid else None
+        )
+        unknown = set(domains) - set(_REGISTRY)
         if unknown:
             raise ValueError(f"no such domain: {', '.join(sorted(unknown))}")
-        self.domains: tuple[Domain, ...] = tuple(built[name]() for name in domains)
+        self.domains: tuple[Domain, ...] = tuple(_REGISTRY[name].build(self) for name in domains)
         # Called (synchronously) with every batch of events this node stores: own and others'.
         self.listeners: list[Callable[[Sequence[Envelope]], None]] = [
             listener for d in self.domains for listener in d.listeners
