@@ -4,10 +4,13 @@ operator's commands (docs/OPERATIONS.md)."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
+import urllib.parse
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import anyio
 import httpx
@@ -16,6 +19,9 @@ from rich.console import Console
 
 from coopnet.deploy import federation as fed
 from coopnet.deploy.nats_auth import Authority, ClaimsUpdateError, push_account
+from coopnet.deploy.nats_config import TlsFiles
+from coopnet.deploy.quotas import MIB, Quotas
+from coopnet.node.engine.bus import member_stream
 from coopnet.node.engine.client import API_URL_FILE
 from coopnet.node.engine.config import ConfigError
 from coopnet.protocol.charter import Policies
@@ -25,10 +31,17 @@ def _cmd_init(args: argparse.Namespace) -> int:
     root = Path(args.dir)
     slugs = [s.strip() for s in args.neighborhoods.split(",") if s.strip()]
     policies = Policies(credit_limit=args.credit_limit, quorum_percent=args.quorum_percent)
+    own_tls = [args.tls_ca, args.tls_cert, args.tls_key]
+    if any(own_tls) and not all(own_tls):
+        raise ConfigError("--tls-ca, --tls-cert and --tls-key go together")
+    tls_files = TlsFiles(*own_tls) if all(own_tls) else None
+    hosts = [h.strip() for h in (args.host or "").split(",") if h.strip()]
     config = anyio.run(
         lambda: fed.init_federation(
             root, name=args.name, slugs=slugs, hubs=args.hubs, base_port=args.port,
-            policies=policies, sync_always=not args.no_sync_always,
+            policies=policies, sync_always=not args.no_sync_always, hosts=hosts,
+            tls=args.tls, tls_files=tls_files, tls_names=args.tls_name,
+            quotas=_quotas(args),
         )
     )  # fmt: skip
     units: list[str] = []
@@ -43,6 +56,7 @@ def _cmd_init(args: argparse.Namespace) -> int:
         "dir": str(root),
         "hub_configs": [str(p) for p in config.hub_configs(root)],
         "nats_urls": config.urls,
+        "tls": config.tls,
         "neighborhoods": slugs,
         "systemd_units": units,
     }
@@ -82,9 +96,100 @@ def _cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+# How long `federation streams` waits for the hubs by default: a unit started with them.
+STREAMS_WAIT_S = 60.0
+
+
+async def _hubs_answer(config: fed.FederationConfig) -> None:
+    """Return once one hub accepts a TCP connection on its client port (polling every
+    0.2 s): nats-py's first connect to a server that is not up yet would try for minutes."""
+    while True:
+        for url in config.urls.split(","):
+            where = urllib.parse.urlsplit(url.strip())
+            try:
+                stream = await anyio.connect_tcp(where.hostname or "127.0.0.1", where.port or 4222)
+            except OSError:
+                continue
+            await stream.aclose()
+            return
+        await anyio.sleep(0.2)
+
+
+async def ensure_streams_now(root: Path, *, within: float = STREAMS_WAIT_S) -> dict[str, Any]:
+    """Wait up to `within` seconds for the hubs, then make the federation's streams exist
+    with the operator's admin user (`launcher.ensure_stream`: idempotent) and list them.
+
+    Returns {"federation", "nats_urls", "changed": [names created or updated now],
+    "streams": [{"name", "subjects", "sources", "replicas", "messages", "bytes"}]}.
+    Raises TimeoutError (no hub answered, or the streams could not be made, in time),
+    StreamLimitError (the account has no room), ConfigError (no federation in `root`).
+    OPERATIONS.md §7."""
+    from coopnet.deploy.launcher import ensure_stream
+
+    config = fed.read_federation(root)
+    with anyio.fail_after(within):
+        start = anyio.current_time()
+        await _hubs_answer(config)
+        left = max(within - (anyio.current_time() - start), 1.0)
+        changed = await ensure_stream(root, config, within=left)
+        nc = await nats.connect(
+            config.urls.split(","),
+            user_credentials=str(root / "nats" / "admin.creds"),
+            tls=fed.client_tls(root, config),
+        )
+        try:
+            infos = await nc.jetstream().streams_info()
+        finally:
+            await nc.close()
+    return {
+        "federation": config.name,
+        "nats_urls": config.urls,
+        "changed": sorted(changed or []),
+        "streams": [
+            {
+                "name": i.config.name,
+                "subjects": list(i.config.subjects or []),
+                "sources": sorted(s.name for s in i.config.sources or []),
+                "replicas": i.config.num_replicas or 1,
+                "messages": i.state.messages,
+                "bytes": i.state.bytes,
+            }
+            for i in sorted(infos, key=lambda i: i.config.name or "")
+        ],
+    }
+
+
+def _cmd_streams(args: argparse.Namespace) -> int:
+    from coopnet.deploy.streams import StreamLimitError
+
+    root = Path(args.dir)
+    try:
+        result = anyio.run(lambda: ensure_streams_now(root, within=args.within))
+    except (TimeoutError, StreamLimitError) as exc:
+        why = str(exc) or f"the hubs at {fed.read_federation(root).urls} did not answer"
+        print(f"coopnet: the streams are not there ({why}) after {args.within:g}s",
+              file=sys.stderr)  # fmt: skip
+        return 1
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    for stream in result["streams"]:
+        what = "made or updated now" if stream["name"] in result["changed"] else "already there"
+        feeds = (
+            f"sources {len(stream['sources'])} member stream(s)"
+            if stream["sources"]
+            else f"takes {', '.join(stream['subjects'])}"
+        )
+        print(
+            f"stream {stream['name']}: {what}; {feeds}; {stream['replicas']} replica(s), "
+            f"{stream['messages']} messages"
+        )
+    return 0
+
+
 def _cmd_cluster(args: argparse.Namespace) -> int:
     root = Path(args.dir)
-    config = fed.move_to_cluster(root, base_port=args.port)
+    config = fed.move_to_cluster(root, base_port=args.port, tls=args.tls)
     paths = [str(p) for p in config.hub_configs(root)]
     if args.json:
         print(json.dumps({"hub_configs": paths, "nats_urls": config.urls}))
@@ -104,18 +209,70 @@ def _cmd_add(args: argparse.Namespace) -> int:
             about=args.about, reason=args.reason, leaf=args.leaf,
         )
     )  # fmt: skip
-    result = {"slug": args.slug, "data": str(data), "leaf": args.leaf}
+    stream = anyio.run(_member_stream, root, args.slug)
+    result = {"slug": args.slug, "data": str(data), "leaf": args.leaf, "stream": stream}
     if args.json:
         print(json.dumps(result))
     else:
         print(f"{args.slug}: identity, credentials and config in {data}")
         if args.leaf:
             print(f"  its leaf nats-server config: {data / 'leaf.conf'}")
+        print(f"  its stream on the bus: {stream}")
         print(
             "  start it (or restart `coopnet federation up`): it applies to join at once;\n"
             f"  members answer with `coopnet membership consent {args.slug} --data …`"
         )
     return 0
+
+
+# How long `neighborhood add` tries to reach the hubs to make the new member's stream.
+ADD_STREAM_WAIT_S = 10.0
+
+
+async def _member_stream(root: Path, slug: str) -> str:
+    """Make the new member's stream (and add it to COOP's sources) if the hubs answer, so
+    that its application finds a stream to land in; else say who will make it."""
+    from coopnet.deploy.launcher import ensure_stream
+    from coopnet.deploy.streams import StreamLimitError
+
+    stream = member_stream(slug)
+    config = fed.read_federation(root)
+    try:
+        await _any_hub_listening(config.urls)  # else nats-py retries, loudly, till the timeout
+        with anyio.fail_after(ADD_STREAM_WAIT_S):
+            await ensure_stream(root, config, within=ADD_STREAM_WAIT_S - 2)
+    except StreamLimitError as exc:
+        return f"{stream} NOT made: {exc}"
+    except (OSError, nats.errors.Error, TimeoutError) as exc:
+        return (
+            f"{stream} not made now (the hubs do not answer: {exc!r}); `coopnet federation up`"
+            " or `coopnet federation streams` makes it before the node can publish"
+        )
+    return f"{stream} made"
+
+
+async def _any_hub_listening(urls: str) -> None:
+    """Return once one hub accepts a TCP connection (within 2 s each); OSError if none."""
+    for url in urls.split(","):
+        parts = urlsplit(url.strip())
+        with contextlib.suppress(OSError, TimeoutError):
+            with anyio.fail_after(2):
+                stream = await anyio.connect_tcp(parts.hostname or "127.0.0.1", parts.port or 4222)
+            await stream.aclose()
+            return
+    raise OSError(f"no hub listens at {urls}")
+
+
+def _quotas(args: argparse.Namespace) -> Quotas:
+    """The `federation init` quota flags (MiB, hours, days) as a Quotas (bytes, seconds)."""
+    return Quotas(
+        member_bytes=int(args.member_quota_mib * MIB),
+        member_msgs=args.member_quota_msgs,
+        period_s=int(args.quota_period_hours * 3600),
+        bus_bytes=int(args.bus_max_mib * MIB),
+        bus_age_s=int(args.bus_max_age_days * 86_400),
+        members_max=args.max_members,
+    )
 
 
 def _node_api(root: Path, slug: str, method: str, path: str, body: Any = None) -> Any:
@@ -144,7 +301,9 @@ async def _revoke(root: Path, user: str) -> list[str]:
     failures: list[str] = []
     for url in config.urls.split(","):  # a cluster shares it; each hub is tried anyway
         try:
-            took += await push_account([url], root / "nats" / "sys.creds", account_jwt)
+            took += await push_account(
+                [url], root / "nats" / "sys.creds", account_jwt, tls=fed.client_tls(root, config)
+            )
         except (ClaimsUpdateError, nats.errors.Error, OSError, TimeoutError) as exc:
             failures.append(f"{url}: {exc}")
     if not took:
@@ -203,6 +362,53 @@ def add_federation_commands(sub: argparse._SubParsersAction[argparse.ArgumentPar
         "acknowledged writes on power loss: see docs/OPERATIONS.md)",
     )
     p.add_argument("--systemd", action="store_true", help="also write systemd units")
+    q, d = p.add_argument_group("bus quotas (docs/OPERATIONS.md §12)"), Quotas()
+    q.add_argument(
+        "--member-quota-mib", type=float, default=d.member_bytes / MIB, metavar="MIB",
+        help="what one member may publish per period, in MiB (default %(default)g)",
+    )  # fmt: skip
+    q.add_argument(
+        "--member-quota-msgs", type=int, default=d.member_msgs, metavar="N",
+        help="events one member may publish per period (default %(default)d)",
+    )  # fmt: skip
+    q.add_argument(
+        "--quota-period-hours", type=float, default=d.period_s / 3600, metavar="H",
+        help="the period a member's quota counts over (default %(default)g)",
+    )  # fmt: skip
+    q.add_argument(
+        "--bus-max-mib", type=float, default=d.bus_bytes / MIB, metavar="MIB",
+        help="the whole bus (COOP stream), oldest dropped first (default %(default)g)",
+    )  # fmt: skip
+    q.add_argument(
+        "--bus-max-age-days", type=float, default=d.bus_age_s / 86_400, metavar="DAYS",
+        help="how long the bus keeps an event (default %(default)g)",
+    )  # fmt: skip
+    q.add_argument(
+        "--max-members", type=int, default=d.members_max, metavar="N",
+        help="member streams the account's disk is sized for (default %(default)d)",
+    )  # fmt: skip
+    p.add_argument(
+        "--host",
+        help="the hubs' address (default 127.0.0.1), or one per hub, comma-separated: what "
+        "they listen on and what clients, routes and certificates name",
+    )
+    tls = p.add_mutually_exclusive_group()
+    tls.add_argument(
+        "--tls", action="store_true", default=None,
+        help="TLS on client, leaf and route links (the default for a cluster or a hub off "
+        "loopback: docs/OPERATIONS.md §11)",
+    )  # fmt: skip
+    tls.add_argument(
+        "--no-tls", dest="tls", action="store_false",
+        help="plain text (only with every hub on loopback)",
+    )  # fmt: skip
+    p.add_argument(
+        "--tls-name", action="append", default=[], metavar="NAME",
+        help="one more DNS name or IP address in the generated hub certificates (repeat)",
+    )  # fmt: skip
+    p.add_argument("--tls-ca", help="your own CA certificate (PEM) instead of a generated CA")
+    p.add_argument("--tls-cert", help="your own hub certificate (PEM), with --tls-ca")
+    p.add_argument("--tls-key", help="its private key (PEM, mode 0600), with --tls-ca")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_cmd_init)
     p = cmds.add_parser("up", help="run the hub(s) and every node here, with a live table")
@@ -212,8 +418,27 @@ def add_federation_commands(sub: argparse._SubParsersAction[argparse.ArgumentPar
     p = cmds.add_parser("cluster", help="move to a three-server cluster (same keys)")
     p.add_argument("dir")
     p.add_argument("--port", type=int, help="first client port (default: the current one)")
+    p.add_argument(
+        "--no-tls", dest="tls", action="store_false", default=None,
+        help="keep plain text (loopback only; a cluster gets TLS by default)",
+    )  # fmt: skip
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_cmd_cluster)
+    p = cmds.add_parser(
+        "streams",
+        help="make the federation's streams exist on the hubs (idempotent)",
+        description="Wait for the hubs, then create (or update) the COOP stream and each "
+        "member's stream with the operator's admin user, as `up` does; the systemd units "
+        "and container steps run it after the hub starts (docs/OPERATIONS.md §7). Exit 1 "
+        "if they are not there within --within seconds.",
+    )
+    p.add_argument("dir")
+    p.add_argument(
+        "--within", type=float, default=STREAMS_WAIT_S, metavar="SECONDS",
+        help="how long to wait for the hubs (default %(default)g)",
+    )  # fmt: skip
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=_cmd_streams)
     p = cmds.add_parser("status", help="hubs and nodes: up, membership, heads, outboxes")
     p.add_argument("dir")
     p.add_argument("--json", action="store_true", help="print one JSON object")

@@ -31,6 +31,7 @@ from coopnet.node.cli import init_node
 from coopnet.node.engine.config import DEV_NET
 from coopnet.node.engine.nats_server import NatsServer
 from coopnet.node.engine.store_io import fetch_one
+from coopnet.node.engine.terminal import cell
 from coopnet.node.market import projection as market
 from coopnet.node.runtime import Node
 from coopnet.protocol import NotePosted
@@ -301,7 +302,7 @@ async def _view(nodes: list[Node], url: str, started: float) -> Group:
             (node.slug, node.slug),
         )
         table.add_row(
-            f"[bold]{node.config.display_name}[/]",
+            cell(node.config.display_name, "bold"),  # never read as markup (PROTOCOL.md §18)
             str(status.own_head),
             str(status.events_stored),
             str(others),

@@ -4,8 +4,13 @@ rotate-key` write, and where (docs/OPERATIONS.md).
     DIR/charter.json            founders with their keys, policies (PROTOCOL.md §16)
     DIR/charter.net             net = SHA-256(canonical charter)[:16], hex
     DIR/federation.toml         hubs and their ports
+    DIR/admission.key           the seed whose tickets admit new neighborhoods' keys (0600)
     DIR/nats/                   operator, account and system keys and JWTs (nats_auth),
-                                hub.conf or hub-1..3.conf, admin.creds (the operator's user)
+                                hub.conf or hub-1..3.conf, admin.creds (the operator's user),
+                                route.secret (a cluster's route password, 0600)
+    DIR/nats/tls/               with TLS: the federation CA and each hub's certificate and
+                                key (deploy/tls.py); nodes, leaves and the observer hold a
+                                copy of the CA as nats-ca.pem
     DIR/neighborhoods/<slug>/   node.toml, node.key, node.next.key (NKey seeds, 0600),
                                 nats.creds (its own user: the node key is its NATS identity),
                                 charter.json, node.db; leaf.conf for a leaf neighborhood
@@ -16,16 +21,35 @@ from __future__ import annotations
 
 import datetime
 import shutil
+import ssl
 import tomllib
 from pathlib import Path
 
 import anyio
 import anyio.to_thread
 import msgspec
+import nacl.signing
 
-from coopnet.deploy.nats_auth import Authority, admin_permissions, node_permissions
+from coopnet.deploy.admission import admission_ticket, save_admission_key
+from coopnet.deploy.nats_auth import Authority, BusLimits, admin_permissions, node_permissions
 from coopnet.deploy.nats_auth import observer_permissions as observer_perms
-from coopnet.deploy.nats_config import cluster_configs, hub_config, leaf_config
+from coopnet.deploy.nats_config import (
+    HUB_NAMES,
+    TlsFiles,
+    cluster_configs,
+    hub_config,
+    leaf_config,
+    new_route_secret,
+)
+from coopnet.deploy.quotas import Quotas, bus_limits
+from coopnet.deploy.tls import (
+    TlsError,
+    check_operator_files,
+    is_loopback,
+    issue_server_cert,
+    write_federation_tls,
+    write_private,
+)
 from coopnet.node.cli import init_node
 from coopnet.node.engine.config import (
     ConfigError,
@@ -34,6 +58,7 @@ from coopnet.node.engine.config import (
     read_identity,
     write_config,
 )
+from coopnet.node.engine.tls import client_context
 from coopnet.protocol import Identity
 from coopnet.protocol.charter import Charter, Founder, Policies, dump_charter, parse_charter
 from coopnet.protocol.envelope import AUTHOR_RE
@@ -55,14 +80,33 @@ class FederationConfig(msgspec.Struct, kw_only=True):
     host: str = "127.0.0.1"
     sync_always: bool = True  # JetStream fsyncs before it acknowledges (see OPERATIONS.md)
     next_leaf_port: int = 0  # the next port `neighborhood add --leaf` gives a leaf server
+    # Each hub's own address when they differ (hubs on several machines); empty: `host`.
+    hosts: list[str] = msgspec.field(default_factory=list)
+    # TLS on client, leafnode and route links (OPERATIONS.md §11). Paths are relative to the
+    # federation dir unless absolute: the CA clients trust, and per hub its cert and key.
+    tls: bool = False
+    tls_ca: str = ""
+    tls_cert: list[str] = msgspec.field(default_factory=list)
+    tls_key: list[str] = msgspec.field(default_factory=list)
+    tls_names: list[str] = msgspec.field(default_factory=list)  # extra names in hub certs
+    # What each member may put on the bus, and the bus in all (OPERATIONS.md §12).
+    quotas: Quotas = msgspec.field(default_factory=Quotas)
+
+    def host_of(self, hub: int) -> str:
+        """The address hub number `hub` (from 0) listens on and clients reach it by."""
+        return self.hosts[hub] if self.hosts else self.host
 
     @property
     def urls(self) -> str:
-        return ",".join(f"nats://{self.host}:{p}" for p in self.ports.client)
+        scheme = "tls" if self.tls else "nats"
+        return ",".join(
+            f"{scheme}://{self.host_of(i)}:{p}" for i, p in enumerate(self.ports.client)
+        )
 
     @property
     def leaf_urls(self) -> list[str]:
-        return [f"nats-leaf://{self.host}:{p}" for p in self.ports.leaf]
+        scheme = "tls" if self.tls else "nats-leaf"
+        return [f"{scheme}://{self.host_of(i)}:{p}" for i, p in enumerate(self.ports.leaf)]
 
     def hub_configs(self, root: Path) -> list[Path]:
         if self.hubs == 1:
@@ -105,9 +149,21 @@ def write_federation(root: Path, config: FederationConfig) -> None:
         f"hubs = {config.hubs}\n"
         f'host = "{config.host}"\n'
         f"sync_always = {'true' if config.sync_always else 'false'}\n"
-        f"next_leaf_port = {config.next_leaf_port}\n\n"
+        f"next_leaf_port = {config.next_leaf_port}\n"
+        f"hosts = {_toml_strings(config.hosts)}\n"
+        f"tls = {'true' if config.tls else 'false'}\n"
+        f"tls_ca = {msgspec.json.encode(config.tls_ca).decode()}\n"
+        f"tls_cert = {_toml_strings(config.tls_cert)}\n"
+        f"tls_key = {_toml_strings(config.tls_key)}\n"
+        f"tls_names = {_toml_strings(config.tls_names)}\n\n"
         f"[ports]\nclient = {p.client}\nhttp = {p.http}\nleaf = {p.leaf}\nroute = {p.route}\n"
+        "\n[quotas]  # per member per period_s, the aggregate; bytes and seconds (OPERATIONS §12)\n"
+        + "".join(f"{k} = {v}\n" for k, v in msgspec.structs.asdict(config.quotas).items())
     )
+
+
+def _toml_strings(values: list[str]) -> str:
+    return "[" + ", ".join(msgspec.json.encode(v).decode() for v in values) + "]"
 
 
 def charter_of(root: Path) -> tuple[Charter, bytes]:
@@ -127,9 +183,22 @@ async def init_federation(
     policies: Policies | None = None,
     sync_always: bool = True,
     ports: Ports | None = None,
+    hosts: list[str] | None = None,
+    tls: bool | None = None,
+    tls_files: TlsFiles | None = None,
+    tls_names: list[str] | None = None,
+    quotas: Quotas | None = None,
 ) -> FederationConfig:
     """Write a whole federation: charter, NATS authority and hub configs, one node per
-    founding neighborhood with its credentials, and the observer's credentials."""
+    founding neighborhood with its credentials, and the observer's credentials.
+
+    `quotas`: what each member may put on the bus (default `Quotas()`, OPERATIONS.md §12);
+    minted into the account's and users' JWT limits; ConfigError if a value is not valid.
+
+    `hosts`: one address for every hub, or one per hub (default 127.0.0.1). `tls`: None
+    decides (on for a cluster or a hub off loopback, OPERATIONS.md §11); `tls_files`: the
+    operator's own CA, certificate and key instead of a CA made here; `tls_names`: more
+    names or addresses for the generated hub certificates. Raises ConfigError."""
     if hubs not in (1, 3):
         raise ConfigError("--hubs is 1 (one server) or 3 (a cluster)")
     for slug in slugs:
@@ -137,6 +206,7 @@ async def init_federation(
     if len(set(slugs)) != len(slugs) or not slugs:
         raise ConfigError("give one or more distinct neighborhood slugs")
     idents = {slug: Identity.generate(slug) for slug in slugs}
+    admission = nacl.signing.SigningKey.generate()
     charter = Charter(
         name=name,
         founders=[
@@ -147,6 +217,7 @@ async def init_federation(
         ],
         policies=policies or Policies(),
         created=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        admission_key=bytes(admission.verify_key).hex(),
     )
     config = FederationConfig(
         name=name,
@@ -154,8 +225,14 @@ async def init_federation(
         ports=ports or default_ports(base_port, hubs),
         sync_always=sync_always,
         next_leaf_port=base_port + 100,
+        quotas=_checked(quotas or Quotas()),
     )
-    authority, net = await anyio.to_thread.run_sync(_write_federation_files, root, charter, config)
+    config = with_tls(
+        with_hosts(config, hosts or []), tls=tls, files=tls_files, names=tls_names or []
+    )
+    authority, net = await anyio.to_thread.run_sync(
+        _write_federation_files, root, charter, config, admission
+    )
     for founder in charter.founders:
         await _write_neighborhood(
             root, config, authority, idents[founder.slug], founder.display_name, founder.area
@@ -165,33 +242,164 @@ async def init_federation(
 
 
 def _write_federation_files(
-    root: Path, charter: Charter, config: FederationConfig
+    root: Path, charter: Charter, config: FederationConfig, admission: nacl.signing.SigningKey
 ) -> tuple[Authority, bytes]:
     if (root / "charter.json").exists():
         raise ConfigError(f"{root} already holds a federation")
     root.mkdir(parents=True, exist_ok=True)
+    save_admission_key(root, admission)
     charter_bytes = dump_charter(charter)
     _, net = parse_charter(charter_bytes)
     (root / "charter.json").write_bytes(charter_bytes)
     (root / "charter.net").write_text(net.hex() + "\n")
     write_federation(root, config)
     authority = Authority.generate()
+    authority.limits = bus_limits(config.quotas, replicas=config.hubs)
     authority.save(root)
     authority.user_creds("admin", admin_permissions()).write(root / "nats" / "admin.creds")
     write_hub_configs(root, config, authority)
     return authority, net
 
 
+def with_hosts(config: FederationConfig, hosts: list[str]) -> FederationConfig:
+    """`config` with its hubs' addresses: none (keep `host`), one for all, or one per hub."""
+    if not hosts:
+        return config
+    if len(hosts) == 1:
+        return msgspec.structs.replace(config, host=hosts[0], hosts=[])
+    if len(hosts) != config.hubs:
+        raise ConfigError(f"--host: one address, or one per hub ({config.hubs})")
+    return msgspec.structs.replace(config, host=hosts[0], hosts=list(hosts))
+
+
+def with_tls(
+    config: FederationConfig, *, tls: bool | None, files: TlsFiles | None, names: list[str]
+) -> FederationConfig:
+    """`config` with its TLS decided (OPERATIONS.md §11): on when asked, when the operator
+    gives files, for a cluster (clusters exist to span machines) and for any hub off
+    loopback; plain text only when every hub is on loopback and it was not asked for.
+    Plain text off loopback is refused (ConfigError)."""
+    hosts = [config.host_of(i) for i in range(config.hubs)]
+    off_loopback = [h for h in hosts if not is_loopback(h)]
+    if tls is False:
+        if files is not None:
+            raise ConfigError("--no-tls with TLS files: choose one")
+        if off_loopback:
+            raise ConfigError(
+                f"--no-tls with hubs on {', '.join(off_loopback)}: credentials and events "
+                "would cross the network in clear text; TLS is required off loopback"
+            )
+        return msgspec.structs.replace(config, tls=False, tls_ca="", tls_cert=[], tls_key=[])
+    if tls is None and files is None and config.hubs == 1 and not off_loopback:
+        return config  # one machine, loopback only: plain text (OPERATIONS.md §11)
+    if files is not None:
+        try:
+            check_operator_files(Path(files.ca), Path(files.cert), Path(files.key))
+        except TlsError as exc:
+            raise ConfigError(f"TLS: {exc}") from None
+        return msgspec.structs.replace(
+            config, tls=True, tls_ca=str(Path(files.ca).resolve()),
+            tls_cert=[str(Path(files.cert).resolve())] * config.hubs,
+            tls_key=[str(Path(files.key).resolve())] * config.hubs, tls_names=[],
+        )  # fmt: skip
+    servers = [p.stem for p in config.hub_configs(Path())]
+    config = msgspec.structs.replace(config, tls_names=list(names))
+    for i, server in enumerate(servers):
+        if not hub_cert_names(config, i):
+            raise ConfigError(
+                f"{server} listens on {config.host_of(i)} (every interface): name it for its "
+                "certificate with --tls-name (the DNS name or address clients use)"
+            )
+    return msgspec.structs.replace(
+        config, tls=True, tls_ca=GENERATED_CA,
+        tls_cert=[f"{TLS_DIR}/{s}.pem" for s in servers],
+        tls_key=[f"{TLS_DIR}/{s}.key" for s in servers],
+    )  # fmt: skip
+
+
+def hub_cert_names(config: FederationConfig, hub: int) -> list[str]:
+    """What hub number `hub`'s generated certificate names: its address (unless it is
+    0.0.0.0 or ::, every interface, which no client dials) and the extra `tls_names`."""
+    host = config.host_of(hub)
+    names = [] if host in ("0.0.0.0", "::") else [host]
+    return names + [n for n in config.tls_names if n not in names]
+
+
+TLS_DIR = "nats/tls"
+GENERATED_CA = f"{TLS_DIR}/ca.pem"
+CA_COPY = "nats-ca.pem"  # a node's, a leaf's and the observer's copy of the federation CA
+
+
+def ensure_tls_files(root: Path, config: FederationConfig) -> list[TlsFiles]:
+    """Each hub's TLS files (absolute paths), made if the federation generates its own and
+    they are missing: the CA at first, then any hub certificate not issued yet (a move to a
+    cluster issues hub-1..3 from the same CA, so clients keep trusting it). Files the
+    operator gave are checked, never written. Raises ConfigError."""
+    ca = (root / config.tls_ca).resolve()
+    servers = [p.stem for p in config.hub_configs(root)]
+    hubs = [(s, hub_cert_names(config, i)) for i, s in enumerate(servers)]
+    try:
+        if config.tls_ca != GENERATED_CA:
+            for cert_path, key_path in zip(config.tls_cert, config.tls_key, strict=True):
+                check_operator_files(ca, root / cert_path, root / key_path)
+        elif not ca.exists():
+            write_federation_tls(root / TLS_DIR, federation=config.name, hubs=hubs)
+        else:
+            ca_pem, ca_key = ca.read_bytes(), (root / TLS_DIR / "ca.key").read_bytes()
+            paths = zip(hubs, config.tls_cert, config.tls_key, strict=True)
+            for (server, names), cert_path, key_path in paths:
+                if not (root / cert_path).exists():
+                    pem, key = issue_server_cert(ca_pem, ca_key, common_name=server, names=names)
+                    (root / cert_path).write_bytes(pem)
+                    write_private(root / key_path, key)
+    except (TlsError, OSError, ValueError) as exc:
+        raise ConfigError(f"TLS: {exc}") from None
+    return [
+        TlsFiles(ca=ca, cert=(root / c).resolve(), key=(root / k).resolve())
+        for c, k in zip(config.tls_cert, config.tls_key, strict=True)
+    ]
+
+
+def client_tls(root: Path, config: FederationConfig) -> ssl.SSLContext | None:
+    """The TLS context the operator's tools connect to the hubs with (trusting only the
+    federation CA), or None for a plain-text federation. Raises ConfigError."""
+    return client_context(root / config.tls_ca) if config.tls else None
+
+
+def copy_ca(root: Path, config: FederationConfig, folder: Path) -> str:
+    """Put the federation CA beside a node's or observer's config; return its file name
+    ("" for a plain-text federation)."""
+    if not config.tls:
+        return ""
+    shutil.copyfile(root / config.tls_ca, folder / CA_COPY)
+    return CA_COPY
+
+
+def route_secret(root: Path) -> str:
+    """The cluster's route password (nats/route.secret, 0600), made at first use."""
+    path = root / "nats" / "route.secret"
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        secret = new_route_secret()
+        write_private(path, (secret + "\n").encode())
+        return secret
+
+
 def write_hub_configs(root: Path, config: FederationConfig, authority: Authority) -> list[Path]:
+    """Write hub.conf (or hub-1..3.conf) from `config`: TLS files made first if needed; a
+    cluster's configs hold its route secret, so they are written 0600."""
     nats = root / "nats"
     p = config.ports
     paths = config.hub_configs(root)
+    tls = ensure_tls_files(root, config) if config.tls else None
     if config.hubs == 1:
         texts = [
             hub_config(
                 authority, server_name="hub", port=p.client[0], http_port=p.http[0],
                 leaf_port=p.leaf[0], store_dir=(nats / "js").resolve(),
                 jwt_dir=(nats / "jwt").resolve(), sync_always=config.sync_always, host=config.host,
+                tls=tls[0] if tls else None,
             )
         ]  # fmt: skip
     else:
@@ -200,9 +408,14 @@ def write_hub_configs(root: Path, config: FederationConfig, authority: Authority
             store_dirs=[(nats / f"js-{i}").resolve() for i in range(1, 4)],
             jwt_dirs=[(nats / f"jwt-{i}").resolve() for i in range(1, 4)],
             sync_always=config.sync_always, host=config.host,
+            hosts=[config.host_of(i) for i in range(len(HUB_NAMES))], tls=tls,
+            route_secret=route_secret(root),
         )  # fmt: skip
     for path, text in zip(paths, texts, strict=True):
-        path.write_text(text)
+        if config.hubs == 1:
+            path.write_text(text)
+        else:
+            write_private(path, text.encode())
     return paths
 
 
@@ -219,6 +432,10 @@ async def _write_neighborhood(
     leaf_port: int | None = None,
 ) -> Path:
     charter, net = charter_of(root)
+    founder = ident.author in charter.founder_keys()  # the charter names its key: no ticket
+    ticket = (
+        None if founder else admission_ticket(root, charter, net, ident.author, ident.public_key)
+    )
     data = neighborhood_dir(root, ident.author)
     data.mkdir(parents=True)
     shutil.copyfile(root / "charter.json", data / "charter.json")
@@ -232,6 +449,7 @@ async def _write_neighborhood(
         net=net,
         nats_url=url,
         identity=ident,
+        ticket=ticket,
         settings={
             "charter": "charter.json",
             "nats_creds": "nats.creds",
@@ -241,26 +459,38 @@ async def _write_neighborhood(
             "escalate_normal_s": policy.escalate_normal_s,
             "apply_about": about,
             "apply_reason": reason,
+            # A leaf's node talks plain text to its leaf on 127.0.0.1; the leaf's link is TLS.
+            "nats_ca": "" if leaf_port else copy_ca(root, config, data),
         },
     )
     issue_node_creds(root, ident.author, authority)
     if leaf_port:
-        (data / "leaf.conf").write_text(
-            leaf_config(
-                slug=ident.author,
-                port=leaf_port,
-                hub_leaf_urls=config.leaf_urls,
-                creds_path=(data / "nats.creds").resolve(),
-            )
-        )
+        write_leaf_config(root, config, data, leaf_port)
     return data
+
+
+def write_leaf_config(root: Path, config: FederationConfig, data: Path, port: int) -> Path:
+    """A leaf neighborhood's leaf.conf: linked to every hub's leafnode port with the
+    neighborhood's creds, over TLS checked against its copy of the CA when the hubs speak it."""
+    ca = copy_ca(root, config, data)
+    text = leaf_config(
+        slug=data.name,
+        port=port,
+        hub_leaf_urls=config.leaf_urls,
+        creds_path=(data / "nats.creds").resolve(),
+        hub_ca=(data / ca).resolve() if ca else None,
+    )
+    (data / "leaf.conf").write_text(text)
+    return data / "leaf.conf"
 
 
 def issue_node_creds(root: Path, slug: str, authority: Authority) -> str:
     """(Re)write a node's creds for the key it signs with now; return its NATS user key."""
     data = neighborhood_dir(root, slug)
     ident = read_identity(data, slug)
-    creds = authority.user_creds(f"node-{slug}", node_permissions(slug), seed=ident.seed)
+    creds = authority.user_creds(
+        f"node-{slug}", node_permissions(slug), seed=ident.seed, limits=authority.limits.node
+    )
     creds.write(data / "nats.creds")
     return creds.public_key
 
@@ -269,13 +499,16 @@ def write_observer(root: Path, config: FederationConfig, authority: Authority, n
     obs = root / "observer"
     obs.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(root / "charter.json", obs / "charter.json")
-    authority.user_creds("observer-observer", observer_perms("observer")).write(obs / "nats.creds")
+    authority.user_creds(
+        "observer-observer", observer_perms("observer"), limits=authority.limits.observer
+    ).write(obs / "nats.creds")
     (obs / "observer.toml").write_text(
         'name = "observer"\n'
         f'net = "{net.hex()}"\n'
         f'nats_url = "{config.urls}"\n'
         'nats_creds = "nats.creds"\n'
         'charter = "charter.json"\n'
+        f'nats_ca = "{copy_ca(root, config, obs)}"\n'
     )
     return obs
 
@@ -308,29 +541,39 @@ async def add_neighborhood(
     )  # fmt: skip
 
 
-def move_to_cluster(root: Path, *, base_port: int | None = None) -> FederationConfig:
+def move_to_cluster(
+    root: Path, *, base_port: int | None = None, tls: bool | None = None
+) -> FederationConfig:
     """Rewrite the hub configs for a three-server cluster, from the same operator keys, and
     point every node (and the observer) at the three servers. The stream's replicas are
-    raised by `federation up` (or the operator's admin user) once the cluster runs."""
+    raised by `federation up` (or the operator's admin user) once the cluster runs.
+
+    The cluster gets TLS unless `tls` is False (`with_tls`): from the federation's CA if it
+    has one (nodes keep trusting it), else a new one, copied to every node and the observer.
+    Its routes always need the route secret."""
     config = read_federation(root)
     if config.hubs == 3:
         raise ConfigError(f"{root} already runs on a three-server cluster")
     base = config.ports.client[0] if base_port is None else base_port
-    config = msgspec.structs.replace(config, hubs=3, ports=default_ports(base, 3))
+    own = None
+    if config.tls and config.tls_ca != GENERATED_CA:  # the operator's files: keep them
+        own = TlsFiles(ca=config.tls_ca, cert=config.tls_cert[0], key=config.tls_key[0])
+    config = msgspec.structs.replace(config, hubs=3, ports=default_ports(base, 3), hosts=[])
+    config = with_tls(config, tls=tls, files=own, names=config.tls_names)
+    authority = Authority.load(root)
+    if authority.limits != BusLimits():  # three copies of every stream: three times the disk
+        authority.limits = bus_limits(config.quotas, replicas=config.hubs)
+        authority.save(root)
+    write_hub_configs(root, config, authority)
     write_federation(root, config)
-    write_hub_configs(root, config, Authority.load(root))
     (root / "nats" / "hub.conf").unlink(missing_ok=True)
     for data in sorted((root / "neighborhoods").iterdir()):
         if (data / "node.toml").exists() and not (data / "leaf.conf").exists():
-            set_node_option(root, data.name, nats_url=config.urls)
-        elif (data / "leaf.conf").exists():
-            leaf = leaf_config(
-                slug=data.name,
-                port=read_leaf_port(data),
-                hub_leaf_urls=config.leaf_urls,
-                creds_path=(data / "nats.creds").resolve(),
+            set_node_option(
+                root, data.name, nats_url=config.urls, nats_ca=copy_ca(root, config, data)
             )
-            (data / "leaf.conf").write_text(leaf)
+        elif (data / "leaf.conf").exists():
+            write_leaf_config(root, config, data, read_leaf_port(data))
     _, net = charter_of(root)
     write_observer(root, config, Authority.load(root), net)
     return config
@@ -358,6 +601,13 @@ def read_config_of(root: Path, slug: str) -> NodeConfig:
 def set_node_option(root: Path, slug: str, **values: object) -> None:
     data = neighborhood_dir(root, slug)
     write_config(data, msgspec.structs.replace(read_config(data), **values))
+
+
+def _checked(quotas: Quotas) -> Quotas:
+    try:
+        return quotas.check()
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def check_slug(slug: str) -> None:

@@ -13,6 +13,7 @@ import logging
 import signal
 import subprocess
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -27,11 +28,13 @@ from rich.table import Table
 
 from coopnet.deploy.federation import (
     FederationConfig,
+    client_tls,
     neighborhood_dir,
     read_federation,
     read_leaf_port,
 )
-from coopnet.node.engine.bus import STREAM, stream_config
+from coopnet.deploy.nats_config import MONITOR_HOST
+from coopnet.deploy.streams import INSUFFICIENT_RESOURCES, StreamLimitError, ensure_streams
 from coopnet.node.engine.client import API_URL_FILE
 from coopnet.node.engine.nats_server import NatsServer
 
@@ -46,16 +49,33 @@ def neighborhoods(root: Path) -> list[str]:
 def start_hubs(root: Path, config: FederationConfig) -> list[NatsServer]:
     servers = []
     for i, conf in enumerate(config.hub_configs(root)):
-        server = NatsServer(root / "run" / conf.stem, port=config.ports.client[i], config=conf)
+        server = NatsServer(
+            root / "run" / conf.stem, port=config.ports.client[i], config=conf, listen=None
+        )  # the config's `host`: a hub may listen elsewhere than 127.0.0.1
         server.start()
         servers.append(server)
     return servers
 
 
-async def ensure_stream(root: Path, config: FederationConfig, *, within: float = 60) -> None:
-    """The COOP stream, created by the operator's admin user (replicas = number of hubs)."""
+async def ensure_stream(
+    root: Path,
+    config: FederationConfig,
+    *,
+    within: float = 60,
+    slugs: Iterable[str] | None = None,
+) -> list[str]:
+    """The federation's streams, made or updated by the operator's admin user (replicas =
+    number of hubs): each neighborhood's member stream with its quota and the aggregate
+    COOP that sources them (deploy/streams.py, OPERATIONS.md §12); an older COOP on
+    `coop.>` is converted. `slugs`: the member streams to ensure (default: every
+    neighborhood in `root`). Returns the streams created or changed. Retries for up to
+    `within` seconds while the hubs start or a cluster forms (TimeoutError after); a
+    StreamLimitError at once when the account's disk cannot hold another member stream."""
+    members = neighborhoods(root) if slugs is None else list(slugs)
     nc = await nats.connect(
-        config.urls.split(","), user_credentials=str(root / "nats" / "admin.creds")
+        config.urls.split(","),
+        user_credentials=str(root / "nats" / "admin.creds"),
+        tls=client_tls(root, config),
     )
     try:
         js = nc.jetstream()
@@ -64,16 +84,17 @@ async def ensure_stream(root: Path, config: FederationConfig, *, within: float =
                 # While a cluster forms, each call may fail for a moment: no JetStream leader
                 # yet, or "no suitable peers for placement" until every server has joined.
                 try:
-                    try:
-                        info = await js.stream_info(STREAM)
-                    except nats.js.errors.NotFoundError:
-                        await js.add_stream(stream_config(replicas=config.hubs))
-                        return
-                    if (info.config.num_replicas or 1) < config.hubs:  # moved to a cluster
-                        await js.update_stream(stream_config(replicas=config.hubs))
-                    return
+                    return await ensure_streams(js, members, config.quotas, replicas=config.hubs)
+                except nats.js.errors.APIError as exc:
+                    if exc.err_code == INSUFFICIENT_RESOURCES:
+                        raise StreamLimitError(
+                            f"the hubs refused a stream: {exc.description} (the COOP account"
+                            " is sized for members_max member streams: OPERATIONS.md §12)"
+                        ) from None
+                    log.info("the streams cannot be set up yet (%s); retrying", exc)
+                    await anyio.sleep(0.5)
                 except (nats.errors.Error, TimeoutError) as exc:
-                    log.info("the stream cannot be set up yet (%s); retrying", exc)
+                    log.info("the streams cannot be set up yet (%s); retrying", exc)
                     await anyio.sleep(0.5)
     finally:
         await nc.close()
@@ -113,8 +134,9 @@ async def gather_status(root: Path) -> dict[str, Any]:
         for i, port in enumerate(config.ports.http):
             hub: dict[str, Any] = {"url": config.urls.split(",")[i], "up": False}
             try:
-                varz = (await client.get(f"http://{config.host}:{port}/varz")).json()
-                jsz = (await client.get(f"http://{config.host}:{port}/jsz")).json()
+                # Monitoring listens on this machine only (nats_config.MONITOR_HOST).
+                varz = (await client.get(f"http://{MONITOR_HOST}:{port}/varz")).json()
+                jsz = (await client.get(f"http://{MONITOR_HOST}:{port}/jsz")).json()
                 hub |= {
                     "up": True,
                     "server": varz.get("server_name", ""),
@@ -142,6 +164,8 @@ async def gather_status(root: Path) -> dict[str, Any]:
                     "outbox": status["outbox_depth"],
                     "events": status["events_stored"],
                     "rejected": sum(status["rejected"].values()),
+                    # The bus refuses its events (its quota: OPERATIONS.md §12), or "".
+                    "publish_refused": (status.get("publish_refused") or {}).get("code", ""),
                 }
             except (OSError, httpx.HTTPError, ValueError, KeyError):
                 pass
@@ -162,7 +186,8 @@ def status_table(status: dict[str, Any]) -> Table:
             continue
         table.add_row(
             n["slug"], n["membership"], "[green]yes[/]",
-            "[green]up[/]" if n["bus_connected"] else "[yellow]down[/]",
+            f"[red]refused: {n['publish_refused']}[/]" if n.get("publish_refused")
+            else "[green]up[/]" if n["bus_connected"] else "[yellow]down[/]",
             str(n["own_head"]), str(n["events"]), str(n["outbox"]), str(n["rejected"]),
         )  # fmt: skip
     return table

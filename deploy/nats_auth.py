@@ -17,29 +17,40 @@ The permission sets, one function each; each user has its own inbox prefix
 (`_INBOX.<slug>`, `_INBOX.observer-<name>`, nats-py's `inbox_prefix`) and may subscribe
 under it only, so nobody reads another user's replies:
 
-* a node publishes only its own events (`coop.<slug>.>`), sync requests and answers
-  (`coopsync.>`: answers go to the requester's `coopsync._reply.<requester>.<token>`,
-  PROTOCOL.md §9), and the JetStream API calls of its own durable consumer `node-<slug>`;
-  it can never create, delete, purge or update the stream (deny wins over allow). It
-  subscribes to sync requests (`coopsync.*`), its own sync answers and its own inbox. It
-  has no `resp` (allow_responses) and does not subscribe to `coop.>` (it reads the stream
-  through its consumer): with both, seeing another node's publish would let it answer
-  that publish with a forged JetStream ack before the server does. Anyone may publish a
-  fake sync answer to anyone; that is harmless, every event in it is verified.
+* a node publishes only its own events (`coop.<slug>.>`), sync requests under its own
+  name (`coopsync.*.<slug>`) and sync answers under its own name to any requester
+  (`coopreply.*.*.<slug>`, PROTOCOL.md §9), and the JetStream API calls of its own durable
+  consumer `node-<slug>`; it can never create, delete, purge or update the stream (deny
+  wins over allow). It subscribes to sync requests (`coopsync.*.*`), its own sync answers
+  (`coopreply.<slug>.>`) and its own inbox. nats-server checks a SUBSCRIBE subject against
+  the allow list as if it were literal (`*` in the list matches even a `>` token): so the
+  answers live under their own root, where no wildcard passes the literal `<slug>` token.
+  It has no `resp` (allow_responses), no publish right into inboxes, and does not subscribe
+  to `coop.>` (it reads the stream through its consumer): with these, seeing another
+  node's publish would let it answer with a forged JetStream ack before the server does.
+  A node may answer any requester with a fake sync answer, under its own name; that is
+  harmless, every event in it is verified and a claimed head counts for nothing.
 * an observer is "subscribe-only" in the sense that matters: it cannot publish an event
   (`coop.>` denied) nor change the stream. Reading a JetStream stream is not a plain
   subscription, though: a consumer is created, and every batch fetched, by *requests* to
   the JetStream API (`…CONSUMER.CREATE…`, `…CONSUMER.MSG.NEXT…`) and acknowledged by
   publishing to `$JS.ACK…`. So the observer may publish exactly those read-side calls for
-  its own consumer `observer-<name>` (durable or ephemeral, and delete it), sync requests,
-  and nothing else; it answers no one.
+  its own consumer `observer-<name>` (durable or ephemeral, and delete it), sync requests
+  under its own name (`coopsync.*.observer-<name>`), and nothing else; it answers no one.
 * the admin (the operator's own user) may do everything: it creates the stream.
 
 Behind a leaf server (deploy/nats_config.py) a node reaches the hub's JetStream through the
 domain prefix `$JS.coop.API` (see `JS_DOMAIN`), and the leaf link has the node's own
-permissions. Sync answers are plain publishes on `coopsync._reply.…` rather than
+permissions. Sync answers are plain publishes on `coopreply.…` rather than
 allow_responses, which nats-server does not carry across a leaf link (issue #2949): so a
 node behind a leaf answers sync requests like any other.
+
+Limits: `Authority.limits` (a `BusLimits`, sized by deploy/quotas.py from the federation's
+quotas and saved in `limits.json`) go into the COOP account JWT (disk, streams, consumers,
+connections, payload, `max_bytes_required`) and, passed to `user_creds`, into node and
+observer user JWTs (subscriptions, payload); docs/OPERATIONS.md §12 says which nats-server
+enforces. An Authority without a `limits.json` (a federation made before quotas) mints no
+limit, as before.
 
 Revocation: `Authority.revoke` adds the user's public key to the COOP account JWT's
 `revocations` (every user JWT of that key issued up to that second is refused) and
@@ -56,6 +67,7 @@ import base64
 import hashlib
 import json
 import os
+import ssl
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -134,6 +146,46 @@ class _Limits(msgspec.Struct, kw_only=True, omit_defaults=True):
     disk_storage: int = 0
     streams: int = 0
     consumer: int = 0
+    max_bytes_required: bool = False
+
+
+class AccountLimits(msgspec.Struct, frozen=True, kw_only=True):
+    """The COOP account's limits (deploy/quotas.py sizes them; OPERATIONS.md §12 says which
+    nats-server enforces). Counts and bytes; NO_LIMIT (-1) is none. `subs` and `payload`
+    apply to each connection; `conn` and `leaf` to the account's connections; the rest to
+    its JetStream: disk bytes (stream max_bytes are reserved against it), streams,
+    consumers, and whether a stream must have a max_bytes."""
+
+    conn: int = NO_LIMIT
+    leaf: int = NO_LIMIT
+    subs: int = NO_LIMIT
+    payload: int = NO_LIMIT
+    disk_storage: int = NO_LIMIT
+    mem_storage: int = NO_LIMIT
+    streams: int = NO_LIMIT
+    consumer: int = NO_LIMIT
+    max_bytes_required: bool = False
+
+
+class UserLimits(msgspec.Struct, frozen=True, kw_only=True):
+    """A user JWT's limits: subscriptions at once, bytes per message (payload and
+    headers), and `data` (bytes; nats-server 2.15 does not enforce it)."""
+
+    subs: int = NO_LIMIT
+    payload: int = NO_LIMIT
+    data: int = NO_LIMIT
+
+
+NO_USER_LIMITS = UserLimits()
+
+
+class BusLimits(msgspec.Struct, frozen=True, kw_only=True):
+    """The limits an `Authority` mints into the COOP account JWT and its users' JWTs
+    (the admin user has none). The default is no limit at all."""
+
+    account: AccountLimits = AccountLimits()
+    node: UserLimits = UserLimits()
+    observer: UserLimits = UserLimits()
 
 
 class _AccountNats(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -280,7 +332,27 @@ STREAM_CHANGES = tuple(
     for api in ("$JS.API", "$JS.*.API")
     for change in ("CREATE", "DELETE", "PURGE", "UPDATE", "MSG.DELETE")
 )
-SYNC_REQUESTS = "coopsync.>"
+# Sync (PROTOCOL.md §9, node/engine/sync.py): requests `coopsync.<author>.<requester>`, answers
+# `coopreply.<requester>.<token>.<responder>`. Each names its publisher last, so a user may
+# publish them under its own name only; answers have their own root, so that no wildcard
+# subscription the request rule lets through (`coopsync.>`: `*` matches the token `>`)
+# reaches them.
+# Any stream's config and state, read-only: the observer reports each member stream's use
+# of its quota (deploy/quotas.py, federation/quotas.py).
+STREAM_INFOS = tuple(f"{api}.STREAM.INFO.*" for api in JS_APIS)
+SYNC_ROOT = "coopsync"
+REPLY_ROOT = "coopreply"
+SYNC_SUBSCRIBE = f"{SYNC_ROOT}.*.*"  # every request (none is secret)
+
+
+def sync_requests(user: str) -> str:
+    """The sync requests a user may publish: its own, `coopsync.<author or _heads>.<user>`."""
+    return f"{SYNC_ROOT}.*.{user}"
+
+
+def sync_answers(user: str) -> str:
+    """The sync answers a node may publish: its own, to any requester."""
+    return f"{REPLY_ROOT}.*.*.{user}"
 
 
 def inbox_prefix(user: str) -> str:
@@ -289,8 +361,9 @@ def inbox_prefix(user: str) -> str:
 
 
 def sync_replies(user: str) -> str:
-    """Where the answers to a user's sync requests arrive (node/engine/sync.py `reply_subject`)."""
-    return f"coopsync._reply.{user}.>"
+    """Where the answers to a user's sync requests arrive (node/engine/sync.py
+    `reply_subject`): a literal prefix, so that only this user's subscriptions match it."""
+    return f"{REPLY_ROOT}.{user}.>"
 
 
 def _subject_token(name: str) -> str:
@@ -302,14 +375,21 @@ def _subject_token(name: str) -> str:
 
 
 def node_permissions(slug: str) -> Permissions:
-    """A node: its own events, sync, its own durable consumer `node-<slug>`."""
+    """A node: its own events, sync requests and answers under its own name, its own
+    durable consumer `node-<slug>`; it subscribes to sync requests, its own answers and its
+    own inbox (see the module docstring, PROTOCOL.md §9 "Who may publish what")."""
     slug = _subject_token(slug)
     return Permissions(
         pub=Permission(
-            allow=(f"coop.{slug}.>", SYNC_REQUESTS, *_jetstream_consumer_calls(f"node-{slug}")),
+            allow=(
+                f"coop.{slug}.>",
+                sync_requests(slug),
+                sync_answers(slug),
+                *_jetstream_consumer_calls(f"node-{slug}"),
+            ),
             deny=STREAM_CHANGES,
         ),
-        sub=Permission(allow=("coopsync.*", sync_replies(slug), f"{inbox_prefix(slug)}.>")),
+        sub=Permission(allow=(SYNC_SUBSCRIBE, sync_replies(slug), f"{inbox_prefix(slug)}.>")),
     )
 
 
@@ -319,7 +399,7 @@ def observer_permissions(name: str) -> Permissions:
     user = f"observer-{_subject_token(name)}"
     return Permissions(
         pub=Permission(
-            allow=(SYNC_REQUESTS, *_jetstream_consumer_calls(user)),
+            allow=(sync_requests(user), *_jetstream_consumer_calls(user), *STREAM_INFOS),
             deny=("coop.>", *STREAM_CHANGES),
         ),
         sub=Permission(allow=(sync_replies(user), f"{inbox_prefix(user)}.>")),
@@ -381,7 +461,11 @@ def _write_secret(path: Path, text: str) -> None:
 
 
 def _mint_user(
-    account_seed: str, name: str, permissions: Permissions, seed: str | None
+    account_seed: str,
+    name: str,
+    permissions: Permissions,
+    seed: str | None,
+    limits: UserLimits = NO_USER_LIMITS,
 ) -> UserCreds:
     seed = seed or new_seed(nkeys.PREFIX_BYTE_USER)
     subject = public_key(seed)
@@ -391,9 +475,9 @@ def _mint_user(
         pub=permissions.pub,
         sub=permissions.sub,
         resp=permissions.resp,
-        subs=NO_LIMIT,
-        data=NO_LIMIT,
-        payload=NO_LIMIT,
+        subs=limits.subs,
+        data=limits.data,
+        payload=limits.payload,
         type="user",
         version=_JWT_VERSION,
     )
@@ -422,8 +506,27 @@ def _unlimited(*, jetstream: bool) -> _Limits:
     )
 
 
+def _account_limits(limits: AccountLimits) -> _Limits:
+    return _Limits(
+        subs=limits.subs,
+        data=NO_LIMIT,
+        payload=limits.payload,
+        imports=NO_LIMIT,
+        exports=NO_LIMIT,
+        wildcards=True,
+        conn=limits.conn,
+        leaf=limits.leaf,
+        mem_storage=limits.mem_storage,
+        disk_storage=limits.disk_storage,
+        streams=limits.streams,
+        consumer=limits.consumer,
+        max_bytes_required=limits.max_bytes_required,
+    )
+
+
 _SEED_FILES = {"operator": "operator.nk", "account": "coop.nk", "system": "sys.nk"}
 REVOCATIONS_FILE = "revocations.json"
+LIMITS_FILE = "limits.json"
 
 
 @dataclass
@@ -432,13 +535,17 @@ class Authority:
 
     Saved in `DIR/nats/`: the seeds (`operator.nk`, `coop.nk`, `sys.nk`, mode 0600), the
     JWTs beside them (`operator.jwt`, `COOP.jwt`, `SYS.jwt`), the revocations
-    (`revocations.json`) and the system user's creds (`sys.creds`, mode 0600).
+    (`revocations.json`), the bus limits (`limits.json`, deploy/quotas.py) and the system
+    user's creds (`sys.creds`, mode 0600).
     """
 
     operator_seed: str
     account_seed: str
     system_seed: str
     revocations: dict[str, int] = field(default_factory=dict)
+    # Minted into the COOP account JWT and, through `node_limits`/`observer_limits`, into
+    # users' JWTs. Saved with the keys, so that a JWT minted again (a revocation) keeps them.
+    limits: BusLimits = field(default_factory=BusLimits)
     home: Path | None = None  # DIR/nats once saved or loaded: revocations are written there
 
     @classmethod
@@ -460,11 +567,18 @@ class Authority:
             if revocations_path.exists()
             else {}
         )
+        limits_path = home / LIMITS_FILE
+        limits = (
+            msgspec.json.decode(limits_path.read_bytes(), type=BusLimits)
+            if limits_path.exists()
+            else BusLimits()
+        )
         return cls(
             operator_seed=seeds["operator"],
             account_seed=seeds["account"],
             system_seed=seeds["system"],
             revocations=revocations,
+            limits=limits,
             home=home,
         )
 
@@ -491,6 +605,8 @@ class Authority:
             return
         revocations = json.dumps(self.revocations, indent=1, sort_keys=True)
         (self.home / REVOCATIONS_FILE).write_text(revocations + "\n")
+        limits = msgspec.json.format(msgspec.json.encode(self.limits), indent=1)
+        (self.home / LIMITS_FILE).write_bytes(limits + b"\n")
         (self.home / f"{ACCOUNT}.jwt").write_text(self.account_jwt() + "\n")
 
     @property
@@ -517,9 +633,10 @@ class Authority:
         )
 
     def account_jwt(self) -> str:
-        """The COOP account: JetStream on, unlimited, with the revocations so far."""
+        """The COOP account: JetStream on, within `limits.account`, with the revocations
+        so far."""
         claims = _AccountNats(
-            limits=_unlimited(jetstream=True),
+            limits=_account_limits(self.limits.account),
             revocations=dict(self.revocations),
             default_permissions=_nothing(),
             type="account",
@@ -551,12 +668,18 @@ class Authority:
         }
 
     def user_creds(
-        self, name: str, permissions: Permissions, *, seed: bytes | str | None = None
+        self,
+        name: str,
+        permissions: Permissions,
+        *,
+        seed: bytes | str | None = None,
+        limits: UserLimits = NO_USER_LIMITS,
     ) -> UserCreds:
         """A COOP user. `seed`: a node's 32-byte signing seed (its NATS identity too), an
-        encoded user seed (`SU…`), or None for a fresh one."""
+        encoded user seed (`SU…`), or None for a fresh one. `limits`: the user's own
+        (`self.limits.node` for a node, `.observer` for an observer; none by default)."""
         encoded = encode_nkey_seed(seed) if isinstance(seed, bytes) else seed
-        return _mint_user(self.account_seed, name, permissions, encoded)
+        return _mint_user(self.account_seed, name, permissions, encoded, limits)
 
     def system_creds(self) -> UserCreds:
         """A user of the system account, for `push_account`."""
@@ -596,14 +719,17 @@ class _UpdateReply(msgspec.Struct):
 _reply_decoder = msgspec.json.Decoder(_UpdateReply)
 
 
-async def push_account(urls: Iterable[str], sys_creds: Path, account_jwt: str) -> list[str]:
+async def push_account(
+    urls: Iterable[str], sys_creds: Path, account_jwt: str, *, tls: ssl.SSLContext | None = None
+) -> list[str]:
     """Send an account JWT to each server on `$SYS.REQ.CLAIMS.UPDATE` (as the system
     user) and check its reply; return the names of the servers that stored it.
 
     A server's "jwt updated" does not mean it will trust the JWT: it stores an account JWT
     of another operator as readily, and then refuses every user of that account until the
     right one is pushed. So push only what this operator's `Authority` minted; here the JWT
-    is checked to be a validly signed account JWT before any server sees it."""
+    is checked to be a validly signed account JWT before any server sees it. `tls`: the
+    context that checks TLS hubs' certificates (`federation.client_tls`)."""
     try:
         claims = decode_jwt(account_jwt)
     except InvalidJwt as exc:
@@ -612,14 +738,15 @@ async def push_account(urls: Iterable[str], sys_creds: Path, account_jwt: str) -
         raise ClaimsUpdateError("not pushed: not an account JWT")
     if not await anyio.Path(sys_creds).is_file():  # nats-py would leak its socket
         raise ClaimsUpdateError(f"no system user creds at {sys_creds}")
-    return [await _push_one(url, sys_creds, account_jwt) for url in urls]
+    return [await _push_one(url, sys_creds, account_jwt, tls) for url in urls]
 
 
-async def _push_one(url: str, sys_creds: Path, account_jwt: str) -> str:
+async def _push_one(url: str, sys_creds: Path, account_jwt: str, tls: ssl.SSLContext | None) -> str:
     try:
         nc = await nats.connect(
             url,
             user_credentials=str(sys_creds),
+            tls=tls,
             allow_reconnect=False,
             connect_timeout=PUSH_TIMEOUT_S,
         )

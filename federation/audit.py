@@ -11,6 +11,8 @@ Severity says what is at stake:
 - warning: an attempt the rules refused (forged, tampered or malformed events; a party
   acting outside its role; an action by a non-member or a retired key). The records are
   intact, but someone tried.
+  A neighborhood whose display name looks like an earlier one's, or hides invisible
+  characters, is a warning too (PROTOCOL.md §18).
 - info: worth knowing, proving nothing (events beyond a gap that no known key signed: forged,
   or signed after rotations the observer has not received yet).
 
@@ -26,6 +28,7 @@ from typing import Literal
 import aiosqlite
 import msgspec
 
+from coopnet.federation.names import shown_names
 from coopnet.node.engine.gaps import UnverifiableGap
 from coopnet.node.engine.store_io import fetch_all
 from coopnet.node.membership.projection import standings
@@ -33,6 +36,7 @@ from coopnet.protocol.charter import Charter
 from coopnet.protocol.kinds import KINDS
 from coopnet.protocol.ledger import DEFAULT_CREDIT_LIMIT, Ledger
 from coopnet.protocol.membership import is_member
+from coopnet.protocol.text import safe_text
 from coopnet.protocol.trades import BUYER_TABLE, SELLER_TABLE, Statement, fold_trade
 
 Severity = Literal["critical", "warning", "info"]
@@ -64,8 +68,13 @@ async def audit(db: aiosqlite.Connection, charter: Charter | None, *, now_ms: in
     findings += await _oversold(db)
     findings += await _non_members(db, charter)
     findings += await _gaps(db, now_ms)
+    findings += await _names(db, charter)
     findings.sort(key=lambda f: (SEVERITY_ORDER[f.severity], f.code, f.author))
-    return findings
+    # Titles and details quote what events said (reasons, names): shown safe (§18).
+    return [
+        msgspec.structs.replace(f, title=safe_text(f.title), detail=safe_text(f.detail))
+        for f in findings
+    ]
 
 
 def critical_count(findings: list[Finding]) -> int:
@@ -360,3 +369,37 @@ async def _gaps(db: aiosqlite.Connection, now_ms: int) -> list[Finding]:
         for author, first, last, since in gaps
         if now_ms - since > GAP_GRACE_MS
     ]
+
+
+async def _names(db: aiosqlite.Connection, charter: Charter | None) -> list[Finding]:
+    """Display names that imitate another neighborhood's, or carry invisible characters."""
+    out = []
+    for name in (await shown_names(db, charter)).values():
+        evidence = [name.founding] if name.founding else []
+        if name.imitates:
+            out.append(
+                Finding(
+                    code="display_name_imitation",
+                    severity="warning",
+                    title=f"{name.slug} is named {name.name!r}, like {name.imitates}",
+                    detail="its display name looks like another neighborhood's name or slug"
+                    " (case, width, accents, homoglyphs and invisible characters aside);"
+                    " it is shown with its slug",
+                    author=name.slug,
+                    evidence=evidence,
+                )
+            )
+        if name.hidden:
+            out.append(
+                Finding(
+                    code="display_name_hidden_characters",
+                    severity="warning",
+                    title=f"{name.slug}'s display name hides {', '.join(name.hidden)}",
+                    detail="format or control characters (bidi overrides, zero-width"
+                    " characters) can reverse or hide the text beside them; they are removed"
+                    " wherever the name is shown",
+                    author=name.slug,
+                    evidence=evidence,
+                )
+            )
+    return out

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import signal
+from functools import partial
 from pathlib import Path
 
 import anyio
@@ -12,11 +13,13 @@ import msgspec
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from coopnet.federation.audit import Finding, audit, critical_count
 from coopnet.federation.observer import Observer, open_observer_store
 from coopnet.node.engine.config import ConfigError
 from coopnet.node.engine.store import now_ms
+from coopnet.node.engine.terminal import cell
 from coopnet.protocol.charter import CharterError, parse_charter
 
 SEVERITY_STYLE = {"critical": "bold red", "warning": "yellow", "info": "dim"}
@@ -41,6 +44,7 @@ def _observer_from_args(args: argparse.Namespace) -> Observer:
         net=net,
         nats_url=args.nats,
         creds=Path(args.creds) if args.creds else None,
+        tls_ca=Path(args.ca) if args.ca else None,
         charter=charter,
     )
 
@@ -56,7 +60,12 @@ def _cmd_observe(args: argparse.Namespace) -> int:
     async def main() -> None:
         async with anyio.create_task_group() as tg:
             await tg.start(obs.run)
-            url = await tg.start(serve_dashboard, obs, args.http_host, args.http_port)
+            url = await tg.start(
+                partial(serve_dashboard, names=args.http_name),
+                obs,
+                args.http_host,
+                args.http_port,
+            )
             (obs.data / "dashboard.url").write_text(url + "\n")
             console.print(f"[bold]dashboard[/] {url}   (metrics at {url}/metrics)")
             tg.start_soon(_stop_on_signal, tg.cancel_scope)
@@ -121,8 +130,8 @@ def findings_table(findings: list[Finding]) -> Table:
     for f in findings:
         style = SEVERITY_STYLE[f.severity]
         evidence = ", ".join(e[:12] + "…" for e in f.evidence[:3])
-        table.add_row(f"[{style}]{f.severity}[/]", f"{f.title}\n[dim]{f.detail}[/]", f.author,
-                      evidence)  # fmt: skip
+        finding = Text.assemble(cell(f.title), "\n", cell(f.detail, "dim"))  # never markup
+        table.add_row(cell(f.severity, style), finding, cell(f.author), evidence)
     return table
 
 
@@ -130,6 +139,7 @@ def _source_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--federation", help="a federation directory (uses its observer/ credentials)")
     p.add_argument("--nats", help="NATS URL(s), comma-separated (default: from observer.toml)")
     p.add_argument("--creds", help="a NATS credentials file (with --nats)")
+    p.add_argument("--ca", help="the federation's CA certificate, for TLS hubs (with --nats)")
     p.add_argument("--charter", help="the federation's charter.json (with --nats)")
     p.add_argument("--net", help="the federation id, hex (with --nats, without a charter)")
     p.add_argument("--data", help="the observer's data directory (default: DIR/observer)")
@@ -146,6 +156,13 @@ def add_observer_commands(sub: argparse._SubParsersAction[argparse.ArgumentParse
     _source_args(p)
     p.add_argument("--http-host", default="127.0.0.1", help="dashboard address")
     p.add_argument("--http-port", type=int, default=0, help="dashboard port (0: any free)")
+    p.add_argument(
+        "--http-name",
+        action="append",
+        default=[],
+        help="a host name (or name:port) the dashboard answers to, beyond 127.0.0.1, "
+        "localhost and --http-host; repeat for more (OPERATIONS.md §13)",
+    )
     p.add_argument("--seconds", type=float, help="stop after this long (default: Ctrl-C)")
     p.add_argument("-v", "--verbose", action="store_true", help="log what happens")
     p.set_defaults(func=_cmd_observe)

@@ -40,7 +40,7 @@ from coopnet.federation.exports import (
     table_csv,
 )
 from coopnet.federation.observer import Observer
-from coopnet.node.engine.api import serve_app
+from coopnet.node.engine.api import HttpCounts, serve_app
 from coopnet.node.engine.status import all_rejections
 from coopnet.protocol import Envelope
 
@@ -106,13 +106,25 @@ async def summary(obs: Observer) -> dict[str, Any]:
             "dropped": obs.chains.gaps.dropped,
         },
         "oldest_silence_s": max(live) if live else None,
+        # Members at (or near) their bus quota: their events are refused (OPERATIONS §12).
+        "quota": {
+            "full": [q.member for q in obs.quotas.uses if q.state == "full"],
+            "near": [q.member for q in obs.quotas.uses if q.state == "near"],
+        },
         "updated_at": now,
     }
 
 
 @get("/api/summary", summary="The federation at a glance")
 async def get_summary(state: State) -> dict[str, Any]:
-    return await summary(_obs(state))
+    counts: HttpCounts = state.http
+    # Requests refused at the dashboard's HTTP doors (OPERATIONS.md §13), by code.
+    return {**await summary(_obs(state)), "http_refused": counts.as_dict()}
+
+
+@get("/api/quotas", summary="Each member's use of its bus quota, fullest first")
+async def get_quotas(state: State) -> list[dict[str, object]]:
+    return _obs(state).quotas.report()
 
 
 @get("/api/neighborhoods", summary="Every neighborhood: membership, activity, trade, aid")
@@ -234,9 +246,9 @@ def create_dashboard(obs: Observer) -> Litestar:
     return Litestar(
         route_handlers=[
             get_summary, get_neighborhoods, get_neighborhood, get_flows, get_timeseries,
-            get_aid, get_audit, get_membership, live, metrics, export, assets,
+            get_aid, get_audit, get_membership, get_quotas, live, metrics, export, assets,
         ],
-        state=State({"observer": obs, "changes": changes}),
+        state=State({"observer": obs, "changes": changes, "http": HttpCounts()}),
         logging_config=None,
         openapi_config=None,
         exception_handlers={HTTPException: _on_http, Exception: _on_crash},
@@ -244,9 +256,21 @@ def create_dashboard(obs: Observer) -> Litestar:
 
 
 async def serve_dashboard(
-    obs: Observer, host: str, port: int, *, task_status: TaskStatus[str]
+    obs: Observer,
+    host: str,
+    port: int,
+    *,
+    names: Sequence[str] = (),
+    task_status: TaskStatus[str],
 ) -> None:
+    """Serve the dashboard on `host`:`port` behind the HTTP doors (node/engine/http_doors.py:
+    it answers to the loopback names, `host` and `names`; security headers on every answer)."""
+
     def announce(url: str) -> None:
         log.info("%s: dashboard at %s", obs.name, url)
 
-    await serve_app(create_dashboard(obs), host, port, announce=announce, task_status=task_status)
+    app = create_dashboard(obs)
+    await serve_app(
+        app, host, port, names=names, counts=app.state.http, announce=announce,
+        task_status=task_status,
+    )  # fmt: skip

@@ -2,13 +2,19 @@
 
 - `/metrics`: the Prometheus text exposition format (version 0.0.4), written here with its
   escaping rules; the tests read it back with `prometheus_client`'s own parser.
-- `/export/<table>.csv`: one table of the store, as it is.
+- `/export/<table>.csv`: one table of the store, its text made safe to open (PROTOCOL.md
+  §18): format characters removed, controls as spaces, and a cell that a spreadsheet would
+  read as a formula (starting with `=`, `+`, `-`, `@`, a tab or a carriage return) quoted
+  with a leading `'`. Bytes are lowercase hex; the `events` table's `wire` keeps every
+  event exactly as signed.
 - `/export/events.jsonl`: every event as a CloudEvent (spec 1.0, structured JSON mode), one
   per line, in the order the observer stored them; `data` is the event body as JSON (bytes
   as lowercase hex) and the coopnet extensions carry what a verifier needs: `coopseq`,
   `coopkey` and `coopwire` (the signed wire bytes, base64: anyone can verify it again).
   An event of a kind the observer does not know (PROTOCOL.md §8.1) has its body map as
-  received in `data` and the extension `coopopaque: true`.
+  received in `data` and the extension `coopopaque: true`. Each line is ASCII: every
+  other character is a JSON `\\uXXXX` escape, so the text is exactly as signed once decoded,
+  and no bidi control or escape sequence reaches a terminal that shows the file.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import base64
 import csv
 import datetime
 import io
+import re
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
@@ -25,6 +32,7 @@ import msgspec
 
 from coopnet.node.engine.store_io import fetch_all
 from coopnet.protocol import Opaque, unseal_stored
+from coopnet.protocol.text import safe_text
 
 # The tables an export may name, and nothing else (they end up in SQL).
 EXPORT_TABLES = ("events", "neighborhoods", "offers", "needs", "trades", "trade_events",
@@ -106,8 +114,23 @@ async def table_csv(db: aiosqlite.Connection, table: str) -> str:
     writer = csv.writer(out)
     writer.writerow(columns)
     for row in rows:
-        writer.writerow([v.hex() if isinstance(v, bytes) else v for v in row])
+        writer.writerow([csv_cell(v) for v in row])
     return out.getvalue()
+
+
+# What a spreadsheet reads as the start of a formula (OWASP "CSV injection").
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: Any) -> Any:
+    """One value as a CSV cell: bytes as hex; text made safe (§18) and kept from being
+    read as a formula; anything else as it is."""
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, str):
+        text = safe_text(value)
+        return "'" + text if text.startswith(FORMULA_STARTS) else text
+    return value
 
 
 def _jsonable(value: Any) -> Any:
@@ -147,6 +170,24 @@ def cloudevent(wire: bytes, net: bytes) -> dict[str, Any]:
     return event
 
 
+def _ascii_json(value: Any) -> bytes:
+    """`value` as JSON (msgspec), every non-ASCII character as a `\\uXXXX` escape (a
+    surrogate pair beyond the BMP): the same JSON once decoded."""
+    text = msgspec.json.encode(value).decode("utf-8")
+    return _NON_ASCII.sub(_escape, text).encode("ascii")
+
+
+_NON_ASCII = re.compile(r"[^\x00-\x7f]")
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    if code < 0x10000:
+        return f"\\u{code:04x}"
+    code -= 0x10000
+    return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
+
+
 async def cloudevents_lines(
     db: aiosqlite.Connection, net: bytes, *, page: int = 1000
 ) -> AsyncIterator[bytes]:
@@ -158,6 +199,6 @@ async def cloudevents_lines(
         )
         if not rows:
             return
-        chunk = b"".join(msgspec.json.encode(cloudevent(bytes(w), net)) + b"\n" for _, w in rows)
+        chunk = b"".join(_ascii_json(cloudevent(bytes(w), net)) + b"\n" for _, w in rows)
         yield chunk
         after = rows[-1][0]

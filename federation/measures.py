@@ -18,9 +18,11 @@ from typing import Any
 
 import aiosqlite
 
+from coopnet.federation.names import shown_names
 from coopnet.node.engine.store_io import fetch_all, fetch_one
 from coopnet.node.membership.projection import standings
 from coopnet.protocol.charter import Charter
+from coopnet.protocol.text import safe_text
 from coopnet.protocol.trades import OPEN_STATES
 
 MINUTE_MS = 60_000
@@ -32,17 +34,26 @@ WAITED_MS = 60_000
 async def neighborhoods(
     db: aiosqlite.Connection, charter: Charter | None, now_ms: int
 ) -> list[dict[str, Any]]:
-    """One row per neighborhood: membership, activity, liveness, trade and aid."""
+    """One row per neighborhood: membership, activity, liveness, trade and aid.
+
+    `display_name` is the name as shown (federation/names.py: made safe, and followed by
+    the slug when it looks like an earlier neighborhood's); `name_warning` says why, or is
+    "" (PROTOCOL.md §18).
+    """
     members = await standings(db, charter)
     rows: dict[str, dict[str, Any]] = {}
-    for slug, name, area in await fetch_all(
-        db, "SELECT author, display_name, area FROM neighborhoods"
-    ):
-        rows[slug] = {"slug": slug, "display_name": name, "area": area}
+    for slug, name in (await shown_names(db, charter)).items():
+        rows[slug] = {"slug": slug, "display_name": name.shown, "area": "",
+                      "imitates": name.imitates, "name_warning": name.warning()}  # fmt: skip
+    for slug, area in await fetch_all(db, "SELECT author, area FROM neighborhoods"):
+        rows[slug]["area"] = safe_text(str(area))
     for slug, count, head, last_at in await fetch_all(
         db, "SELECT author, COUNT(*), MAX(seq), MAX(at) FROM events GROUP BY author"
     ):
-        row = rows.setdefault(slug, {"slug": slug, "display_name": slug, "area": ""})
+        row = rows.setdefault(
+            slug,
+            {"slug": slug, "display_name": slug, "area": "", "imitates": "", "name_warning": ""},
+        )
         row |= {"events": count, "head": head, "last_event_at": last_at,
                 "liveness_s": max(0, (now_ms - last_at) // 1000)}  # fmt: skip
     offers = dict(
@@ -167,7 +178,9 @@ async def aid_summary(db: aiosqlite.Connection) -> dict[str, Any]:
         "median_minutes_to_fulfil": round(statistics.median(minutes), 1) if minutes else None,
         "p90_minutes_to_fulfil": _p90(minutes),
         "escalated_after_waiting_share": round(waited / len(rows), 4) if rows else None,
-        "alerts_open": [dict(zip(keys, a, strict=True)) for a in alerts],
+        "alerts_open": [
+            {**dict(zip(keys, a, strict=True)), "advice": safe_text(str(a[5]))} for a in alerts
+        ],
     }
 
 
@@ -188,6 +201,8 @@ async def open_aid(db: aiosqlite.Connection) -> list[dict[str, Any]]:
     keys = ("requester", "request", "category", "urgency", "quantity", "pledged", "accepted",
             "area", "description", "needed_by", "raised_at")  # fmt: skip
     out = [dict(zip(keys, r, strict=True)) for r in rows]
+    for r in out:
+        r["description"] = safe_text(str(r["description"]))  # free text (PROTOCOL.md §18)
     out.sort(key=lambda r: (URGENCY_ORDER.index(r["urgency"]), r["needed_by"]))
     return out
 

@@ -27,6 +27,7 @@ from nats.aio.msg import Msg
 from nats.js.api import StreamInfo
 
 from coopnet.federation.audit import GAPS_META
+from coopnet.federation.quotas import QuotaWatch, watch_quotas
 from coopnet.node.engine import sync
 from coopnet.node.engine.bus import CURSOR_KEY, STREAM, Bus, follow, keep_running, stay_connected
 from coopnet.node.engine.chains import Chains
@@ -54,6 +55,7 @@ class ObserverConfig(msgspec.Struct, kw_only=True):
     net: str  # hex, 16 bytes
     nats_url: str = ""
     nats_creds: str = ""  # relative to the data dir
+    nats_ca: str = ""  # the federation CA (PEM) the hubs' TLS is checked against, if TLS
     charter: str = ""  # relative to the data dir
 
 
@@ -93,6 +95,7 @@ class Observer:
         net: bytes,
         nats_url: str,
         creds: Path | None = None,
+        tls_ca: Path | None = None,
         charter: Charter | None = None,
         name: str = "observer",
         clock: Callable[[], int] = now_ms,
@@ -105,7 +108,7 @@ class Observer:
         user = f"observer-{name}"
         self.bus = Bus(
             nats_url, name=f"coopnet-{user}", creds=str(creds) if creds else None,
-            inbox=f"_INBOX.{user}",
+            inbox=f"_INBOX.{user}", tls_ca=str(tls_ca) if tls_ca else None,
         )  # fmt: skip
         self.durable = user
         self.progress = Progress()
@@ -116,6 +119,9 @@ class Observer:
         self._chains: Chains | None = None
         self._gap_wake = anyio.Event()
         self.internal_errors = 0
+        # Each member stream's use of its bus quota (OPERATIONS.md §12), read every few s.
+        self.quotas = QuotaWatch(name)
+        self.sync_stats = sync.SyncStats()  # what sync dropped (oversized answers, hints…)
 
     @classmethod
     def from_dir(cls, data: Path, *, nats_url: str | None = None) -> Observer:
@@ -124,10 +130,14 @@ class Observer:
         net = bytes.fromhex(cfg.net)
         charter = load_charter(data / cfg.charter, net) if cfg.charter else None
         creds = data / cfg.nats_creds if cfg.nats_creds else None
+        tls_ca = data / cfg.nats_ca if cfg.nats_ca else None
         url = nats_url or cfg.nats_url
         if not url:
             raise ConfigError(f"{data / 'observer.toml'} names no NATS URL; pass --nats")
-        return cls(data, net=net, nats_url=url, creds=creds, charter=charter, name=cfg.name)
+        return cls(
+            data, net=net, nats_url=url, creds=creds, tls_ca=tls_ca, charter=charter,
+            name=cfg.name,
+        )  # fmt: skip
 
     @property
     def store(self) -> Store:
@@ -149,6 +159,7 @@ class Observer:
             self._chains = Chains(
                 self._store, self.net, clock=self.clock, on_accepted=self._on_accepted,
                 charter_keys=keys,
+                admission_key=self.charter.admission_public_key() if self.charter else None,
             )  # fmt: skip
             await self._chains.load()
             self.progress.read = int(await self._store.meta(CURSOR_KEY) or 0)
@@ -179,14 +190,16 @@ class Observer:
         async def follow_stream() -> None:  # from where the store is now, after a restart too
             await follow(self.bus, self.durable, self.progress.read, self._on_batch)
 
-        entropy = partial(sync.anti_entropy, self.bus, heads, receive, me=self.durable)
+        me, counts = self.durable, self.sync_stats
+        entropy = partial(sync.anti_entropy, self.bus, heads, receive, me=me, stats=counts)
         wanted, wait = self.chains.gaps_to_fetch, self._wait_gap
-        gaps = partial(sync.fill_gaps, self.bus, wanted, receive, wait, me=self.durable)
+        gaps = partial(sync.fill_gaps, self.bus, wanted, receive, wait, me=me, stats=counts)
         for name, run in (
             ("stream follower", follow_stream),
             ("anti-entropy", entropy),
             ("gap filler", gaps),
             ("gap recorder", self._record_gaps),
+            ("quota watcher", partial(watch_quotas, lambda: self.bus.jetstream, self.quotas)),
         ):
             tg.start_soon(self._keep_running, name, run)
 

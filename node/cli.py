@@ -29,11 +29,13 @@ from coopnet.node.engine.config import (
     write_config,
     write_identity,
 )
+from coopnet.node.engine.private_files import private_dir
 from coopnet.node.engine.status import read_status, status_dict
 from coopnet.node.engine.store import StorageFailure, Store
 from coopnet.node.runtime import Node, domain_tables
 from coopnet.protocol import Identity
 from coopnet.protocol.envelope import AUTHOR_RE
+from coopnet.protocol.text import hidden_characters
 
 log = logging.getLogger("coopnet")
 
@@ -62,8 +64,11 @@ async def init_node(
     identity: Identity | None = None,
     auto_trade: bool = False,
     settings: Mapping[str, object] | None = None,
+    ticket: bytes | None = None,
 ) -> NodeConfig:
-    """Create a node's data dir: config, key files (0600), store, and its founding event."""
+    """Create a node's data dir: config, key files (0600), store, and its founding event
+    (`ticket`: the operator's admission ticket for a neighborhood that is not a founder,
+    PROTOCOL.md §16.6)."""
     config = NodeConfig(
         slug=slug,
         display_name=display_name,
@@ -81,7 +86,9 @@ async def init_node(
     store = await Store.open(db_path(data), net=net, projections=projections, tables=tables)
     try:
         chains = Chains(store, net)
-        await chains.append(slug, ident.signing_key, ident.founding_body(display_name, area))
+        await chains.append(
+            slug, ident.signing_key, ident.founding_body(display_name, area, ticket)
+        )
     finally:
         await store.close()
     return config
@@ -92,7 +99,13 @@ def _write_node_files(data: Path, config: NodeConfig, ident: Identity) -> None:
         raise ConfigError(f"slug {config.slug!r} is not ^[a-z][a-z0-9-]{{1,31}}$")
     if (data / "node.toml").exists():
         raise ConfigError(f"{data} already holds a node")
-    data.mkdir(parents=True, exist_ok=True)
+    hidden = hidden_characters(config.display_name)
+    if hidden:  # a node signs no name that hides characters (PROTOCOL.md §18)
+        raise ConfigError(
+            f"the display name {config.display_name!r} holds invisible or control characters"
+            f" ({', '.join(hidden)}); choose one without them"
+        )
+    private_dir(data)  # 0700 whatever the umask: the store and keys go here
     write_identity(data, ident)
     write_config(data, config)
     read_config(data)  # the same checks as at start
@@ -186,6 +199,9 @@ def _cmd_status(args: argparse.Namespace) -> int:
         f"[bold]{status['slug']}[/] · own head {status['own_head']} · "
         f"{status['events_stored']} events · outbox {status['outbox_depth']}"
     )
+    refused = status.get("publish_refused")
+    if isinstance(refused, dict):  # OPERATIONS.md §12
+        console.print(f"[bold red]PUBLISH REFUSED[/] ({refused['code']}): {refused['reason']}")
     table = Table("author", "head", title="Authors followed", title_justify="left")
     authors = status["authors"]
     assert isinstance(authors, dict)

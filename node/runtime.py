@@ -30,6 +30,7 @@ import anyio
 import nats.errors
 from anyio.abc import TaskGroup, TaskStatus
 from nats.aio.msg import Msg
+from nats.js.api import StreamInfo
 
 from coopnet.node.aid import domain as aid
 from coopnet.node.aid.policy import AidPolicy
@@ -37,7 +38,7 @@ from coopnet.node.aid.requests import Aid
 from coopnet.node.engine import sync
 from coopnet.node.engine.api import create_app, serve_api
 from coopnet.node.engine.bus import CURSOR_KEY, Bus, follow, keep_running, stay_connected
-from coopnet.node.engine.chains import Chains
+from coopnet.node.engine.chains import Chains, Report
 from coopnet.node.engine.client import API_URL_FILE
 from coopnet.node.engine.config import (
     ConfigError,
@@ -57,7 +58,7 @@ from coopnet.node.engine.outbox import Publisher
 from coopnet.node.engine.projection import OwnTables, Projection
 from coopnet.node.engine.recovery import RecoveryError, recover_own_head
 from coopnet.node.engine.status import NodeStatus, read_status
-from coopnet.node.engine.store import StorageFailure, Store, now_ms
+from coopnet.node.engine.store import StorageBusy, StorageFailure, Store, now_ms
 from coopnet.node.market import domain as market
 from coopnet.node.market.policy import Policy
 from coopnet.node.market.trading import Trading
@@ -146,7 +147,13 @@ class Node:
         self.net = self.config.net_bytes
         self.slug = self.config.slug
         creds = str(data / self.config.nats_creds) if self.config.nats_creds else None
-        self.bus = Bus("", name=f"coopnet-{self.slug}", creds=creds, inbox=f"_INBOX.{self.slug}")
+        ca = str(data / self.config.nats_ca) if self.config.nats_ca else None
+        self.bus = Bus(
+            "", name=f"coopnet-{self.slug}", creds=creds, inbox=f"_INBOX.{self.slug}", tls_ca=ca,
+            # Without credentials (a dev federation on a plain nats-server) the node makes
+            # the stream, again if the server lost it; with them the operator does (§7).
+            makes_stream=creds is None,
+        )  # fmt: skip
         self.ready = anyio.Event()
         self.api_url = ""
         self._store: Store | None = None
@@ -158,6 +165,10 @@ class Node:
         self._stream_seq = 0
         self.ready_wait_s = READY_WAIT_S
         self.internal_errors = 0
+        # Receives and background activities that found the store locked by another
+        # process for longer than a write waits (they try again; nothing is lost).
+        self.storage_busy = 0
+        self.sync_stats = sync.SyncStats()  # what sync dropped or refused (PROTOCOL.md §9)
         self.credit_limit = self.config.credit_limit
         self.clock = clock  # for mutual aid's windows; tests pass a fake one
         # The domains' services; membership is the market's `Members` seam.
@@ -179,6 +190,7 @@ class Node:
         self.rotating: anyio.Event | None = None  # set while the signing key rotates
         self._rotation = anyio.Lock()
         self.bus_refused: str | None = None  # why the node does not connect, if it does not
+        self.not_ready = ""  # why the node cannot confirm its own head yet, if it cannot
         self.stopped = anyio.Event()
 
     # -- parts, available once run() has started ---------------------------------------------
@@ -210,6 +222,7 @@ class Node:
                 on_accepted=self._on_accepted,
                 on_appended=self._on_appended,
                 charter_keys=self.charter.founder_keys() if self.charter else None,
+                admission_key=self.charter.admission_public_key() if self.charter else None,
             )
             await self._chains.load()
             own = self._chains.states.get(self.slug)
@@ -289,7 +302,7 @@ class Node:
         with anyio.move_on_after(FLUSH_ON_STOP_S):
             try:
                 await self._publisher.drain()
-            except (nats.errors.Error, TimeoutError, StorageFailure) as exc:
+            except (nats.errors.Error, TimeoutError, StorageFailure, StorageBusy) as exc:
                 log.info(
                     "%s: outbox not flushed on stop (%s); it drains next start", self.slug, exc
                 )
@@ -323,22 +336,24 @@ class Node:
         else:
             url = self.nats_url
         self.bus.url = url
-        await stay_connected(self.bus, self.bus.ensure_stream, self._bus_activities, who=self.slug)
+        await stay_connected(self.bus, self.bus.stream_info, self._bus_activities, who=self.slug)
 
-    async def _bus_activities(self, tg: TaskGroup, _: None) -> None:
+    async def _bus_activities(self, tg: TaskGroup, _: StreamInfo) -> None:
         log.info("%s: connected to %s", self.slug, self.bus.url)
         self._publisher = publisher = Publisher(self.store, self.bus, self.slug)
         bus, heads, receive = self.bus, self._heads, self._receive_synced
-        serve = partial(sync.serve, bus, self.store, heads, self.slug)
+        counts = self.sync_stats
+        serve = partial(sync.serve, bus, self.store, heads, self.slug, stats=counts)
         tg.start_soon(self._keep_running, "sync server", serve)
         await self._confirm_head()
         tg.start_soon(self._keep_running, "publisher", publisher.run)
         tg.start_soon(self._keep_running, "stream follower", self._follow)
-        entropy = partial(sync.anti_entropy, bus, heads, receive, me=self.slug)
+        entropy = partial(sync.anti_entropy, bus, heads, receive, me=self.slug, stats=counts)
         tg.start_soon(self._keep_running, "anti-entropy", entropy)
         gaps = partial(
-            sync.fill_gaps, bus, self.chains.gaps_to_fetch, receive, self._wait_gap, me=self.slug
-        )
+            sync.fill_gaps, bus, self.chains.gaps_to_fetch, receive, self._wait_gap,
+            me=self.slug, stats=counts,
+        )  # fmt: skip
         tg.start_soon(self._keep_running, "gap filler", gaps)
         for domain in self.domains:
             for name, activity in domain.activities:
@@ -350,17 +365,28 @@ class Node:
     async def _keep_running(self, name: str, run: Callable[[], Awaitable[object]]) -> None:
         """A background activity, restarted if it fails (`internal_errors` in the status
         counts it; the store stays consistent: every write is one transaction). A store
-        that cannot be written stops the whole node instead."""
+        that cannot be written stops the whole node instead. A store locked by another
+        process for longer than a write waits (StorageBusy) is neither: the activity
+        starts again after a pause, and `storage_busy` counts it."""
 
         async def or_stop_on_storage_failure() -> None:
-            try:
-                await run()
-            except* StorageFailure as group:  # also from inside a task group (the follower's)
-                first: BaseException = group
-                while isinstance(first, BaseExceptionGroup):
-                    first = first.exceptions[0]
-                assert isinstance(first, StorageFailure)
-                self.fail(first)
+            while True:
+                busy: BaseException | None = None
+                try:
+                    await run()
+                except* StorageFailure as group:  # also from inside a task group (the follower's)
+                    first: BaseException = group
+                    while isinstance(first, BaseExceptionGroup):
+                        first = first.exceptions[0]
+                    assert isinstance(first, StorageFailure)
+                    self.fail(first)
+                except* StorageBusy as group:
+                    busy = group.exceptions[0]
+                if busy is None or self.failure is not None:
+                    return
+                self.storage_busy += 1
+                log.warning("%s: %s: %s; starting it again in 1s", self.slug, name, busy)
+                await anyio.sleep(1.0)
 
         await keep_running(f"{self.slug}: {name}", or_stop_on_storage_failure, self._count_error)
 
@@ -371,14 +397,18 @@ class Node:
         backoff = 0.5
         while True:
             try:
-                _, resign = await recover_own_head(self.bus, self.store, self.chains, self.slug)
+                _, resign = await recover_own_head(
+                    self.bus, self.store, self.chains, self.slug, stats=self.sync_stats
+                )
                 break
             except (RecoveryError, nats.errors.Error, TimeoutError) as exc:
+                self.not_ready = str(exc) or type(exc).__name__
                 log.error("%s: cannot confirm own head yet: %s", self.slug, exc)
                 await anyio.sleep(backoff)
                 backoff = min(backoff * 2, 10.0)
         # Bodies taken out of the log are signed again first, so they keep their place
         # before anything residents post from now on.
+        self.not_ready = ""
         for body in resign:
             await self._append(body)
         self.ready.set()
@@ -386,7 +416,7 @@ class Node:
     # -- events in ----------------------------------------------------------------------------
 
     async def _on_batch(self, msgs: list[Msg], last_stream_seq: int) -> None:
-        report = await self.chains.receive(
+        report = await self._receive_patiently(
             [m.data for m in msgs], source="bus", meta={CURSOR_KEY: str(last_stream_seq)}
         )
         self._stream_seq = last_stream_seq
@@ -394,7 +424,29 @@ class Node:
             self._gap_wake.set()
 
     async def _receive_synced(self, wires: list[bytes]) -> object:
-        return await self.chains.receive(wires, source="sync")
+        return await self._receive_patiently(wires, source="sync")
+
+    async def _receive_patiently(
+        self, wires: list[bytes], *, source: str, meta: dict[str, str] | None = None
+    ) -> Report:
+        """Receive a batch, waiting out a database locked by another process.
+
+        A receive that finds the store locked for longer than the store's patience
+        (StorageBusy) changed nothing (not even the engine's memory, `Chains.receive`), so
+        the same batch is received again after a pause, as long as the lock lasts: no
+        accepted event is lost and no batch skipped (the stream cursor moves only with
+        it). Between tries the chains' lock is free, so residents' posts get their own
+        answer (`storage_busy`) instead of queueing behind this one.
+        """
+        pause = 0.5
+        while True:
+            try:
+                return await self.chains.receive(wires, source=source, meta=meta)
+            except StorageBusy as exc:
+                self.storage_busy += 1
+                log.warning("%s: %s; receiving the batch again in %.1f s", self.slug, exc, pause)
+                await anyio.sleep(pause)
+                pause = min(pause * 2, 5.0)
 
     async def _wait_gap(self) -> None:
         await self._gap_wake.wait()
@@ -425,6 +477,7 @@ class Node:
                 raise NotReady(
                     "this node has not yet confirmed its own head with the bus or a peer; "
                     "it signs nothing until it has (see `coopnet node run --help`)"
+                    + (f": {self.not_ready}" if self.not_ready else "")
                 )
         if signer is None:
             while self.rotating is not None:  # posts wait for a key rotation to finish
@@ -475,9 +528,12 @@ class Node:
             buffered=self.chains.gaps.count,
             buffered_bytes=self.chains.gaps.bytes,
             buffer_dropped=self.chains.gaps.dropped,
+            sync=self.sync_stats,
             api_url=self.api_url,
             internal_errors=self.internal_errors,
             bus_refused=self.bus_refused or "",
+            stream_missing=self.bus.stream_missing,
+            not_ready=self.not_ready,
         )
 
 

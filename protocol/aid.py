@@ -10,7 +10,6 @@ are judged in its own log order, so every node computes the same state.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from typing import Annotated, Literal
 
@@ -19,6 +18,7 @@ import msgspec
 from coopnet.protocol import errors
 from coopnet.protocol.body import AreaCode, Body
 from coopnet.protocol.offers import LocalId, Millis
+from coopnet.protocol.personal_data import personal_data_in
 from coopnet.protocol.trades import Slug
 
 AidCategory = Literal[
@@ -310,25 +310,12 @@ def area_distance(mine: str, theirs: str, neighbors: Iterable[str]) -> int:
     return 1 if theirs in set(neighbors) else 2
 
 
-# No personal data on the bus: a phone number or an e-mail address in a description is refused.
-_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
-_PHONE = re.compile(r"(?:\+|\b00)?\d(?:[\s().-]*\d){6,}")
-
-
-def personal_data_in(text: str) -> str | None:
-    """'an e-mail address' or 'a phone number' if `text` contains one, else None."""
-    if _EMAIL.search(text):
-        return "an e-mail address"
-    if _PHONE.search(text):
-        return "a phone number"
-    return None
-
-
 def check_personal_data(body: Body) -> None:
     """Raise PersonalData (`personal_data`) if a call for help's description or a pledge's
-    text holds personal data (PROTOCOL.md §13). The same rule for what a node signs and
-    what it receives: a received event that breaks it is stored (its author's chain stays
-    whole) but refused by the aid projection, so no node lists it."""
+    text holds personal data (PROTOCOL.md §13.1, protocol/personal_data.py). The same rule
+    for what a node signs and what it receives: a received event that breaks it is stored
+    (its author's chain stays whole) but refused by the aid projection, so no node lists
+    it."""
     text = (
         body.description
         if isinstance(body, AidRequested)

@@ -13,6 +13,7 @@ import msgspec
 
 PublicKey = Annotated[bytes, msgspec.Meta(min_length=32, max_length=32)]
 Digest = Annotated[bytes, msgspec.Meta(min_length=32, max_length=32)]
+Ticket = Annotated[bytes, msgspec.Meta(min_length=64, max_length=64)]  # §16.6
 DisplayName = Annotated[str, msgspec.Meta(min_length=1, max_length=80)]
 # Patterns match the whole string (PROTOCOL.md §8): msgspec searches with `re.search`, where
 # `$` also matches before a final newline, so every pattern ends `(?!\n)$` ("elm\n" is not

@@ -62,9 +62,16 @@ class Charter(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
     founders: Annotated[list[Founder], msgspec.Meta(min_length=1, max_length=256)]
     policies: Policies = Policies()
     created: Annotated[str, msgspec.Meta(max_length=40)] = ""  # ISO 8601, for people
+    # The operator's Ed25519 public key whose tickets admit keys of neighborhoods that are
+    # not founders (§16.6); "" (or absent, in charters made before tickets): no ticket needed.
+    admission_key: Annotated[str, msgspec.Meta(pattern=r"^([0-9a-f]{64})?(?!\n)$")] = ""
 
     def founder_keys(self) -> dict[str, bytes]:
         return {f.slug: bytes.fromhex(f.key) for f in self.founders}
+
+    def admission_public_key(self) -> bytes | None:
+        """The admission key's 32 bytes, or None if this federation asks for no tickets."""
+        return bytes.fromhex(self.admission_key) if self.admission_key else None
 
 
 def canonical_bytes(value: Any) -> bytes:
@@ -104,6 +111,8 @@ def dump_charter(charter: Charter) -> bytes:
     """The charter as people read it (indented JSON). `net` is computed from its value, so
     the layout of the file does not matter, only what it says."""
     value = msgspec.to_builtins(charter)
+    if not charter.admission_key:
+        del value["admission_key"]  # a charter without tickets reads as it did before them
     _check_value(value)
     return json.dumps(value, indent=2, ensure_ascii=False).encode() + b"\n"
 

@@ -12,6 +12,7 @@ from collections.abc import Callable
 import msgspec
 
 from coopnet.protocol import errors
+from coopnet.protocol.admission import check_ticket
 from coopnet.protocol.envelope import Envelope, key_digest
 from coopnet.protocol.kinds import NodeFounded, NodeKeyRotated
 from coopnet.protocol.membership import MembershipRetired
@@ -30,9 +31,13 @@ class KeyState(msgspec.Struct, frozen=True, kw_only=True):
     retired_seq: int = 0  # the seq of its `membership.retired`: nothing may follow it (§5.3)
 
 
-def found_key_state(env: Envelope, charter_key: bytes | None = None) -> KeyState:
+def found_key_state(
+    env: Envelope, charter_key: bytes | None = None, admission_key: bytes | None = None
+) -> KeyState:
     """The key state an author's first event establishes (§5.1). A founder's log must start
-    with the key its federation's charter names (`charter_key`, §16.2)."""
+    with the key its federation's charter names (`charter_key`, §16.2); any other log, in a
+    federation whose charter names an admission key (`admission_key`, 32 bytes), with a key
+    the operator's ticket admits for that slug (§16.6). Raises UnknownAuthor or WrongKey."""
     if env.seq != 1 or not isinstance(env.body, NodeFounded):
         raise errors.UnknownAuthor(
             f"{env.author}: a log starts with node.founded at seq 1, got {env.kind} at {env.seq}"
@@ -41,6 +46,10 @@ def found_key_state(env: Envelope, charter_key: bytes | None = None) -> KeyState
         raise errors.WrongKey(f"{env.author}: node.founded must be signed by the key it names")
     if charter_key is not None and env.key != charter_key:
         raise errors.WrongKey(f"{env.author}: a founder must found its log with the charter's key")
+    if charter_key is None and admission_key is not None:
+        check_ticket(
+            admission_key, net=env.net, slug=env.author, key=env.key, ticket=env.body.ticket
+        )
     return KeyState(
         author=env.author,
         current_key=env.key,

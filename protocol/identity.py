@@ -52,12 +52,17 @@ class Identity(msgspec.Struct, frozen=True, kw_only=True):
     def next_public_key(self) -> bytes:
         return bytes(nacl.signing.SigningKey(self.next_seed).verify_key)
 
-    def founding_body(self, display_name: str, area: str) -> NodeFounded:
+    def founding_body(
+        self, display_name: str, area: str, ticket: bytes | None = None
+    ) -> NodeFounded:
+        """The `node.founded` of this identity; `ticket` is the operator's admission ticket
+        for a neighborhood that is not a founder (§16.6)."""
         return NodeFounded(
             display_name=display_name,
             area=area,
             key=self.public_key,
             next_key_digest=key_digest(self.next_public_key),
+            ticket=ticket,
         )
 
     def rotated(self, following_seed: bytes | None = None) -> tuple[Identity, NodeKeyRotated]:

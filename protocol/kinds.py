@@ -9,7 +9,15 @@ keeps the kinds listed here in its meta to notice that upgrade (node/engine/stor
 from __future__ import annotations
 
 from coopnet.protocol.aid import AID_KINDS
-from coopnet.protocol.body import AreaCode, Body, Digest, DisplayName, NoteText, PublicKey
+from coopnet.protocol.body import (
+    AreaCode,
+    Body,
+    Digest,
+    DisplayName,
+    NoteText,
+    PublicKey,
+    Ticket,
+)
 from coopnet.protocol.membership import MEMBERSHIP_KINDS
 from coopnet.protocol.offers import (
     NeedPosted,
@@ -21,14 +29,20 @@ from coopnet.protocol.offers import (
 from coopnet.protocol.trades import TRADE_KINDS
 
 
-class NodeFounded(Body, frozen=True, kw_only=True):
-    """Seq 1 of every author: who it is, the key it signs with, and the digest of its next key."""
+class NodeFounded(Body, frozen=True, kw_only=True, omit_defaults=True):
+    """Seq 1 of every author: who it is, the key it signs with, and the digest of its next key.
+
+    `ticket`: the operator's admission ticket for (slug, key), 64 bytes (§16.6), required of
+    a neighborhood that is not a founder in a federation whose charter names an admission
+    key. Omitted when absent, so a founding without one encodes as it always did.
+    """
 
     kind = "node.founded"
     display_name: DisplayName
     area: AreaCode
     key: PublicKey
     next_key_digest: Digest
+    ticket: Ticket | None = None
 
 
 class NodeKeyRotated(Body, frozen=True, kw_only=True):

@@ -35,6 +35,7 @@ from coopnet.protocol import (
     event_id,
     seal,
 )
+from coopnet.protocol.admission import issue_ticket
 from coopnet.protocol.aid import (
     AidFulfilled,
     AidPledgeAccepted,
@@ -408,6 +409,17 @@ def invalid_vectors() -> list[tuple[str, bytes, str]]:
             "bad_body",
         )
     )
+    short_ticket = enc.encode(
+        {**msgspec.msgpack.decode(encode_body(oak.founding_body("Oakley", "N1"))),
+         "ticket": b"\x01" * 63}
+    )  # fmt: skip
+    out.append(
+        (
+            "ticket_of_63_bytes",
+            _raw(oak.seed, _fields(oak, 1, None, "node.founded", short_ticket), short_ticket),
+            "bad_body",
+        )
+    )
     too_long = enc.encode({"text": "x" * 2001})
     out.append(
         (
@@ -501,26 +513,64 @@ def _oversize(oak: Identity, h1: bytes) -> bytes:
         pad -= len(wire) - (MAX_WIRE_BYTES + 1)
 
 
+# The admission key of the ticket vectors (PROTOCOL.md §16.6): a fixed seed.
+ADMISSION = nacl.signing.SigningKey(hashlib.sha256(b"coopnet test vectors: admission").digest())
+
+
+def admission_vectors() -> list[tuple[str, bytes, Identity, bool]]:
+    """`node.founded` of a neighborhood that is not a founder, each valid under §4, with
+    whether the charter's admission key (ADMISSION) admits it (§16.6): (name, wire,
+    signer, admitted). A verifier that checks tickets answers `wrong_key` for the others."""
+    dee, eve = _ident("dee"), _ident("eve")
+
+    def founded(ident: Identity, ticket: bytes | None) -> bytes:
+        body = ident.founding_body("Dee", "N9", ticket)
+        return seal(
+            signing_key=ident.signing_key, net=NET, author=ident.author, seq=1, prev=None,
+            at=T0 + 1, body=body,
+        )  # fmt: skip
+
+    def ticket(by: nacl.signing.SigningKey, net: bytes, slug: str, ident: Identity) -> bytes:
+        return issue_ticket(by, net, slug, ident.public_key)
+
+    other = nacl.signing.SigningKey(hashlib.sha256(b"coopnet test vectors: other").digest())
+    return [
+        ("ticket_admits", founded(dee, ticket(ADMISSION, NET, "dee", dee)), dee, True),
+        ("ticket_missing", founded(dee, None), dee, False),
+        ("ticket_for_another_slug", founded(eve, ticket(ADMISSION, NET, "dee", eve)), eve, False),
+        ("ticket_for_another_key", founded(eve, ticket(ADMISSION, NET, "eve", dee)), eve, False),
+        ("ticket_other_net", founded(dee, ticket(ADMISSION, OTHER_NET, "dee", dee)), dee, False),
+        ("ticket_by_another_key", founded(dee, ticket(other, NET, "dee", dee)), dee, False),
+    ]  # fmt: skip
+
+
+def _valid_entry(name: str, wire: bytes, signer: Identity) -> dict[str, Any]:
+    header, _, _ = _split(wire)
+    fields = msgspec.msgpack.decode(header)
+    return {
+        "name": name,
+        "valid": True,
+        "net": NET.hex(),
+        "wire": wire.hex(),
+        "public_key": signer.public_key.hex(),
+        "id": event_id(header).hex(),
+        "kind": fields[7],
+        "opaque": fields[7] not in KINDS,
+        "author": fields[2],
+        "seq": fields[4],
+    }
+
+
 def build_vectors() -> list[dict[str, Any]]:
     vectors: list[dict[str, Any]] = []
     for name, wire, signer in valid_vectors():
-        header, _, _ = _split(wire)
-        fields = msgspec.msgpack.decode(header)
         assert isinstance(signer, Identity)
-        vectors.append(
-            {
-                "name": name,
-                "valid": True,
-                "net": NET.hex(),
-                "wire": wire.hex(),
-                "public_key": signer.public_key.hex(),
-                "id": event_id(header).hex(),
-                "kind": fields[7],
-                "opaque": fields[7] not in KINDS,
-                "author": fields[2],
-                "seq": fields[4],
-            }
-        )
+        vectors.append(_valid_entry(name, wire, signer))
+    admission_key = bytes(ADMISSION.verify_key).hex()
+    for name, wire, signer, admitted in admission_vectors():
+        entry = _valid_entry(name, wire, signer)
+        entry["admission"] = {"key": admission_key, "admitted": admitted}
+        vectors.append(entry)
     for name, wire, code in invalid_vectors():
         vectors.append(
             {"name": name, "valid": False, "net": NET.hex(), "wire": wire.hex(), "error": code}

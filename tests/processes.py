@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import resource
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -56,12 +57,15 @@ async def create_replicated_stream(urls: list[str], creds: Path | None = None) -
 
 
 async def stream_messages(
-    url: str, subject: str = "coop.>", creds: Path | None = None
+    url: str,
+    subject: str = "coop.>",
+    creds: Path | None = None,
+    tls: ssl.SSLContext | None = None,
 ) -> list[RawStreamMsg]:
     """Every message of the COOP stream on `subject`, in stream order (`url` may list the
-    servers of a cluster, comma-separated)."""
+    servers of a cluster, comma-separated; `tls` checks TLS hubs' certificates)."""
     options = {"user_credentials": str(creds)} if creds else {}
-    nc = await nats.connect(url.split(","), **options)
+    nc = await nats.connect(url.split(","), tls=tls, **options)
     try:
         js = nc.jetstream()
         found: list[RawStreamMsg] = []

@@ -7,7 +7,7 @@
 import { balanceBars, seriesCharts } from "./charts.js";
 import { $, duration, empty, h, int, money, percent, plural, put, setText } from "./dom.js";
 import { flowGraph } from "./graph.js";
-import { go, hoodLink, hoodName, state } from "./state.js";
+import { go, hoodLink, hoodName, nameFlag, state } from "./state.js";
 import {
   aidList,
   alertList,
@@ -243,6 +243,10 @@ function renderSummary() {
   const alarms = [];
   if (critical) alarms.push(`${plural(critical, "critical audit finding")}: records are in doubt.`);
   if (!balanced) alarms.push(`The ledger does not sum to zero (${money(sum.ledger_sum)}).`);
+  const full = (sum.quota && sum.quota.full) || [];
+  const near = (sum.quota && sum.quota.near) || [];
+  if (full.length) alarms.push(`At its bus quota, its events refused: ${full.join(", ")}.`);
+  if (near.length) alarms.push(`Near its bus quota: ${near.join(", ")}.`);
   const banner = $("critical-banner");
   const onOverview = currentRoute().view === "overview";
   const key = `${alarms.join(" ")}|${onOverview}`;
@@ -353,8 +357,9 @@ function renderHoodPage(slug) {
     h(
       "div",
       { class: "hood-head" },
-      h("h2", { class: "hood-title" }, x.display_name),
+      h("h2", { class: "hood-title" }, h("bdi", {}, x.display_name)),
       membershipBadge(x.membership),
+      nameFlag(x),
       h("span", { class: "muted" }, `${x.slug} · area ${x.area || "–"}`),
     ),
     h(

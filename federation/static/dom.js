@@ -1,7 +1,17 @@
 // Building the page safely, and formatting numbers for people.
 //
 // Every string from the API reaches the page as a text node or an attribute value: `h` and
-// `s` never parse markup, so nothing the federation publishes can become HTML.
+// `s` never parse markup, so nothing the federation publishes can become HTML. And every
+// string goes through `safeText` first (PROTOCOL.md §18): no bidi override, isolate or
+// zero-width character from an event can reverse or hide the text beside it.
+
+const HIDDEN = /\p{Cf}/gu; // format characters: bidi controls, zero-width, soft hyphen
+const CONTROLS = /[\p{Cc}\u2028\u2029]/gu; // controls, line and paragraph separators
+
+/** Text fit to show: format characters removed, controls as spaces (as protocol/text.py). */
+export function safeText(text) {
+  return String(text).replace(HIDDEN, "").replace(CONTROLS, " ");
+}
 
 const SVG_NS = "http://www.w3.org/2000/svg";
 
@@ -10,8 +20,12 @@ function setAttrs(el, attrs) {
     if (value === null || value === undefined || value === false) continue;
     if (key.startsWith("on") && typeof value === "function") {
       el.addEventListener(key.slice(2), value);
+    } else if (key === "style") {
+      // Through the CSSOM, never a style attribute: the Content-Security-Policy (no
+      // 'unsafe-inline') refuses inline styles, not properties set this way.
+      for (const [name, v] of Object.entries(value)) el.style.setProperty(name, String(v));
     } else {
-      el.setAttribute(key, value === true ? "" : String(value));
+      el.setAttribute(key, value === true ? "" : safeText(value));
     }
   }
 }
@@ -19,7 +33,7 @@ function setAttrs(el, attrs) {
 function fill(el, children) {
   for (const child of children.flat(Infinity)) {
     if (child === null || child === undefined || child === false) continue;
-    el.append(child instanceof Node ? child : String(child)); // a string becomes a text node
+    el.append(child instanceof Node ? child : safeText(child)); // a string becomes a text node
   }
   return el;
 }
@@ -49,7 +63,7 @@ export function $(id) {
 }
 
 export function setText(id, text) {
-  $(id).textContent = text;
+  $(id).textContent = safeText(text);
 }
 
 export function badge(kind, text = kind) {

@@ -125,7 +125,7 @@ function arrow(a, b, weight, { flow, faded, label }) {
       class: faded ? "edge faded" : "edge",
       "data-from": flow.from,
       "data-to": flow.to,
-      style: `--strength: ${(0.3 + 0.6 * weight).toFixed(2)}`,
+      style: { "--strength": (0.3 + 0.6 * weight).toFixed(2) },
     },
     s("title", {}, label),
     s("path", {

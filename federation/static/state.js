@@ -35,7 +35,20 @@ export function hoodHref(slug) {
 }
 
 export function hoodLink(slug) {
-  return h("a", { href: hoodHref(slug) }, hoodName(slug));
+  // <bdi>: a name in a right-to-left script keeps to itself, whatever stands beside it.
+  return h("a", { href: hoodHref(slug) }, h("bdi", {}, hoodName(slug)));
+}
+
+/** A warning beside a name that imitates another's or hid invisible characters (§18), or
+ * null. The API's `display_name` already carries the slug of an imitating name. */
+export function nameFlag(hood) {
+  if (!hood || !hood.name_warning) return null;
+  const text = hood.imitates ? `⚠ looks like ${hoodName(hood.imitates)}` : "⚠ hidden characters";
+  return h(
+    "span",
+    { class: "badge warning name-warning", title: hood.name_warning, role: "note" },
+    text,
+  );
 }
 
 export function go(slug) {

@@ -1,7 +1,7 @@
 // Lists and tables: calls for help, alerts, audit findings, neighborhoods, flows, applicants.
 
 import { ago, badge, empty, h, int, money, plural, shortId } from "./dom.js";
-import { go, hoodLink, hoodName, observerNow, relative } from "./state.js";
+import { go, hoodLink, hoodName, nameFlag, observerNow, relative } from "./state.js";
 
 const ALERT_ORDER = ["danger", "warning", "info"];
 
@@ -166,7 +166,14 @@ export function hoodsTable(hoods) {
         h(
           "tr",
           { "data-slug": x.slug, onclick: (event) => event.target.closest("a") || go(x.slug) },
-          h("td", {}, hoodLink(x.slug), h("span", { class: "muted small" }, ` ${x.slug}`)),
+          h(
+            "td",
+            {},
+            hoodLink(x.slug),
+            h("span", { class: "muted small" }, ` ${x.slug}`),
+            nameFlag(x) && " ",
+            nameFlag(x),
+          ),
           h("td", {}, membershipBadge(x.membership)),
           h("td", { class: "num" }, int(x.events)),
           h("td", { class: "num" }, ago(x.liveness_s)),

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from coopnet.node.engine.client import call_api
+from coopnet.node.engine.terminal import cell
 from coopnet.protocol.aid import AID_CATEGORIES, URGENCIES
 
 ALERT_KINDS = ("storm", "outage", "flood", "heat", "cold", "fire", "water", "other")
@@ -54,11 +55,11 @@ def cmd_aid(args: argparse.Namespace) -> int:
                       "needed in", "state", title="Calls for help, most urgent first",
                       title_justify="left")  # fmt: skip
         for r in rows:
-            table.add_row(
-                r["urgency"], r["requester"], r["request"], r["category"], str(r["quantity"]),
-                str(r["pledged"]), r["area"], _minutes_left(r["needed_by"]),
+            table.add_row(*map(cell, (  # event text: safe, never markup (PROTOCOL.md §18)
+                r["urgency"], r["requester"], r["request"], r["category"], r["quantity"],
+                r["pledged"], r["area"], _minutes_left(r["needed_by"]),
                 r["state"] + (" (federation)" if r["escalated"] else ""),
-            )  # fmt: skip
+            )))  # fmt: skip
         Console().print(table)
     return 0
 
@@ -79,7 +80,8 @@ def cmd_alert(args: argparse.Namespace) -> int:
                       title="Alerts", title_justify="left")  # fmt: skip
         for r in rows:
             state = "resolved" if r["resolved_at"] else "open"
-            table.add_row(r["severity"], r["kind"], r["author"], r["area"], r["advice"], state)
+            row = (r["severity"], r["kind"], r["author"], r["area"], r["advice"], state)
+            table.add_row(*map(cell, row))  # the advice is free text (PROTOCOL.md §18)
         Console().print(table)
     return 0
 

@@ -2,9 +2,13 @@
 
 Each domain adds its own router (node/<domain>/api.py); the runtime hands them to
 `create_app` with the domain services they read from the app's state. Litestar + msgspec,
-served by uvicorn. OpenAPI at `/schema` (and `/schema/openapi.json`). Errors are JSON with
-a stable `code`: `{"code": "bad_request", "message": "..."}`; the codes of refused events
-are those of docs/PROTOCOL.md §7, and `head_unconfirmed` (503) while the node cannot yet sign.
+served by uvicorn behind the HTTP doors (node/engine/http_doors.py: Host, Origin,
+Content-Type, body size and depth, security headers; http_connections.py: request deadline,
+connection limit; docs/OPERATIONS.md §13). `GET /` is a status page for people (static
+files in node/engine/static/, reading `/status`); OpenAPI at `/schema`, an offline page,
+and `/schema/openapi.json`. Errors are JSON with a stable `code`: `{"code": "bad_request",
+"message": "..."}`; the codes of refused events are those of docs/PROTOCOL.md §7, and
+`head_unconfirmed` (503) while the node cannot yet sign.
 """
 
 from __future__ import annotations
@@ -12,7 +16,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import sqlite3
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Annotated, Any, Protocol
 
 import anyio
@@ -23,19 +28,38 @@ from litestar import Litestar, Request, Response, get, post
 from litestar.datastructures import State
 from litestar.exceptions import HTTPException, NotFoundException
 from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import JsonRenderPlugin, OpenAPIRenderPlugin
 from litestar.params import FromPath, PathParameter, QueryParameter
+from litestar.response import File
+from litestar.static_files import create_static_files_router
 from litestar.types import ControllerRouterHandler
 
 import coopnet
 from coopnet.node.engine.config import nkey_public
 from coopnet.node.engine.context import NodeContext, NotReady
+from coopnet.node.engine.http_connections import ConnectionCounts, server_options
+from coopnet.node.engine.http_doors import MAX_BODY_BYTES, MAX_JSON_DEPTH, DoorCounts, Doors
 from coopnet.node.engine.refusals import Refused
 from coopnet.node.engine.status import NodeStatus
-from coopnet.node.engine.store import StorageFailure
+from coopnet.node.engine.store import StorageBusy, StorageFailure, is_busy
 from coopnet.protocol import Envelope, Identity, InvalidEvent, Opaque, unseal_stored
 
 log = logging.getLogger("coopnet.api")
 MAX_INT = 2**63 - 1  # SQLite's integers: a larger number in a query is refused, not a crash
+STATIC = Path(__file__).parent / "static"  # the status page and the OpenAPI page
+
+
+class HttpCounts:
+    """What a server's doors refused and its connection guard closed, since start: shared
+    by the app (its state's `http`) and the server in front of it (`serve_app`)."""
+
+    def __init__(self) -> None:
+        self.doors = DoorCounts()
+        self.connections = ConnectionCounts()
+
+    def as_dict(self) -> dict[str, int]:
+        """Both, by code (`host_not_allowed` … `request_timeout`, `evicted`, `over_limit`)."""
+        return dict(sorted({**self.doors.as_dict(), **self.connections.as_dict()}.items()))
 
 
 class ErrorOut(msgspec.Struct):
@@ -124,7 +148,29 @@ def _node(state: State) -> ApiHost:
 
 @get("/status", summary="The node's head, followers, outbox, rejections and forks")
 async def get_status(state: State) -> NodeStatus:
-    return await _node(state).status()
+    status = await _node(state).status()
+    counts: HttpCounts = state.http
+    return msgspec.structs.replace(status, http_refused=counts.as_dict())
+
+
+@get("/", summary="The node's status page, for people", include_in_schema=False)
+async def index() -> File:
+    return File(
+        STATIC / "index.html",
+        media_type="text/html; charset=utf-8",
+        content_disposition_type="inline",
+    )
+
+
+class SchemaPage(OpenAPIRenderPlugin):
+    """`/schema`: a page of this API's endpoints, drawn from `/schema/openapi.json` by a
+    script shipped in the package (static/schema.js): it works offline, under the CSP."""
+
+    def __init__(self) -> None:
+        super().__init__(path="/")
+
+    def render(self, request: Request[Any, Any, Any], openapi_schema: dict[str, Any]) -> bytes:
+        return (STATIC / "schema.html").read_bytes()
 
 
 @get("/log", summary="The verified log, oldest first, paged by storage position")
@@ -180,6 +226,12 @@ def _on_storage_failure(_: Request[Any, Any, Any], exc: StorageFailure) -> Respo
     return _error(503, exc.code, f"{exc}; the node is stopping")
 
 
+def _on_storage_busy(_: Request[Any, Any, Any], exc: StorageBusy) -> Response[ErrorOut]:
+    # Another process (a backup, a VACUUM) held the database longer than a write waits:
+    # nothing was stored; the node runs on, and the same post succeeds once the lock is gone.
+    return _error(503, exc.code, f"{exc}; nothing was stored, try again shortly")
+
+
 def _on_not_ready(_: Request[Any, Any, Any], exc: NotReady) -> Response[ErrorOut]:
     return _error(503, exc.code, str(exc))
 
@@ -194,9 +246,15 @@ def _on_http(_: Request[Any, Any, Any], exc: HTTPException) -> Response[ErrorOut
 
 
 def _on_crash(_: Request[Any, Any, Any], exc: Exception) -> Response[ErrorOut]:
+    if isinstance(exc, RecursionError):
+        # A body nested beyond what the decoder recurses into: the doors refuse those
+        # first (`too_deep`); this answers the same should one ever get past them.
+        return _error(400, "too_deep", f"JSON nests at most {MAX_JSON_DEPTH} levels")
     if isinstance(exc, sqlite3.OperationalError) and "integer overflow" in str(exc):
         # A sum beyond 64 bits (PROTOCOL.md §11, "Bounds"): SQLite refuses, never wraps.
         return _error(422, "out_of_bounds", "a total here is beyond 2^63 cents; nothing shown")
+    if isinstance(exc, sqlite3.Error) and is_busy(exc):  # a read behind another's lock
+        return _error(503, StorageBusy.code, "the store is locked by another process; try again")
     log.exception("API request failed", exc_info=exc)
     return _error(500, "internal", "internal error; the node logged it")
 
@@ -207,14 +265,20 @@ def create_app(
     services: Mapping[str, object] | None = None,
 ) -> Litestar:
     """The node's app: the engine's routes, then each domain's `routers`; a handler reads
-    the node as `state.node` and a domain's service under its name in `services`."""
+    the node as `state.node` and a domain's service under its name in `services`; what
+    its HTTP doors refuse is counted in `state.http` (an `HttpCounts`, for `/status`)."""
+    assets = create_static_files_router(
+        path="/static", directories=[STATIC], include_in_schema=False
+    )
     return Litestar(
-        route_handlers=[get_status, get_log, get_event, rotate, *routers],
-        state=State({**(services or {}), "node": node}),
+        route_handlers=[get_status, index, assets, get_log, get_event, rotate, *routers],
+        state=State({**(services or {}), "node": node, "http": HttpCounts()}),
+        request_max_body_size=MAX_BODY_BYTES,  # the doors check first; this is the backstop
         exception_handlers={
             InvalidEvent: _on_invalid,
             NotReady: _on_not_ready,
             StorageFailure: _on_storage_failure,
+            StorageBusy: _on_storage_busy,
             Refused: _on_refused,
             HTTPException: _on_http,
             Exception: _on_crash,
@@ -224,6 +288,7 @@ def create_app(
             version=coopnet.__version__,
             description="The resident API of a coopnet neighborhood node.",
             path="/schema",
+            render_plugins=[SchemaPage(), JsonRenderPlugin(path="/openapi.json")],
         ),
         logging_config=None,
     )
@@ -240,13 +305,22 @@ class _Server(uvicorn.Server):
 async def serve_api(
     node: ApiHost, app: Litestar, port: int, *, task_status: TaskStatus[str]
 ) -> None:
-    """Serve the node's `app` on node.toml's `api_host` and `port` (0: any free port)."""
+    """Serve the node's `app` on node.toml's `api_host` and `port` (0: any free port),
+    answering to the loopback names, the listen host and node.toml's `api_names`."""
     host = node.config.api_host
 
     def announce(url: str) -> None:
         log.info("%s: resident API at %s (OpenAPI at %s/schema)", node.slug, url, url)
 
-    await serve_app(app, host, port, announce=announce, task_status=task_status)
+    await serve_app(
+        app,
+        host,
+        port,
+        names=node.config.api_names,
+        counts=app.state.http,
+        announce=announce,
+        task_status=task_status,
+    )
 
 
 async def serve_app(
@@ -254,14 +328,20 @@ async def serve_app(
     host: str,
     port: int,
     *,
+    names: Iterable[str] = (),
+    counts: HttpCounts | None = None,
     announce: Callable[[str], None] | None = None,
     task_status: TaskStatus[str],
 ) -> None:
-    """Serve an ASGI app with uvicorn until cancelled; report started with its URL."""
+    """Serve an ASGI app with uvicorn behind the HTTP doors until cancelled; report started
+    with its URL. It answers to Host `names` beyond the loopback ones and `host` (see
+    http_doors.Doors); refusals and closed connections are counted in `counts`."""
+    counts = counts if counts is not None else HttpCounts()
     config = uvicorn.Config(
-        app,
+        Doors(app, listen_host=host, names=names, counts=counts.doors),
         host=host,
         port=port,
+        **server_options(counts.connections),
         log_level="warning",
         access_log=False,
         lifespan="off",

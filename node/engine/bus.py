@@ -8,9 +8,11 @@ and what the stream lost is repaired over sync. nats-py reconnects forever
 from __future__ import annotations
 
 import contextlib
+import datetime
 import logging
+import ssl
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import anyio
 import nats
@@ -27,9 +29,11 @@ from nats.js.api import (
     RetentionPolicy,
     StorageType,
     StreamConfig,
+    StreamInfo,
 )
 
 from coopnet.node.engine.pull import ConsumerGone, Puller
+from coopnet.node.engine.tls import client_context
 
 log = logging.getLogger("coopnet.bus")
 T = TypeVar("T")
@@ -44,29 +48,73 @@ FETCH_BATCH = 512
 # measured alike within noise once verification moved to worker processes; BENCHMARKS.md).
 PIPELINE_DEPTH = 4
 CURSOR_KEY = "stream_seq"
+# How long a first connect over TLS may take before it is given up and tried again (Bus.connect).
+TLS_CONNECT_WITHIN_S = 15.0
+
+
+# The largest message a stream takes: an event (64 KiB at most, PROTOCOL.md §2) and room.
+MAX_MSG_SIZE = 70 * 1024
+# In a federation with credentials each member publishes into its own stream, which holds
+# its quota, and COOP sources them all (deploy/quotas.py, OPERATIONS.md §12).
+MEMBER_STREAM_PREFIX = f"{STREAM}_"
+
+
+def member_stream(slug: str) -> str:
+    """The stream that takes a member's publishes, `COOP_<slug>`."""
+    return f"{MEMBER_STREAM_PREFIX}{slug}"
+
+
+def member_subjects(slug: str) -> str:
+    """What a member's stream captures: its own events, `coop.<slug>.>`."""
+    return f"coop.{slug}.>"
 
 
 def stream_config(replicas: int = 1) -> StreamConfig:
+    """The single COOP stream on `coop.>` of a federation without credentials (a dev
+    federation on a plain nats-server, the demo, the bench): no quota. A federation with
+    credentials has member streams and an aggregate instead (deploy/quotas.py)."""
     return StreamConfig(
         name=STREAM,
         subjects=[SUBJECTS],
         retention=RetentionPolicy.LIMITS,
         storage=StorageType.FILE,
         duplicate_window=DUPLICATE_WINDOW_S,
-        max_msg_size=70 * 1024,
+        max_msg_size=MAX_MSG_SIZE,
         num_replicas=replicas,
     )
 
 
+class StreamMissing(nats.errors.Error):
+    """The COOP stream does not exist on the server and this bus does not create it (the
+    operator does: `coopnet federation streams`, docs/OPERATIONS.md §7). `str()` says why."""
+
+
 class Bus:
-    """One NATS connection with JetStream, reconnecting forever."""
+    """One NATS connection with JetStream, reconnecting forever.
+
+    `makes_stream`: a missing COOP stream is created (at start) and re-created (when the
+    server lost it) by this bus; a node sets it when it runs without credentials (a dev
+    federation on a plain nats-server). With credentials the operator creates the stream
+    and the node's user may not (OPERATIONS.md §1, "Credentials and what they allow")."""
 
     def __init__(
-        self, url: str, *, name: str, creds: str | None = None, inbox: str = "_INBOX"
+        self,
+        url: str,
+        *,
+        name: str,
+        creds: str | None = None,
+        inbox: str = "_INBOX",
+        makes_stream: bool = False,
+        tls_ca: str | None = None,
     ) -> None:
+        """`url`: one NATS URL or several, comma-separated (a cluster); `tls_ca`: a PEM file
+        of the CA the servers' TLS certificates are checked against (OPERATIONS.md §11),
+        read now: a ConfigError if it cannot be. A `tls://` URL without it trusts the
+        system's CAs; a server that requires TLS is never talked to in plain text."""
         self.url = url
         self.name = name
         self.creds = creds
+        self.tls: ssl.SSLContext | None = client_context(tls_ca) if tls_ca else None
         # A node's own inbox prefix: its credentials let only it subscribe there.
         self.inbox = inbox
         self.nc: Client | None = None
@@ -76,6 +124,12 @@ class Bus:
         # Set when the server closed the connection for good (nats-py does not reconnect
         # after an -ERR such as 'Authorization Violation': revoked or replaced credentials).
         self.lost = anyio.Event()
+        # Whether this bus creates the COOP stream when it finds it missing (a node, in a
+        # federation without credentials); cleared for good once the server refused.
+        self.makes_stream = makes_stream
+        # Why the stream is missing, "" while it is there (`GET /status`: stream_missing).
+        self.stream_missing = ""
+        self._stream_lock = anyio.Lock()
 
     @property
     def connected(self) -> bool:
@@ -105,40 +159,92 @@ class Bus:
         options: dict[str, Any] = {}
         if self.creds:
             options["user_credentials"] = self.creds
+        if self.tls is not None:
+            options["tls"] = self.tls
         # A comma-separated list names the servers of a cluster: nats-py tries them all.
         servers = [u.strip() for u in self.url.split(",") if u.strip()]
-        self.nc = await nats.connect(
-            servers,
-            name=self.name,
-            max_reconnect_attempts=-1,
-            reconnect_time_wait=0.5,
-            connect_timeout=2,
-            allow_reconnect=True,
-            error_cb=on_error,
-            disconnected_cb=on_disconnected,
-            reconnected_cb=on_reconnected,
-            closed_cb=on_closed,
-            inbox_prefix=self.inbox,
-            **options,
-        )
+        # nats-py 2.x never returns from a first connect whose TLS handshake failed (a hub
+        # certificate the CA did not issue: its close then waits for the plain transport
+        # start_tls replaced, nats.py issue #718). Bounded, the caller's backoff tries again
+        # and logs why each time (connect_retrying); without TLS it keeps nats-py's own loop.
+        tls = self.tls is not None or any(u.startswith("tls://") for u in servers)
+        with anyio.fail_after(TLS_CONNECT_WITHIN_S if tls else None):
+            self.nc = await nats.connect(
+                servers,
+                name=self.name,
+                max_reconnect_attempts=-1,
+                reconnect_time_wait=0.5,
+                connect_timeout=2,
+                allow_reconnect=True,
+                error_cb=on_error,
+                disconnected_cb=on_disconnected,
+                reconnected_cb=on_reconnected,
+                closed_cb=on_closed,
+                inbox_prefix=self.inbox,
+                **options,
+            )
         self.js = self.nc.jetstream()
 
-    async def ensure_stream(self) -> None:
-        """Create the COOP stream when it is missing (limits retention, file storage).
+    async def ensure_stream(self) -> StreamInfo:
+        """The COOP stream's info, creating the stream if it is missing (limits retention,
+        file storage), whatever `makes_stream` says: for tools and tests on a plain server.
 
-        In a federation with credentials the operator creates it (`coopnet federation up`)
-        and a node may not: then the node waits for it instead."""
+        In a federation with credentials the operator creates it (`coopnet federation
+        streams`, or `up`; OPERATIONS.md §2, §7) and a node may not: `StreamMissing` then
+        says so. Other `nats.errors.Error`s and `TimeoutError` mean the server did not
+        answer (retry)."""
+        return await self.stream_info(create=True)
+
+    async def stream_info(self, *, create: bool | None = None) -> StreamInfo:
+        """The COOP stream's info; a missing stream is re-created where this bus may
+        (`create`, default `makes_stream`), once per call, never after a refusal.
+
+        Followers and the outbox call it when the server answers "no stream", "no
+        consumer" or "no responders" (a server that lost its JetStream store, a stream
+        deleted): the stream is back at once in a federation without credentials, and
+        `stream_missing` tells `GET /status` why it is not otherwise. Raises
+        `StreamMissing` (the stream is not there), another `nats.errors.Error` or
+        `TimeoutError` (the server did not answer)."""
         js = self.jetstream
-        try:
-            await js.stream_info(STREAM)
-        except nats.js.errors.NotFoundError:
+        async with self._stream_lock:  # callers that notice together make one check
             try:
-                await js.add_stream(stream_config())
-            except (nats.errors.Error, TimeoutError) as exc:
-                raise nats.errors.Error(
-                    f"stream {STREAM} does not exist and this node may not create it ({exc!r})"
-                ) from exc
-            log.info("created stream %s on %s", STREAM, SUBJECTS)
+                info = await js.stream_info(STREAM)
+            except nats.js.errors.NotFoundError:
+                pass
+            else:
+                if self.stream_missing:
+                    log.warning("%s: stream %s is there again", self.name, STREAM)
+                self.stream_missing = ""
+                return info
+            why = "this node does not create it"
+            if self.makes_stream if create is None else create:
+                try:
+                    info = await js.add_stream(stream_config())
+                    log.warning("%s: created stream %s on %s", self.name, STREAM, SUBJECTS)
+                    self.stream_missing = ""
+                    return info
+                except (nats.errors.ConnectionClosedError, nats.errors.ConnectionReconnectingError):
+                    raise  # the connection, not a refusal: the caller retries
+                except (nats.errors.Error, TimeoutError) as exc:
+                    try:
+                        info = await js.stream_info(STREAM)  # another node made it meanwhile?
+                    except nats.js.errors.NotFoundError:
+                        # Credentials without the right (an operator-run federation), or a
+                        # leaf's link: JetStream answers 'not authorized' or, for a publish
+                        # permission, nothing at all. Never asked again on this bus.
+                        self.makes_stream = False
+                        why = f"this node may not create it ({exc!r})"
+                    else:
+                        self.stream_missing = ""
+                        return info
+            reason = (
+                f"stream {STREAM} does not exist and {why}: the operator creates it"
+                " (`coopnet federation streams DIR`, docs/OPERATIONS.md §7)"
+            )
+            if reason != self.stream_missing:
+                log.warning("%s: %s", self.name, reason)
+            self.stream_missing = reason
+            raise StreamMissing(reason)
 
     @property
     def jetstream(self) -> JetStreamContext:
@@ -173,17 +279,22 @@ class Bus:
 
 async def connect_retrying(bus: Bus, ready: Callable[[], Awaitable[T]], *, who: str) -> T:
     """Connect, then `ready()` (the stream is there, or made so); retry both with backoff
-    until they succeed, and return what `ready` returned."""
+    (0.2 s doubling to 5 s) until they succeed, and return what `ready` returned. While
+    `ready` raises `StreamMissing` the connection stays up (`bus_connected`, and the
+    status says why in `stream_missing`) and only `ready` is tried again."""
     backoff = 0.2
     while True:
         try:
-            await bus.connect()
+            if bus.nc is None:
+                await bus.connect()
             return await ready()
+        except StreamMissing:
+            pass  # said once by Bus.stream_info; asked again, connected, after the backoff
         except (OSError, nats.errors.Error, TimeoutError) as exc:
             log.warning("%s: bus at %s not ready (%s); retrying", who, bus.url, exc)
             await bus.close()
-            await anyio.sleep(backoff)
-            backoff = min(backoff * 2, 5.0)
+        await anyio.sleep(backoff)
+        backoff = min(backoff * 2, 5.0)
 
 
 async def stay_connected(
@@ -242,29 +353,58 @@ async def follow(
     acknowledge them unseen (PROTOCOL.md §9). `handle` commits the batch and the new
     cursor; then the batch is acknowledged (AckAll: one ack per batch).
 
+    A consumer that is gone (its stream lost with the server's store, deleted, re-created)
+    is attached again: to a new stream (its last seq below the cursor, or another creation
+    time than the stream this follower read) from its start, the cursor then following the
+    new stream's seqs (PROTOCOL.md §9). Re-attachments that deliver nothing back off
+    (0.5 s doubling to 5 s), so a server without the stream or the consumer costs a few
+    requests, not a busy loop.
+
     Up to PIPELINE_DEPTH batches are handled at once, started in stream order, so the next
     batch is verified while the one before commits. `handle` must pass its batch to
     `Chains.receive` before it awaits anything else: receives commit in the order they were
     called, which is then the stream's order.
     """
+    created: datetime.datetime | None = None  # the stream this follower read, by creation
+    idle = 0.5
     while True:
-        puller = await _attach(bus, durable, cursor)
+        attached = await _attach(bus, durable, cursor, created)
+        cursor, created = attached.cursor, attached.created
         try:
-            cursor = await _pull(puller, handle, cursor)
+            handled = await _pull(attached.puller, handle, cursor)
         finally:
             with anyio.CancelScope(shield=True):
-                await puller.close()
+                await attached.puller.close()
+        if handled > cursor:
+            idle = 0.5
+        else:  # the consumer went away before delivering anything: do not hammer the server
+            await anyio.sleep(idle)
+            idle = min(idle * 2, 5.0)
+        cursor = handled
 
 
-async def _attach(bus: Bus, durable: str, cursor: int) -> Puller:
+class Attached(NamedTuple):
+    """A pull consumer attached to the stream: read it from `cursor` + 1; `created` names
+    the stream it reads (StreamInfo.created), to tell a re-created stream apart."""
+
+    puller: Puller
+    cursor: int
+    created: datetime.datetime | None
+
+
+async def _attach(
+    bus: Bus, durable: str, cursor: int, created: datetime.datetime | None
+) -> Attached:
     backoff = 0.2
     while True:
         try:
-            return await _subscribe(bus.client, bus.jetstream, durable, cursor)
+            return await _subscribe(bus, durable, cursor, created)
+        except StreamMissing:
+            pass  # Bus.stream_info said why (and made it again where this bus may)
         except (nats.errors.Error, TimeoutError) as exc:  # the bus is down or busy: retry
             log.warning("%s: cannot attach the consumer yet (%r); retrying", durable, exc)
-            await anyio.sleep(backoff)
-            backoff = min(backoff * 2, 5.0)
+        await anyio.sleep(backoff)
+        backoff = min(backoff * 2, 5.0)
 
 
 async def _pull(
@@ -302,16 +442,26 @@ async def _pull(
     return handled
 
 
-async def _subscribe(nc: Client, js: JetStreamContext, durable: str, cursor: int) -> Puller:
-    last = (await js.stream_info(STREAM)).state.last_seq
-    if last < cursor:
+async def _subscribe(
+    bus: Bus, durable: str, cursor: int, created: datetime.datetime | None = None
+) -> Attached:
+    """Attach `durable` to the stream from `cursor` + 1, creating (or re-creating) the
+    consumer where the one on the server would not deliver exactly that; `created` is the
+    creation time of the stream the cursor counts in, if this process read one."""
+    js = bus.jetstream
+    stream = await bus.stream_info()  # re-made here if lost, where this bus may
+    last = stream.state.last_seq
+    renewed = created is not None and stream.created is not None and stream.created != created
+    if cursor and (last < cursor or renewed):
         # A new stream (lost, or the federation moved servers): its sequence numbers are not
         # the ones the store counted. Read it all; what the node holds is a no-op.
         log.warning(
-            "%s: the stream ends at seq %d but the store read up to %d: a new stream; "
+            "%s: a new stream %s (it ends at seq %d%s; the store read up to %d): "
             "reading it from the start",
             durable,
+            STREAM,
             last,
+            ", created since this node read it" if renewed else "",
             cursor,
         )
         cursor = 0
@@ -351,6 +501,7 @@ async def _subscribe(nc: Client, js: JetStreamContext, durable: str, cursor: int
     )
     if not exists:
         await js.add_consumer(STREAM, config)
-    puller = Puller(nc, STREAM, durable)
+        log.info("%s: consumer created, reading from stream seq %d", durable, cursor + 1)
+    puller = Puller(bus.client, STREAM, durable)
     await puller.start()
-    return puller
+    return Attached(puller, cursor, stream.created)

@@ -139,12 +139,15 @@ class Chains:
         on_accepted: Callable[[Sequence[Envelope]], None] | None = None,
         on_appended: Callable[[Sequence[tuple[Envelope, str]]], None] | None = None,
         charter_keys: Mapping[str, bytes] | None = None,
+        admission_key: bytes | None = None,
         buffer_bytes_per_author: int = MAX_BUFFERED_BYTES_PER_AUTHOR,
         buffer_bytes: int = MAX_BUFFERED_BYTES,
     ) -> None:
         self.store = store
         # The founders' keys from the federation's charter (PROTOCOL.md §5.4, §16.2).
         self.charter_keys: Mapping[str, bytes] = charter_keys or {}
+        # The charter's admission key: other logs must be founded with its ticket (§16.6).
+        self.admission_key = admission_key
         self.net = net
         self.clock = clock
         self.on_accepted = on_accepted
@@ -349,7 +352,7 @@ class Chains:
             if c.verdict is Verdict.NEXT:
                 try:
                     keys = (
-                        found_key_state(env, self.charter_keys.get(env.author))
+                        self.found(env)
                         if env.seq == 1
                         else check_key(_k(st), env)
                     )
@@ -385,6 +388,11 @@ class Chains:
             await judge(rival)
         if advanced:
             batch.authors[author] = st.row()
+
+    def found(self, env: Envelope) -> KeyState:
+        """The key state `env` (seq 1) founds, under this federation's charter: a founder's
+        key (§5.4), or a key the operator's ticket admits (§16.6). Raises InvalidEvent."""
+        return found_key_state(env, self.charter_keys.get(env.author), self.admission_key)
 
     def _hold(self, st: AuthorState, env: Envelope, step: _Step) -> None:
         """Hold an event beyond a gap, if its key is in the author's known key log and the
@@ -546,7 +554,7 @@ class Chains:
                     body=w.body,
                 )
                 keys = (
-                    found_key_state(env, self.charter_keys.get(env.author))
+                    self.found(env)
                     if env.seq == 1
                     else check_key(_k(st), env)
                 )

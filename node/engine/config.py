@@ -1,6 +1,7 @@
 """A node's configuration (`node.toml`) and its key files, in its data dir.
 
-DATA/node.toml       slug, display name, area, federation id, NATS URL, API address
+DATA/node.toml       slug, display name, area, federation id, NATS URL (and the CA its TLS
+                     is checked against), API address
 DATA/node.key        the Ed25519 seed that signs now, as an NKey user seed (mode 0600)
 DATA/node.next.key   the seed committed for the next rotation (mode 0600)
 DATA/node.db         the SQLite store
@@ -17,6 +18,7 @@ from pathlib import Path
 import msgspec
 import nkeys
 
+from coopnet.node.engine.http_doors import split_host
 from coopnet.protocol import Identity
 from coopnet.protocol.charter import Charter, CharterError, parse_charter
 from coopnet.protocol.envelope import AUTHOR_RE
@@ -39,8 +41,15 @@ class NodeConfig(msgspec.Struct, kw_only=True):
     net: str  # hex, 16 bytes
     nats_url: str = ""  # empty: the embedded nats-server
     nats_creds: str = ""  # a NATS credentials file, when the bus requires one
+    # The federation's CA certificate (PEM, relative to the data dir) the bus's TLS is
+    # checked against (docs/OPERATIONS.md §11); empty: plain text, or the system's CAs for
+    # a tls:// URL.
+    nats_ca: str = ""
     api_host: str = "127.0.0.1"
     api_port: int = DEFAULT_API_PORT
+    # Host names the API answers to beyond 127.0.0.1, localhost, [::1] and api_host (a LAN
+    # name, a reverse proxy's): `name` (any port) or `name:port` (OPERATIONS.md §13).
+    api_names: list[str] = msgspec.field(default_factory=list)
     # Until the federation's charter sets it: how far below zero this co-op may go (cents).
     credit_limit: int = DEFAULT_CREDIT_LIMIT
     auto_trade: bool = False  # answer trades automatically within the rules (node/market/policy.py)
@@ -100,6 +109,11 @@ def read_config(data: Path) -> NodeConfig:
         raise ConfigError(f"{path}: slug {config.slug!r} is not ^[a-z][a-z0-9-]{{1,31}}$")
     if len(bytes.fromhex(config.net)) != 16:
         raise ConfigError(f"{path}: net must be 16 bytes of hex")
+    for name in config.api_names:
+        try:
+            split_host(name)
+        except ValueError as exc:
+            raise ConfigError(f"{path}: api_names: {exc}") from None
     return config
 
 

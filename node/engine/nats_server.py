@@ -22,6 +22,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -46,7 +47,8 @@ def nats_server_binary() -> Path:
 
 
 class NatsServer:
-    """One nats-server process with JetStream, listening on 127.0.0.1."""
+    """One nats-server process with JetStream, listening on 127.0.0.1 (with `listen=None`
+    and a config: on the config's `host`)."""
 
     def __init__(
         self,
@@ -56,6 +58,7 @@ class NatsServer:
         config: Path | None = None,
         detached: bool = False,
         extra_args: tuple[str, ...] = (),
+        listen: str | None = "127.0.0.1",
     ) -> None:
         self.workdir = workdir
         self.port = port
@@ -64,10 +67,14 @@ class NatsServer:
         self.extra_args = extra_args
         self.proc: subprocess.Popen[bytes] | None = None
         self.pid: int | None = None
+        # `-a`: the address it listens on; None lets the config's `host` stand (a generated
+        # hub may listen on another address than 127.0.0.1: OPERATIONS.md §11).
+        self.listen = listen
+        self.host = listen or "127.0.0.1"  # where it listens, from its ports file once started
 
     @property
     def url(self) -> str:
-        return f"nats://127.0.0.1:{self.port}"
+        return f"nats://{self.host}:{self.port}"
 
     def start(self) -> str:
         """Start the server and wait until it accepts connections; return its URL."""
@@ -79,8 +86,9 @@ class NatsServer:
             args += ["-c", str(self.config)]
         else:
             args += ["-js", "-sd", str(self.workdir / "jetstream")]
+        if self.listen is not None:
+            args += ["-a", self.listen]
         args += [
-            "-a", "127.0.0.1",
             "-p", str(self.port),
             "--ports_file_dir", str(ports_dir),
             "-l", str(self.workdir / "nats-server.log"),
@@ -108,8 +116,10 @@ class NatsServer:
                 except (ValueError, KeyError):
                     urls = []
                 if urls:
-                    self.port = int(urls[0].rsplit(":", 1)[1])
-                    if _accepts(self.port):
+                    listening = urllib.parse.urlsplit(urls[0])
+                    self.host = listening.hostname or "127.0.0.1"
+                    self.port = listening.port or self.port
+                    if _accepts(self.host, self.port):
                         log.info("nats-server pid %d listening on %s", self.pid, self.url)
                         return self.url
             time.sleep(0.02)
@@ -130,8 +140,8 @@ class NatsServer:
         self.proc = None
 
 
-def _accepts(port: int) -> bool:
-    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
+def _accepts(host: str, port: int) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection((host, port), 0.5):
         return True
     return False
 
@@ -166,7 +176,7 @@ def acquire_embedded(folder: Path) -> tuple[str, str]:
         state_file = folder / "server.json"
         state = json.loads(state_file.read_text()) if state_file.exists() else {}
         pid, port = state.get("pid"), state.get("port", -1)
-        if not (pid and _alive(pid) and _accepts(port)):
+        if not (pid and _alive(pid) and _accepts("127.0.0.1", port)):
             server = NatsServer(folder, port=port, detached=True)
             try:
                 url = server.start()

@@ -16,7 +16,10 @@ permits it) and collects the deliveries in one subscription callback into a buff
 - The server ends a request with a status message on its reply subject (404 no messages,
   408 expired, 409 …). Each request has its own reply subject, so a late status of an old
   request is told apart. A request lost in a reconnect is given up locally after its expiry.
-- 409 "Consumer Deleted" raises `ConsumerGone`: the caller attaches the consumer again.
+- 409 "Consumer Deleted", and 503 "no responders" (no consumer, or no stream, behind the
+  request: a server that came back without its JetStream store), raise `ConsumerGone`: the
+  caller attaches the consumer again, after a pause if it got nothing (`bus.follow`). A
+  503 is never asked again at once, so a missing consumer cannot make the node spin.
 """
 
 from __future__ import annotations
@@ -38,7 +41,8 @@ LOST_AFTER_S = 1.0
 
 
 class ConsumerGone(Exception):
-    """The server deleted the consumer (or it never existed): attach it again."""
+    """The server deleted the consumer, or nothing answers for it (the server lost it or
+    its stream): attach it again. `str()` says which."""
 
 
 class Puller:
@@ -124,6 +128,9 @@ class Puller:
             description = (msg.headers or {}).get("Description", "")
             if "deleted" in description.lower():
                 self._gone = description
+            self._retry_at = time.monotonic() + 0.5
+        elif status == "503":  # no responders: nothing on the server serves this consumer
+            self._gone = "no consumer answers (the server lost it, or its stream)"
             self._retry_at = time.monotonic() + 0.5
         self._wake.set()
 

@@ -19,7 +19,7 @@ from coopnet.node.engine.bus import STREAM, Bus
 from coopnet.node.engine.chains import Chains, RecentIds
 from coopnet.node.engine.gaps import signed_by_known_key
 from coopnet.node.engine.store import Store
-from coopnet.node.engine.sync import request_range
+from coopnet.node.engine.sync import SyncStats, request_range
 from coopnet.protocol import Body, Envelope, InvalidEvent, unseal
 
 log = logging.getLogger("coopnet.recovery")
@@ -27,6 +27,12 @@ log = logging.getLogger("coopnet.recovery")
 
 class RecoveryError(RuntimeError):
     """The published history could not be restored; the node must not sign."""
+
+
+class SlugTaken(RecoveryError):
+    """Peers hold another log under this node's slug, founded with another key that their
+    rules accept (a squatter, in a federation whose charter asks for no admission ticket,
+    PROTOCOL.md §16.6): every event this node signs would be refused, so it signs none."""
 
 
 def _own_key(chains: Chains, author: str, env: Envelope) -> bool:
@@ -37,7 +43,9 @@ def _own_key(chains: Chains, author: str, env: Envelope) -> bool:
     return signed_by_known_key(st.keys if st else None, None, env)
 
 
-async def published_head(bus: Bus, chains: Chains, author: str) -> int:
+async def published_head(
+    bus: Bus, chains: Chains, author: str, *, stats: SyncStats | None = None
+) -> int:
     """The highest seq of `author` that the stream or a peer holds *a signed event of*.
 
     A peer's claimed head is a claim, not evidence: only events signed by the author's own
@@ -54,19 +62,27 @@ async def published_head(bus: Bus, chains: Chains, author: str) -> int:
         except InvalidEvent as exc:
             log.warning("newest stream message of %s is invalid: %s", author, exc)
     local = chains.head_of(author)
-    beyond = await _fetch_beyond(bus, chains, author, local.seq if local else 0)
-    signed = [e.seq for e in beyond if _own_key(chains, author, e)]
+    beyond = await _fetch_beyond(bus, chains, author, local.seq if local else 0, stats)
+    signed = [e.seq for e in beyond]
     return max(best, *signed) if signed else best
 
 
-async def _fetch_beyond(bus: Bus, chains: Chains, author: str, top: int) -> list[Envelope]:
-    """Every event of `author` above seq `top` that peers serve, asked for range by range
-    until a range brings nothing higher (a reply is capped in bytes)."""
+async def _fetch_beyond(
+    bus: Bus, chains: Chains, author: str, top: int, stats: SyncStats | None
+) -> list[Envelope]:
+    """Every event of `author` above seq `top`, signed by its own key, that peers serve,
+    asked for range by range until a range brings nothing higher (a reply is capped in
+    bytes). Only own-key events move the next range on: a rogue serving events it signed
+    itself under the author's name cannot keep the node asking forever."""
     found: dict[int, Envelope] = {}
     frm = top + 1
     while True:
-        _, part = await request_range(bus, author, frm, 0, exclude=author)
-        higher = [e for e in _unsealed(part, chains.net) if e.author == author and e.seq >= frm]
+        part = await request_range(bus, author, frm, 0, me=author, stats=stats)
+        higher = [
+            e
+            for e in _unsealed(part, chains.net)
+            if e.author == author and e.seq >= frm and _own_key(chains, author, e)
+        ]
         if not higher:
             return [found[s] for s in sorted(found)]
         for e in higher:
@@ -82,6 +98,28 @@ def _unsealed(wires: list[bytes], net: bytes) -> list[Envelope]:
         except InvalidEvent:
             continue
     return out
+
+
+async def check_slug_free(bus: Bus, chains: Chains, author: str) -> None:
+    """Raise SlugTaken if peers serve a seq 1 of `author` founded with a key other than this
+    node's that this federation's rules accept (`Chains.found`). Asked only while nothing
+    of the node's own has been seen published: a log peers already hold is not in doubt."""
+    wires = await request_range(bus, author, 1, 1, me=author)
+    own = chains.states.get(author)
+    mine = own.keys.current_key if own and own.keys else None
+    for env in _unsealed(wires, chains.net):
+        if env.author != author or env.seq != 1 or _own_key(chains, author, env):
+            continue
+        try:
+            chains.found(env)
+        except InvalidEvent:
+            continue  # a squatter's log the rules refuse (no admission ticket): harmless
+        raise SlugTaken(
+            f"{author}: peers hold another log under this slug, founded with key "
+            f"{env.key.hex()[:16]}… (this node's is {mine.hex()[:16] if mine else '?'}…); "
+            "every event this node signed would be refused as a fork. The operator must "
+            "retire that log or give this neighborhood another slug (docs/OPERATIONS.md §3)"
+        )
 
 
 async def scan_stream(bus: Bus, author: str) -> list[bytes]:
@@ -102,7 +140,7 @@ async def scan_stream(bus: Bus, author: str) -> list[bytes]:
 
 
 async def recover_own_head(
-    bus: Bus, store: Store, chains: Chains, author: str
+    bus: Bus, store: Store, chains: Chains, author: str, *, stats: SyncStats | None = None
 ) -> tuple[int, list[Body]]:
     """Bring the store up to the published head of `author`.
 
@@ -111,7 +149,9 @@ async def recover_own_head(
     """
     local = chains.head_of(author)
     local_seq = local.seq if local else 0
-    remote = await published_head(bus, chains, author)
+    remote = await published_head(bus, chains, author, stats=stats)
+    if remote == 0:
+        await check_slug_free(bus, chains, author)
     if remote <= local_seq:
         return local_seq, []
     log.warning(
@@ -126,7 +166,7 @@ async def recover_own_head(
     wires: list[bytes] = []
     got = 0
     while got < remote:
-        _, part = await request_range(bus, author, max(got + 1, 1), remote, exclude=author)
+        part = await request_range(bus, author, max(got + 1, 1), remote, me=author, stats=stats)
         if not part:
             break
         wires.extend(part)

@@ -9,7 +9,9 @@ import msgspec
 
 from coopnet.node.engine.bus import CURSOR_KEY
 from coopnet.node.engine.config import NodeConfig
+from coopnet.node.engine.outbox import REFUSED_META, PublishRefused
 from coopnet.node.engine.store import Store
+from coopnet.node.engine.sync import SyncStats
 
 
 class ForkRecord(msgspec.Struct, kw_only=True):
@@ -41,6 +43,16 @@ class NodeStatus(msgspec.Struct, kw_only=True):
     buffered_bytes: int = 0  # their wire bytes (capped: node/engine/gaps.py)
     buffer_dropped: int = 0  # events left out of the buffer for a cap, since start
     bus_refused: str = ""  # why the node does not connect to the bus, when it will not
+    # Why the COOP stream is missing, "" while it is there (bus_connected can be true
+    # meanwhile: the server is up without the stream; OPERATIONS.md §7).
+    stream_missing: str = ""
+    sync: SyncStats = msgspec.field(default_factory=SyncStats)  # dropped/refused (engine/sync.py)
+    not_ready: str = ""  # why the node does not sign yet (its head is unconfirmed), if known
+    # Why the bus refuses this node's events (its quota, OPERATIONS.md §12), if it does.
+    publish_refused: PublishRefused | None = None
+    # HTTP requests refused at the API's doors and connections it closed, by code, since
+    # start (node/engine/http_doors.py, http_connections.py; OPERATIONS.md §13).
+    http_refused: dict[str, int] = msgspec.field(default_factory=dict)
 
 
 async def read_status(
@@ -57,11 +69,16 @@ async def read_status(
     api_url: str = "",
     internal_errors: int = 0,
     bus_refused: str = "",
+    stream_missing: str = "",
+    sync: SyncStats | None = None,
+    not_ready: str = "",
 ) -> NodeStatus:
     """A node's status from its store (and, when it runs, its live parts).
 
     `rejected` counts distinct refused events by code (a re-delivery is not counted again);
-    `buffered`, `buffered_bytes` and `buffer_dropped` describe the gap buffer.
+    `buffered`, `buffered_bytes` and `buffer_dropped` describe the gap buffer; `sync` counts
+    what sync dropped or refused since start (requests over the rate limit, oversized or
+    malformed answers, claimed heads ignored: node/engine/sync.py `SyncStats`).
     """
     authors = await store.authors()
     forks = await store.forks()
@@ -95,7 +112,20 @@ async def read_status(
         api_url=api_url,
         internal_errors=internal_errors,
         bus_refused=bus_refused,
+        stream_missing=stream_missing,
+        sync=sync if sync is not None else SyncStats(),
+        not_ready=not_ready,
+        publish_refused=_refusal(await store.meta(REFUSED_META)),
     )
+
+
+def _refusal(stored: str | None) -> PublishRefused | None:
+    if not stored:
+        return None
+    try:
+        return msgspec.json.decode(stored, type=PublishRefused)
+    except msgspec.DecodeError:
+        return None
 
 
 async def all_rejections(store: Store) -> dict[str, int]:

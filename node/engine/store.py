@@ -9,6 +9,15 @@ the same rows.
 
 Writes go through `commit`: one transaction per batch, `synchronous=FULL`, so an
 acknowledged write survives a crash or a power cut, and a batch is all or nothing.
+
+SQLite's errors are told apart by their result code (`sqlite_errorcode`): a lock held by
+another connection (SQLITE_BUSY, SQLITE_LOCKED: a backup, a VACUUM, an operator's `sqlite3`
+shell) is waited for and the write tried again, up to `WRITE_PATIENCE_S`, then answered
+`StorageBusy` (the node keeps running); anything else (a full disk, an I/O error, a
+corrupt or read-only file) is a `StorageFailure`, and the node stops.
+
+The database, its folder and its WAL are private to the node's account (0600/0700,
+node/engine/private_files.py).
 """
 
 from __future__ import annotations
@@ -27,6 +36,7 @@ import aiosqlite
 import anyio
 import msgspec
 
+from coopnet.node.engine.private_files import private_database
 from coopnet.node.engine.projection import (
     REFUSALS_SCHEMA,
     REFUSALS_TABLE,
@@ -124,6 +134,20 @@ _LEGACY_VERSIONS: dict[int, dict[str, int]] = {
 # WAL pages after which SQLite checkpoints inside a commit (the backstop; see Store._open).
 AUTOCHECKPOINT_PAGES = 20_000
 CHECKPOINT_EVERY_S = 1.0
+# A write finding the database locked by another connection is tried again for this long
+# (seconds) before it is answered `StorageBusy`. Each try waits `BUSY_TIMEOUT_MS` inside
+# SQLite (the connection's thread is busy meanwhile, so this is short: reads on the same
+# connection go between the tries), then the store pauses, doubling from
+# `BUSY_FIRST_PAUSE_S` up to `BUSY_MAX_PAUSE_S`.
+WRITE_PATIENCE_S = 10.0
+OPEN_PATIENCE_S = 60.0
+BUSY_TIMEOUT_MS = 200
+BUSY_FIRST_PAUSE_S = 0.05
+BUSY_MAX_PAUSE_S = 0.5
+# SQLite's primary result codes (https://sqlite.org/rescode.html; the low byte of an
+# extended code) that mean "another connection holds a lock": transient, never a failure.
+SQLITE_BUSY = 5
+SQLITE_LOCKED = 6
 # The `meta` key under which the store keeps the event kinds the coopnet that last opened it
 # with projections knew (a JSON array of strings): docs/PROTOCOL.md §8.1.
 KNOWN_KINDS_META = "known_kinds"
@@ -193,6 +217,29 @@ class StorageFailure(RuntimeError):
     code = "storage_failure"
 
 
+class StorageBusy(RuntimeError):
+    """Another connection held a lock on the database for longer than the write's patience
+    (`WRITE_PATIENCE_S`): nothing of this write is stored, and nothing is wrong with the
+    store. The API answers 503 `storage_busy`; the node keeps running, and the next write
+    after the lock is gone succeeds. A receive retries its batch (node/runtime.py)."""
+
+    code = "storage_busy"
+
+
+def is_busy(exc: BaseException) -> bool:
+    """True when `exc` is SQLite's SQLITE_BUSY or SQLITE_LOCKED, under any extended code
+    (`sqlite_errorcode`, Python 3.11+): a lock another connection holds, not a failure."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return isinstance(code, int) and code & 0xFF in (SQLITE_BUSY, SQLITE_LOCKED)
+
+
+def _storage_error(path: str, exc: sqlite3.Error, doing: str) -> StorageFailure | StorageBusy:
+    """The store's own error for an SQLite one: busy (transient) or a real failure."""
+    if is_busy(exc):
+        return StorageBusy(f"the store {path} is locked by another process: {exc}")
+    return StorageFailure(f"the store {path} cannot be {doing}: {exc}")
+
+
 class Store:
     """One node's database. Open with `await Store.open(path)`; close with `await close()`."""
 
@@ -217,28 +264,67 @@ class Store:
         self.path = path
         self.net = net
         self.writes = 0  # write transactions so far (the checkpointer's clock)
+        # How long a write waits for another connection's lock before StorageBusy (s).
+        self.patience_s = WRITE_PATIENCE_S
+        self.busy = 0  # tries in the current episode of finding the database locked
+        self.busy_waits = 0  # every such try since the store was opened
         self._write_lock = anyio.Lock()
         # One create under a client-chosen id at a time (node/engine/idempotency.py).
         self.create_lock = anyio.Lock()
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
-        """One write transaction at a time; shielded, so a cancellation cannot split it."""
+        """One write transaction at a time; shielded, so a cancellation cannot split it.
+
+        Taking the write lock waits for another process's lock up to `patience_s`
+        (`WRITE_PATIENCE_S`), then raises StorageBusy; any other SQLite error raises
+        StorageFailure (IntegrityError passes through: it is about the rows).
+        """
         async with self._write_lock:
             self.writes += 1
+            await self._begin_patiently()
             with anyio.CancelScope(shield=True):
                 try:
-                    await self.db.execute("BEGIN IMMEDIATE")
                     try:
                         yield self.db
+                        await self.db.execute("COMMIT")
+                        self.busy = 0
                     except BaseException:
-                        await self.db.execute("ROLLBACK")
+                        if self.db.in_transaction:
+                            await self.db.execute("ROLLBACK")
                         raise
-                    await self.db.execute("COMMIT")
                 except sqlite3.IntegrityError:
                     raise
                 except (sqlite3.OperationalError, sqlite3.DatabaseError) as exc:
-                    raise StorageFailure(f"the store {self.path} cannot be written: {exc}") from exc
+                    raise _storage_error(self.path, exc, "written") from exc
+
+    async def _begin_patiently(self) -> None:
+        """BEGIN IMMEDIATE on `db`, waiting out another connection's lock (see `_write`)."""
+        deadline = anyio.current_time() + self.patience_s
+        pause = BUSY_FIRST_PAUSE_S
+        while True:
+            with anyio.CancelScope(shield=True):
+                try:
+                    await self.db.execute("BEGIN IMMEDIATE")
+                    return
+                except sqlite3.Error as exc:
+                    error = _storage_error(self.path, exc, "written")
+            if isinstance(error, StorageFailure) or anyio.current_time() + pause > deadline:
+                raise error
+            self._note_busy()
+            await anyio.sleep(pause)
+            pause = min(pause * 2, BUSY_MAX_PAUSE_S)
+
+    def _note_busy(self) -> None:
+        """Count a write that found the database locked; log the first of each episode."""
+        if not self.busy:
+            log.warning(
+                "%s is locked by another process (a backup, a VACUUM, a shell?); "
+                "waiting and trying again",
+                self.path,
+            )
+        self.busy += 1
+        self.busy_waits += 1
 
     @classmethod
     async def open(
@@ -255,15 +341,32 @@ class Store:
         a domain's tables that are not derived from the log. A projection whose tables are
         new to a store that already holds events is folded from the whole log before this
         returns, so a domain added to an existing node starts complete.
-        Raises StorageFailure when the file cannot be opened for writing, and RuntimeError
-        when a component's tables are newer than this coopnet.
+        The file's folder is made 0700 and the file and its WAL 0600 first, tightening
+        looser modes (node/engine/private_files.py). A lock held by another process is
+        waited for, up to `OPEN_PATIENCE_S`.
+        Raises StorageFailure when the file cannot be opened for writing (or is still
+        locked after that), and RuntimeError when a component's tables are newer than this
+        coopnet.
         """
-        try:
-            return await cls._open(path, net=net, projections=projections, tables=tables)
-        except (sqlite3.OperationalError, sqlite3.DatabaseError) as exc:
-            if isinstance(exc, sqlite3.IntegrityError):
-                raise
-            raise StorageFailure(f"the store {path} cannot be opened for writing: {exc}") from exc
+        if str(path) != ":memory:":
+            try:  # before SQLite creates anything: the file, then its WAL, are born 0600
+                await anyio.to_thread.run_sync(private_database, Path(path))
+            except OSError as exc:
+                raise StorageFailure(f"the store {path} cannot be made private: {exc}") from exc
+        deadline = anyio.current_time() + OPEN_PATIENCE_S
+        while True:
+            try:
+                return await cls._open(path, net=net, projections=projections, tables=tables)
+            except (sqlite3.OperationalError, sqlite3.DatabaseError, StorageBusy) as exc:
+                if isinstance(exc, sqlite3.IntegrityError):
+                    raise
+                busy = isinstance(exc, StorageBusy) or is_busy(exc)
+                if not busy or anyio.current_time() > deadline:
+                    raise StorageFailure(
+                        f"the store {path} cannot be opened for writing: {exc}"
+                    ) from exc
+                log.warning("%s is locked by another process; waiting to open it", path)
+                await anyio.sleep(1.0)
 
     @classmethod
     async def _open(
@@ -276,10 +379,11 @@ class Store:
     ) -> Store:
         db = await aiosqlite.connect(str(path), isolation_level=None)
         try:
+            # First, so that even switching to WAL waits a moment for another's lock.
+            await db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
             await db.execute("PRAGMA journal_mode=WAL")
             await db.execute("PRAGMA synchronous=FULL")
             await db.execute("PRAGMA foreign_keys=ON")
-            await db.execute("PRAGMA busy_timeout=5000")
             # Checkpoints run beside the writer (`checkpoint_forever`), not inside a commit:
             # copying the WAL back grows with the database and held up every commit behind
             # it (BENCHMARKS.md). This larger threshold is only the backstop.
@@ -311,7 +415,11 @@ class Store:
                 try:
                     await anyio.to_thread.run_sync(_checkpoint, self.path)
                 except (sqlite3.OperationalError, sqlite3.DatabaseError) as exc:
-                    raise StorageFailure(f"the store {self.path} cannot be written: {exc}") from exc
+                    if not is_busy(exc):
+                        raise StorageFailure(
+                            f"the store {self.path} cannot be written: {exc}"
+                        ) from exc
+                    done = -1  # locked by another process: try again next round
 
     async def close(self) -> None:
         try:
@@ -429,16 +537,32 @@ class Store:
 
         `durable=False` skips the fsync (synchronous=NORMAL for this transaction): only for
         bookkeeping whose loss a restart repairs by itself.
+
+        A transaction that finds the database locked by another connection (SQLITE_BUSY or
+        SQLITE_LOCKED) is rolled back and run again after a pause, doubling from
+        `BUSY_FIRST_PAUSE_S` to `BUSY_MAX_PAUSE_S`, for up to `patience_s` seconds; then
+        StorageBusy. `fn` must therefore be safe to run again (every writer here is: it
+        only reads its arguments). Any other SQLite error raises StorageFailure.
         """
-        async with self._write_lock:
-            self.writes += 1
-            with anyio.CancelScope(shield=True):
-                try:
-                    await run_in_db(self.db, _in_transaction, fn, durable, *args)
-                except sqlite3.IntegrityError:
-                    raise
-                except (sqlite3.OperationalError, sqlite3.DatabaseError) as exc:
-                    raise StorageFailure(f"the store {self.path} cannot be written: {exc}") from exc
+        deadline = anyio.current_time() + self.patience_s
+        pause = BUSY_FIRST_PAUSE_S
+        while True:
+            async with self._write_lock:
+                self.writes += 1
+                with anyio.CancelScope(shield=True):
+                    try:
+                        await run_in_db(self.db, _in_transaction, fn, durable, *args)
+                        self.busy = 0
+                        return
+                    except sqlite3.IntegrityError:
+                        raise
+                    except (sqlite3.OperationalError, sqlite3.DatabaseError) as exc:
+                        error = _storage_error(self.path, exc, "written")
+                if isinstance(error, StorageFailure) or anyio.current_time() + pause > deadline:
+                    raise error
+                self._note_busy()
+            await anyio.sleep(pause)
+            pause = min(pause * 2, BUSY_MAX_PAUSE_S)
 
     async def outbox_done(self, ids: Sequence[bytes]) -> None:
         if not ids:
@@ -646,10 +770,12 @@ def _in_transaction(
         conn.execute("BEGIN IMMEDIATE")
         try:
             fn(conn, *args)
+            conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            # (A COMMIT that fails, say SQLITE_BUSY, leaves the transaction open.)
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
             raise
-        conn.execute("COMMIT")
     finally:
         if not durable:
             conn.execute("PRAGMA synchronous=FULL")
@@ -668,7 +794,7 @@ async def _open_reader(absolute: str) -> aiosqlite.Connection:
     reader = await aiosqlite.connect(uri, uri=True, isolation_level=None)
     try:
         await reader.execute("PRAGMA query_only=ON")
-        await reader.execute("PRAGMA busy_timeout=5000")
+        await reader.execute("PRAGMA busy_timeout=5000")  # its own thread: it may wait
     except BaseException:
         await reader.close()
         raise

@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from coopnet.node.engine.client import call_api
+from coopnet.node.engine.terminal import cell
 from coopnet.protocol.offers import CATEGORIES, UNITS
 
 
@@ -32,7 +33,7 @@ def _money(cents: int) -> str:
 def _rows(title: str, columns: list[str], rows: list[list[Any]]) -> Table:
     table = Table(*columns, title=title, title_justify="left")
     for row in rows:
-        table.add_row(*(str(c) for c in row))
+        table.add_row(*(cell(c) for c in row))  # event text: safe, never markup (§18)
     return table
 
 

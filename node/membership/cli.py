@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from coopnet.node.engine.client import call_api
+from coopnet.node.engine.terminal import cell
 
 STATUS_STYLE = {"founder": "green", "admitted": "green", "applicant": "yellow", "retired": "dim"}
 
@@ -61,12 +62,12 @@ def membership_table(view: dict[str, Any]) -> Table:
         consents = f"{len(m['consents'])}/{m['needed']}" if m["status"] == "applicant" else ""
         objections = "; ".join(f"{o['member']}: {o['reason']}" for o in m["objections"])
         app = m["application"]
-        table.add_row(
-            m["slug"] + (" (me)" if m["slug"] == view["me"] else ""),
-            f"[{style}]{m['status']}[/]" if style else m["status"],
-            consents + (f" ({', '.join(m['consents'])})" if m["consents"] else ""),
-            objections,
-            f"{app['about']} — {app['reason']}" if app else "",
+        table.add_row(  # event text: shown safe, never as markup (PROTOCOL.md §18)
+            cell(m["slug"] + (" (me)" if m["slug"] == view["me"] else "")),
+            cell(m["status"], style),
+            cell(consents + (f" ({', '.join(m['consents'])})" if m["consents"] else "")),
+            cell(objections),
+            cell(f"{app['about']} — {app['reason']}" if app else ""),
         )
     return table
 

@@ -27,7 +27,8 @@ from nats.aio.msg import Msg
 from coopnet.deploy import federation as fed
 from coopnet.deploy.cli import main
 from coopnet.deploy.launcher import ensure_stream, start_hubs, start_leaf
-from coopnet.node.engine.bus import STREAM, stream_config
+from coopnet.deploy.quotas import aggregate_config
+from coopnet.node.engine.bus import STREAM, member_stream
 from coopnet.node.engine.config import (
     creds_user_key,
     read_config,
@@ -149,14 +150,17 @@ async def test_node_creds_publish_own_subject_only(tmp_path: Path) -> None:
         try:
             js = nc.jetstream()
             ack = await js.publish("coop.aa.x", b"hello")
-            assert ack.stream == STREAM
+            assert ack.stream == member_stream("aa")  # its own stream, which COOP sources
             with pytest.raises((nats.errors.NoRespondersError, nats.errors.TimeoutError)):
                 await js.publish("coop.bb.x", b"forged", timeout=1)
             await wait_until(
                 lambda: _has(errors, "permissions violation"), what="the violation reported"
             )
-            info = await js.stream_info(STREAM)
-            assert info.state.messages == 1
+
+            async def coop_holds_one() -> bool:
+                return (await js.stream_info(STREAM)).state.messages == 1
+
+            await wait_until(coop_holds_one, what="aa's event sourced into COOP")
         finally:
             await nc.close()
 
@@ -171,7 +175,8 @@ async def test_added_neighborhood_is_admitted_by_consent_then_trades(tmp_path: P
     with hubs_of(root):
         await ensure_stream(root, config)
         async with running(*nodes_of(root, "ana", "ben", "cai")) as founders:
-            # Added while the federation runs; the hub is not touched.
+            # Added while the federation runs: no hub config changes; `neighborhood add`
+            # makes dee's member stream, so that its application lands (OPERATIONS §12).
             assert await anyio.to_thread.run_sync(main, [
                 "neighborhood", "add", "dee", "--federation", str(root), "--area", "N9",
                 "--about", "40 households", "--reason", "we grow potatoes",
@@ -364,14 +369,17 @@ async def test_the_stream_waits_for_the_cluster_to_form(tmp_path: Path) -> None:
         for server in servers[:2]:
             server.start()
         creds = str(root / "nats" / "admin.creds")
-        nc = await nats.connect(config.urls.split(","), user_credentials=creds)
+        nc = await nats.connect(
+            config.urls.split(","), user_credentials=creds, tls=fed.client_tls(root, config)
+        )
         try:
             js = nc.jetstream()
             refused = ""
             with anyio.fail_after(30):  # the two elect a JetStream leader, then refuse placement
                 while "no suitable peers" not in refused:
                     try:
-                        await js.add_stream(stream_config(replicas=3))
+                        # With byte limits: the account takes no stream without them.
+                        await js.add_stream(aggregate_config([], config.quotas, replicas=3))
                     except nats.errors.Error as exc:
                         refused = str(exc)
                     await anyio.sleep(0.2)
@@ -423,7 +431,8 @@ async def _stream_ids(root: Path, url: str, author: str, net: bytes) -> dict[byt
 
     counts: dict[bytes, int] = {}
     creds = root / "nats" / "admin.creds"
-    for msg in await stream_messages(url, f"coop.{author}.>", creds):
+    tls = fed.client_tls(root, fed.read_federation(root))
+    for msg in await stream_messages(url, f"coop.{author}.>", creds, tls):
         eid = unseal(msg.data or b"", net=net).id
         counts[eid] = counts.get(eid, 0) + 1
     return counts

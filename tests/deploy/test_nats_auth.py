@@ -4,11 +4,12 @@ real hub (from `hub_config`) lets each user do with them: nodes, observers, revo
 from __future__ import annotations
 
 import base64
+import contextlib
 import dataclasses
 import hashlib
 import os
 import stat
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import msgspec
@@ -20,20 +21,34 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from coopnet.deploy.nats_auth import (
     Authority,
+    BusLimits,
     ClaimsUpdateError,
     InvalidJwt,
     Permissions,
+    UserLimits,
     decode_jwt,
     node_permissions,
     observer_permissions,
     parse_update_reply,
     push_account,
 )
-from coopnet.node.engine.bus import STREAM, SUBJECTS, stream_config
+from coopnet.deploy.quotas import (
+    MIB,
+    USER_PAYLOAD_BYTES,
+    USER_SUBSCRIPTIONS,
+    Quotas,
+    account_disk_bytes,
+    bus_limits,
+)
+from coopnet.deploy.streams import INSUFFICIENT_RESOURCES, ensure_streams
+from coopnet.node.engine.bus import STREAM, SUBJECTS, member_stream, stream_config
+from coopnet.node.engine.sync import REPLY_MAX_BYTES
 from tests.conftest import wait_until
 from tests.deploy.nats_fixtures import (
     REFUSED_WAIT_S,
+    Hub,
     Session,
+    _start_hub,
     admin_creds,
     create_stream,
     login_errors,
@@ -375,3 +390,104 @@ async def test_a_hub_takes_an_account_jwt_of_another_operator_and_locks_users_ou
         assert await push_account([hub.url], sys_creds, hub.authority.account_jwt()) == ["hub"]
         async with session(hub.url, oak, user="oak") as s:
             assert s.nc.is_connected
+
+
+# --- limits: what the quotas mint, and what the server enforces (OPERATIONS.md §12) ---
+
+
+def test_the_quotas_are_minted_into_the_account_and_user_jwts(tmp_path: Path) -> None:
+    quotas = Quotas(member_bytes=8 * MIB, members_max=10, bus_bytes=100 * MIB)
+    authority = Authority.generate()
+    authority.limits = bus_limits(quotas, replicas=3)
+    limits = decode_jwt(authority.account_jwt())["nats"]["limits"]
+    assert limits["disk_storage"] == account_disk_bytes(quotas, 3) == (100 + 10 * 8) * MIB * 3
+    assert (limits["streams"], limits["consumer"], limits["conn"], limits["leaf"]) == (
+        14, 36, 72, 10,
+    )  # fmt: skip
+    assert limits["max_bytes_required"] is True
+    assert limits["payload"] == USER_PAYLOAD_BYTES
+    assert "mem_storage" not in limits  # 0, omitted as in Go: no memory streams
+    node = authority.user_creds("node-oak", node_permissions("oak"), limits=authority.limits.node)
+    observer = authority.user_creds(
+        "observer-ob", observer_permissions("ob"), limits=authority.limits.observer
+    )
+    for creds in (node, observer):
+        claims = decode_jwt(creds.jwt)["nats"]
+        assert (claims["subs"], claims["payload"], claims["data"]) == (
+            USER_SUBSCRIPTIONS, USER_PAYLOAD_BYTES, -1,
+        )  # fmt: skip
+    # The payload lets the largest sync answer through (node/engine/sync.py).
+    assert USER_PAYLOAD_BYTES > REPLY_MAX_BYTES + 5 * 5000
+    # Saved with the keys: an account JWT minted again (a revocation) keeps them.
+    authority.save(tmp_path)
+    again = Authority.load(tmp_path)
+    assert again.limits == authority.limits
+    revoked = decode_jwt(again.revoke(node.public_key))["nats"]
+    assert revoked["limits"] == limits and node.public_key in revoked["revocations"]
+
+
+async def test_the_hub_enforces_the_users_subscriptions_and_payload(tmp_path: Path) -> None:
+    """nats-server closes a connection that subscribes beyond its JWT's `subs` or sends a
+    message beyond its `payload`; within them a node works."""
+    authority = Authority.generate()
+    authority.limits = BusLimits(node=UserLimits(subs=8, payload=4096))
+    authority.save(tmp_path)
+    with _hub_of(tmp_path, authority) as hub:
+        creds = hub.creds_with("node-oak", node_permissions("oak"), authority.limits.node)
+        async with session(hub.url, creds, user="oak") as s:
+            for i in range(8):
+                await s.nc.subscribe(f"_INBOX.oak.{i}")
+            await s.nc.flush()
+            assert s.nc.is_connected
+            await s.nc.subscribe("_INBOX.oak.one-too-many")
+            await wait_until(lambda: _closed(s), what="the connection closed")
+            assert "maximum subscriptions exceeded" in str(s.nc.last_error)
+        async with session(hub.url, creds, user="oak") as s:
+            await s.nc.publish("coop.oak.small", b"x" * 4000)
+            await s.nc.flush()
+            await s.nc.publish("coop.oak.big", b"x" * 4097)
+            await wait_until(lambda: _closed(s), what="the connection closed")
+            assert "maximum payload violation" in str(s.nc.last_error)
+
+
+async def test_the_account_refuses_a_stream_beyond_its_disk(tmp_path: Path) -> None:
+    """Each member stream's max_bytes is reserved against the account's disk: with room
+    for two members, a third member stream is refused (err_code 10047), and a stream
+    without a byte limit is refused outright."""
+    quotas = Quotas(member_bytes=1 * MIB, bus_bytes=2 * MIB, members_max=2)
+    authority = Authority.generate()
+    authority.limits = bus_limits(quotas)
+    authority.save(tmp_path)
+    with _hub_of(tmp_path, authority) as hub:
+        async with session(hub.url, admin_creds(hub)) as s:
+            js = s.jetstream()
+            assert await ensure_streams(js, ["ana", "ben"], quotas) == sorted(
+                [STREAM, member_stream("ana"), member_stream("ben")]
+            )
+            seen = (await js.account_info()).limits
+            assert (seen.max_storage, seen.max_bytes_required) == (4 * MIB, True)
+            with pytest.raises(nats.js.errors.APIError) as refused_stream:
+                await ensure_streams(js, ["ana", "ben", "cai"], quotas)
+            assert refused_stream.value.err_code == INSUFFICIENT_RESOURCES
+            with pytest.raises(nats.js.errors.APIError, match="max bytes"):
+                await js.add_stream(dataclasses.replace(stream_config(), name="OTHER"))
+
+
+async def _closed(s: Session) -> bool:
+    return s.nc.is_closed
+
+
+@contextlib.contextmanager
+def _hub_of(root: Path, authority: Authority) -> Iterator[LimitedHub]:
+    hub = _start_hub(root, authority)
+    try:
+        yield LimitedHub(hub.root, hub.authority, hub.server, hub.leaf_port)
+    finally:
+        hub.server.stop()
+
+
+class LimitedHub(Hub):
+    def creds_with(self, name: str, permissions: Permissions, limits: UserLimits) -> Path:
+        """Mint a COOP user with `limits`; write its creds file; return the path."""
+        creds = self.authority.user_creds(name, permissions, limits=limits)
+        return creds.write(self.root / f"{name}.creds")

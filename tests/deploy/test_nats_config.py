@@ -119,7 +119,7 @@ def test_hub_config_says_what_it_trusts_and_what_sync_always_trades() -> None:
     assert f"  {authority.system_public_key}: " in text
     assert "type: full" in text and "allow_delete: false" in text
     assert "sync_interval: always" in text and "Jepsen" in text
-    assert 'listen: "127.0.0.1:7422"' in text and "http_port: 8222" in text
+    assert 'listen: "127.0.0.1:7422"' in text and 'http: "127.0.0.1:8222"' in text
     relaxed = hub_config(
         authority,
         server_name="hub",
@@ -136,8 +136,15 @@ def test_hub_config_says_what_it_trusts_and_what_sync_always_trades() -> None:
 def test_cluster_configs_route_each_hub_to_the_other_two(tmp_path: Path) -> None:
     texts = _cluster_texts(Authority.generate(), tmp_path, list(range(5000, 5012)))
     assert [t.count("nats-route://") for t in texts] == [2, 2, 2]
-    assert 'routes: ["nats-route://127.0.0.1:5004", "nats-route://127.0.0.1:5005"]' in texts[0]
+    # Every route carries the one secret the three configs share (authorization below).
+    secret = texts[0].split('password: "')[1].split('"')[0]
+    assert len(secret) >= 43 and all(f'password: "{secret}"' in t for t in texts)
+    assert (
+        f'routes: ["nats-route://route:{secret}@127.0.0.1:5004", '
+        f'"nats-route://route:{secret}@127.0.0.1:5005"]'
+    ) in texts[0]
     assert 'server_name: "hub-2"' in texts[1] and 'listen: "127.0.0.1:5004"' in texts[1]
+    assert all('http: "127.0.0.1:' in t for t in texts)  # monitoring stays on loopback
     with pytest.raises(ValueError, match="a cluster is 3 servers"):
         cluster_configs(
             Authority.generate(),
@@ -327,7 +334,7 @@ async def test_a_leaf_keeps_its_neighborhood_talking_while_the_hub_is_down(
 
 async def test_through_a_leaf_sync_is_answered_both_ways(tmp_path: Path) -> None:
     """`resp` (allow_responses) does not cross a leaf link (nats-server issue #2949), so sync
-    answers are plain publishes on `coopsync._reply.<requester>.<token>`, which the hub
+    answers are plain publishes on `coopreply.<requester>.<token>.<responder>`, which the hub
     carries to and from a leaf like any subject the node may use."""
     with running_hub(tmp_path) as hub:
         node_oak = hub.creds("oak", node_permissions("oak"))
@@ -351,14 +358,15 @@ async def test_through_a_leaf_sync_is_answered_both_ways(tmp_path: Path) -> None
 
 
 async def _serve_sync(s: Session, slug: str) -> None:
-    """Answer `coopsync.<slug>` with two chunks, as node/engine/sync.py does with its replies."""
+    """Answer `coopsync.<slug>.<requester>` with two chunks on the request's reply subject
+    plus `.<slug>`, as node/engine/sync.py does with its replies."""
 
     async def answer(msg: Msg) -> None:
-        if msg.subject == f"coopsync.{slug}" and msg.reply:
+        if msg.subject.startswith(f"coopsync.{slug}.") and msg.reply:
             for i in range(2):
-                await s.nc.publish(msg.reply, f"{slug}:{i}".encode())
+                await s.nc.publish(f"{msg.reply}.{slug}", f"{slug}:{i}".encode())
 
-    await s.nc.subscribe("coopsync.*", cb=answer)
+    await s.nc.subscribe("coopsync.*.*", cb=answer)
     await s.nc.flush()
 
 
@@ -369,10 +377,10 @@ async def _ask_sync(s: Session, author: str, me: str) -> list[bytes]:
     async def on_reply(msg: Msg) -> None:
         replies.append(msg.data)
 
-    inbox = f"coopsync._reply.{me}.{s.nc.new_inbox().rsplit('.', 1)[1]}"
-    sub = await s.nc.subscribe(inbox, cb=on_reply)
+    inbox = f"coopreply.{me}.{s.nc.new_inbox().rsplit('.', 1)[1]}"
+    sub = await s.nc.subscribe(f"{inbox}.*", cb=on_reply)
     await s.nc.flush()
-    await s.nc.publish(f"coopsync.{author}", b"", reply=inbox)
+    await s.nc.publish(f"coopsync.{author}.{me}", b"", reply=inbox)
     await anyio.sleep(0.4)
     await sub.unsubscribe()
     return sorted(replies)

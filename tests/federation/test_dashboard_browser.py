@@ -1,6 +1,8 @@
 """The dashboard in a real browser: Debian's chromium, driven by Playwright (which never
 downloads a browser here). Three nodes trade on a real nats-server; an observer follows
-them and serves the dashboard. The page loads without a console error, draws every
+them and serves the dashboard. The page loads without a console error (so without a
+Content-Security-Policy violation: waits are arrow functions, which Playwright evaluates
+once, not strings it would `eval` under the CSP on every poll), draws every
 neighborhood in the flow graph, and a new trade reaches it live, without a reload."""
 
 from __future__ import annotations
@@ -116,7 +118,8 @@ async def test_dashboard_loads_shows_every_neighborhood_and_updates_live(
             # 1. It loads: the summary is in, and live updates are connected.
             await page.wait_for_selector("#live.on", timeout=WAIT_MS)
             await page.wait_for_function(
-                "document.getElementById('trades-settled').textContent === '1'", timeout=WAIT_MS
+                "() => document.getElementById('trades-settled').textContent === '1'",
+                timeout=WAIT_MS,
             )
             await page.screenshot(path=tmp_path / "dashboard.png", full_page=True)
 
@@ -132,12 +135,13 @@ async def test_dashboard_loads_shows_every_neighborhood_and_updates_live(
             before = await shown_number(page, "trades-count")
             await other.trading.propose("oakley", "eggs-1", 6)
             await page.wait_for_function(
-                f"Number(document.getElementById('trades-count').textContent"
+                f"() => Number(document.getElementById('trades-count').textContent"
                 f".replace(/,/g, '')) > {before}",
                 timeout=WAIT_MS,
             )
             await page.wait_for_function(
-                "document.getElementById('trades-settled').textContent === '2'", timeout=WAIT_MS
+                "() => document.getElementById('trades-settled').textContent === '2'",
+                timeout=WAIT_MS,
             )
             assert await page.evaluate("window.stillTheSamePage === true")
             totals = await trade_totals(observer)

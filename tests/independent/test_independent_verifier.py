@@ -35,6 +35,7 @@ _verifier = _load_verifier()
 verify = cast(Verify, _verifier.verify)
 header_summary = cast(HeaderSummary, _verifier.header_summary)
 is_opaque = cast(Callable[[bytes], bool], _verifier.is_opaque)
+check_admission = cast(Callable[[bytes, bytes, bytes], str], _verifier.check_admission)
 
 
 def _load_vectors() -> list[dict[str, Any]]:
@@ -78,6 +79,21 @@ def test_valid_vector(vector: dict[str, Any]) -> None:
     assert summary["author"] == vector["author"]
     assert summary["seq"] == vector["seq"]
     assert is_opaque(wire) == vector["opaque"]  # §8.1: valid, stored, read by no rule
+
+
+TICKETS = [v for v in VALID if "admission" in v]
+
+
+def test_there_are_ticket_vectors() -> None:
+    assert {v["admission"]["admitted"] for v in TICKETS} == {True, False}
+
+
+@pytest.mark.parametrize("vector", TICKETS, ids=_names(TICKETS))
+def test_ticket_vector(vector: dict[str, Any]) -> None:
+    """§16.6: the charter's admission key admits the founding, or it is `wrong_key`."""
+    wire, net = bytes.fromhex(vector["wire"]), bytes.fromhex(vector["net"])
+    verdict = check_admission(wire, net, bytes.fromhex(vector["admission"]["key"]))
+    assert verdict == ("admitted" if vector["admission"]["admitted"] else "wrong_key")
 
 
 @pytest.mark.parametrize("vector", INVALID, ids=_names(INVALID))

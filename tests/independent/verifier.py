@@ -384,6 +384,10 @@ def _bin32_check(tok: Token) -> bool:
     return tok.kind == BIN and len(tok.raw) == 32
 
 
+def _bin64_check(tok: Token) -> bool:
+    return tok.kind == BIN and len(tok.raw) == 64
+
+
 _area_check = _pattern_check(AREA_RE)
 _id_check = _pattern_check(ID_RE)
 _slug_check = _pattern_check(SLUG_RE)
@@ -514,6 +518,7 @@ KINDS: dict[str, dict[str, Field]] = {
         "area": _AREA,
         "key": _req(_bin32_check),
         "next_key_digest": _req(_bin32_check),
+        "ticket": _opt_nil(_bin64_check),  # §16.6
     },
     "node.key_rotated": {
         "key": _req(_bin32_check),
@@ -725,6 +730,33 @@ def verify(wire: bytes, net: bytes) -> tuple[str, bytes | None]:
     except Rejected as rej:
         return rej.code, None
     return "valid", event_id
+
+
+TICKET_CONTEXT = b"coopnet/admission/v1\x00"  # §16.6
+
+
+def check_admission(wire: bytes, net: bytes, admission_key: bytes) -> str:
+    """§16.6 for a valid `node.founded` of a neighborhood the charter does not name:
+    "admitted" if its `ticket` is the admission key's signature of context || net || key ||
+    slug, else "wrong_key" (no ticket, nil, or a signature of anything else)."""
+    _, fields = unseal(wire, net)
+    body = split_wire(wire).body
+    top = read_token(body, 0)
+    pos, ticket = top.end, b""
+    for _ in range(top.integer):
+        key = read_token(body, pos)
+        value = read_token(body, key.end)
+        if key.text == "ticket" and value.kind == BIN:
+            ticket = value.raw
+        pos = skip_value(body, key.end, enclosing=1)
+    if len(ticket) != 64:
+        return "wrong_key"
+    message = TICKET_CONTEXT + net + fields["key"].raw + fields["author"].text.encode()
+    try:
+        crypto_sign_open(ticket + message, admission_key)
+    except (CryptoError, ValueError, TypeError):
+        return "wrong_key"
+    return "admitted"
 
 
 def header_summary(wire: bytes) -> dict[str, object]:

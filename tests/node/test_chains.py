@@ -9,11 +9,13 @@ from pathlib import Path
 
 import anyio
 import msgspec
+import nacl.signing
 import pytest
 
 from coopnet.node.engine.chains import Chains, Report
 from coopnet.node.engine.store import Batch, StorageFailure
 from coopnet.protocol import Envelope, Head, Identity, InvalidEvent, NotePosted, seal, unseal
+from coopnet.protocol.admission import issue_ticket
 from coopnet.protocol.body import Body
 from coopnet.protocol.envelope import encode_wire
 from tests.stores import open_node_store
@@ -513,4 +515,30 @@ async def test_a_founding_not_matching_the_charter_says_so(tmp_path: Path) -> No
     assert (await chains.receive([squatter.wire], source="evil")).rejected == {"wrong_key": 1}
     (reason,) = (await store.all("SELECT reason FROM rejected_events"))[0]
     assert "charter's key" in reason
+    await store.close()
+
+
+async def test_with_an_admission_key_only_a_ticketed_log_is_founded(tmp_path: Path) -> None:
+    """PROTOCOL.md §16.6 at a receiver: a squatter's log (no ticket, or the real
+    neighborhood's ticket on another key) is refused `wrong_key` and never held; the log
+    founded with the operator's ticket for its slug and key is; its later events follow."""
+    admission = nacl.signing.SigningKey(b"\x05" * 32)
+    store = await open_node_store(tmp_path / "n.db", NET)
+    chains = Chains(store, NET, clock=lambda: NOW, admission_key=bytes(admission.verify_key))
+    real, squatter = Identity.generate("dee"), Identity.generate("dee")
+    ticket = issue_ticket(admission, NET, "dee", real.public_key)
+
+    def founded(ident: Identity, t: bytes | None) -> bytes:
+        return seal(signing_key=ident.signing_key, net=NET, author="dee", seq=1, prev=None,
+                    at=NOW, body=ident.founding_body("Dee", "N9", t))  # fmt: skip
+
+    squats = [founded(squatter, None), founded(squatter, ticket)]
+    assert (await chains.receive(squats, source="evil")).rejected == {"wrong_key": 2}
+    assert chains.head_of("dee") is None
+    first = unseal(founded(real, ticket), net=NET)
+    log = history(real, 2, start=[first])
+    report = await chains.receive([e.wire for e in log], source="bus")
+    assert report.rejected == {} and chains.head_of("dee") == Head(seq=3, id=log[-1].id)
+    reasons = [r for (r,) in await store.all("SELECT reason FROM rejected_events")]
+    assert any("carries no admission ticket" in r for r in reasons)
     await store.close()

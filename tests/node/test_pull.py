@@ -22,7 +22,7 @@ async def attached(url: str, durable: str = "node-test") -> AsyncIterator[tuple[
     bus = Bus(url, name="pull-test")
     await bus.connect()
     await bus.ensure_stream()
-    puller = await _subscribe(bus.client, bus.jetstream, durable, 0)
+    puller = (await _subscribe(bus, durable, 0)).puller
     try:
         yield bus, puller
     finally:
@@ -189,10 +189,45 @@ async def test_attaching_again_reads_what_was_delivered_but_never_committed(
         await got[3].ack_sync()  # only 1-4 committed (AckAll), then the node stops
     bus = Bus(nats_server.url, name="pull-test")
     await bus.connect()
-    puller = await _subscribe(bus.client, bus.jetstream, "node-test", 4)  # the store's cursor
+    puller = (await _subscribe(bus, "node-test", 4)).puller  # the store's cursor
     try:
         again = await fetch_at_least(puller, 6)
         assert seqs(again) == list(range(5, 11))  # nothing skipped, well within the ack wait
     finally:
         await puller.close()
         await bus.close()
+
+
+async def test_a_missing_consumer_is_reported_not_asked_for_in_a_loop(
+    nats_server: NatsServer,
+) -> None:
+    """With no consumer (or no stream) behind a request the server answers 503 "no
+    responders" at once: the puller reports the consumer gone instead of asking again and
+    again (the busy loop of case `stream-loss-stuck`)."""
+    async with attached(nats_server.url) as (bus, puller):
+        await bus.jetstream.delete_stream(STREAM)
+        with anyio.fail_after(5), pytest.raises(ConsumerGone, match="no consumer answers"):
+            while True:
+                await puller.fetch(512)
+        assert puller._requests <= 2  # the one open at the deletion, the one answered 503
+
+
+async def test_a_stream_made_again_is_read_from_its_start(nats_server: NatsServer) -> None:
+    """A stream deleted and made again is a new stream, even once it holds more than the
+    store's cursor: attached with the creation time of the stream the cursor counts in, the
+    consumer reads the new one from its start."""
+    async with attached(nats_server.url) as (bus, _):
+        await publish(bus, 3)
+        first = await bus.stream_info()
+        await bus.jetstream.delete_stream(STREAM)
+        await bus.ensure_stream()
+        await publish(bus, 5)  # beyond the cursor (3) already
+        again = await _subscribe(bus, "node-test", 3, first.created)
+        try:
+            assert again.cursor == 0
+            assert seqs(await fetch_at_least(again.puller, 5)) == [1, 2, 3, 4, 5]
+        finally:
+            await again.puller.close()
+        same = await _subscribe(bus, "node-test", 5, again.created)  # the same stream: read on
+        await same.puller.close()
+        assert same.cursor == 5

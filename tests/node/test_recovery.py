@@ -17,8 +17,8 @@ from nats.aio.msg import Msg
 
 from coopnet.node.engine import sync
 from coopnet.node.engine.nats_server import NatsServer
-from coopnet.node.runtime import Node
-from coopnet.protocol import NotePosted
+from coopnet.node.runtime import Node, NotReady
+from coopnet.protocol import Identity, NotePosted, seal
 from tests.conftest import converged, make_node, running, wait_until
 
 pytestmark = pytest.mark.timeout(90)
@@ -34,9 +34,9 @@ async def lying_peer(url: str, victim: str) -> AsyncIterator[list[int]]:
     async def answer(msg: Msg) -> None:
         answered.append(1)
         reply = sync.SyncReply(head=10**12, events=[], by="rogue")
-        await nc.publish(msg.reply, msgspec.msgpack.encode(reply))
+        await nc.publish(f"{msg.reply}.rogue", msgspec.msgpack.encode(reply))
 
-    await nc.subscribe(f"coopsync.{victim}", cb=answer)
+    await nc.subscribe(f"coopsync.{victim}.*", cb=answer)
     await nc.flush()
     try:
         yield answered
@@ -80,3 +80,38 @@ async def test_a_head_proven_by_signed_events_is_still_restored_first(
                 env = await restored.post(NotePosted(text="after the restore"))
                 assert env.seq == 5  # after the 4 published, not a second seq 2
                 assert (await restored.status()).forks == []
+
+
+async def test_a_node_whose_slug_peers_hold_under_another_key_says_why_it_cannot_sign(
+    tmp_path: Path, nats_server: NatsServer
+) -> None:
+    """`slug-squatting` where no ticket protects the slug (no charter admission key,
+    PROTOCOL.md §16.6): a member founded "delta" first and elm holds that log. The real
+    delta node starts, stays up, signs nothing (every event would be refused as a fork)
+    and says why in /status and in the 503 of a post."""
+    elm = Node(await make_node(tmp_path, "elm", nats_server.url), serve_api=False)
+    async with running(elm):
+        squatter = Identity.generate("delta")
+        wire = seal(signing_key=squatter.signing_key, net=elm.net, author="delta", seq=1,
+                    prev=None, at=elm.clock(), body=squatter.founding_body("Delta", "N4"))  # fmt: skip
+        nc = await nats.connect(nats_server.url)
+        try:
+            await nc.jetstream().publish("coop.delta.node.founded", wire)
+        finally:
+            await nc.close()
+        await wait_until(lambda: _holds_author(elm, "delta"), what="elm holds the squatter's log")
+        delta = Node(await make_node(tmp_path, "delta", nats_server.url), serve_api=False)
+        delta.ready_wait_s = 0.1
+        async with running(delta, ready=False):
+
+            async def says_why() -> bool:
+                return "another log under this slug" in (await delta.status()).not_ready
+
+            await wait_until(says_why, what="delta's status says why it does not sign")
+            assert not delta.ready.is_set()
+            with pytest.raises(NotReady, match=squatter.public_key.hex()[:16]):
+                await delta.post(NotePosted(text="hello"))
+
+
+async def _holds_author(node: Node, author: str) -> bool:
+    return node.chains.head_of(author) is not None
