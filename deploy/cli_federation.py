@@ -18,10 +18,11 @@ import nats.errors
 from rich.console import Console
 
 from coopnet.deploy import federation as fed
+from coopnet.deploy.admission import admission_ticket
 from coopnet.deploy.nats_auth import Authority, ClaimsUpdateError, push_account
 from coopnet.deploy.nats_config import TlsFiles
 from coopnet.deploy.quotas import MIB, Quotas
-from coopnet.node.engine.bus import member_stream
+from coopnet.node.engine.bus import STREAM, member_stream
 from coopnet.node.engine.client import API_URL_FILE
 from coopnet.node.engine.config import ConfigError
 from coopnet.protocol.charter import Policies
@@ -119,8 +120,9 @@ async def ensure_streams_now(root: Path, *, within: float = STREAMS_WAIT_S) -> d
     """Wait up to `within` seconds for the hubs, then make the federation's streams exist
     with the operator's admin user (`launcher.ensure_stream`: idempotent) and list them.
 
-    Returns {"federation", "nats_urls", "changed": [names created or updated now],
-    "streams": [{"name", "subjects", "sources", "replicas", "messages", "bytes"}]}.
+    Returns {"federation", "nats_urls", "changed": [stream names created or updated now],
+    "streams": [{"name", "subjects", "sources", "replicas", "messages", "bytes"}],
+    "consumers": [the names of COOP's consumers: `node-<slug>`, `observer-<name>`]}.
     Raises TimeoutError (no hub answered, or the streams could not be made, in time),
     StreamLimitError (the account has no room), ConfigError (no federation in `root`).
     OPERATIONS.md §7."""
@@ -139,6 +141,7 @@ async def ensure_streams_now(root: Path, *, within: float = STREAMS_WAIT_S) -> d
         )
         try:
             infos = await nc.jetstream().streams_info()
+            readers = sorted(c.name or "" for c in await nc.jetstream().consumers_info(STREAM))
         finally:
             await nc.close()
     return {
@@ -156,6 +159,7 @@ async def ensure_streams_now(root: Path, *, within: float = STREAMS_WAIT_S) -> d
             }
             for i in sorted(infos, key=lambda i: i.config.name or "")
         ],
+        "consumers": readers,
     }
 
 
@@ -184,6 +188,7 @@ def _cmd_streams(args: argparse.Namespace) -> int:
             f"stream {stream['name']}: {what}; {feeds}; {stream['replicas']} replica(s), "
             f"{stream['messages']} messages"
         )
+    print(f"consumers on {STREAM}: {', '.join(result['consumers']) or 'none'}")
     return 0
 
 
@@ -222,6 +227,35 @@ def _cmd_add(args: argparse.Namespace) -> int:
             "  start it (or restart `coopnet federation up`): it applies to join at once;\n"
             f"  members answer with `coopnet membership consent {args.slug} --data …`"
         )
+    return 0
+
+
+def _cmd_ticket(args: argparse.Namespace) -> int:
+    """Print the admission ticket for a neighborhood that made its own key (an outside
+    implementation, say): its `node.founded` must carry it (PROTOCOL.md §16.6)."""
+    root = Path(args.federation)
+    fed.check_slug(args.slug)
+    try:
+        key = bytes.fromhex(args.key)
+    except ValueError:
+        key = b""
+    if len(key) != 32:
+        raise ConfigError("--key is the neighborhood's Ed25519 public key: 64 hex digits")
+    charter, net = fed.charter_of(root)
+    if args.slug in charter.founder_keys():
+        raise ConfigError(f"{args.slug} is a founder: the charter names its key, no ticket")
+    if fed.neighborhood_dir(root, args.slug).exists():
+        raise ConfigError(
+            f"{args.slug} was added already ({fed.neighborhood_dir(root, args.slug)})"
+        )
+    ticket = admission_ticket(root, charter, net, args.slug, key)
+    if ticket is None:
+        raise ConfigError("this federation's charter names no admission key: no ticket needed")
+    if args.json:
+        print(json.dumps({"slug": args.slug, "key": key.hex(), "net": net.hex(),
+                          "ticket": ticket.hex()}))  # fmt: skip
+    else:
+        print(ticket.hex())
     return 0
 
 
@@ -321,6 +355,19 @@ def _cmd_retire(args: argparse.Namespace) -> int:
     pushed = anyio.run(_revoke, root, fed.node_user(root, args.slug))
     result = {"slug": args.slug, "retired_seq": signed["seq"], "revoked_on": pushed}
     print(json.dumps(result) if args.json else f"{args.slug} retired; credentials revoked")
+    return 0
+
+
+def _cmd_revoke(args: argparse.Namespace) -> int:
+    """Cut a member off the bus without its consent: revoke its NATS user (docs/OPERATIONS.md
+    §4, "A rogue member"). Its log stays as it is on every node; nothing is signed for it."""
+    root = Path(args.federation)
+    if not fed.neighborhood_dir(root, args.slug).exists():
+        raise ConfigError(f"{args.slug} is not a neighborhood of {root}")
+    user = fed.node_user(root, args.slug)
+    pushed = anyio.run(_revoke, root, user)
+    result = {"slug": args.slug, "user": user, "revoked_on": pushed}
+    print(json.dumps(result) if args.json else f"{args.slug}: credentials {user} revoked")
     return 0
 
 
@@ -456,12 +503,37 @@ def add_federation_commands(sub: argparse._SubParsersAction[argparse.ArgumentPar
     p.add_argument("--leaf", action="store_true", help="also a leaf nats-server config")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_cmd_add)
+    p = cmds.add_parser(
+        "ticket",
+        help="the admission ticket for a neighborhood that made its own key",
+        description="Print (hex) the admission ticket by which this federation's admission "
+        "key lets KEY found SLUG's log (PROTOCOL.md §16.6): for a node that made its own "
+        "key, such as an outside implementation; its node.founded carries it as `ticket`. "
+        "`neighborhood add` does this itself for the identities it makes.",
+    )
+    p.add_argument("slug", help="the neighborhood's slug, e.g. ashgrove")
+    p.add_argument("--key", required=True, help="its Ed25519 public key, 64 hex digits")
+    p.add_argument("--federation", required=True, help="the federation's directory")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=_cmd_ticket)
     p = cmds.add_parser("retire", help="the node signs its retirement; its user is revoked")
     p.add_argument("slug")
     p.add_argument("--federation", required=True)
     p.add_argument("--reason", default="")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_cmd_retire)
+    p = cmds.add_parser(
+        "revoke",
+        help="cut a member off the bus (its credentials), without its node",
+        description="Revoke a neighborhood's NATS credentials on every hub, without its node "
+        "signing anything: for a member that abuses the bus (floods, fills its quota, "
+        "uses up connections) and will not retire. Its log stays valid on every node; its "
+        "membership is unchanged (members may object to it, PROTOCOL.md §16).",
+    )
+    p.add_argument("slug", help="the neighborhood's slug")
+    p.add_argument("--federation", required=True, help="the federation's directory")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=_cmd_revoke)
     p = cmds.add_parser("rotate-key", help="rotate a node's key; its credentials follow")
     p.add_argument("slug")
     p.add_argument("--federation", required=True)

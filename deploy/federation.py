@@ -205,6 +205,12 @@ async def init_federation(
         check_slug(slug)
     if len(set(slugs)) != len(slugs) or not slugs:
         raise ConfigError("give one or more distinct neighborhood slugs")
+    slots = (quotas or Quotas()).members_max
+    if slots < len(slugs):
+        raise ConfigError(
+            f"--max-members {slots} leaves no room for {len(slugs)} founders' streams "
+            "(OPERATIONS.md §12)"
+        )
     idents = {slug: Identity.generate(slug) for slug in slugs}
     admission = nacl.signing.SigningKey.generate()
     charter = Charter(
@@ -558,7 +564,8 @@ def move_to_cluster(
     own = None
     if config.tls and config.tls_ca != GENERATED_CA:  # the operator's files: keep them
         own = TlsFiles(ca=config.tls_ca, cert=config.tls_cert[0], key=config.tls_key[0])
-    config = msgspec.structs.replace(config, hubs=3, ports=default_ports(base, 3), hosts=[])
+    hosts = config.hosts if len(config.hosts) == 3 else []  # one per hub, as §8 says to set
+    config = msgspec.structs.replace(config, hubs=3, ports=default_ports(base, 3), hosts=hosts)
     config = with_tls(config, tls=tls, files=own, names=config.tls_names)
     authority = Authority.load(root)
     if authority.limits != BusLimits():  # three copies of every stream: three times the disk

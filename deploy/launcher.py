@@ -13,6 +13,7 @@ import logging
 import signal
 import subprocess
 import sys
+import tomllib
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,16 @@ def neighborhoods(root: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if (p / "node.toml").exists())
 
 
+def observers(root: Path) -> list[str]:
+    """The names of the federation's observers (`DIR/observer/observer.toml`), whose
+    consumers `observer-<name>` the operator makes with the streams."""
+    path = root / "observer" / "observer.toml"
+    if not path.exists():
+        return []
+    name = tomllib.loads(path.read_text()).get("name", "")
+    return [name] if isinstance(name, str) and name else []
+
+
 def start_hubs(root: Path, config: FederationConfig) -> list[NatsServer]:
     servers = []
     for i, conf in enumerate(config.hub_configs(root)):
@@ -67,11 +78,14 @@ async def ensure_stream(
     """The federation's streams, made or updated by the operator's admin user (replicas =
     number of hubs): each neighborhood's member stream with its quota and the aggregate
     COOP that sources them (deploy/streams.py, OPERATIONS.md §12); an older COOP on
-    `coop.>` is converted. `slugs`: the member streams to ensure (default: every
-    neighborhood in `root`). Returns the streams created or changed. Retries for up to
-    `within` seconds while the hubs start or a cluster forms (TimeoutError after); a
-    StreamLimitError at once when the account's disk cannot hold another member stream."""
+    `coop.>` is converted. Then each member's and the observer's durable pull consumer
+    (`node-<slug>`, `observer-<name>`: readers may not make their own, PROTOCOL.md §9).
+    `slugs`: the member streams to ensure (default: every neighborhood in `root`). Returns
+    the streams created or changed. Retries for up to `within` seconds while the hubs start
+    or a cluster forms (TimeoutError after); a StreamLimitError at once when the account's
+    disk cannot hold another member stream."""
     members = neighborhoods(root) if slugs is None else list(slugs)
+    readers = observers(root)
     nc = await nats.connect(
         config.urls.split(","),
         user_credentials=str(root / "nats" / "admin.creds"),
@@ -84,7 +98,9 @@ async def ensure_stream(
                 # While a cluster forms, each call may fail for a moment: no JetStream leader
                 # yet, or "no suitable peers for placement" until every server has joined.
                 try:
-                    return await ensure_streams(js, members, config.quotas, replicas=config.hubs)
+                    return await ensure_streams(
+                        js, members, config.quotas, replicas=config.hubs, observers=readers
+                    )
                 except nats.js.errors.APIError as exc:
                     if exc.err_code == INSUFFICIENT_RESOURCES:
                         raise StreamLimitError(
@@ -210,7 +226,11 @@ async def run_federation(root: Path, console: Console, *, seconds: float | None 
     hubs = await anyio.to_thread.run_sync(start_hubs, root, config)
     procs: dict[str, subprocess.Popen[bytes]] = {}
     try:
-        await ensure_stream(root, config)
+        try:
+            await ensure_stream(root, config)
+        except StreamLimitError as exc:  # the account cannot hold the streams: say so, stop
+            console.print(f"[red]coopnet: {exc}[/]")
+            return 1
         for slug in neighborhoods(root):
             leaf = await anyio.to_thread.run_sync(start_leaf, root, slug)
             if leaf is not None:

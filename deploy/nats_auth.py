@@ -19,10 +19,13 @@ under it only, so nobody reads another user's replies:
 
 * a node publishes only its own events (`coop.<slug>.>`), sync requests under its own
   name (`coopsync.*.<slug>`) and sync answers under its own name to any requester
-  (`coopreply.*.*.<slug>`, PROTOCOL.md §9), and the JetStream API calls of its own durable
-  consumer `node-<slug>`; it can never create, delete, purge or update the stream (deny
-  wins over allow). It subscribes to sync requests (`coopsync.*.*`), its own sync answers
-  (`coopreply.<slug>.>`) and its own inbox. nats-server checks a SUBSCRIBE subject against
+  (`coopreply.*.*.<slug>`, PROTOCOL.md §9), and the JetStream API calls that read its own
+  durable consumer `node-<slug>` (info, next batch, ack) and the stream (info, one message);
+  it can never create, delete, purge or update the stream, nor create, delete, reset or
+  change any consumer, its own included (deny wins over allow): the operator makes
+  `node-<slug>` (deploy/streams.py), since its maker chooses where it delivers. It
+  subscribes to sync requests (`coopsync.*.*`), its own sync answers (`coopreply.<slug>.>`)
+  and its own inbox. nats-server checks a SUBSCRIBE subject against
   the allow list as if it were literal (`*` in the list matches even a `>` token): so the
   answers live under their own root, where no wildcard passes the literal `<slug>` token.
   It has no `resp` (allow_responses), no publish right into inboxes, and does not subscribe
@@ -34,10 +37,17 @@ under it only, so nobody reads another user's replies:
   (`coop.>` denied) nor change the stream. Reading a JetStream stream is not a plain
   subscription, though: a consumer is created, and every batch fetched, by *requests* to
   the JetStream API (`…CONSUMER.CREATE…`, `…CONSUMER.MSG.NEXT…`) and acknowledged by
-  publishing to `$JS.ACK…`. So the observer may publish exactly those read-side calls for
-  its own consumer `observer-<name>` (durable or ephemeral, and delete it), sync requests
-  under its own name (`coopsync.*.observer-<name>`), and nothing else; it answers no one.
-* the admin (the operator's own user) may do everything: it creates the stream.
+  publishing to `$JS.ACK…`. So the observer may publish exactly the read-side calls of its
+  own durable consumer `observer-<name>`, which the operator makes like the nodes' (it may
+  not create, delete or reset it), any stream's info, sync requests under its own name
+  (`coopsync.*.observer-<name>`), and nothing else; it answers no one.
+* the admin (the operator's own user) may do everything: it creates the streams and every
+  reader's consumer.
+
+nats-server checks the subject of a publish against these lists, never its reply subject:
+a JetStream request's answer (a batch of `CONSUMER.MSG.NEXT`, a `STREAM.MSG.GET` message)
+goes wherever its reply subject says. What a user can aim that way is bounded by what it
+may ask, not refused: see docs/OPERATIONS.md §1, "Credentials and what they allow".
 
 Behind a leaf server (deploy/nats_config.py) a node reaches the hub's JetStream through the
 domain prefix `$JS.coop.API` (see `JS_DOMAIN`), and the leaf link has the node's own
@@ -305,19 +315,19 @@ def _verify_key(public: str) -> nacl.signing.VerifyKey:
 
 
 def _jetstream_consumer_calls(consumer: str) -> tuple[str, ...]:
-    """The JetStream API calls that create, read and remove one named consumer on COOP,
-    under both API prefixes (see `JS_DOMAIN`), and the acks of its messages."""
+    """The JetStream API calls that read one named consumer on COOP and the stream, under
+    both API prefixes (see `JS_DOMAIN`), and the acks of its messages: the consumer's info
+    (`CONSUMER.INFO`), its batches (`CONSUMER.MSG.NEXT`), the stream's info and one message
+    by sequence or last subject (`STREAM.MSG.GET`: `last_event_of`, recovery's scan, the
+    re-read window of node/engine/bus.py). Never the consumer's creation, deletion or reset:
+    the operator makes it (deploy/streams.py `ensure_consumers`, PROTOCOL.md §9), since a
+    user that may create its consumer may create it as a push consumer delivering the
+    whole stream on any subject (`coopsync.x.y`: every node), and one that may delete or
+    reset it may do so again and again."""
     calls = (
-        "INFO",
         f"STREAM.INFO.{STREAM}",
         f"STREAM.MSG.GET.{STREAM}",
-        f"DIRECT.GET.{STREAM}",
-        f"DIRECT.GET.{STREAM}.>",
         f"CONSUMER.INFO.{STREAM}.{consumer}",
-        f"CONSUMER.CREATE.{STREAM}.{consumer}",
-        f"CONSUMER.CREATE.{STREAM}.{consumer}.>",
-        f"CONSUMER.DURABLE.CREATE.{STREAM}.{consumer}",
-        f"CONSUMER.DELETE.{STREAM}.{consumer}",
         f"CONSUMER.MSG.NEXT.{STREAM}.{consumer}",
     )
     return (
@@ -326,6 +336,15 @@ def _jetstream_consumer_calls(consumer: str) -> tuple[str, ...]:
     )
 
 
+# Never allowed to a node or an observer, whatever an allow list says (deny wins): the
+# consumers are the operator's (deploy/streams.py), and so is every change of one.
+CONSUMER_CHANGES = tuple(
+    f"{api}.CONSUMER.{change}.>"
+    for api in ("$JS.API", "$JS.*.API")
+    for change in (
+        "CREATE", "DURABLE.CREATE", "DELETE", "RESET", "PAUSE", "UNPIN", "LEADER.STEPDOWN"
+    )
+)  # fmt: skip
 # Never allowed to a node or an observer, whatever an allow list says (deny wins).
 STREAM_CHANGES = tuple(
     f"{api}.STREAM.{change}.>"
@@ -335,7 +354,7 @@ STREAM_CHANGES = tuple(
 # Sync (PROTOCOL.md §9, node/engine/sync.py): requests `coopsync.<author>.<requester>`, answers
 # `coopreply.<requester>.<token>.<responder>`. Each names its publisher last, so a user may
 # publish them under its own name only; answers have their own root, so that no wildcard
-# subscription the request rule lets through (`coopsync.>`: `*` matches the token `>`)
+# subscription the request rule lets through (`coopsync.*.>`: `*` matches the token `>`)
 # reaches them.
 # Any stream's config and state, read-only: the observer reports each member stream's use
 # of its quota (deploy/quotas.py, federation/quotas.py).
@@ -387,7 +406,7 @@ def node_permissions(slug: str) -> Permissions:
                 sync_answers(slug),
                 *_jetstream_consumer_calls(f"node-{slug}"),
             ),
-            deny=STREAM_CHANGES,
+            deny=(*STREAM_CHANGES, *CONSUMER_CHANGES),
         ),
         sub=Permission(allow=(SYNC_SUBSCRIBE, sync_replies(slug), f"{inbox_prefix(slug)}.>")),
     )
@@ -400,7 +419,7 @@ def observer_permissions(name: str) -> Permissions:
     return Permissions(
         pub=Permission(
             allow=(sync_requests(user), *_jetstream_consumer_calls(user), *STREAM_INFOS),
-            deny=("coop.>", *STREAM_CHANGES),
+            deny=("coop.>", *STREAM_CHANGES, *CONSUMER_CHANGES),
         ),
         sub=Permission(allow=(sync_replies(user), f"{inbox_prefix(user)}.>")),
     )

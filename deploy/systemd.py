@@ -2,17 +2,19 @@
 
     coopnet-hub.service        the hub (or coopnet-hub@N.service for hub-N of a cluster)
     coopnet-streams.service    a oneshot after the hub(s): `coopnet federation streams DIR`
-                               makes the streams exist with the operator's admin user
+                               makes the streams and the readers' consumers exist with
+                               the operator's admin user
     coopnet-node@.service      one node per neighborhood: `systemctl enable coopnet-node@oakley`
     coopnet-observer.service   the federation's observer (once this package has one:
                                `coopnet observe` is the observers' issue)
 
 Order (docs/OPERATIONS.md §7): hub(s), then streams, then nodes and the observer. The nodes
-may not create the stream (their credentials deny it), so the streams job runs between: it
-`Requires=` and comes `After=` the hub units, and is `PartOf=` them, so restarting a hub
-(one that lost its store, say) runs it again; each node and the observer `Wants=` it and
-come `After=` it. It retries on failure; a node started before it still waits, and says
-so in its status (`stream_missing`), until the stream is there.
+may not create the stream nor their consumers (their credentials deny it), so the streams
+job runs between: it `Requires=` and comes `After=` the hub units, and is `PartOf=` them,
+so restarting a hub (one that lost its store, say) runs it again; each node and the
+observer `Wants=` it and come `After=` it. It retries on failure; a node started before
+it still waits, and says so in its status (`stream_missing`, `consumer_missing`), until
+both are there.
 
 Paths are absolute (this machine's Python and nats-server), so the units run what `init`
 ran. Each unit is sandboxed: its own user, a read-only system, writes only under DIR.

@@ -32,6 +32,7 @@ from coopnet.node.engine import sync
 from coopnet.node.engine.bus import CURSOR_KEY, STREAM, Bus, follow, keep_running, stay_connected
 from coopnet.node.engine.chains import Chains
 from coopnet.node.engine.config import ConfigError
+from coopnet.node.engine.patience import until_stored
 from coopnet.node.engine.store import Batch, Store, now_ms
 from coopnet.node.runtime import domain_tables
 from coopnet.protocol import Envelope
@@ -119,6 +120,7 @@ class Observer:
         self._chains: Chains | None = None
         self._gap_wake = anyio.Event()
         self.internal_errors = 0
+        self.storage_busy = 0  # receives that found the store locked by another process
         # Each member stream's use of its bus quota (OPERATIONS.md §12), read every few s.
         self.quotas = QuotaWatch(name)
         self.sync_stats = sync.SyncStats()  # what sync dropped (oversized answers, hints…)
@@ -224,11 +226,17 @@ class Observer:
             await anyio.sleep(GAP_CHECK_S)
 
     async def _on_batch(self, msgs: list[Msg], last_stream_seq: int) -> None:
-        report = await self.chains.receive(
-            [m.data for m in msgs], source="bus", meta={CURSOR_KEY: str(last_stream_seq)}
+        wires, meta = [m.data for m in msgs], {CURSOR_KEY: str(last_stream_seq)}
+        # A store locked by another process: the same batch again, never skipped.
+        report = await until_stored(
+            lambda: self.chains.receive(wires, source="bus", meta=meta),
+            who=self.name,
+            on_busy=self._count_busy,
         )
         self.progress.read = last_stream_seq
-        if last_stream_seq >= self.progress.target or msgs[-1].metadata.num_pending == 0:
+        # A message re-read by sequence (node/engine/bus.py `_reread`) has no ack subject.
+        pending = msgs[-1].metadata.num_pending if msgs[-1].reply else None
+        if last_stream_seq >= self.progress.target or pending == 0:
             self._caught_up()
         if report.gaps:
             self._gap_wake.set()
@@ -240,7 +248,14 @@ class Observer:
             log.info("%s: caught up with the stream (seq %d)", self.name, self.progress.read)
 
     async def _receive_synced(self, wires: list[bytes]) -> object:
-        return await self.chains.receive(wires, source="sync")
+        return await until_stored(
+            lambda: self.chains.receive(wires, source="sync"),
+            who=self.name,
+            on_busy=self._count_busy,
+        )
+
+    def _count_busy(self) -> None:
+        self.storage_busy += 1
 
     async def _wait_gap(self) -> None:
         await self._gap_wake.wait()

@@ -105,7 +105,7 @@ def _write_node_files(data: Path, config: NodeConfig, ident: Identity) -> None:
             f"the display name {config.display_name!r} holds invisible or control characters"
             f" ({', '.join(hidden)}); choose one without them"
         )
-    private_dir(data)  # 0700 whatever the umask: the store and keys go here
+    private_dir(data, announce=False)  # 0700 whatever the umask: the store, keys go here
     write_identity(data, ident)
     write_config(data, config)
     read_config(data)  # the same checks as at start

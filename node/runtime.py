@@ -55,6 +55,7 @@ from coopnet.node.engine.domain import Domain
 from coopnet.node.engine.keys import finish_rotation, prepare_rotation, reconcile_keys
 from coopnet.node.engine.nats_server import acquire_embedded, release_embedded
 from coopnet.node.engine.outbox import Publisher
+from coopnet.node.engine.patience import until_stored
 from coopnet.node.engine.projection import OwnTables, Projection
 from coopnet.node.engine.recovery import RecoveryError, recover_own_head
 from coopnet.node.engine.status import NodeStatus, read_status
@@ -151,7 +152,8 @@ class Node:
         self.bus = Bus(
             "", name=f"coopnet-{self.slug}", creds=creds, inbox=f"_INBOX.{self.slug}", tls_ca=ca,
             # Without credentials (a dev federation on a plain nats-server) the node makes
-            # the stream, again if the server lost it; with them the operator does (§7).
+            # the stream, again if the server lost it, and its consumer; with them the
+            # operator makes both (§7) and the node only reads them (PROTOCOL.md §9).
             makes_stream=creds is None,
         )  # fmt: skip
         self.ready = anyio.Event()
@@ -429,24 +431,18 @@ class Node:
     async def _receive_patiently(
         self, wires: list[bytes], *, source: str, meta: dict[str, str] | None = None
     ) -> Report:
-        """Receive a batch, waiting out a database locked by another process.
-
-        A receive that finds the store locked for longer than the store's patience
-        (StorageBusy) changed nothing (not even the engine's memory, `Chains.receive`), so
-        the same batch is received again after a pause, as long as the lock lasts: no
+        """Receive a batch, waiting out a database locked by another process: the same
+        batch is received again while the lock lasts (node/engine/patience.py), so no
         accepted event is lost and no batch skipped (the stream cursor moves only with
-        it). Between tries the chains' lock is free, so residents' posts get their own
-        answer (`storage_busy`) instead of queueing behind this one.
-        """
-        pause = 0.5
-        while True:
-            try:
-                return await self.chains.receive(wires, source=source, meta=meta)
-            except StorageBusy as exc:
-                self.storage_busy += 1
-                log.warning("%s: %s; receiving the batch again in %.1f s", self.slug, exc, pause)
-                await anyio.sleep(pause)
-                pause = min(pause * 2, 5.0)
+        it). `storage_busy` counts the tries that found it locked."""
+        return await until_stored(
+            lambda: self.chains.receive(wires, source=source, meta=meta),
+            who=self.slug,
+            on_busy=self._count_busy,
+        )
+
+    def _count_busy(self) -> None:
+        self.storage_busy += 1
 
     async def _wait_gap(self) -> None:
         await self._gap_wake.wait()
@@ -533,6 +529,7 @@ class Node:
             internal_errors=self.internal_errors,
             bus_refused=self.bus_refused or "",
             stream_missing=self.bus.stream_missing,
+            consumer_missing=self.bus.consumer_missing,
             not_ready=self.not_ready,
         )
 

@@ -18,7 +18,7 @@ import msgspec
 from coopnet.protocol import errors
 from coopnet.protocol.body import AreaCode, Body
 from coopnet.protocol.offers import LocalId, Millis
-from coopnet.protocol.personal_data import personal_data_in
+from coopnet.protocol.personal_data import personal_data_in as personal_data_in
 from coopnet.protocol.trades import Slug
 
 AidCategory = Literal[

@@ -82,6 +82,11 @@ class AidProjection:
             pledge TEXT NOT NULL, what TEXT NOT NULL, quantity INTEGER NOT NULL,
             state TEXT NOT NULL, accepted INTEGER NOT NULL, at INTEGER NOT NULL,
             PRIMARY KEY (requester, request, pledger, pledge))""",
+    ), (
+        # The personal-data rule reads normalized text now (PROTOCOL.md §13.1): the tables
+        # stay as they are, but this step makes the store fold the projection again, so
+        # what the new rule refuses is refused on an upgraded node too, as on a new one.
+        "SELECT 1",
     ))  # fmt: skip
 
     def apply(self, conn: sqlite3.Connection, events: Sequence[Envelope]) -> None:

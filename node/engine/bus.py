@@ -25,6 +25,7 @@ from nats.js import JetStreamContext
 from nats.js.api import (
     AckPolicy,
     ConsumerConfig,
+    ConsumerInfo,
     DeliverPolicy,
     RetentionPolicy,
     StorageType,
@@ -48,6 +49,20 @@ FETCH_BATCH = 512
 # measured alike within noise once verification moved to worker processes; BENCHMARKS.md).
 PIPELINE_DEPTH = 4
 CURSOR_KEY = "stream_seq"
+# A reader's durable pull consumer on COOP (PROTOCOL.md §9 "Receiving"): every message on
+# `coop.>`, AckAll, redelivered after ACK_WAIT_S, at most MAX_ACK_PENDING unacknowledged,
+# each message delivered at most MAX_DELIVER times (a NAK or an expired ack wait does not
+# deliver it again: a reader re-reads by sequence instead, and so a member aiming its pulls
+# at another subject gets each message there once, PROTOCOL.md §9 "Who may publish what").
+ACK_WAIT_S = 60.0
+MAX_ACK_PENDING = 20_000
+MAX_DELIVER = 1
+# A reader that may not reset its consumer (a federation with credentials) reads again by
+# sequence what its consumer delivered or acknowledged beyond its cursor, up to this many
+# messages (batches in flight at a stop are at most about 7 x FETCH_BATCH), REREAD_PARALLEL
+# requests at a time; sync and anti-entropy bring what lies beyond (PROTOCOL.md §9).
+REREAD_MAX = 8 * FETCH_BATCH
+REREAD_PARALLEL = 32
 # How long a first connect over TLS may take before it is given up and tried again (Bus.connect).
 TLS_CONNECT_WITHIN_S = 15.0
 
@@ -84,9 +99,34 @@ def stream_config(replicas: int = 1) -> StreamConfig:
     )
 
 
+def consumer_config(name: str, start: int = 1) -> ConsumerConfig:
+    """A reader's durable pull consumer `name` on COOP (`node-<slug>`, `observer-<name>`),
+    delivering from stream seq `start` (1: all). The operator makes it with `start` = 1
+    (deploy/streams.py `ensure_consumers`); a reader without credentials makes its own from
+    its cursor + 1. Pull: no `deliver_subject`, whose maker would choose where the stream
+    goes (PROTOCOL.md §9 "Receiving")."""
+    return ConsumerConfig(
+        name=name,
+        durable_name=name,
+        filter_subject=SUBJECTS,
+        ack_policy=AckPolicy.ALL,
+        ack_wait=ACK_WAIT_S,
+        max_ack_pending=MAX_ACK_PENDING,
+        max_deliver=MAX_DELIVER,
+        deliver_policy=DeliverPolicy.BY_START_SEQUENCE if start > 1 else DeliverPolicy.ALL,
+        opt_start_seq=start if start > 1 else None,
+    )
+
+
 class StreamMissing(nats.errors.Error):
     """The COOP stream does not exist on the server and this bus does not create it (the
     operator does: `coopnet federation streams`, docs/OPERATIONS.md §7). `str()` says why."""
+
+
+class ConsumerMissing(nats.errors.Error):
+    """A reader's consumer is not on the server (or is not the operator's pull consumer)
+    and this bus does not create it: the operator does (`coopnet federation streams`,
+    PROTOCOL.md §9 "Attaching"). `str()` says why."""
 
 
 class Bus:
@@ -95,7 +135,11 @@ class Bus:
     `makes_stream`: a missing COOP stream is created (at start) and re-created (when the
     server lost it) by this bus; a node sets it when it runs without credentials (a dev
     federation on a plain nats-server). With credentials the operator creates the stream
-    and the node's user may not (OPERATIONS.md §1, "Credentials and what they allow")."""
+    and the node's user may not (OPERATIONS.md §1, "Credentials and what they allow").
+
+    `makes_consumer` (default: no `creds`): the reader's durable consumer is created, and
+    deleted and created again to move it, by this bus. With credentials the operator makes
+    it and the bus only reads it (`follow`, PROTOCOL.md §9 "Attaching")."""
 
     def __init__(
         self,
@@ -105,6 +149,7 @@ class Bus:
         creds: str | None = None,
         inbox: str = "_INBOX",
         makes_stream: bool = False,
+        makes_consumer: bool | None = None,
         tls_ca: str | None = None,
     ) -> None:
         """`url`: one NATS URL or several, comma-separated (a cluster); `tls_ca`: a PEM file
@@ -130,6 +175,18 @@ class Bus:
         # Why the stream is missing, "" while it is there (`GET /status`: stream_missing).
         self.stream_missing = ""
         self._stream_lock = anyio.Lock()
+        # Whether this bus creates (and moves) its reader's consumer: never with credentials.
+        self.makes_consumer = creds is None if makes_consumer is None else makes_consumer
+        # Why the consumer is missing, "" while it is there (`GET /status`: consumer_missing).
+        self.consumer_missing = ""
+
+    def note_consumer(self, durable: str, missing: str = "") -> None:
+        """Record (and log once) why `durable` cannot be read, or that it can again."""
+        if missing and missing != self.consumer_missing:
+            log.warning("%s: %s", self.name, missing)
+        elif not missing and self.consumer_missing:
+            log.warning("%s: consumer %s is there again", self.name, durable)
+        self.consumer_missing = missing
 
     @property
     def connected(self) -> bool:
@@ -343,21 +400,29 @@ async def follow(
     cursor: int,
     handle: Callable[[list[Msg], int], Awaitable[None]],
 ) -> None:
-    """Feed the stream to `handle` in batches, through the node's durable pull consumer.
+    """Feed the stream to `handle` in batches, through the reader's durable pull consumer.
 
     `cursor` is the last stream sequence the store committed. If the consumer on the server
-    has delivered beyond it (batches in flight when the node stopped or its connection was
-    closed for good, or a store restored from a backup), the consumer is recreated from
-    cursor + 1, so the node reads again what its store does not hold: within the ack wait
-    the server would not deliver those messages again, and an AckAll of a later one would
-    acknowledge them unseen (PROTOCOL.md §9). `handle` commits the batch and the new
-    cursor; then the batch is acknowledged (AckAll: one ack per batch).
+    has delivered or acknowledged beyond it (batches in flight when the node stopped or its
+    connection was closed for good, or a store restored from a backup), the node reads
+    again what its store does not hold: within the ack wait the server would not deliver
+    those messages again, and an AckAll of a later one would acknowledge them unseen
+    (PROTOCOL.md §9 "Attaching"). A bus that makes its consumer (no credentials) deletes it
+    and creates it again from cursor + 1. One that may not (credentials: the operator made
+    it) first reads stream seqs cursor + 1 … that point by sequence (`STREAM.MSG.GET`, at
+    most REREAD_MAX messages; sync and anti-entropy bring any beyond), handing them to
+    `handle` like a batch, then pulls. Messages the consumer delivers at or below the
+    cursor it attached with (a consumer behind the store: made again by the operator) are
+    acknowledged without being handled. `handle` commits the batch and the new cursor;
+    then the batch is acknowledged (AckAll: one ack per batch).
 
     A consumer that is gone (its stream lost with the server's store, deleted, re-created)
     is attached again: to a new stream (its last seq below the cursor, or another creation
     time than the stream this follower read) from its start, the cursor then following the
-    new stream's seqs (PROTOCOL.md §9). Re-attachments that deliver nothing back off
-    (0.5 s doubling to 5 s), so a server without the stream or the consumer costs a few
+    new stream's seqs (PROTOCOL.md §9). A consumer missing on a bus that may not make it is
+    waited for (`ConsumerMissing`, said in `bus.consumer_missing`). Re-attachments that
+    deliver nothing back off (0.5 s doubling to 5 s), and a missing stream or consumer is
+    asked about again 0.2 s doubling to 5 s apart, so a server without them costs a few
     requests, not a busy loop.
 
     Up to PIPELINE_DEPTH batches are handled at once, started in stream order, so the next
@@ -369,13 +434,21 @@ async def follow(
     idle = 0.5
     while True:
         attached = await _attach(bus, durable, cursor, created)
-        cursor, created = attached.cursor, attached.created
+        start, created = attached.cursor, attached.created
+        cursor = start
         try:
-            handled = await _pull(attached.puller, handle, cursor)
+            whole = True
+            if attached.reread > cursor:
+                cursor, whole = await _reread(bus, durable, attached, handle)
+            handled = (
+                await _pull(bus, attached.puller, handle, cursor, attached.first)
+                if whole
+                else cursor
+            )
         finally:
             with anyio.CancelScope(shield=True):
                 await attached.puller.close()
-        if handled > cursor:
+        if handled > start:
             idle = 0.5
         else:  # the consumer went away before delivering anything: do not hammer the server
             await anyio.sleep(idle)
@@ -385,11 +458,16 @@ async def follow(
 
 class Attached(NamedTuple):
     """A pull consumer attached to the stream: read it from `cursor` + 1; `created` names
-    the stream it reads (StreamInfo.created), to tell a re-created stream apart."""
+    the stream it reads (StreamInfo.created), to tell a re-created stream apart. `reread`:
+    the last stream seq the consumer delivered or acknowledged, when that is beyond
+    `cursor` and the bus may not move the consumer (0 otherwise); `first`: the stream's
+    first seq."""
 
     puller: Puller
     cursor: int
     created: datetime.datetime | None
+    reread: int = 0
+    first: int = 0
 
 
 async def _attach(
@@ -399,20 +477,100 @@ async def _attach(
     while True:
         try:
             return await _subscribe(bus, durable, cursor, created)
-        except StreamMissing:
-            pass  # Bus.stream_info said why (and made it again where this bus may)
+        except (StreamMissing, ConsumerMissing):
+            pass  # Bus.stream_info / Bus.note_consumer said why (and made it where it may)
         except (nats.errors.Error, TimeoutError) as exc:  # the bus is down or busy: retry
             log.warning("%s: cannot attach the consumer yet (%r); retrying", durable, exc)
         await anyio.sleep(backoff)
         backoff = min(backoff * 2, 5.0)
 
 
+async def _messages_at(bus: Bus, first: int, last: int) -> list[Msg]:
+    """The stream's messages at seqs `first` … `last`, read by sequence (`STREAM.MSG.GET`,
+    REREAD_PARALLEL requests at a time), in seq order; seqs the stream no longer holds
+    (discarded, aged out) are left out. They have no ack subject. Raises
+    `nats.errors.Error` or `TimeoutError` when the server does not answer."""
+    js, client = bus.jetstream, bus.client
+    limit = anyio.Semaphore(REREAD_PARALLEL)
+    found: dict[int, Msg] = {}
+
+    async def get(n: int) -> None:
+        async with limit:
+            try:
+                raw = await js.get_msg(STREAM, seq=n)
+            except nats.js.errors.NotFoundError:
+                return  # no longer in the stream: its author and peers hold it
+        found[n] = Msg(client, subject=raw.subject or "", data=raw.data or b"",
+                       headers=raw.headers)  # fmt: skip
+
+    failed: BaseException | None = None
+    try:
+        async with anyio.create_task_group() as tg:
+            for n in range(first, last + 1):
+                tg.start_soon(get, n)
+    except* (nats.errors.Error, TimeoutError) as group:
+        failed = group.exceptions[0]
+    if failed is not None:
+        raise failed
+    return [found[n] for n in sorted(found)]
+
+
+async def _reread(
+    bus: Bus,
+    durable: str,
+    attached: Attached,
+    handle: Callable[[list[Msg], int], Awaitable[None]],
+) -> tuple[int, bool]:
+    """Hand `handle` the stream's messages from `attached.cursor` + 1 to `attached.reread`
+    (at most REREAD_MAX of them), read by sequence (`_messages_at`), in batches of up to
+    FETCH_BATCH seqs, each committed with its last seq as the cursor. Returns (the cursor
+    now, whether every seq of the window was read: False when the server stopped
+    answering, to attach again). The messages are not acknowledged."""
+    cursor = attached.cursor
+    end = min(attached.reread, cursor + REREAD_MAX)
+    if attached.reread > end:
+        log.warning(
+            "%s: the consumer is %d messages beyond the store; reading the first %d again,"
+            " the rest comes over sync (PROTOCOL.md §9)",
+            durable,
+            attached.reread - cursor,
+            REREAD_MAX,
+        )
+    seq = max(cursor + 1, attached.first)
+    while seq <= end:
+        last = min(seq + FETCH_BATCH - 1, end)
+        try:
+            found = await _messages_at(bus, seq, last)
+        except (nats.errors.Error, TimeoutError) as exc:
+            log.info("%s: re-reading stopped at seq %d (%r)", durable, seq, exc)
+            return cursor, False
+        if found:
+            await handle(found, last)
+            cursor = last
+        seq = last + 1
+    log.info("%s: re-read stream seqs %d…%d by sequence", durable, attached.cursor + 1, end)
+    return max(cursor, end), True
+
+
 async def _pull(
-    puller: Puller, handle: Callable[[list[Msg], int], Awaitable[None]], cursor: int
+    bus: Bus,
+    puller: Puller,
+    handle: Callable[[list[Msg], int], Awaitable[None]],
+    cursor: int,
+    first: int = 0,
 ) -> int:
-    """Hand batches to `handle` until the consumer is gone; the last stream seq handled."""
+    """Hand batches to `handle` until the consumer is gone; the last stream seq handled.
+    Messages at or below `cursor` (the store holds them) are acknowledged, not handled.
+    A batch that starts beyond the seq that should come next (from `cursor` + 1, or the
+    stream's `first` seq): those messages were delivered elsewhere (to a pull request of
+    a stopped process that the server has not expired yet, into a connection lost and
+    re-established by the client library, to a member's own pull aimed at another subject),
+    so they are read by sequence (`_messages_at`, up to REREAD_MAX) and handled in front of
+    the batch before anything beyond them is acknowledged; sync brings any beyond the bound
+    (PROTOCOL.md §9 "Attaching")."""
     slots = anyio.Semaphore(PIPELINE_DEPTH)
     handled = cursor
+    expected = max(cursor + 1, first)
 
     async def run(msgs: list[Msg], last: int) -> None:
         nonlocal handled
@@ -437,17 +595,52 @@ async def _pull(
                 log.info("%s: fetch failed (%r); retrying", puller.durable, exc)
                 await anyio.sleep(0.5)
                 continue
+            last = msgs[-1].metadata.sequence.stream
+            begins = msgs[0].metadata.sequence.stream
+            if begins <= cursor:  # a consumer behind the store
+                if last <= cursor:
+                    with contextlib.suppress(nats.errors.Error):
+                        await msgs[-1].ack()
+                    continue
+                msgs = [m for m in msgs if m.metadata.sequence.stream > cursor]
+                begins = msgs[0].metadata.sequence.stream
+            if begins > expected:
+                msgs = await _fill_hole(bus, puller.durable, expected, begins - 1) + msgs
+            expected = max(expected, last + 1)
             await slots.acquire()
-            tg.start_soon(run, msgs, msgs[-1].metadata.sequence.stream)
+            tg.start_soon(run, msgs, last)
     return handled
+
+
+async def _fill_hole(bus: Bus, durable: str, first: int, last: int) -> list[Msg]:
+    """The messages at seqs `first` … `last` that the consumer delivered elsewhere, read
+    by sequence (at most REREAD_MAX of them; none if the server does not answer: sync
+    brings them)."""
+    end = min(last, first + REREAD_MAX - 1)
+    log.warning(
+        "%s: stream seqs %d…%d were delivered elsewhere; reading %d…%d by sequence",
+        durable,
+        first,
+        last,
+        first,
+        end,
+    )
+    try:
+        return await _messages_at(bus, first, end)
+    except (nats.errors.Error, TimeoutError) as exc:
+        log.info("%s: cannot read them (%r); sync brings them", durable, exc)
+        return []
 
 
 async def _subscribe(
     bus: Bus, durable: str, cursor: int, created: datetime.datetime | None = None
 ) -> Attached:
-    """Attach `durable` to the stream from `cursor` + 1, creating (or re-creating) the
-    consumer where the one on the server would not deliver exactly that; `created` is the
-    creation time of the stream the cursor counts in, if this process read one."""
+    """Attach `durable` to the stream from `cursor` + 1. A bus that makes its consumer
+    creates (or re-creates) it where the one on the server would not deliver exactly that;
+    one that may not raises `ConsumerMissing` when it is not there (or is not a pull
+    consumer) and otherwise says in `Attached.reread` how far to read again by sequence.
+    `created` is the creation time of the stream the cursor counts in, if this process
+    read one."""
     js = bus.jetstream
     stream = await bus.stream_info()  # re-made here if lost, where this bus may
     last = stream.state.last_seq
@@ -465,16 +658,21 @@ async def _subscribe(
             cursor,
         )
         cursor = 0
-        with contextlib.suppress(nats.js.errors.NotFoundError):
-            await js.delete_consumer(STREAM, durable)
-    exists = True
+        if bus.makes_consumer:
+            with contextlib.suppress(nats.js.errors.NotFoundError):
+                await js.delete_consumer(STREAM, durable)
     try:
-        info = await js.consumer_info(STREAM, durable)
+        info: ConsumerInfo | None = await js.consumer_info(STREAM, durable)
+    except nats.js.errors.NotFoundError:
+        info = None
+    beyond = 0
+    if info is not None:
         acked = (info.ack_floor.stream_seq or 0) if info.ack_floor is not None else 0
         delivered = (info.delivered.stream_seq or 0) if info.delivered is not None else 0
         if max(acked, delivered) > cursor:
             # Delivered and not committed (in flight at a stop) or acknowledged and lost (an
             # old backup): either way the store lacks it. PROTOCOL.md §9.
+            beyond = max(acked, delivered)
             log.log(
                 logging.WARNING if acked > cursor else logging.INFO,
                 "%s: consumer delivered up to stream seq %d, acknowledged %d, the store"
@@ -485,23 +683,22 @@ async def _subscribe(
                 cursor,
                 cursor + 1,
             )
+    if bus.makes_consumer:
+        if info is not None and beyond:
             await js.delete_consumer(STREAM, durable)
-            exists = False
-    except nats.js.errors.NotFoundError:
-        exists = False
-    config = ConsumerConfig(
-        name=durable,
-        durable_name=durable,
-        filter_subject=SUBJECTS,
-        ack_policy=AckPolicy.ALL,
-        ack_wait=60,
-        max_ack_pending=20_000,
-        deliver_policy=DeliverPolicy.BY_START_SEQUENCE if cursor else DeliverPolicy.ALL,
-        opt_start_seq=cursor + 1 if cursor else None,
-    )
-    if not exists:
-        await js.add_consumer(STREAM, config)
-        log.info("%s: consumer created, reading from stream seq %d", durable, cursor + 1)
+            info, beyond = None, 0
+        if info is None:
+            await js.add_consumer(STREAM, consumer_config(durable, cursor + 1))
+            log.info("%s: consumer created, reading from stream seq %d", durable, cursor + 1)
+    elif info is None or info.config.deliver_subject:
+        why = "missing" if info is None else "a push consumer, not the operator's"
+        reason = (
+            f"consumer {durable} on stream {STREAM} is {why} and this node may not create it:"
+            " the operator makes it (`coopnet federation streams DIR`, docs/OPERATIONS.md §7)"
+        )
+        bus.note_consumer(durable, reason)
+        raise ConsumerMissing(reason)
+    bus.note_consumer(durable)
     puller = Puller(bus.client, STREAM, durable)
     await puller.start()
-    return Attached(puller, cursor, stream.created)
+    return Attached(puller, cursor, stream.created, beyond, stream.state.first_seq)

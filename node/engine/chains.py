@@ -351,11 +351,7 @@ class Chains:
             c = classify(st.head, env.seq, env.id, env.prev, held.get)
             if c.verdict is Verdict.NEXT:
                 try:
-                    keys = (
-                        self.found(env)
-                        if env.seq == 1
-                        else check_key(_k(st), env)
-                    )
+                    keys = self.found(env) if env.seq == 1 else check_key(_k(st), env)
                 except InvalidEvent as exc:
                     self._reject(step, exc, env)
                     return
@@ -553,11 +549,7 @@ class Chains:
                     at=self.clock(),
                     body=w.body,
                 )
-                keys = (
-                    self.found(env)
-                    if env.seq == 1
-                    else check_key(_k(st), env)
-                )
+                keys = self.found(env) if env.seq == 1 else check_key(_k(st), env)
             except InvalidEvent as exc:
                 w.error, w.done = exc, True
                 continue

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 from pathlib import Path
 
 log = logging.getLogger("coopnet.files")
@@ -23,20 +24,33 @@ PRIVATE_FILE_MODE = 0o600
 SQLITE_COMPANIONS = ("-wal", "-shm", "-journal")
 
 
-def tighten(path: Path, mode: int) -> bool:
+def tighten(path: Path, mode: int, *, announce: bool = True) -> bool:
     """Take away from `path` every permission bit that `mode` does not grant.
 
-    Returns True when the mode changed (and logs it), False when it was already as tight
-    or the path does not exist. Raises OSError when the mode cannot be changed (a file
-    owned by another user).
+    Returns True when the mode changed (and logs it, unless `announce` is False: a folder
+    this process has just made), False when it was already as tight or the path does not
+    exist. A path owned by another account, or a shared folder (sticky bit, as /tmp), is
+    left as it is, with a warning: tightening it would take it from the others it serves.
+    Raises OSError when the mode cannot be changed.
     """
     try:
-        current = path.stat().st_mode & 0o777
+        st = path.stat()
     except FileNotFoundError:
         return False
+    current = st.st_mode & 0o777
     if current & ~mode == 0:
         return False
+    if st.st_uid != os.geteuid() or st.st_mode & stat.S_ISVTX:
+        log.warning(
+            "%s is readable by other accounts (mode %o) and is shared or not ours: left as it"
+            " is; keep private data in a folder of its own",
+            path,
+            current,
+        )
+        return False
     os.chmod(path, current & mode)
+    if not announce:
+        return True
     log.warning(
         "%s was readable or writable by other accounts (mode %o); tightened to %o",
         path,
@@ -46,14 +60,15 @@ def tighten(path: Path, mode: int) -> bool:
     return True
 
 
-def private_dir(path: Path) -> Path:
+def private_dir(path: Path, *, announce: bool = True) -> Path:
     """Make `path` (and missing parents) a folder only its owner may enter: 0700.
 
     Parents created here get the process's usual mode (they may be shared folders); the
-    folder itself is tightened if it already existed with a looser mode. Raises OSError.
+    folder itself is tightened if it already existed with a looser mode (logged, unless
+    `announce` is False: a folder the caller has just made). Raises OSError.
     """
     path.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
-    tighten(path, PRIVATE_DIR_MODE)
+    tighten(path, PRIVATE_DIR_MODE, announce=announce)
     return path
 
 

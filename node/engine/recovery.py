@@ -185,7 +185,9 @@ async def recover_own_head(
             env = unseal(wire, net=chains.net)
         except InvalidEvent:
             continue
-        if env.author == author:
+        # Only events the node's own key log signed can show that another history of it
+        # was published; anyone can serve a wire that names it (PROTOCOL.md §9).
+        if env.author == author and _own_key(chains, author, env):
             published[env.seq] = env
     resign = await _discard_conflicting(store, chains, author, published)
     await chains.receive(list(wires), source="recovery")
@@ -207,7 +209,10 @@ async def _discard_conflicting(
     if not conflicts:
         return []
     first = min(conflicts)
-    envs = await store.discard_own_after(author, first - 1)
+    try:
+        envs = await store.discard_own_after(author, first - 1)
+    except RuntimeError as exc:  # the store refuses to drop what was published: do not sign
+        raise RecoveryError(str(exc)) from exc
     log.error(
         "%s: %d own events from seq %d were signed but never published, and the published "
         "history differs there; they are re-signed after the restored head",

@@ -46,6 +46,9 @@ class NodeStatus(msgspec.Struct, kw_only=True):
     # Why the COOP stream is missing, "" while it is there (bus_connected can be true
     # meanwhile: the server is up without the stream; OPERATIONS.md §7).
     stream_missing: str = ""
+    # Why the node's consumer `node-<slug>` cannot be read, "" while it can: with
+    # credentials the operator makes it (`coopnet federation streams`, PROTOCOL.md §9).
+    consumer_missing: str = ""
     sync: SyncStats = msgspec.field(default_factory=SyncStats)  # dropped/refused (engine/sync.py)
     not_ready: str = ""  # why the node does not sign yet (its head is unconfirmed), if known
     # Why the bus refuses this node's events (its quota, OPERATIONS.md §12), if it does.
@@ -70,6 +73,7 @@ async def read_status(
     internal_errors: int = 0,
     bus_refused: str = "",
     stream_missing: str = "",
+    consumer_missing: str = "",
     sync: SyncStats | None = None,
     not_ready: str = "",
 ) -> NodeStatus:
@@ -113,6 +117,7 @@ async def read_status(
         internal_errors=internal_errors,
         bus_refused=bus_refused,
         stream_missing=stream_missing,
+        consumer_missing=consumer_missing,
         sync=sync if sync is not None else SyncStats(),
         not_ready=not_ready,
         publish_refused=_refusal(await store.meta(REFUSED_META)),

@@ -15,8 +15,8 @@ answers only under its own name, and subscribe only to `coopsync.*.*` (the reque
 are no secret) and `coopreply.<self>.>`: the server matches a subscription's subject against
 that allow list token by token, so no wildcard (`coopreply.>`, `coopreply.*.>`, `>`) reaches
 another user's replies. Requests stay under `coopsync.`, answers under their own root: any
-answer under `coopsync.` would be read by a `coopsync.>` subscription, which `coopsync.*.*`
-lets through (`*` matches the literal token `>`).
+answer under `coopsync.` would be read by a `coopsync.*.>` subscription, which
+`coopsync.*.*` lets through (`*` matches the literal token `>`).
 
 Nothing in a reply is believed but a signed event: the requester hands every wire to its
 chains, which verify it under the author's key log. A reply's `head`, and a heads reply as a

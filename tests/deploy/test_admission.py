@@ -12,18 +12,21 @@ import time
 from pathlib import Path
 
 import anyio
+import anyio.to_thread
 import nacl.signing
 import nats
 import pytest
 
 from coopnet.deploy import federation as fed
 from coopnet.deploy.admission import ADMISSION_KEY_FILE, admission_ticket
+from coopnet.deploy.cli import main
 from coopnet.deploy.launcher import ensure_stream
 from coopnet.node.engine.config import ConfigError, read_identity
 from coopnet.protocol import Identity, seal, unseal
+from coopnet.protocol.admission import check_ticket
 from coopnet.protocol.membership import MembershipApplied
 from tests.conftest import running, wait_until
-from tests.deploy.test_federation import hubs_of, init, nodes_of
+from tests.deploy.test_federation import _refused, hubs_of, init, nodes_of
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -98,3 +101,44 @@ def test_neighborhood_add_refuses_without_the_admission_key(tmp_path: Path) -> N
     with pytest.raises(ConfigError, match="cannot read the admission key"):
         admission_ticket(root, charter, net, "dee", key)
     assert json.loads((root / "charter.json").read_text())["admission_key"] == charter.admission_key
+
+
+def test_neighborhood_ticket_admits_a_key_made_elsewhere(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`coopnet neighborhood ticket` (for a node that made its own key, an outside
+    implementation say) prints the ticket the receivers check; founders and malformed keys
+    are refused with a message and exit 2."""
+    root = tmp_path / "fed"
+    anyio.run(init, root)
+    charter, net = fed.charter_of(root)
+    key = Identity.generate("dee").public_key
+    args = ["neighborhood", "ticket", "dee", "--key", key.hex(), "--federation", str(root)]
+    assert main([*args, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["net"] == net.hex() and out["key"] == key.hex()
+    admission_key = charter.admission_public_key()
+    assert admission_key is not None
+    check_ticket(admission_key, net=net, slug="dee", key=key, ticket=bytes.fromhex(out["ticket"]))
+    assert (
+        main(["neighborhood", "ticket", "ana", "--key", key.hex(), "--federation", str(root)]) == 2
+    )
+    assert "is a founder" in capsys.readouterr().err
+    assert main(["neighborhood", "ticket", "dee", "--key", "abc", "--federation", str(root)]) == 2
+    assert "64 hex digits" in capsys.readouterr().err
+
+
+async def test_neighborhood_revoke_cuts_a_member_off_without_its_node(tmp_path: Path) -> None:
+    """A rogue member's node is not the operator's to start (it signs its own retirement):
+    `neighborhood revoke` takes its credentials off every hub all the same, and the honest
+    members go on."""
+    root = tmp_path / "fed"
+    config = await init(root)
+    with hubs_of(root):
+        await ensure_stream(root, config)
+        beta_creds = fed.neighborhood_dir(root, "ben") / "nats.creds"
+        assert not await _refused(config.urls, beta_creds)
+        args = ["neighborhood", "revoke", "ben", "--federation", str(root), "--json"]
+        assert await anyio.to_thread.run_sync(main, args) == 0
+        assert await _refused(config.urls, beta_creds)
+        assert not await _refused(config.urls, fed.neighborhood_dir(root, "ana") / "nats.creds")

@@ -17,7 +17,7 @@ import nacl.signing
 import nats.errors
 import nats.js.errors
 import pytest
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.api import ConsumerConfig
 
 from coopnet.deploy.nats_auth import (
     Authority,
@@ -41,7 +41,7 @@ from coopnet.deploy.quotas import (
     bus_limits,
 )
 from coopnet.deploy.streams import INSUFFICIENT_RESOURCES, ensure_streams
-from coopnet.node.engine.bus import STREAM, SUBJECTS, member_stream, stream_config
+from coopnet.node.engine.bus import STREAM, consumer_config, member_stream, stream_config
 from coopnet.node.engine.sync import REPLY_MAX_BYTES
 from tests.conftest import wait_until
 from tests.deploy.nats_fixtures import (
@@ -228,38 +228,53 @@ async def test_a_node_cannot_delete_purge_or_update_the_stream(tmp_path: Path) -
 
 
 async def test_a_node_consume_path_works_under_its_permissions(tmp_path: Path) -> None:
-    """Every JetStream call of coopnet.node (bus, outbox, recovery), with the inbox prefix
-    the node connects with: no permissions violation."""
+    """Every JetStream call of coopnet.node (bus, outbox, recovery, the re-read window),
+    with the inbox prefix the node connects with, on the consumer the operator made: no
+    permissions violation. Creating, deleting or resetting it is refused (PROTOCOL.md §9)."""
     with running_hub(tmp_path) as hub:
-        await create_stream(hub.url, admin_creds(hub))
+        admin = admin_creds(hub)
+        await create_stream(hub.url, admin)
+        async with session(hub.url, admin) as s:
+            await s.jetstream().add_consumer(STREAM, consumer_config("node-oak"))
         async with session(hub.url, hub.creds("oak", node_permissions("oak")), user="oak") as oak:
             js = oak.jetstream()
             await js.stream_info(STREAM)
-            assert (await js.account_info()).streams == 1
             for i in range(3):  # the outbox: publish_async with a message id
                 await js.publish_async("coop.oak.x", b"%d" % i, headers={"Nats-Msg-Id": str(i)})
             await js.publish_async_completed()
-            with pytest.raises(nats.js.errors.NotFoundError):
-                await js.consumer_info(STREAM, "node-oak")
-            config = ConsumerConfig(
-                durable_name="node-oak",
-                ack_policy=AckPolicy.ALL,
-                deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
-                opt_start_seq=2,
-            )
-            psub = await js.pull_subscribe(
-                SUBJECTS, durable="node-oak", stream=STREAM, config=config
-            )
+            info = await js.consumer_info(STREAM, "node-oak")
+            assert info.config.deliver_subject is None and info.config.max_deliver == 1
+            psub = await js.pull_subscribe_bind("node-oak", STREAM)
             msgs = await psub.fetch(10, timeout=2)
-            assert [m.data for m in msgs] == [b"1", b"2"]
+            assert [m.data for m in msgs] == [b"0", b"1", b"2"]
             await msgs[-1].ack_sync()
             info = await js.consumer_info(STREAM, "node-oak")
             assert info.ack_floor is not None and info.ack_floor.stream_seq == 3
             assert (await js.get_last_msg(STREAM, "coop.oak.>")).data == b"2"
             found = await js.get_msg(STREAM, seq=1, subject="coop.oak.>", next=True)
             assert found.seq == 1
-            assert await js.delete_consumer(STREAM, "node-oak")
+            assert (await js.get_msg(STREAM, seq=2)).data == b"1"  # the re-read window
             assert oak.errors == []
+            # The consumer is the operator's: no creation (push or pull), deletion or reset.
+            js = oak.jetstream(timeout=REFUSED_WAIT_S)
+            push = dataclasses.replace(consumer_config("node-oak"), deliver_subject="coopsync.x.y")
+            assert await refused(js.add_consumer(STREAM, push))
+            assert await refused(js.add_consumer(STREAM, consumer_config("node-oak", 2)))
+            assert await refused(js.delete_consumer(STREAM, "node-oak"))
+            assert await refused(oak.nc.request("$JS.API.CONSUMER.RESET.COOP.node-oak", b"", 1))
+            assert await refused(js.account_info())
+            await wait_until(
+                _violation_of(
+                    oak,
+                    "$JS.API.CONSUMER.CREATE.COOP.node-oak.coop.>",
+                    "$JS.API.CONSUMER.DELETE.COOP.node-oak",
+                    "$JS.API.CONSUMER.RESET.COOP.node-oak",
+                ),
+                what="the violations",
+            )
+        async with session(hub.url, admin) as s:
+            info = await s.jetstream().consumer_info(STREAM, "node-oak")
+            assert info.config.deliver_subject is None and info.delivered.stream_seq == 3
 
 
 async def test_an_observer_reads_but_cannot_publish_or_change_the_stream(tmp_path: Path) -> None:
@@ -268,27 +283,32 @@ async def test_an_observer_reads_but_cannot_publish_or_change_the_stream(tmp_pat
         await create_stream(hub.url, admin)
         async with session(hub.url, admin) as s:
             await s.jetstream().publish("coop.oak.x", b"public")
+            await s.jetstream().add_consumer(STREAM, consumer_config("observer-watch"))
         watcher = hub.creds("watcher", observer_permissions("watch"))
         async with session(hub.url, watcher, user="observer-watch") as o:
             js = o.jetstream(timeout=REFUSED_WAIT_S)
-            # A durable consumer of its own, from the start of the stream…
-            durable = await js.pull_subscribe(SUBJECTS, durable="observer-watch", stream=STREAM)
-            assert [m.data for m in await durable.fetch(5, timeout=2)] == [b"public"]
-            await js.delete_consumer(STREAM, "observer-watch")
-            # …or an ephemeral one with the same name.
-            ephemeral = ConsumerConfig(name="observer-watch", inactive_threshold=5.0)
-            await js.add_consumer(STREAM, ephemeral)
-            psub = await js.pull_subscribe_bind(stream=STREAM, name="observer-watch")
-            msgs = await psub.fetch(5, timeout=2)
+            # The durable consumer the operator made for it, from the start of the stream…
+            durable = await js.pull_subscribe_bind("observer-watch", STREAM)
+            msgs = await durable.fetch(5, timeout=2)
+            assert [m.data for m in msgs] == [b"public"]
             await msgs[-1].ack_sync()
             assert o.errors == []
+            # …which it may not delete, nor make again, durable or ephemeral.
+            assert await refused(js.delete_consumer(STREAM, "observer-watch"))
+            ephemeral = ConsumerConfig(name="observer-watch", inactive_threshold=5.0)
+            assert await refused(js.add_consumer(STREAM, ephemeral))
             # No event, no change to the stream, no one else's consumer.
             assert await refused(js.publish("coop.oak.x", b"forged"))
             assert await refused(js.purge_stream(STREAM))
             assert await refused(js.delete_stream(STREAM))
             assert await refused(js.consumer_info(STREAM, "node-oak"))
             await wait_until(
-                _violation_of(o, "coop.oak.x", "$JS.API.STREAM.PURGE.COOP"),
+                _violation_of(
+                    o,
+                    "coop.oak.x",
+                    "$JS.API.STREAM.PURGE.COOP",
+                    "$JS.API.CONSUMER.DELETE.COOP.observer-watch",
+                ),
                 what="the observer's violations",
             )
         assert await stream_counts(hub.url, admin) == {("coop.oak.x", b"public"): 1}

@@ -405,6 +405,21 @@ def test_moving_to_a_cluster_turns_tls_on_from_the_same_ca(tmp_path: Path) -> No
         assert subprocess.run([str(nats_server_binary()), "-t", "-c", str(conf)]).returncode == 0
 
 
+def test_moving_to_a_cluster_keeps_the_hosts_the_operator_set(tmp_path: Path) -> None:
+    """OPERATIONS.md §8: set `hosts` (one per hub) in federation.toml, then `cluster`: each
+    hub listens on its own address and the nodes get the three URLs (it used to drop them)."""
+    root = tmp_path / "fed"
+    anyio.run(lambda: _init(root, hubs=1, tls=True))
+    config = fed.read_federation(root)
+    config.hosts = ["127.0.0.2", "127.0.0.3", "127.0.0.4"]
+    fed.write_federation(root, config)
+    moved = fed.move_to_cluster(root)
+    assert moved.hosts == ["127.0.0.2", "127.0.0.3", "127.0.0.4"]
+    for i, conf in enumerate(moved.hub_configs(root)):
+        assert f"127.0.0.{i + 2}" in conf.read_text()
+        assert f"127.0.0.{i + 2}" in moved.urls
+
+
 def test_a_bus_whose_ca_file_is_missing_or_not_a_certificate_is_a_config_error(
     tmp_path: Path,
 ) -> None:

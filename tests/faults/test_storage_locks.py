@@ -16,6 +16,7 @@ import anyio
 import httpx
 import pytest
 
+from coopnet.federation.observer import Observer
 from coopnet.node.engine.nats_server import NatsServer
 from coopnet.node.engine.store import (
     Batch,
@@ -26,6 +27,7 @@ from coopnet.node.engine.store import (
 from coopnet.node.runtime import Node
 from coopnet.protocol import NotePosted
 from tests.conftest import make_node, running, wait_until
+from tests.federation.test_audit import observing
 from tests.node.test_store import history, open_store
 from tests.processes import free_port, start_node, wait_ready
 
@@ -149,6 +151,19 @@ async def test_received_events_wait_for_the_lock_and_none_is_lost(
         assert oak.failure is None and not oak.stopped.is_set()
 
 
+async def test_the_observer_waits_for_the_lock_too_and_loses_nothing(
+    tmp_path: Path, nats_server: NatsServer
+) -> None:
+    elm = Node(await make_node(tmp_path, "elm", nats_server.url), serve_api=False)
+    async with running(elm), observing(tmp_path / "obs", nats_server.url) as obs:
+        obs.store.patience_s = 0.2
+        with write_lock(tmp_path / "obs" / "observer.db"):
+            for i in range(5):
+                await elm.post(NotePosted(text=f"note {i}"))
+            await wait_until(lambda: _true(obs.storage_busy > 0), what="a receive that waits")
+        await wait_until(lambda: _has(obs, "elm", 6), what="the observer to store every note")
+
+
 def test_a_seven_second_lock_by_another_process_does_not_stop_the_node(
     tmp_path: Path, nats_server: NatsServer
 ) -> None:
@@ -192,6 +207,6 @@ async def _true(value: bool) -> bool:
     return value
 
 
-async def _has(node: Node, author: str, seq: int) -> bool:
+async def _has(node: Node | Observer, author: str, seq: int) -> bool:
     head = node.chains.head_of(author)
     return head is not None and head.seq >= seq

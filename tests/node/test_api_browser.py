@@ -143,5 +143,6 @@ async def test_status_page_and_api_reference_work_offline_under_the_csp(
         assert {"/notes", "/status", "/aid/requests", "/offers"} <= set(paths)
         await page.locator("details.op", has_text="Post a public note").first.click()
         await page.wait_for_selector("details.op[open] td:text('text')", timeout=WAIT_MS)
+        await page.screenshot(path=tmp_path / "schema.png", full_page=True)
     assert elsewhere == []
     assert console == []  # a CSP violation would be a console error

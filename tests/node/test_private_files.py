@@ -15,6 +15,7 @@ import pytest
 from coopnet.federation.observer import open_observer_store
 from coopnet.node.engine.config import db_path
 from coopnet.node.engine.nats_server import NatsServer
+from coopnet.node.engine.private_files import private_database
 from coopnet.node.engine.store import Batch
 from coopnet.node.runtime import Node
 from tests.conftest import NET, make_node, running
@@ -70,7 +71,7 @@ async def test_an_existing_store_with_loose_modes_is_tightened_and_logged_once(
     store = await open_store(folder / "node.db")
     await store.close()
     tightened = [r for r in caplog.records if "tightened" in r.getMessage()]
-    assert {Path(r.args[0]).name for r in tightened} >= {"data", "node.db"}  # type: ignore[index]
+    assert {Path(r.getMessage().split(" was ")[0]).name for r in tightened} >= {"data", "node.db"}
     assert set(private(folder, "node.db").values()) <= {0o700, 0o600}
     caplog.clear()
     store = await open_store(folder / "node.db")  # already private: nothing to say
@@ -106,3 +107,14 @@ async def test_a_node_made_and_run_under_a_loose_umask_keeps_its_data_private(
     assert mode(db_path(data)) == 0o600
     for p in data.glob("node.db*"):
         assert mode(p) == 0o600, p
+
+
+def test_a_shared_folder_is_not_taken_from_the_others(tmp_path: Path) -> None:
+    """A store put straight into a shared folder (sticky bit, as /tmp) leaves the folder's
+    mode alone; the file itself is still private."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o1777)
+    private_database(shared / "node.db")
+    assert stat.S_IMODE(shared.stat().st_mode) == 0o1777
+    assert mode(shared / "node.db") == 0o600
