@@ -33,7 +33,7 @@ from nats.js.api import (
     StreamInfo,
 )
 
-from coopnet.node.engine.pull import ConsumerGone, Puller
+from coopnet.node.engine.pull import REQUEST_EXPIRES_S, ConsumerGone, Puller
 from coopnet.node.engine.tls import client_context
 
 log = logging.getLogger("coopnet.bus")
@@ -50,7 +50,7 @@ FETCH_BATCH = 512
 PIPELINE_DEPTH = 4
 CURSOR_KEY = "stream_seq"
 # A reader's durable pull consumer on COOP (PROTOCOL.md §9 "Receiving"): every message on
-# `coop.>`, AckAll, redelivered after ACK_WAIT_S, at most MAX_ACK_PENDING unacknowledged,
+# `coop.>`, AckAll with an ack wait of ACK_WAIT_S, at most MAX_ACK_PENDING unacknowledged,
 # each message delivered at most MAX_DELIVER times (a NAK or an expired ack wait does not
 # deliver it again: a reader re-reads by sequence instead, and so a member aiming its pulls
 # at another subject gets each message there once, PROTOCOL.md §9 "Who may publish what").
@@ -63,6 +63,9 @@ MAX_DELIVER = 1
 # requests at a time; sync and anti-entropy bring what lies beyond (PROTOCOL.md §9).
 REREAD_MAX = 8 * FETCH_BATCH
 REREAD_PARALLEL = 32
+# How long an attaching reader waits for pull requests of its earlier connection to end
+# (`Puller` requests expire after REQUEST_EXPIRES_S).
+STALE_REQUESTS_S = REQUEST_EXPIRES_S + 1.0
 # How long a first connect over TLS may take before it is given up and tried again (Bus.connect).
 TLS_CONNECT_WITHIN_S = 15.0
 
@@ -413,8 +416,11 @@ async def follow(
     most REREAD_MAX messages; sync and anti-entropy bring any beyond), handing them to
     `handle` like a batch, then pulls. Messages the consumer delivers at or below the
     cursor it attached with (a consumer behind the store: made again by the operator) are
-    acknowledged without being handled. `handle` commits the batch and the new cursor;
-    then the batch is acknowledged (AckAll: one ack per batch).
+    acknowledged without being handled; seqs the consumer skipped (delivered elsewhere) are
+    read by sequence in front of the batch that shows the hole (`_pull`). Before any of
+    this, pull requests still open from an earlier connection are waited out (at most
+    STALE_REQUESTS_S). `handle` commits the batch and the new cursor; then the batch is
+    acknowledged (AckAll: one ack per batch).
 
     A consumer that is gone (its stream lost with the server's store, deleted, re-created)
     is attached again: to a new stream (its last seq below the cursor, or another creation
@@ -562,9 +568,9 @@ async def _pull(
     """Hand batches to `handle` until the consumer is gone; the last stream seq handled.
     Messages at or below `cursor` (the store holds them) are acknowledged, not handled.
     A batch that starts beyond the seq that should come next (from `cursor` + 1, or the
-    stream's `first` seq): those messages were delivered elsewhere (to a pull request of
-    a stopped process that the server has not expired yet, into a connection lost and
-    re-established by the client library, to a member's own pull aimed at another subject),
+    stream's `first` seq): those messages were delivered elsewhere (into a connection lost
+    and re-established by the client library, to a member's own pull aimed at another
+    subject, to a request of an earlier connection still open after STALE_REQUESTS_S),
     so they are read by sequence (`_messages_at`, up to REREAD_MAX) and handled in front of
     the batch before anything beyond them is acknowledged; sync brings any beyond the bound
     (PROTOCOL.md §9 "Attaching")."""
@@ -632,6 +638,34 @@ async def _fill_hole(bus: Bus, durable: str, first: int, last: int) -> list[Msg]
         return []
 
 
+def _beyond(info: ConsumerInfo) -> int:
+    """The last stream seq the consumer delivered or acknowledged (0: none)."""
+    acked = (info.ack_floor.stream_seq or 0) if info.ack_floor is not None else 0
+    delivered = (info.delivered.stream_seq or 0) if info.delivered is not None else 0
+    return max(acked, delivered)
+
+
+async def _after_stale_requests(
+    js: JetStreamContext, durable: str, info: ConsumerInfo
+) -> ConsumerInfo | None:
+    """The consumer's info once the pull requests waiting on it have ended, or after
+    STALE_REQUESTS_S at most (checked every 0.25 s). A reader's consumer serves only that
+    reader, so a request waiting when it attaches is one of its own earlier connection,
+    which a hub with leaf links goes on delivering into until it expires: pulling now, the
+    reader would share the next messages with it, and a last one would wait for
+    anti-entropy (PROTOCOL.md §9 "Attaching"). None if the consumer went away meanwhile."""
+    log.info("%s: %d earlier pull request(s) still open; waiting for them to end",
+             durable, info.num_waiting)  # fmt: skip
+    with anyio.move_on_after(STALE_REQUESTS_S):
+        while info.num_waiting:
+            await anyio.sleep(0.25)
+            try:
+                info = await js.consumer_info(STREAM, durable)
+            except nats.js.errors.NotFoundError:
+                return None
+    return info
+
+
 async def _subscribe(
     bus: Bus, durable: str, cursor: int, created: datetime.datetime | None = None
 ) -> Attached:
@@ -665,24 +699,27 @@ async def _subscribe(
         info: ConsumerInfo | None = await js.consumer_info(STREAM, durable)
     except nats.js.errors.NotFoundError:
         info = None
+    if (
+        info is not None
+        and info.num_waiting
+        and not (bus.makes_consumer and _beyond(info) > cursor)
+    ):
+        info = await _after_stale_requests(js, durable, info)
     beyond = 0
-    if info is not None:
-        acked = (info.ack_floor.stream_seq or 0) if info.ack_floor is not None else 0
-        delivered = (info.delivered.stream_seq or 0) if info.delivered is not None else 0
-        if max(acked, delivered) > cursor:
-            # Delivered and not committed (in flight at a stop) or acknowledged and lost (an
-            # old backup): either way the store lacks it. PROTOCOL.md §9.
-            beyond = max(acked, delivered)
-            log.log(
-                logging.WARNING if acked > cursor else logging.INFO,
-                "%s: consumer delivered up to stream seq %d, acknowledged %d, the store"
-                " committed %d; reading again from %d",
-                durable,
-                delivered,
-                acked,
-                cursor,
-                cursor + 1,
-            )
+    if info is not None and _beyond(info) > cursor:
+        # Delivered and not committed (in flight at a stop) or acknowledged and lost (an
+        # old backup): either way the store lacks it. PROTOCOL.md §9.
+        beyond = _beyond(info)
+        acked = info.ack_floor.stream_seq if info.ack_floor is not None else 0
+        log.log(
+            logging.WARNING if (acked or 0) > cursor else logging.INFO,
+            "%s: consumer delivered or acknowledged up to stream seq %d, the store committed"
+            " %d; reading again from %d",
+            durable,
+            beyond,
+            cursor,
+            cursor + 1,
+        )
     if bus.makes_consumer:
         if info is not None and beyond:
             await js.delete_consumer(STREAM, durable)

@@ -37,22 +37,13 @@ from coopnet.node.engine.tls import client_context
 from coopnet.node.runtime import Node
 from coopnet.protocol import NotePosted
 from tests.conftest import converged, running, wait_until
+from tests.deploy.test_federation import ports
 from tests.processes import free_port, stream_messages
 
 pytestmark = pytest.mark.timeout(240)
 
 HOSTS = ["127.0.0.2", "127.0.0.3", "127.0.0.4"]
 ROGUE_HOST = "127.0.0.5"
-
-
-def _ports(hubs: int) -> fed.Ports:
-    n = range(hubs)
-    return fed.Ports(
-        client=[free_port() for _ in n],
-        http=[free_port() for _ in n],
-        leaf=[free_port() for _ in n],
-        route=[free_port() for _ in n] if hubs > 1 else [],
-    )
 
 
 async def _init(
@@ -64,7 +55,7 @@ async def _init(
     tls_names: list[str] | None = None,
 ) -> fed.FederationConfig:
     config = await fed.init_federation(
-        root, name="Tls", slugs=["ana", "ben"], hubs=hubs, ports=_ports(hubs), hosts=hosts,
+        root, name="Tls", slugs=["ana", "ben"], hubs=hubs, ports=ports(hubs), hosts=hosts,
         tls=tls, tls_names=tls_names,
     )  # fmt: skip
     config.next_leaf_port = free_port()
