@@ -25,7 +25,7 @@ from coopnet.deploy.nats_auth import (
     node_permissions,
 )
 from coopnet.deploy.nats_config import cluster_configs, hub_config, leaf_config, quote
-from coopnet.node.engine.bus import STREAM, SUBJECTS
+from coopnet.node.engine.bus import STREAM, SUBJECTS, consumer_config
 from coopnet.node.engine.nats_server import NatsServer, nats_server_binary
 from tests.conftest import wait_until
 from tests.deploy.nats_fixtures import (
@@ -258,11 +258,12 @@ def _running_leaf(root: Path, hub: Hub, creds: Path) -> Iterator[NatsServer]:
 
 
 def _hub_reachable(js: JetStreamContext) -> Callable[[], Awaitable[bool]]:
-    """Whether the hub's JetStream answers through the leaf (`$JS.API.INFO`, no side effect)."""
+    """Whether the hub's JetStream answers through the leaf (the stream's info, which a
+    node may ask: no side effect)."""
 
     async def answers() -> bool:
         try:
-            await js.account_info()
+            await js.stream_info(STREAM)
         except (nats.errors.Error, TimeoutError):
             return False
         return True
@@ -286,7 +287,9 @@ async def test_a_leaf_carries_its_node_to_the_hub_with_the_nodes_permissions(
                 # itself ("Not permitted to deliver"): the client hears "no responders".
                 with pytest.raises(nats.js.errors.NoStreamResponseError):
                     await js.publish("coop.elm.x", b"not a's")
-                # The node's consume path, through the leaf.
+                # The node's consume path, through the leaf, on the consumer the operator made.
+                async with session(hub.url, admin) as operator:
+                    await operator.jetstream().add_consumer(STREAM, consumer_config("node-oak"))
                 psub = await js.pull_subscribe(SUBJECTS, durable="node-oak", stream=STREAM)
                 msgs = await psub.fetch(5, timeout=2)
                 assert [m.data for m in msgs] == [b"via the leaf"]
@@ -337,6 +340,7 @@ async def test_through_a_leaf_sync_is_answered_both_ways(tmp_path: Path) -> None
     answers are plain publishes on `coopreply.<requester>.<token>.<responder>`, which the hub
     carries to and from a leaf like any subject the node may use."""
     with running_hub(tmp_path) as hub:
+        await create_stream(hub.url, admin_creds(hub))  # what the link check asks about
         node_oak = hub.creds("oak", node_permissions("oak"))
         elm_creds = hub.creds("elm", node_permissions("elm"))
         with _running_leaf(tmp_path, hub, node_oak) as leaf:
