@@ -36,6 +36,7 @@ from coopnet.deploy.federation import (
 )
 from coopnet.deploy.nats_config import MONITOR_HOST
 from coopnet.deploy.streams import INSUFFICIENT_RESOURCES, StreamLimitError, ensure_streams
+from coopnet.node.engine.bus import STREAM
 from coopnet.node.engine.client import API_URL_FILE
 from coopnet.node.engine.nats_server import NatsServer
 
@@ -142,6 +143,16 @@ def start_node(root: Path, slug: str, logs: Path) -> subprocess.Popen[bytes]:
         log.close()
 
 
+def _coop_messages(jsz: dict[str, Any]) -> int:
+    """The messages `COOP` holds, from a hub's `/jsz?accounts=true&streams=true`: the
+    server's total would count every event twice, once in its member stream (§12)."""
+    for account in jsz.get("account_details") or []:
+        for stream in account.get("stream_detail") or []:
+            if stream.get("name") == STREAM:
+                return int((stream.get("state") or {}).get("messages", 0))
+    return int(jsz.get("messages", 0))
+
+
 async def gather_status(root: Path) -> dict[str, Any]:
     """Each hub (monitoring port) and each node (its API), as one JSON-able object."""
     config = read_federation(root)
@@ -152,12 +163,14 @@ async def gather_status(root: Path) -> dict[str, Any]:
             try:
                 # Monitoring listens on this machine only (nats_config.MONITOR_HOST).
                 varz = (await client.get(f"http://{MONITOR_HOST}:{port}/varz")).json()
-                jsz = (await client.get(f"http://{MONITOR_HOST}:{port}/jsz")).json()
+                jsz = (
+                    await client.get(f"http://{MONITOR_HOST}:{port}/jsz?accounts=true&streams=true")
+                ).json()
                 hub |= {
                     "up": True,
                     "server": varz.get("server_name", ""),
                     "connections": varz.get("connections", 0),
-                    "stream_messages": jsz.get("messages", 0),
+                    "stream_messages": _coop_messages(jsz),
                 }
             except (httpx.HTTPError, ValueError):
                 pass

@@ -486,3 +486,25 @@ async def test_a_node_refuses_to_connect_with_credentials_issued_to_another_key(
 
 async def _said(node: Node) -> bool:
     return node.bus_refused is not None
+
+
+async def test_federation_status_counts_the_events_on_the_bus_once(tmp_path: Path) -> None:
+    """Every event is in its member stream and in COOP; `federation status` reports COOP's
+    count, not the server's total (which counted each event twice)."""
+    from coopnet.deploy.launcher import gather_status
+
+    root = tmp_path / "fed"
+    config = await init(root)
+    with hubs_of(root):
+        await ensure_stream(root, config)
+        async with running(*nodes_of(root, "ana", "ben")) as (ana, ben):
+            await ana.post(NotePosted(text="once"))
+            await wait_until(lambda: converged(ana, ben), what="ben holds ana's note")
+            admin = root / "nats" / "admin.creds"
+            nc = await nats.connect(config.urls, user_credentials=str(admin))
+            try:
+                coop = (await nc.jetstream().stream_info(STREAM)).state.messages
+            finally:
+                await nc.close()
+            status = await gather_status(root)
+            assert coop >= 3 and status["hubs"][0]["stream_messages"] == coop
