@@ -55,7 +55,7 @@ def check_ticket(
         )
     try:
         nacl.signing.VerifyKey(admission_key).verify(ticket_message(net, slug, key), ticket)
-    except nacl.exceptions.BadSignatureError:
+    except (nacl.exceptions.CryptoError, ValueError, TypeError):  # not that signature
         raise errors.WrongKey(
             f"{slug}: the admission ticket in node.founded is not the charter's admission "
             "key's signature for this slug and key"

@@ -139,3 +139,12 @@ def test_a_charter_with_a_malformed_admission_key_is_refused(bad: str) -> None:
     value["admission_key"] = bad
     with pytest.raises(CharterError, match="admission_key"):
         parse_charter(json.dumps(value).encode())
+
+
+@pytest.mark.parametrize("admission_key", [b"\x00" * 32, b"\xff" * 32], ids=["zeros", "ones"])
+def test_an_admission_key_that_is_no_curve_point_refuses_not_crashes(admission_key: bytes) -> None:
+    """A charter naming 64 hex digits that are no Ed25519 public key: every founding that
+    needs a ticket is `wrong_key`; the receiver never fails with another exception."""
+    ticket = issue_ticket(ADMISSION, NET, "dee", DEE.public_key)
+    with pytest.raises(errors.WrongKey):
+        found_key_state(founded(DEE, ticket), None, admission_key)
