@@ -61,9 +61,11 @@ async def stream_messages(
     subject: str = "coop.>",
     creds: Path | None = None,
     tls: ssl.SSLContext | None = None,
+    stream: str = STREAM,
 ) -> list[RawStreamMsg]:
-    """Every message of the COOP stream on `subject`, in stream order (`url` may list the
-    servers of a cluster, comma-separated; `tls` checks TLS hubs' certificates)."""
+    """Every message of the COOP stream (or `stream`) on `subject`, in stream order (`url`
+    may list the servers of a cluster, comma-separated; `tls` checks TLS hubs'
+    certificates)."""
     options = {"user_credentials": str(creds)} if creds else {}
     nc = await nats.connect(url.split(","), tls=tls, **options)
     try:
@@ -72,7 +74,7 @@ async def stream_messages(
         seq = 1
         while True:
             try:
-                msg = await js.get_msg(STREAM, seq=seq, subject=subject, next=True)
+                msg = await js.get_msg(stream, seq=seq, subject=subject, next=True)
             except nats.js.errors.NotFoundError:
                 return found
             assert msg.seq is not None

@@ -419,20 +419,32 @@ async def test_generated_cluster_survives_a_server_killed_while_nodes_publish(
             await wait_until(drained, within=90, what="ana's outbox drains on two servers")
             await wait_until(lambda: converged(ana, ben), within=90, what="convergence")
             head = (await ana.status()).own_head
+            url = config.urls.split(",")[1]
+            # The acknowledgement came from ana's member stream: it holds every event once.
+            held = await _stream_ids(root, url, "ana", ana.net, stream=member_stream("ana"))
+            assert set(posted) <= set(held)
+            assert len(held) == head == 201 and max(held.values()) == 1  # founded + 200 notes
+
+            async def sourced() -> bool:  # COOP sources it again after the kill (§12)
+                return set(posted) <= set(await _stream_ids(root, url, "ana", ana.net))
+
+            await wait_until(sourced, within=60, what="COOP holds every acknowledged event")
         counts = await _stream_ids(root, config.urls.split(",")[1], "ana", ana.net)
-    assert set(posted) <= set(counts)
-    assert len(counts) == head == 201  # node.founded + 200 notes
+    assert len(counts) == 201
     assert max(counts.values()) == 1
 
 
-async def _stream_ids(root: Path, url: str, author: str, net: bytes) -> dict[bytes, int]:
-    """How many times each of `author`'s events is in the stream (read as the operator)."""
+async def _stream_ids(
+    root: Path, url: str, author: str, net: bytes, *, stream: str = STREAM
+) -> dict[bytes, int]:
+    """How many times each of `author`'s events is in COOP (or `stream`), read as the
+    operator."""
     from coopnet.protocol import unseal
 
     counts: dict[bytes, int] = {}
     creds = root / "nats" / "admin.creds"
     tls = fed.client_tls(root, fed.read_federation(root))
-    for msg in await stream_messages(url, f"coop.{author}.>", creds, tls):
+    for msg in await stream_messages(url, f"coop.{author}.>", creds, tls, stream=stream):
         eid = unseal(msg.data or b"", net=net).id
         counts[eid] = counts.get(eid, 0) + 1
     return counts
