@@ -41,31 +41,11 @@ from coopnet.federation.exports import (
 )
 from coopnet.federation.observer import Observer
 from coopnet.node.engine.api import HttpCounts, serve_app
+from coopnet.node.engine.live import LIVE_DEBOUNCE_S, LIVE_HEARTBEAT_S, Changes
 from coopnet.node.engine.status import all_rejections
-from coopnet.protocol import Envelope
 
 log = logging.getLogger("coopnet.dashboard")
 STATIC = Path(__file__).parent / "static"
-LIVE_DEBOUNCE_S = 0.5
-LIVE_HEARTBEAT_S = 15.0
-
-
-class Changes:
-    """Wakes every live client when the observer stores events (at most every 0.5 s)."""
-
-    def __init__(self) -> None:
-        self.version = 0
-        self._event = anyio.Event()
-
-    def notice(self, events: Sequence[Envelope]) -> None:
-        self.version += 1
-        self._event.set()
-        self._event = anyio.Event()
-
-    async def wait(self, seen: int) -> int:
-        if self.version == seen:
-            await self._event.wait()
-        return self.version
 
 
 def _obs(state: State) -> Observer:

@@ -36,10 +36,11 @@ from coopnet.node.aid import domain as aid
 from coopnet.node.aid.policy import AidPolicy
 from coopnet.node.aid.requests import Aid
 from coopnet.node.engine import sync
+from coopnet.node.engine.accounts import Accounts, AccountTables
 from coopnet.node.engine.api import create_app, serve_api
 from coopnet.node.engine.bus import CURSOR_KEY, Bus, follow, keep_running, stay_connected
 from coopnet.node.engine.chains import Chains, Report
-from coopnet.node.engine.client import API_URL_FILE
+from coopnet.node.engine.client import API_TOKEN_FILE, API_URL_FILE
 from coopnet.node.engine.config import (
     ConfigError,
     NodeConfig,
@@ -53,9 +54,11 @@ from coopnet.node.engine.config import (
 from coopnet.node.engine.context import NotReady
 from coopnet.node.engine.domain import Domain
 from coopnet.node.engine.keys import finish_rotation, prepare_rotation, reconcile_keys
+from coopnet.node.engine.live import Changes
 from coopnet.node.engine.nats_server import acquire_embedded, release_embedded
 from coopnet.node.engine.outbox import Publisher
 from coopnet.node.engine.patience import until_stored
+from coopnet.node.engine.private_files import write_private
 from coopnet.node.engine.projection import OwnTables, Projection
 from coopnet.node.engine.recovery import RecoveryError, recover_own_head
 from coopnet.node.engine.status import NodeStatus, read_status
@@ -185,9 +188,11 @@ class Node:
             raise ValueError(f"no such domain: {', '.join(sorted(unknown))}")
         self.domains: tuple[Domain, ...] = tuple(_REGISTRY[name].build(self) for name in domains)
         # Called (synchronously) with every batch of events this node stores: own and others'.
+        self.changes = Changes()  # wakes the app's live updates (GET /live)
         self.listeners: list[Callable[[Sequence[Envelope]], None]] = [
             listener for d in self.domains for listener in d.listeners
-        ]
+        ] + [self.changes.notice]
+        self._accounts: Accounts | None = None
         self.failure: StorageFailure | None = None  # why the node stopped by itself, if it did
         self.rotating: anyio.Event | None = None  # set while the signing key rotates
         self._rotation = anyio.Lock()
@@ -203,6 +208,12 @@ class Node:
         return self._store
 
     @property
+    def accounts(self) -> Accounts:
+        """The neighborhood's accounts (docs/APP.md), on the node's store."""
+        assert self._accounts is not None, "node not running"
+        return self._accounts
+
+    @property
     def chains(self) -> Chains:
         assert self._chains is not None, "node not running"
         return self._chains
@@ -215,8 +226,9 @@ class Node:
             db_path(self.data),
             net=self.net,
             projections=[p for d in self.domains for p in d.projections],
-            tables=[t for d in self.domains for t in d.tables],
+            tables=[AccountTables(), *(t for d in self.domains for t in d.tables)],
         )
+        self._accounts = Accounts(self._store)
         try:
             self._chains = Chains(
                 self._store,
@@ -242,9 +254,15 @@ class Node:
                             self,
                             [r for d in self.domains for r in d.routers],
                             {k: v for d in self.domains for k, v in d.services.items()},
+                            accounts=self.accounts,
+                            changes=self.changes,
                         )
+                        token = await self.accounts.operator_token()
                         self.api_url = await tg.start(serve_api, self, app, self.api_port)
                         try:
+                            await anyio.to_thread.run_sync(
+                                write_private, self.data / API_TOKEN_FILE, token + "\n"
+                            )
                             await anyio.Path(self.data / API_URL_FILE).write_text(
                                 self.api_url + "\n"
                             )

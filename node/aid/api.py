@@ -10,6 +10,7 @@ from litestar.datastructures import State
 from litestar.params import FromPath, JSONBody, QueryParameter
 
 from coopnet.node.aid.requests import Aid
+from coopnet.node.engine.auth import COORDINATOR, RESIDENT
 from coopnet.node.engine.idempotency import once
 from coopnet.protocol.aid import Advice as AdviceText
 from coopnet.protocol.aid import (
@@ -71,7 +72,12 @@ def _aid(state: State) -> Aid:
     return aid
 
 
-@post("/aid/requests", status_code=201, summary="Ask for help: kept in the neighborhood first")
+@post(
+    "/aid/requests",
+    opt=RESIDENT,
+    status_code=201,
+    summary="Ask for help: kept in the neighborhood first",
+)
 async def post_request(state: State, data: JSONBody[RequestIn]) -> Created:
     aid = _aid(state)
 
@@ -91,14 +97,23 @@ async def post_request(state: State, data: JSONBody[RequestIn]) -> Created:
     return await once(aid.node.store, "aid_request", data.request, data, create, Created)
 
 
-@get("/aid/requests", summary="Open requests, ranked by urgency, needed-by and distance")
+@get(
+    "/aid/requests",
+    opt=RESIDENT,
+    summary="Open requests, ranked by urgency, needed-by and distance",
+)
 async def get_requests(
     state: State, all_states: Annotated[bool, QueryParameter(name="all")] = False
 ) -> list[dict[str, Any]]:
     return await _aid(state).listing(include_closed=all_states)
 
 
-@post("/aid/requests/{requester:str}/{request_id:str}/pledges", status_code=201, summary="Pledge")
+@post(
+    "/aid/requests/{requester:str}/{request_id:str}/pledges",
+    opt=RESIDENT,
+    status_code=201,
+    summary="Pledge",
+)
 async def post_pledge(
     state: State, requester: FromPath[str], request_id: FromPath[str], data: JSONBody[PledgeIn]
 ) -> Created:
@@ -112,25 +127,29 @@ async def post_pledge(
     return await once(aid.node.store, scope, data.pledge, data, create, Created)
 
 
-@post("/aid/requests/{request_id:str}/accept", summary="Accept a pledge (the requester)")
+@post(
+    "/aid/requests/{request_id:str}/accept", opt=RESIDENT, summary="Accept a pledge (the requester)"
+)
 async def accept_pledge(state: State, request_id: FromPath[str], data: JSONBody[AcceptIn]) -> Done:
     env = await _aid(state).accept(request_id, data.pledger, data.pledge)
     return Done(id=env.id.hex())
 
 
-@post("/aid/requests/{request_id:str}/fulfil", summary="Confirm the request was met")
+@post("/aid/requests/{request_id:str}/fulfil", opt=RESIDENT, summary="Confirm the request was met")
 async def fulfil(state: State, request_id: FromPath[str]) -> Done:
     await _aid(state).fulfil(request_id)
     return Done()
 
 
-@post("/aid/requests/{request_id:str}/withdraw", summary="Withdraw a request")
+@post("/aid/requests/{request_id:str}/withdraw", opt=RESIDENT, summary="Withdraw a request")
 async def withdraw(state: State, request_id: FromPath[str]) -> Done:
     await _aid(state).withdraw(request_id)
     return Done()
 
 
-@post("/aid/requests/{request_id:str}/escalate", summary="Ask the whole federation now")
+@post(
+    "/aid/requests/{request_id:str}/escalate", opt=RESIDENT, summary="Ask the whole federation now"
+)
 async def escalate(state: State, request_id: FromPath[str]) -> Done:
     env = await _aid(state).escalate(request_id, reason="a resident asked to escalate")
     return Done(id=env.id.hex())
@@ -138,6 +157,7 @@ async def escalate(state: State, request_id: FromPath[str]) -> Done:
 
 @post(
     "/aid/requests/{requester:str}/{request_id:str}/pledges/{pledge:str}/withdraw",
+    opt=RESIDENT,
     summary="Withdraw this neighborhood's pledge",
 )
 async def withdraw_pledge(
@@ -147,7 +167,9 @@ async def withdraw_pledge(
     return Done(id=env.id.hex())
 
 
-@post("/alerts", status_code=201, summary="Raise a crisis alert for the federation")
+@post(
+    "/alerts", opt=COORDINATOR, status_code=201, summary="Raise a crisis alert for the federation"
+)
 async def post_alert(state: State, data: JSONBody[AlertIn]) -> Created:
     aid = _aid(state)
 
@@ -158,13 +180,17 @@ async def post_alert(state: State, data: JSONBody[AlertIn]) -> Created:
     return await once(aid.node.store, "alert", data.alert, data, create, Created)
 
 
-@post("/alerts/{alert:str}/resolve", summary="Resolve one of this neighborhood's alerts")
+@post(
+    "/alerts/{alert:str}/resolve",
+    opt=COORDINATOR,
+    summary="Resolve one of this neighborhood's alerts",
+)
 async def resolve_alert(state: State, alert: FromPath[str]) -> Done:
     await _aid(state).resolve_alert(alert)
     return Done()
 
 
-@get("/alerts", summary="Alerts, open ones first, the most severe first")
+@get("/alerts", opt=RESIDENT, summary="Alerts, open ones first, the most severe first")
 async def get_alerts(
     state: State, all_states: Annotated[bool, QueryParameter(name="all")] = False
 ) -> list[dict[str, Any]]:

@@ -35,10 +35,14 @@ from litestar.static_files import create_static_files_router
 from litestar.types import ControllerRouterHandler
 
 import coopnet
+from coopnet.node.engine.accounts import Accounts
+from coopnet.node.engine.accounts_api import accounts_router
+from coopnet.node.engine.auth import COORDINATOR, PUBLIC, RESIDENT, require_role
 from coopnet.node.engine.config import nkey_public
 from coopnet.node.engine.context import NodeContext, NotReady
 from coopnet.node.engine.http_connections import ConnectionCounts, server_options
 from coopnet.node.engine.http_doors import MAX_BODY_BYTES, MAX_JSON_DEPTH, DoorCounts, Doors
+from coopnet.node.engine.live import Changes, live
 from coopnet.node.engine.refusals import Refused
 from coopnet.node.engine.status import NodeStatus
 from coopnet.node.engine.store import StorageBusy, StorageFailure, is_busy
@@ -46,7 +50,7 @@ from coopnet.protocol import Envelope, Identity, InvalidEvent, Opaque, unseal_st
 
 log = logging.getLogger("coopnet.api")
 MAX_INT = 2**63 - 1  # SQLite's integers: a larger number in a query is refused, not a crash
-STATIC = Path(__file__).parent / "static"  # the status page and the OpenAPI page
+STATIC = Path(__file__).parent / "static"  # the app (static/app/) and the OpenAPI page
 
 
 class HttpCounts:
@@ -146,17 +150,17 @@ def _node(state: State) -> ApiHost:
     return node
 
 
-@get("/status", summary="The node's head, followers, outbox, rejections and forks")
+@get("/status", opt=RESIDENT, summary="The node's head, followers, outbox, rejections and forks")
 async def get_status(state: State) -> NodeStatus:
     status = await _node(state).status()
     counts: HttpCounts = state.http
     return msgspec.structs.replace(status, http_refused=counts.as_dict())
 
 
-@get("/", summary="The node's status page, for people", include_in_schema=False)
+@get("/", opt=PUBLIC, summary="The neighborhood's web app", include_in_schema=False)
 async def index() -> File:
     return File(
-        STATIC / "index.html",
+        STATIC / "app" / "index.html",
         media_type="text/html; charset=utf-8",
         content_disposition_type="inline",
     )
@@ -173,7 +177,7 @@ class SchemaPage(OpenAPIRenderPlugin):
         return (STATIC / "schema.html").read_bytes()
 
 
-@get("/log", summary="The verified log, oldest first, paged by storage position")
+@get("/log", opt=RESIDENT, summary="The verified log, oldest first, paged by storage position")
 async def get_log(
     state: State,
     author: Annotated[str | None, QueryParameter(description="only this author")] = None,
@@ -186,7 +190,7 @@ async def get_log(
     return LogPage(events=events, next_after=rows[-1][0] if rows else after)
 
 
-@get("/log/{author:str}/{seq:int}", summary="One event, by author and seq")
+@get("/log/{author:str}/{seq:int}", opt=RESIDENT, summary="One event, by author and seq")
 async def get_event(
     state: State,
     author: FromPath[str],
@@ -199,13 +203,40 @@ async def get_event(
     return event_out(unseal_stored(found[1], net=node.net))
 
 
-@post("/keys/rotate", summary="Rotate the signing key to the one committed in advance")
+@post(
+    "/keys/rotate",
+    opt=COORDINATOR,
+    summary="Rotate the signing key to the one committed in advance",
+)
 async def rotate(state: State) -> Rotated:
     node = _node(state)
     env = await node.rotate_key()
     ident = node.identity
     return Rotated(
         id=env.id.hex(), seq=env.seq, key=ident.public_key.hex(), nkey=nkey_public(ident.seed)
+    )
+
+
+class Currency(msgspec.Struct, kw_only=True):
+    name: str  # what people call it ("credits")
+    code: str  # a short code for tables ("CRD")
+    decimals: int = 2  # the API's amounts are integers in 10^-decimals units (cents)
+
+
+class AppInfo(msgspec.Struct, kw_only=True):
+    slug: str
+    display_name: str
+    currency: Currency
+
+
+@get("/app/info", opt=RESIDENT, summary="This neighborhood's name and the currency amounts are in")
+async def app_info(state: State) -> AppInfo:
+    node = _node(state)
+    c = node.config
+    return AppInfo(
+        slug=node.slug,
+        display_name=c.display_name,
+        currency=Currency(name=c.currency_name, code=c.currency_code),
     )
 
 
@@ -219,7 +250,10 @@ def _on_invalid(_: Request[Any, Any, Any], exc: InvalidEvent) -> Response[ErrorO
 
 
 def _on_refused(_: Request[Any, Any, Any], exc: Refused) -> Response[ErrorOut]:
-    return _error(exc.status, exc.code, exc.message)
+    headers = {"retry-after": str(exc.retry_after_s)} if exc.retry_after_s else None
+    return Response(
+        ErrorOut(code=exc.code, message=exc.message), status_code=exc.status, headers=headers
+    )
 
 
 def _on_storage_failure(_: Request[Any, Any, Any], exc: StorageFailure) -> Response[ErrorOut]:
@@ -263,16 +297,35 @@ def create_app(
     node: ApiHost,
     routers: Sequence[ControllerRouterHandler] = (),
     services: Mapping[str, object] | None = None,
+    *,
+    accounts: Accounts | None = None,
+    changes: Changes | None = None,
 ) -> Litestar:
-    """The node's app: the engine's routes, then each domain's `routers`; a handler reads
-    the node as `state.node` and a domain's service under its name in `services`; what
-    its HTTP doors refuse is counted in `state.http` (an `HttpCounts`, for `/status`)."""
+    """The node's app: the engine's routes, the accounts' (node/engine/accounts_api.py),
+    then each domain's `routers`; a handler reads the node as `state.node`, a domain's
+    service under its name in `services`, the `Accounts` as `state.accounts` (default: on
+    the node's store) and the live updates' `Changes` as `state.changes`. What its HTTP
+    doors refuse is counted in `state.http` (an `HttpCounts`, for `/status`). Every route
+    declares its role and one guard checks it (node/engine/auth.py, docs/APP.md)."""
     assets = create_static_files_router(
-        path="/static", directories=[STATIC], include_in_schema=False
+        path="/static", directories=[STATIC], include_in_schema=False, opt=PUBLIC
     )
+    engine: list[ControllerRouterHandler] = [
+        get_status, index, assets, get_log, get_event, rotate, app_info, live
+    ]  # fmt: skip
     return Litestar(
-        route_handlers=[get_status, index, assets, get_log, get_event, rotate, *routers],
-        state=State({**(services or {}), "node": node, "http": HttpCounts()}),
+        route_handlers=[*engine, accounts_router, *routers],
+        guards=[require_role],
+        state=State(
+            {
+                **(services or {}),
+                "node": node,
+                "http": HttpCounts(),
+                "accounts": accounts if accounts is not None else Accounts(node.store),
+                "changes": changes if changes is not None else Changes(),
+                "local_operator": node.config.api_local_operator,
+            }
+        ),
         request_max_body_size=MAX_BODY_BYTES,  # the doors check first; this is the backstop
         exception_handlers={
             InvalidEvent: _on_invalid,

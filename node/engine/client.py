@@ -1,6 +1,7 @@
 """The CLI's side of a running node's HTTP API: where it listens, and one call to it.
 
-A running node writes its API's URL to `DATA/api.url` (`API_URL_FILE`); the domains'
+A running node writes its API's URL to `DATA/api.url` (`API_URL_FILE`) and a coordinator's
+API token to `DATA/api.token` (`API_TOKEN_FILE`, 0600), which every call sends; the domains'
 commands (`coopnet offer …`, `coopnet aid …`, `coopnet membership …`) call it as an app
 would, so the CLI can do nothing the API refuses.
 """
@@ -16,6 +17,8 @@ import httpx
 from coopnet.node.engine.config import ConfigError
 
 API_URL_FILE = "api.url"  # where a running node says where its API listens (for the CLI)
+# The CLI's API token (a coordinator's), written 0600 by the node at every start (docs/APP.md).
+API_TOKEN_FILE = "api.token"
 
 
 class ApiError(Exception):
@@ -40,8 +43,14 @@ def call_api(args: argparse.Namespace, method: str, path: str, body: Any = None)
         raise ConfigError(
             f"no running node in {args.data}: start it with `coopnet node run --data {args.data}`"
         ) from None
+    headers = {}
     try:
-        r = httpx.request(method, base + path, json=body, timeout=30)
+        token = (Path(args.data) / API_TOKEN_FILE).read_text().strip()
+        headers["Authorization"] = f"Bearer {token}"
+    except OSError:
+        pass  # the node's own OS user on the loopback needs none (docs/APP.md)
+    try:
+        r = httpx.request(method, base + path, json=body, headers=headers, timeout=30)
     except httpx.TransportError as exc:
         raise ConfigError(f"the node at {base} does not answer ({exc})") from None
     data = r.json() if r.content else None
@@ -51,4 +60,4 @@ def call_api(args: argparse.Namespace, method: str, path: str, body: Any = None)
     return data
 
 
-__all__ = ["API_URL_FILE", "ApiError", "call_api"]
+__all__ = ["API_TOKEN_FILE", "API_URL_FILE", "ApiError", "call_api"]

@@ -50,6 +50,12 @@ class NodeConfig(msgspec.Struct, kw_only=True):
     # Host names the API answers to beyond 127.0.0.1, localhost, [::1] and api_host (a LAN
     # name, a reverse proxy's): `name` (any port) or `name:port` (OPERATIONS.md §13).
     api_names: list[str] = msgspec.field(default_factory=list)
+    # Requests from the node's own OS user over the loopback, with no sign of a browser,
+    # act as a coordinator (docs/APP.md, "Who may call what"): the CLI and local scripts.
+    api_local_operator: bool = True
+    # What the app calls the federation's mutual credit; amounts are in its cents.
+    currency_name: str = "credits"
+    currency_code: str = "CRD"
     # Until the federation's charter sets it: how far below zero this co-op may go (cents).
     credit_limit: int = DEFAULT_CREDIT_LIMIT
     auto_trade: bool = False  # answer trades automatically within the rules (node/market/policy.py)

@@ -84,6 +84,18 @@ def private_file(path: Path) -> Path:
     return path
 
 
+def write_private(path: Path, text: str) -> None:
+    """Replace `path` with `text`, mode 0600 from its first byte (a secret: the CLI's API
+    token). Written beside it and renamed, so a reader sees the old or the new one whole.
+    Raises OSError."""
+    part = path.with_name(path.name + ".part")
+    part.unlink(missing_ok=True)
+    fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(text)
+    os.replace(part, path)
+
+
 def private_database(path: Path) -> None:
     """Prepare an SQLite database file for private data: its folder 0700, the file and its
     companions (`-wal`, `-shm`, `-journal`) 0600, tightening what exists. Raises OSError."""

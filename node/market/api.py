@@ -9,6 +9,7 @@ from litestar import Router, get, post
 from litestar.datastructures import State
 from litestar.params import FromPath, JSONBody, QueryParameter
 
+from coopnet.node.engine.auth import COORDINATOR, RESIDENT
 from coopnet.node.engine.context import NodeContext
 from coopnet.node.engine.idempotency import once
 from coopnet.node.engine.refusals import Refused
@@ -198,7 +199,12 @@ async def all_offers(node: NodeContext, *, open_only: bool) -> list[Offer]:
     return [Offer(**dict(zip(Offer.__struct_fields__, r, strict=True))) for r in rows]
 
 
-@post("/offers", status_code=201, summary="Post an offer (a co-op's production to share)")
+@post(
+    "/offers",
+    opt=COORDINATOR,
+    status_code=201,
+    summary="Post an offer (a co-op's production to share)",
+)
 async def post_offer(state: State, data: JSONBody[OfferIn]) -> Ref:
     node = _node(state)
     body = OfferPosted(
@@ -223,7 +229,7 @@ async def post_offer(state: State, data: JSONBody[OfferIn]) -> Ref:
     return await once(node.store, "offer", data.offer, data, create, Ref)
 
 
-@get("/offers", summary="Offers across the federation with what remains of each")
+@get("/offers", opt=RESIDENT, summary="Offers across the federation with what remains of each")
 async def get_offers(
     state: State,
     all_states: Annotated[bool, QueryParameter(name="all")] = False,
@@ -233,14 +239,16 @@ async def get_offers(
     return [_offer_out(o) for o in offers if author is None or o.author == author]
 
 
-@post("/offers/{offer:str}/revise", summary="Revise one of this co-op's offers")
+@post("/offers/{offer:str}/revise", opt=COORDINATOR, summary="Revise one of this co-op's offers")
 async def revise_offer(state: State, offer: FromPath[str], data: JSONBody[OfferRevisionIn]) -> Ref:
     node = _node(state)
     body = OfferRevised(offer=offer, **msgspec.structs.asdict(data))
     return _ref(await _own_offer_event(node, offer, body))
 
 
-@post("/offers/{offer:str}/withdraw", summary="Withdraw one of this co-op's offers")
+@post(
+    "/offers/{offer:str}/withdraw", opt=COORDINATOR, summary="Withdraw one of this co-op's offers"
+)
 async def withdraw_offer(state: State, offer: FromPath[str]) -> Ref:
     node = _node(state)
     return _ref(await _own_offer_event(node, offer, OfferWithdrawn(offer=offer)))
@@ -257,7 +265,12 @@ async def _own_offer_event(node: NodeContext, offer: str, body: Any) -> Any:
     return await node.post(body)
 
 
-@post("/needs", status_code=201, summary="Post a need (what to source inside the federation)")
+@post(
+    "/needs",
+    opt=COORDINATOR,
+    status_code=201,
+    summary="Post a need (what to source inside the federation)",
+)
 async def post_need(state: State, data: JSONBody[NeedIn]) -> Ref:
     node = _node(state)
     body = NeedPosted(
@@ -280,7 +293,7 @@ async def post_need(state: State, data: JSONBody[NeedIn]) -> Ref:
     return await once(node.store, "need", data.need, data, create, Ref)
 
 
-@get("/needs", summary="Open needs across the federation")
+@get("/needs", opt=RESIDENT, summary="Open needs across the federation")
 async def get_needs(
     state: State, all_states: Annotated[bool, QueryParameter(name="all")] = False
 ) -> list[NeedOut]:
@@ -289,7 +302,7 @@ async def get_needs(
     return [NeedOut(**dict(zip(NeedOut.__struct_fields__, r, strict=True))) for r in rows]
 
 
-@post("/needs/{need:str}/withdraw", summary="Withdraw one of this co-op's needs")
+@post("/needs/{need:str}/withdraw", opt=COORDINATOR, summary="Withdraw one of this co-op's needs")
 async def withdraw_need(state: State, need: FromPath[str]) -> Ref:
     node = _node(state)
     sql = "SELECT 1 FROM needs WHERE author = ? AND need = ? AND state = 'open'"
@@ -298,7 +311,7 @@ async def withdraw_need(state: State, need: FromPath[str]) -> Ref:
     return _ref(await node.post(NeedWithdrawn(need=need)))
 
 
-@get("/match", summary="For this co-op's open needs, the fitting offers, best first")
+@get("/match", opt=RESIDENT, summary="For this co-op's open needs, the fitting offers, best first")
 async def get_matches(
     state: State, need: Annotated[str | None, QueryParameter()] = None
 ) -> dict[str, list[Match]]:
@@ -322,7 +335,12 @@ async def get_matches(
     return out
 
 
-@post("/trades", status_code=201, summary="Propose a trade against an offer (as the buyer)")
+@post(
+    "/trades",
+    opt=COORDINATOR,
+    status_code=201,
+    summary="Propose a trade against an offer (as the buyer)",
+)
 async def post_trade(state: State, data: JSONBody[ProposalIn]) -> Ref:
     trading = _trading(state)
 
@@ -340,7 +358,7 @@ async def post_trade(state: State, data: JSONBody[ProposalIn]) -> Ref:
     return await once(_node(state).store, "trade", data.trade, data, create, Ref)
 
 
-@get("/trades", summary="Trades this co-op is part of (or all with all=true)")
+@get("/trades", opt=RESIDENT, summary="Trades this co-op is part of (or all with all=true)")
 async def get_trades(
     state: State,
     all_states: Annotated[bool, QueryParameter(name="all")] = False,
@@ -367,7 +385,11 @@ async def get_trades(
 Action = Literal["accept", "decline", "ship", "receive", "cancel", "dispute"]
 
 
-@post("/trades/{buyer:str}/{trade:str}/{action:str}", summary="Answer or move a trade")
+@post(
+    "/trades/{buyer:str}/{trade:str}/{action:str}",
+    opt=COORDINATOR,
+    summary="Answer or move a trade",
+)
 async def act_on_trade(
     state: State,
     buyer: FromPath[str],
@@ -394,7 +416,11 @@ async def act_on_trade(
     return _ref(env)
 
 
-@get("/balance", summary="This co-op's mutual-credit balance, and the federation ledger")
+@get(
+    "/balance",
+    opt=RESIDENT,
+    summary="This co-op's mutual-credit balance, and the federation ledger",
+)
 async def get_balance(state: State) -> BalanceOut:
     node = _node(state)
     ledger = await market.balances(node.store.db)

@@ -10,6 +10,7 @@ from litestar import Router, get, post
 from litestar.datastructures import State
 from litestar.params import FromPath, JSONBody
 
+from coopnet.node.engine.auth import COORDINATOR, RESIDENT
 from coopnet.node.engine.context import NodeContext
 from coopnet.node.engine.store_io import fetch_all
 from coopnet.node.membership.governance import Governance
@@ -44,7 +45,11 @@ def _governance(state: State) -> Governance:
     return governance
 
 
-@get("/membership", summary="Every neighborhood's membership, as the consent rule decides it")
+@get(
+    "/membership",
+    opt=RESIDENT,
+    summary="Every neighborhood's membership, as the consent rule decides it",
+)
 async def get_membership(state: State) -> dict[str, Any]:
     node = _node(state)
     standings = await _governance(state).standings()
@@ -87,31 +92,48 @@ async def get_membership(state: State) -> dict[str, Any]:
     }
 
 
-@post("/membership/apply", status_code=201, summary="Apply to join (a new neighborhood)")
+@post(
+    "/membership/apply",
+    opt=COORDINATOR,
+    status_code=201,
+    summary="Apply to join (a new neighborhood)",
+)
 async def apply(state: State, data: JSONBody[ApplyIn]) -> Signed:
     env = await _governance(state).apply(data.about, data.reason)
     return Signed(id=env.id.hex(), seq=env.seq)
 
 
-@post("/membership/{applicant:str}/consent", summary="Consent to an application")
+@post("/membership/{applicant:str}/consent", opt=COORDINATOR, summary="Consent to an application")
 async def consent(state: State, applicant: FromPath[str]) -> Signed:
     env = await _governance(state).answer(applicant, "consent")
     return Signed(id=env.id.hex(), seq=env.seq)
 
 
-@post("/membership/{applicant:str}/object", summary="Object to an application, with a reason")
+@post(
+    "/membership/{applicant:str}/object",
+    opt=COORDINATOR,
+    summary="Object to an application, with a reason",
+)
 async def object_to(state: State, applicant: FromPath[str], data: JSONBody[ObjectIn]) -> Signed:
     env = await _governance(state).answer(applicant, "object", data.reason)
     return Signed(id=env.id.hex(), seq=env.seq)
 
 
-@post("/membership/{applicant:str}/withdraw", summary="Withdraw this node's objection")
+@post(
+    "/membership/{applicant:str}/withdraw",
+    opt=COORDINATOR,
+    summary="Withdraw this node's objection",
+)
 async def withdraw(state: State, applicant: FromPath[str]) -> Signed:
     env = await _governance(state).answer(applicant, "withdraw")
     return Signed(id=env.id.hex(), seq=env.seq)
 
 
-@post("/membership/retire", summary="Leave the federation: the last event this node signs")
+@post(
+    "/membership/retire",
+    opt=COORDINATOR,
+    summary="Leave the federation: the last event this node signs",
+)
 async def retire(state: State, data: JSONBody[RetireIn]) -> Signed:
     env = await _governance(state).retire(data.reason)
     return Signed(id=env.id.hex(), seq=env.seq)

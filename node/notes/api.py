@@ -10,6 +10,7 @@ from litestar.datastructures import State
 from litestar.params import JSONBody, QueryParameter
 
 from coopnet.node.engine.api import EventOut, event_out
+from coopnet.node.engine.auth import COORDINATOR, RESIDENT
 from coopnet.node.engine.context import NodeContext
 from coopnet.protocol import NotePosted
 from coopnet.protocol.body import NoteText
@@ -31,13 +32,13 @@ def _node(state: State) -> NodeContext:
     return node
 
 
-@post("/notes", summary="Post a public note to the federation", status_code=201)
+@post("/notes", opt=COORDINATOR, summary="Post a public note to the federation", status_code=201)
 async def post_note(state: State, data: JSONBody[NoteIn]) -> EventOut:
     env = await _node(state).post(NotePosted(text=data.text))
     return event_out(env)
 
 
-@get("/notes", summary="Notes from every neighborhood, newest first")
+@get("/notes", opt=RESIDENT, summary="Notes from every neighborhood, newest first")
 async def get_notes(
     state: State, limit: Annotated[int, QueryParameter(ge=1, le=500)] = 50
 ) -> list[NoteOut]:
