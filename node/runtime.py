@@ -29,6 +29,7 @@ from typing import NamedTuple
 import anyio
 import nats.errors
 from anyio.abc import TaskGroup, TaskStatus
+from litestar import Litestar
 from nats.aio.msg import Msg
 from nats.js.api import StreamInfo
 
@@ -193,6 +194,7 @@ class Node:
             listener for d in self.domains for listener in d.listeners
         ] + [self.changes.notice]
         self._accounts: Accounts | None = None
+        self.app: Litestar | None = None  # the HTTP API, once served
         self.failure: StorageFailure | None = None  # why the node stopped by itself, if it did
         self.rotating: anyio.Event | None = None  # set while the signing key rotates
         self._rotation = anyio.Lock()
@@ -257,6 +259,7 @@ class Node:
                             accounts=self.accounts,
                             changes=self.changes,
                         )
+                        self.app = app
                         token = await self.accounts.operator_token()
                         self.api_url = await tg.start(serve_api, self, app, self.api_port)
                         try:
