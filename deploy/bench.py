@@ -1,4 +1,4 @@
-"""`coopnet bench ingest|publish|trade`: figures next to the limits of this machine.
+"""`coopnet bench ingest|publish|api|trade`: figures next to the limits of this machine.
 
 Each figure is measured in the same run as the limit it is compared with (DESIGN.md,
 "Performance"), so a busy or slow machine moves both: the ratio is what to read.
@@ -6,31 +6,39 @@ Each figure is measured in the same run as the limit it is compared with (DESIGN
   (PyNaCl) of the same events.
 - publish: own events sealed, stored (synced), published and acknowledged, beside raw
   nats-py `publish_async` of the same bytes to the same server.
+- api: signed posts through the authenticated HTTP API (`POST /notes`, clients in another
+  process, each with its own API token, then with its own session cookie and CSRF
+  header), beside `publish` of as many events at the same concurrency.
 - trade: full trade round trips between two nodes over a real nats-server, per step.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import json
 import os
 import platform
 import resource
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import anyio
+import httpx
 import msgspec
 import nacl.bindings
 import nats
 from rich.progress import Progress
 
 from coopnet.node.cli import init_node
+from coopnet.node.engine.auth import SESSION_COOKIE
 from coopnet.node.engine.bus import PIPELINE_DEPTH
 from coopnet.node.engine.chains import Chains
 from coopnet.node.engine.nats_server import NatsServer, nats_server_binary
@@ -203,46 +211,72 @@ async def _raw_publish_rate(url: str, payloads: Sequence[bytes], in_flight: int)
     return len(payloads) / elapsed
 
 
-async def bench_publish(events: int, concurrency: int = 32) -> dict[str, Any]:
-    """`concurrency` residents post at once (their posts share commits); 1: one at a time."""
+@contextlib.asynccontextmanager
+async def nats_server() -> AsyncIterator[tuple[Path, str]]:
+    """A temporary directory and a nats-server started in it: (the directory, its URL)."""
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         server = NatsServer(root / "nats")
         url = await anyio.to_thread.run_sync(server.start)
         try:
-            data = root / "bench-pub"
-            await init_node(data, slug="bench-pub", display_name="Bench", area="B1", net=NET)
-            node = Node(data, nats_url=url, serve_api=False)
-            async with anyio.create_task_group() as tg:
-                await tg.start(node.run)
-                await node.ready.wait()
-                with Progress(transient=True) as progress:
-                    task = progress.add_task("publish", total=events)
-                    start = time.perf_counter()
-                    envs: list[Envelope] = []
-
-                    async def resident(r: int) -> None:
-                        for i in range(r, events, concurrency):
-                            envs.append(await node.post(NotePosted(text=f"publish bench {i}")))
-                            if len(envs) % 64 == 0:  # a bar redrawn per post costs 3 % here
-                                progress.update(task, completed=len(envs))
-
-                    async with anyio.create_task_group() as residents:
-                        for r in range(concurrency):
-                            residents.start_soon(resident, r)
-                    # Polled on the read-only connection: a poll on the writing one would
-                    # queue between the node's own commits and slow what it measures.
-                    while await fetch_one(node.store.reader, "SELECT 1 FROM outbox LIMIT 1"):  # noqa: ASYNC110
-                        await anyio.sleep(0.005)
-                    elapsed = time.perf_counter() - start
-                node.stop()
-            # The median of three runs: one short run on a shared machine swings by half.
-            wires = [e.wire for e in envs]
-            limit = statistics.median(
-                [await _raw_publish_rate(url, wires, in_flight=256) for _ in range(3)]
-            )
+            yield root, url
         finally:
             await anyio.to_thread.run_sync(server.stop)
+
+
+@contextlib.asynccontextmanager
+async def running_node(
+    root: Path, url: str, slug: str, *, serve_api: bool = False, **settings: object
+) -> AsyncIterator[Node]:
+    """A fresh node (node.toml `settings` on top of the defaults) running in this event loop
+    until the block ends, ready (its head confirmed on the stream)."""
+    data = root / slug
+    await init_node(
+        data, slug=slug, display_name="Bench", area="B1", net=NET, settings=settings
+    )  # fmt: skip
+    node = Node(data, nats_url=url, serve_api=serve_api)
+    async with anyio.create_task_group() as tg:
+        await tg.start(node.run)
+        await node.ready.wait()
+        try:
+            yield node
+        finally:
+            node.stop()
+
+
+async def outbox_drained(node: Node) -> None:
+    """Until every own event is published and acknowledged. Polled on the read-only
+    connection: a poll on the writing one would queue between the node's own commits and
+    slow what it measures."""
+    while await fetch_one(node.store.reader, "SELECT 1 FROM outbox LIMIT 1"):  # noqa: ASYNC110
+        await anyio.sleep(0.005)
+
+
+async def bench_publish(events: int, concurrency: int = 32) -> dict[str, Any]:
+    """`concurrency` residents post at once (their posts share commits); 1: one at a time."""
+    async with nats_server() as (root, url):
+        async with running_node(root, url, "bench-pub") as node:
+            with Progress(transient=True) as progress:
+                task = progress.add_task("publish", total=events)
+                start = time.perf_counter()
+                envs: list[Envelope] = []
+
+                async def resident(r: int) -> None:
+                    for i in range(r, events, concurrency):
+                        envs.append(await node.post(NotePosted(text=f"publish bench {i}")))
+                        if len(envs) % 64 == 0:  # a bar redrawn per post costs 3 % here
+                            progress.update(task, completed=len(envs))
+
+                async with anyio.create_task_group() as residents:
+                    for r in range(concurrency):
+                        residents.start_soon(resident, r)
+                await outbox_drained(node)
+                elapsed = time.perf_counter() - start
+        # The median of three runs: one short run on a shared machine swings by half.
+        wires = [e.wire for e in envs]
+        limit = statistics.median(
+            [await _raw_publish_rate(url, wires, in_flight=256) for _ in range(3)]
+        )
     rate = events / elapsed
     return {
         "bench": "publish",
@@ -252,6 +286,151 @@ async def bench_publish(events: int, concurrency: int = 32) -> dict[str, Any]:
         "events_per_s": round(rate),
         "raw_publish_async_per_s": round(limit),
         "ratio": round(rate / limit, 3),
+        "peak_rss_mb": peak_rss_mb(),
+    }
+
+
+def percentiles_ms(values: list[float]) -> dict[str, float]:
+    """p50 and p99 of `values` (milliseconds), rounded to 0.01 ms."""
+    values = sorted(values)
+    p99 = values[min(len(values) - 1, round(0.99 * (len(values) - 1)))]
+    return {"p50": round(statistics.median(values), 2), "p99": round(p99, 2)}
+
+
+async def _api_clients(job: dict[str, Any]) -> dict[str, Any]:
+    """One client per credential in `job["headers"]`, each on its own kept-alive connection
+    (opened before the clock starts), posting notes i = c, c + n, ... until `job["events"]`.
+    Times are `time.monotonic()`: the same clock as the node's process on this machine."""
+    posts: list[tuple[float, int]] = []
+    every = len(job["headers"])
+    limits = httpx.Limits(max_connections=1)
+    clients = [
+        httpx.AsyncClient(base_url=job["url"], headers=h, limits=limits, timeout=60)
+        for h in job["headers"]
+    ]
+    try:
+        for client in clients:
+            (await client.get("/health")).raise_for_status()
+
+        async def client_posts(c: int) -> None:
+            for i in range(c, job["events"], every):
+                sent = time.monotonic()
+                r = await clients[c].post("/notes", json={"text": f"api bench {i}"})
+                posts.append((time.monotonic() - sent, r.status_code))
+                if r.status_code != 201:
+                    raise RuntimeError(f"POST /notes answered {r.status_code}: {r.text}")
+
+        start = time.monotonic()
+        async with anyio.create_task_group() as tg:
+            for c in range(every):
+                tg.start_soon(client_posts, c)
+        end = time.monotonic()
+    finally:
+        for client in clients:
+            await client.aclose()
+    return {"start": start, "end": end, "latencies_s": [p[0] for p in posts]}
+
+
+def api_clients_main() -> None:
+    """The clients' process: a job as JSON on stdin, what `_api_clients` found on stdout."""
+    print(json.dumps(anyio.run(_api_clients, json.loads(sys.stdin.read()))))
+
+
+async def _credentials(api: httpx.AsyncClient, node: Node, how: str, n: int) -> list[dict[str, str]]:
+    """`n` coordinator credentials, made as people make them: a coordinator joins from an
+    invitation (`POST /auth/join`), then makes `n` API tokens (`how` "token"), or signs in
+    on `n` devices (`how` "session": a cookie and the CSRF header each)."""
+    _, secret = await node.accounts.invite("coordinator", by="@operator")
+    password = "bench passphrase"
+    joined = await api.post(
+        "/auth/join", json={"invitation": secret, "name": "bench", "password": password}
+    )
+    joined.raise_for_status()
+    if joined.json()["role"] != "coordinator":
+        raise RuntimeError(f"the bench's account joined as {joined.json()['role']}")
+    cookie = f"{SESSION_COOKIE}={joined.cookies[SESSION_COOKIE]}"
+    as_joined = {"cookie": cookie, "x-csrf-token": joined.json()["csrf"]}
+    headers = []
+    for k in range(n):
+        if how == "token":
+            r = await api.post("/auth/tokens", json={"label": f"bench {k}"}, headers=as_joined)
+            r.raise_for_status()
+            headers.append({"authorization": f"Bearer {r.json()['token']}"})
+        else:
+            r = await api.post("/auth/sign-in", json={"name": "bench", "password": password})
+            r.raise_for_status()
+            cookie = f"{SESSION_COOKIE}={r.cookies[SESSION_COOKIE]}"
+            headers.append({"cookie": cookie, "x-csrf-token": r.json()["csrf"]})
+    return headers
+
+
+async def _api_run(events: int, concurrency: int, how: str) -> dict[str, Any]:
+    """Signed notes posted through a fresh node's API by `concurrency` clients in another
+    process, each with its own credential (`how`: "token" or "session"); timed from the
+    first post to the last event published and acknowledged, as `bench_publish` is."""
+    async with nats_server() as (root, url):
+        # Without the node's own-user trust on the loopback: every request authenticates.
+        async with running_node(
+            root, url, "bench-api", serve_api=True, api_local_operator=False
+        ) as node:
+            async with httpx.AsyncClient(base_url=node.api_url, timeout=30) as api:
+                anonymous = await api.post("/notes", json={"text": "no credential"})
+                if anonymous.status_code != 401:
+                    raise RuntimeError(
+                        f"a post without a credential answered {anonymous.status_code}: the"
+                        " bench would not measure authentication"
+                    )
+                headers = await _credentials(api, node, how, concurrency)
+            job = {"url": node.api_url, "events": events, "headers": headers}
+            with Progress(transient=True) as progress:
+                task = progress.add_task(f"api ({how})", total=events)
+                async with anyio.create_task_group() as tg:
+
+                    async def show() -> None:
+                        while True:
+                            progress.update(task, completed=held_events(node.chains) - 1)
+                            await anyio.sleep(0.25)
+
+                    tg.start_soon(show)
+                    code = "from coopnet.deploy.bench import api_clients_main; api_clients_main()"
+                    done = await anyio.run_process(
+                        [sys.executable, "-c", code], input=json.dumps(job).encode()
+                    )
+                    tg.cancel_scope.cancel()
+            clients = json.loads(done.stdout)
+            drained = await fetch_one(node.store.reader, "SELECT 1 FROM outbox LIMIT 1") is None
+            await outbox_drained(node)
+            end = clients["end"] if drained else time.monotonic()
+            if held_events(node.chains) != events + 1:
+                raise RuntimeError(f"{held_events(node.chains) - 1} notes stored, not {events}")
+    elapsed = end - clients["start"]
+    return {
+        "seconds": round(elapsed, 3),
+        "posts_per_s": round(events / elapsed),
+        "latency_ms": percentiles_ms([s * 1000 for s in clients["latencies_s"]]),
+    }
+
+
+async def bench_api(events: int, concurrency: int = 32) -> dict[str, Any]:
+    """Signed posts through the authenticated API, with API tokens (as scripts post) and
+    with session cookies and the CSRF header (as the web app posts), beside `bench_publish`
+    of as many events at the same concurrency, in the same run: the ratio is the cost of
+    HTTP, authentication and the clients sharing the machine."""
+    token = await _api_run(events, concurrency, "token")
+    session = await _api_run(events, concurrency, "session")
+    publish = await bench_publish(events, concurrency)
+    rate = publish["events_per_s"]
+    return {
+        "bench": "api",
+        "events": events,
+        "concurrency": concurrency,
+        "api_posts_per_s": token["posts_per_s"],
+        "publish_events_per_s": rate,
+        "ratio": round(token["posts_per_s"] / rate, 3),
+        "latency_ms": token["latency_ms"],
+        "token": token,
+        "session": session | {"ratio": round(session["posts_per_s"] / rate, 3)},
+        "publish": {k: publish[k] for k in ("seconds", "raw_publish_async_per_s", "ratio")},
         "peak_rss_mb": peak_rss_mb(),
     }
 
@@ -322,20 +501,15 @@ async def bench_trade(trades: int) -> dict[str, Any]:
         finally:
             await anyio.to_thread.run_sync(server.stop)
 
-    def ms(values: list[float]) -> dict[str, float]:
-        values = sorted(values)
-        p99 = values[min(len(values) - 1, round(0.99 * (len(values) - 1)))]
-        return {"p50": round(statistics.median(values), 2), "p99": round(p99, 2)}
-
     per_step: dict[str, dict[str, float]] = {}
     previous = {tid: t for tid, t in started.items()}
     names = {"trade.accepted": "proposed_to_accepted", "trade.shipped": "accepted_to_shipped",
              "trade.received": "shipped_to_received"}  # fmt: skip
     for kind in steps:
         gaps = [(seen[(tid, kind)] - previous[tid]) * 1000 for tid in started]
-        per_step[names[kind]] = ms(gaps)
+        per_step[names[kind]] = percentiles_ms(gaps)
         previous = {tid: seen[(tid, kind)] for tid in started}
-    overall = ms([(seen[(tid, "trade.received")] - t) * 1000 for tid, t in started.items()])
+    overall = percentiles_ms([(seen[(tid, "trade.received")] - t) * 1000 for tid, t in started.items()])
     return {
         "bench": "trade",
         "trades": trades,

@@ -68,6 +68,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         result = anyio.run(bench.bench_ingest, args.events, args.authors, args.batch)
     elif args.which == "publish":
         result = anyio.run(bench.bench_publish, args.events, args.concurrency)
+    elif args.which == "api":
+        result = anyio.run(bench.bench_api, args.events, args.concurrency)
     elif args.which == "catchup":
         result = anyio.run(bench.bench_catchup, args.events, args.authors)
     elif args.which == "scale":
@@ -121,7 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "bench",
-        help="measure coopnet next to this machine's limits (ingest|publish|trade|catchup|scale)",
+        help="measure coopnet next to this machine's limits "
+        "(ingest|publish|api|trade|catchup|scale)",
         description="Each figure comes with the limit measured in the same run and the ratio.",
     )
     which = p.add_subparsers(dest="which", metavar="BENCH", required=True)
@@ -135,6 +138,16 @@ def build_parser() -> argparse.ArgumentParser:
     b = which.add_parser("publish", help="own events to the stream vs raw publish_async")
     b.add_argument("--events", type=int, default=5_000, help="own events to post")
     b.add_argument("--concurrency", type=int, default=32, help="residents posting at once")
+    b.add_argument("--json", action="store_true", help="print one JSON object")
+    b = which.add_parser(
+        "api",
+        help="signed posts through the authenticated HTTP API vs publish",
+        description="Clients in another process post notes (POST /notes) to a node whose "
+        "every request authenticates: with API tokens, then with session cookies and the "
+        "CSRF header; then `bench publish` of as many events at the same concurrency.",
+    )
+    b.add_argument("--events", type=int, default=2_000, help="notes to post through the API")
+    b.add_argument("--concurrency", type=int, default=32, help="clients posting at once")
     b.add_argument("--json", action="store_true", help="print one JSON object")
     b = which.add_parser("catchup", help="a fresh node backfilling from the stream")
     b.add_argument("--events", type=int, default=100_000, help="events in the stream")

@@ -5,13 +5,15 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Router, get, post
+from litestar import Request, Router, get, post
 from litestar.datastructures import State
 from litestar.params import FromPath, JSONBody, QueryParameter
 
 from coopnet.node.aid.requests import Aid
-from coopnet.node.engine.auth import COORDINATOR, RESIDENT
+from coopnet.node.engine.accounts import Accounts, Principal
+from coopnet.node.engine.auth import COORDINATOR, RESIDENT, principal_of
 from coopnet.node.engine.idempotency import once
+from coopnet.node.engine.refusals import Refused
 from coopnet.protocol.aid import Advice as AdviceText
 from coopnet.protocol.aid import (
     AidCategory,
@@ -72,14 +74,52 @@ def _aid(state: State) -> Aid:
     return aid
 
 
+AnyRequest = Request[Any, Any, Any]
+
+
+async def _own_request(state: State, request: AnyRequest, request_id: str) -> None:
+    """A resident acts only on a call for help they asked themselves; a coordinator on any
+    of the neighborhood's. Raises Refused `not_yours` (403)."""
+    who = principal_of(request)
+    if who.at_least("coordinator"):
+        return
+    aid = _aid(state)
+    if await aid.made_by(aid.me, request_id) != who.name:
+        raise Refused("not_yours", f"request {request_id} was asked by someone else: ask a"
+                      " coordinator", 403)  # fmt: skip
+
+
+async def _with_contacts(state: State, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """For a coordinator: who asked and pledged, with how to reach them (their account's
+    display name and contact)."""
+    accounts: Accounts = state.accounts
+    known: dict[str, dict[str, str]] = {}
+
+    async def person(name: str) -> dict[str, str] | None:
+        if not name:
+            return None
+        if name not in known:
+            found = await accounts.get(name)
+            known[name] = {"name": name, "display_name": found.display_name if found else name,
+                           "contact": found.contact if found else ""}  # fmt: skip
+        return known[name]
+
+    for r in rows:
+        r["asked_by"] = await person(r.get("asked_by", ""))
+        for p in r["pledges"]:
+            p["pledged_by"] = await person(p.get("pledged_by", ""))
+    return rows
+
+
 @post(
     "/aid/requests",
     opt=RESIDENT,
     status_code=201,
     summary="Ask for help: kept in the neighborhood first",
 )
-async def post_request(state: State, data: JSONBody[RequestIn]) -> Created:
+async def post_request(state: State, request: AnyRequest, data: JSONBody[RequestIn]) -> Created:
     aid = _aid(state)
+    by = principal_of(request).name
 
     async def create() -> Created:
         rid = await aid.request(
@@ -91,6 +131,7 @@ async def post_request(state: State, data: JSONBody[RequestIn]) -> Created:
             area=data.area,
             escalate_now=data.escalate_now,
             request=data.request,
+            by=by,
         )
         return Created(id=rid)
 
@@ -103,9 +144,16 @@ async def post_request(state: State, data: JSONBody[RequestIn]) -> Created:
     summary="Open requests, ranked by urgency, needed-by and distance",
 )
 async def get_requests(
-    state: State, all_states: Annotated[bool, QueryParameter(name="all")] = False
+    state: State,
+    request: AnyRequest,
+    all_states: Annotated[bool, QueryParameter(name="all")] = False,
 ) -> list[dict[str, Any]]:
-    return await _aid(state).listing(include_closed=all_states)
+    who: Principal = principal_of(request)
+    coordinator = who.at_least("coordinator")
+    rows = await _aid(state).listing(
+        include_closed=all_states, viewer=who.name, coordinator=coordinator
+    )
+    return await _with_contacts(state, rows) if coordinator else rows
 
 
 @post(
@@ -115,12 +163,17 @@ async def get_requests(
     summary="Pledge",
 )
 async def post_pledge(
-    state: State, requester: FromPath[str], request_id: FromPath[str], data: JSONBody[PledgeIn]
+    state: State,
+    request: AnyRequest,
+    requester: FromPath[str],
+    request_id: FromPath[str],
+    data: JSONBody[PledgeIn],
 ) -> Created:
     aid = _aid(state)
+    by = principal_of(request).name
 
     async def create() -> Created:
-        pid = await aid.pledge(requester, request_id, data.what, data.quantity, data.pledge)
+        pid = await aid.pledge(requester, request_id, data.what, data.quantity, data.pledge, by=by)
         return Created(id=pid)
 
     scope = f"pledge {requester}/{request_id}"
@@ -130,19 +183,24 @@ async def post_pledge(
 @post(
     "/aid/requests/{request_id:str}/accept", opt=RESIDENT, summary="Accept a pledge (the requester)"
 )
-async def accept_pledge(state: State, request_id: FromPath[str], data: JSONBody[AcceptIn]) -> Done:
+async def accept_pledge(
+    state: State, request: AnyRequest, request_id: FromPath[str], data: JSONBody[AcceptIn]
+) -> Done:
+    await _own_request(state, request, request_id)
     env = await _aid(state).accept(request_id, data.pledger, data.pledge)
     return Done(id=env.id.hex())
 
 
 @post("/aid/requests/{request_id:str}/fulfil", opt=RESIDENT, summary="Confirm the request was met")
-async def fulfil(state: State, request_id: FromPath[str]) -> Done:
+async def fulfil(state: State, request: AnyRequest, request_id: FromPath[str]) -> Done:
+    await _own_request(state, request, request_id)
     await _aid(state).fulfil(request_id)
     return Done()
 
 
 @post("/aid/requests/{request_id:str}/withdraw", opt=RESIDENT, summary="Withdraw a request")
-async def withdraw(state: State, request_id: FromPath[str]) -> Done:
+async def withdraw(state: State, request: AnyRequest, request_id: FromPath[str]) -> Done:
+    await _own_request(state, request, request_id)
     await _aid(state).withdraw(request_id)
     return Done()
 
@@ -150,7 +208,8 @@ async def withdraw(state: State, request_id: FromPath[str]) -> Done:
 @post(
     "/aid/requests/{request_id:str}/escalate", opt=RESIDENT, summary="Ask the whole federation now"
 )
-async def escalate(state: State, request_id: FromPath[str]) -> Done:
+async def escalate(state: State, request: AnyRequest, request_id: FromPath[str]) -> Done:
+    await _own_request(state, request, request_id)
     env = await _aid(state).escalate(request_id, reason="a resident asked to escalate")
     return Done(id=env.id.hex())
 
@@ -161,8 +220,16 @@ async def escalate(state: State, request_id: FromPath[str]) -> Done:
     summary="Withdraw this neighborhood's pledge",
 )
 async def withdraw_pledge(
-    state: State, requester: FromPath[str], request_id: FromPath[str], pledge: FromPath[str]
+    state: State,
+    request: AnyRequest,
+    requester: FromPath[str],
+    request_id: FromPath[str],
+    pledge: FromPath[str],
 ) -> Done:
+    who = principal_of(request)
+    made_by = await _aid(state).made_by(requester, request_id, pledge)
+    if not who.at_least("coordinator") and made_by != who.name:
+        raise Refused("not_yours", f"pledge {pledge} was made by someone else", 403)
     env = await _aid(state).withdraw_pledge(requester, request_id, pledge)
     return Done(id=env.id.hex())
 

@@ -61,6 +61,12 @@ class LocalRequests:
     """CREATE TABLE local_pledges (
         request TEXT NOT NULL, pledge TEXT NOT NULL, what TEXT NOT NULL,
         quantity INTEGER NOT NULL, at INTEGER NOT NULL, PRIMARY KEY (request, pledge))""",
+    ), (
+    # Which account asked (pledge '') or pledged, for requests and pledges made through
+    # this node: shown to its coordinators only (docs/APP.md), never on the bus.
+    """CREATE TABLE aid_people (
+        requester TEXT NOT NULL, request TEXT NOT NULL, pledge TEXT NOT NULL,
+        account TEXT NOT NULL, PRIMARY KEY (requester, request, pledge))""",
     ),)  # fmt: skip
 
 
@@ -111,7 +117,10 @@ class Aid:
         area: str | None = None,
         escalate_now: bool = False,
         request: str | None = None,
+        by: str = "",
     ) -> str:
+        """Keep a resident's call for help in this node (`by`: the account that asked);
+        returns its id. Raises Refused `personal_data` (400), `duplicate` (409)."""
         found = personal_data_in(description)
         if found:
             raise Refused(
@@ -130,6 +139,10 @@ class Aid:
                 (rid, category, urgency, now + needed_in_min * MINUTE_MS, quantity,
                  area or self.node.config.area, description, now),
             )  # fmt: skip
+            if by:
+                await db.execute(
+                    "INSERT OR REPLACE INTO aid_people VALUES (?, ?, '', ?)", (self.me, rid, by)
+                )
         log.info("%s: aid request %s (%s, %s) kept local", self.me, rid, category, urgency)
         if escalate_now:
             await self.escalate(rid, reason="the resident asked for the federation at once")
@@ -215,8 +228,16 @@ class Aid:
     # -- pledges ------------------------------------------------------------------------------
 
     async def pledge(
-        self, requester: str, request: str, what: str, quantity: int, pledge: str | None = None
+        self,
+        requester: str,
+        request: str,
+        what: str,
+        quantity: int,
+        pledge: str | None = None,
+        by: str = "",
     ) -> str:
+        """Pledge to a request of this neighborhood (kept here) or an escalated one (signed);
+        `by` is the account that pledged. Returns the pledge's id; raises Refused."""
         found = personal_data_in(what)
         if found:
             raise Refused("personal_data", f"the pledge contains {found}", 400)
@@ -235,6 +256,7 @@ class Aid:
                     "INSERT INTO local_pledges VALUES (?, ?, ?, ?, ?)",
                     (request, pid, what, quantity, self.now()),
                 )
+                await self._remember(db, requester, request, pid, by)
             return pid
         view = await load_request(self.db, requester, request)
         if view.requester_state == "none":
@@ -249,7 +271,35 @@ class Aid:
                 requester=requester, request=request, pledge=pid, what=what, quantity=quantity
             )
         )
+        if by:
+            async with self.node.store.transaction() as db:
+                await self._remember(db, requester, request, pid, by)
         return pid
+
+    async def _remember(
+        self, db: aiosqlite.Connection, requester: str, request: str, pledge: str, by: str
+    ) -> None:
+        if by:
+            await db.execute(
+                "INSERT OR REPLACE INTO aid_people VALUES (?, ?, ?, ?)",
+                (requester, request, pledge, by),
+            )
+
+    async def made_by(self, requester: str, request: str, pledge: str = "") -> str:
+        """The account that asked (`pledge` "") or pledged through this node; "" if none
+        (made by the CLI, a policy, or before accounts)."""
+        row = await fetch_one(
+            self.db,
+            "SELECT account FROM aid_people WHERE requester = ? AND request = ? AND pledge = ?",
+            (requester, request, pledge),
+        )
+        return str(row[0]) if row else ""
+
+    async def _people(self) -> dict[tuple[str, str, str], str]:
+        rows = await fetch_all(
+            self.db, "SELECT requester, request, pledge, account FROM aid_people"
+        )
+        return {(str(r[0]), str(r[1]), str(r[2])): str(r[3]) for r in rows}
 
     async def accept(self, request: str, pledger: str, pledge: str) -> Envelope:
         view = await load_request(self.db, self.me, request)
@@ -304,11 +354,18 @@ class Aid:
 
     # -- reading ------------------------------------------------------------------------------
 
-    async def listing(self, *, include_closed: bool = False) -> list[dict[str, Any]]:
+    async def listing(
+        self, *, include_closed: bool = False, viewer: str = "", coordinator: bool = True
+    ) -> list[dict[str, Any]]:
         """This neighborhood's requests and the federation's escalated ones, ranked: open
-        first, by urgency, needed-by and distance (area adjacency from node.toml)."""
+        first, by urgency, needed-by and distance (area adjacency from node.toml).
+
+        Each says whether the `viewer` (an account) asked it (`mine`) and, per pledge,
+        whether they made it; a `coordinator` also sees which account asked (`asked_by`)
+        and pledged (`pledged_by`) through this node, "" where none did."""
         now = self.now()
         out: list[dict[str, Any]] = []
+        people = await self._people()
         for r in await fetch_all(self.db, "SELECT request, state FROM local_aid"):
             local = await self._local(str(r[0]))
             if local["state"] == "escalated":
@@ -321,8 +378,18 @@ class Aid:
                     else "pledged" if pledged >= local["quantity"]
                     else "partly_pledged" if pledged else "open"
                 )  # fmt: skip
+            pledges = [
+                {"pledger": self.me, "pledge": row[0], "what": row[1], "quantity": row[2],
+                 "state": "pledged", "accepted": False}
+                for row in await fetch_all(
+                    self.db,
+                    "SELECT pledge, what, quantity FROM local_pledges WHERE request = ?"
+                    " ORDER BY at",
+                    (local["request"],),
+                )
+            ]  # fmt: skip
             out.append({**local, "requester": self.me, "state": state, "escalated": False,
-                        "pledged": local["pledged_locally"], "pledges": []})  # fmt: skip
+                        "pledged": local["pledged_locally"], "pledges": pledges})  # fmt: skip
         for requester, request in await fetch_all(
             self.db, "SELECT requester, request FROM aid_requests"
         ):
@@ -339,6 +406,18 @@ class Aid:
             })  # fmt: skip
         if not include_closed:
             out = [r for r in out if r["state"] in ("open", "partly_pledged", "pledged")]
+        for shown in out:
+            asker = people.get((shown["requester"], shown["request"], ""), "")
+            shown["mine"] = bool(viewer) and asker == viewer
+            if coordinator:
+                shown["asked_by"] = asker
+            for made in shown["pledges"]:
+                pledger = people.get((shown["requester"], shown["request"], made["pledge"]), "")
+                if made["pledger"] != self.me:
+                    pledger = ""
+                made["mine"] = bool(viewer) and pledger == viewer
+                if coordinator:
+                    made["pledged_by"] = pledger
         near = self.node.config.neighbors
         mine = self.node.config.area
 

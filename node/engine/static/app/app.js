@@ -284,7 +284,9 @@ function startLive() {
     pollTimer = setInterval(() => schedule(0), POLL_MS);
     return;
   }
-  source = new EventSource("/live", { withCredentials: true });
+  // Requests kept in the neighborhood are no events (nothing on the bus): a slow poll too.
+  pollTimer = setInterval(() => schedule(0), POLL_MS * 3);
+  source = new EventSource("/live");
   source.addEventListener("open", () => setLive("on", "live"));
   source.addEventListener("update", () => {
     setLive("on", "live");

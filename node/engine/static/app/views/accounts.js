@@ -71,7 +71,7 @@ export async function mount(ctx, _route, root) {
       ),
       links,
     ),
-    h("section", { class: "card", "aria-labelledby": "open-title" }, h("h2", { id: "open-title" }, "Open invitations"), invitations),
+    h("section", { class: "card", "aria-labelledby": "open-title" }, h("h2", { id: "open-title" }, "Open links"), invitations),
     h("section", { class: "stack", "aria-labelledby": "acc-title" }, h("h2", { id: "acc-title" }, "Accounts"), accounts),
   );
   const act = async (call, done) => {
@@ -98,12 +98,12 @@ export async function mount(ctx, _route, root) {
               h(
                 "li",
                 { class: "pledge" },
-                h("span", {}, `${i.role}, until ${when(i.expires_at)}`),
-                action("Revoke", () => act(() => post(`/accounts/invitations/${seg(i.id)}/revoke`), "Invitation revoked."), { cls: "small-button danger", label: `Revoke the ${i.role} invitation until ${when(i.expires_at)}` }),
+                h("span", {}, i.kind === "reset" ? `Password reset for ${i.name}` : `Invitation as ${i.role}`, h("span", { class: "muted small" }, ` · until ${when(i.expires_at)}${i.created_by ? ` · by ${i.created_by}` : ""}`)),
+                action("Revoke", () => act(() => post(`/accounts/invitations/${seg(i.id)}/revoke`), "Link revoked."), { cls: "small-button danger", label: i.kind === "reset" ? `Revoke the reset link for ${i.name}` : `Revoke the ${i.role} invitation until ${when(i.expires_at)}` }),
               ),
             ),
           )
-        : empty("No open invitation."),
+        : empty("No open invitation or reset link."),
     );
     put(accounts, list.length ? list.map((a) => accountCard(ctx, a, act, links)) : empty("No accounts yet."));
   };
