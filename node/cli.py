@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 from collections.abc import Mapping
+from datetime import datetime
 from pathlib import Path
 
 import anyio
@@ -238,6 +239,25 @@ def _cmd_rotate_key(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_invite(args: argparse.Namespace) -> int:
+    r = call_api(
+        args,
+        "POST",
+        "/accounts/invitations",
+        {"role": args.role, "expires_in_hours": args.hours},
+    )
+    if args.json:
+        print(json.dumps(r))
+    else:
+        until = datetime.fromtimestamp(r["expires_at"] / 1000).astimezone()
+        print(
+            f"invitation {r['id']} for a {r['role']}, single use, until"
+            f" {until:%Y-%m-%d %H:%M %Z}:\n{r['link']}\n"
+            "Open it in a browser that reaches the node; whoever opens it first makes the account."
+        )
+    return 0
+
+
 def add_node_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     node = sub.add_parser("node", help="run a neighborhood node")
     cmds = node.add_subparsers(dest="node_command", metavar="COMMAND", required=True)
@@ -293,3 +313,22 @@ def add_node_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=_cmd_rotate_key)
+
+    p = cmds.add_parser(
+        "invite",
+        help="print a single-use link that makes an account in the node's web app",
+        description="Invite a coordinator or resident: prints a link to the node's web app "
+        "that makes one account with that role (the first coordinator is made this way; "
+        "coordinators invite others from the app). The node must be running.",
+    )
+    p.add_argument(
+        "--data",
+        default=os.environ.get("COOPNET_DATA", "."),
+        help="the node's data directory (default $COOPNET_DATA or .)",
+    )
+    p.add_argument(
+        "--role", choices=("coordinator", "resident"), default="coordinator", help="the role"
+    )
+    p.add_argument("--hours", type=int, default=72, help="how long the link works (1-720)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=_cmd_invite)

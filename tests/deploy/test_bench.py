@@ -67,3 +67,19 @@ def test_bench_scale_converges_at_each_size() -> None:
     assert isinstance(runs, list)
     assert [run["neighborhoods"] for run in runs] == [2, 3]
     assert [run["events_each_node_holds"] for run in runs] == [6, 9]
+
+
+def test_bench_api_reports_token_and_session_rows_beside_publish() -> None:
+    r = bench("api", "--events", "64", "--concurrency", "4")
+    assert (r["events"], r["concurrency"]) == (64, 4)
+    assert isinstance(r["publish_events_per_s"], int) and r["publish_events_per_s"] > 0
+    assert isinstance(r["ratio"], float) and r["ratio"] > 0
+    rows = (r["token"], r["session"])
+    for row in rows:
+        assert isinstance(row, dict)
+        assert isinstance(row["posts_per_s"], int) and row["posts_per_s"] > 0
+        assert isinstance(row["ratio"], float) and row["ratio"] > 0
+        assert 0 < row["latency_ms"]["p50"] <= row["latency_ms"]["p99"]
+        assert row["clients_cpu_s"] > 0
+    assert r["api_posts_per_s"] == rows[0]["posts_per_s"]  # type: ignore[index]
+    assert r["latency_ms"] == rows[0]["latency_ms"]  # type: ignore[index]

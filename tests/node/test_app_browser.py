@@ -31,16 +31,6 @@ TABS = {
 }
 
 
-async def app_url(api: httpx.AsyncClient, base: str) -> str:
-    """`/` once it serves the app; before that, the app's own address under /static."""
-    home = (await api.get("/")).text
-    return base + ("/" if "/static/app/app.js" in home else "/static/app/index.html")
-
-
-async def has_accounts(api: httpx.AsyncClient) -> bool:
-    return (await api.post("/auth/invitation", json={"invitation": "x"})).status_code != 404
-
-
 async def sign_in_as_coordinator(page: Page, api: httpx.AsyncClient, url: str) -> None:
     """The node's operator (the CLI's credential: this OS user on the loopback) invites a
     coordinator; the link's join page makes the account and signs it in."""
@@ -77,13 +67,7 @@ async def test_app_shell_renders_on_a_phone_under_the_csp_and_offline(
     ):
         await page.set_viewport_size(PHONE)
         await page.route("**/*", offline)
-        url = await app_url(api, node.api_url)
-        accounts = await has_accounts(api)
-        if accounts:
-            await sign_in_as_coordinator(page, api, url)
-        else:
-            # Before accounts (no /auth, no /app/info): the app runs as the operator's page.
-            await page.goto(f"{url}#/help")
+        await sign_in_as_coordinator(page, api, node.api_url + "/")
         tabs = page.get_by_role("navigation", name="Main")
         await tabs.get_by_role("link", name="Help", exact=True).wait_for(timeout=WAIT_MS)
         await page.get_by_role("heading", level=1, name="Call 4 Help").wait_for(timeout=WAIT_MS)
@@ -111,8 +95,5 @@ async def test_app_shell_renders_on_a_phone_under_the_csp_and_offline(
             assert await page.is_hidden("#error"), await page.text_content("#error")
             await page.screenshot(path=tmp_path / f"{tab.lower()}.png", full_page=True)
 
-    if not accounts:  # the two endpoints the app reads first, missing on such a node
-        expected = ("/auth/me", "/app/info", "status of 404")
-        console = [c for c in console if not any(e in c for e in expected)]
     assert elsewhere == []
     assert console == []  # a CSP violation would be a console error

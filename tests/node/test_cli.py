@@ -98,3 +98,29 @@ def test_run_stops_cleanly_on_a_signal(
     status = json.loads(coopnet("node", "status", "--data", str(data), "--json").stdout)
     assert status["own_head"] == 2
     assert status["outbox_depth"] == 0
+
+
+def test_node_invite_prints_a_link_that_makes_the_first_coordinator(
+    tmp_path: Path, nats_server: NatsServer
+) -> None:
+    data = tmp_path / "oak"
+    assert coopnet("node", "init", "--name", "oakley", "--data", str(data)).returncode == 0
+    port = free_port()
+    proc = start_node(data, nats_server.url, port)
+    try:
+        wait_ready(port, proc)
+        shown = coopnet("node", "invite", "--data", str(data))
+        assert shown.returncode == 0, shown.stderr
+        assert "for a coordinator, single use" in shown.stdout
+        link = next(line for line in shown.stdout.splitlines() if "#/join/" in line)
+        assert link.startswith(f"http://127.0.0.1:{port}/#/join/")
+        made = json.loads(coopnet("node", "invite", "--data", str(data), "--role", "resident",
+                                  "--json").stdout)  # fmt: skip
+        assert made["role"] == "resident" and made["id"].startswith("inv-")
+        secret = link.rsplit("/", 1)[1]
+        body = {"invitation": secret, "name": "cora", "password": "a long password"}
+        r = httpx.post(f"http://127.0.0.1:{port}/auth/join", json=body)
+        assert (r.status_code, r.json()["role"]) == (201, "coordinator")
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=30)

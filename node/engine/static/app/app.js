@@ -35,7 +35,6 @@ const PUBLIC = new Set(["sign-in", "join", "reset"]);
 const ctx = {
   me: null, // {name, display_name, role, csrf, contact}
   info: null, // {slug, display_name, currency, role}
-  accounts: true, // false on a node without /auth (before accounts): no sign-in
   get coordinator() {
     return this.me !== null && this.me.role === "coordinator";
   },
@@ -87,26 +86,12 @@ function fail(error) {
 // ---- who is here ----------------------------------------------------------------------------
 
 async function loadMe() {
-  try {
-    ctx.me = await get("/auth/me");
-    ctx.accounts = true;
-  } catch (error) {
-    if (!(error instanceof ApiError) || error.status !== 404) throw error;
-    // A node without accounts yet (no /auth): the operator's own page, every tab shown.
-    ctx.accounts = false;
-    ctx.me = { name: "operator", display_name: "Operator", role: "coordinator", csrf: "", contact: "" };
-  }
+  ctx.me = await get("/auth/me");
   setCsrf(ctx.me.csrf);
 }
 
 async function loadInfo() {
-  try {
-    ctx.info = await get("/app/info");
-  } catch (error) {
-    if (!(error instanceof ApiError) || error.status !== 404) throw error;
-    const status = await get("/status"); // a node without /app/info: its name from /status
-    ctx.info = { slug: status.slug, display_name: status.display_name, currency: null };
-  }
+  ctx.info = await get("/app/info");
   setCurrency(ctx.info.currency);
   $("hood-name").textContent = ctx.info.display_name || ctx.info.slug;
 }
@@ -173,6 +158,7 @@ function renderTabs(current) {
 // ---- routing --------------------------------------------------------------------------------
 
 let current = null; // {name, refresh}
+let pending = null; // an error to show on the page a redirect leads to
 let mountSeq = 0;
 
 async function show() {
@@ -180,7 +166,8 @@ async function show() {
   const seq = ++mountSeq;
   const main = $("view");
   ctx.root = main;
-  fail(null);
+  fail(pending);
+  pending = null;
   if (PUBLIC.has(route.name) || ctx.me === null) {
     $("tabs").hidden = ctx.me === null;
     const page = PUBLIC.has(route.name) ? route.name : "sign-in";
@@ -197,7 +184,7 @@ async function show() {
   let tab = tabsFor().find((t) => t.name === route.name);
   if (!tab) {
     const known = TABS.find((t) => t.name === route.name);
-    if (known && route.name) fail(new Error(`The ${known.title || known.label} page is for coordinators.`));
+    if (known && route.name) pending = new Error(`The ${known.title || known.label} page is for coordinators.`);
     go("help");
     return;
   }
@@ -279,7 +266,7 @@ function setLive(mode, text) {
 
 function startLive() {
   stopLive();
-  if (!ctx.accounts || !("EventSource" in window)) {
+  if (!("EventSource" in window)) {
     setLive("off", "polling");
     pollTimer = setInterval(() => schedule(0), POLL_MS);
     return;

@@ -96,7 +96,7 @@ async function join(ctx, token) {
     return box;
   }
   const pair = passwordPair("Password");
-  const name = h("input", { name: "name", autocomplete: "username", required: true, autocapitalize: "none", spellcheck: "false", maxlength: 40, value: found.name || "" });
+  const name = h("input", { name: "name", autocomplete: "username", required: true, autocapitalize: "none", spellcheck: "false", maxlength: 64, value: found.name || "" });
   const display = h("input", { name: "display_name", autocomplete: "name", maxlength: 80 });
   const contact = h("input", { name: "contact", autocomplete: "tel", maxlength: 140 });
   box.append(
@@ -105,7 +105,7 @@ async function join(ctx, token) {
       ctx,
       { class: "card stack", "aria-label": "Create your account" },
       [
-        field("Name (to sign in)", name, "Letters, digits, dots, dashes; you sign in with it."),
+        field("Name (to sign in)", name, "You sign in with it; neighbors see your display name."),
         field("Display name (optional)", display, "How your neighbors see you."),
         ...pair.fields,
         field("Contact (optional)", contact, "A phone number or how coordinators can reach you. Only coordinators see it."),
@@ -181,10 +181,6 @@ export async function mount(ctx, _route, root) {
     h("h1", {}, "Your account"),
     h("section", { class: "card" }, h("dl", { class: "facts" }, rows.map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]))),
   );
-  if (!ctx.accounts) {
-    root.append(h("p", { class: "note" }, "This node has no accounts yet: you are its operator on this computer."));
-    return null;
-  }
   const current = h("input", { type: "password", name: "current", autocomplete: "current-password", required: true });
   const pair = passwordPair();
   root.append(

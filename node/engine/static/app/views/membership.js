@@ -100,8 +100,11 @@ function applicationCard(ctx, m, a) {
                 h("div", { class: "actions" }, h("button", { type: "submit", class: "danger" }, "Send objection"), h("button", { type: "button", class: "secondary", onclick: close }, "Cancel")),
               ],
               async (data) => {
+                await post(`/membership/${seg(a.slug)}/object`, { reason: data.get("reason").trim() });
                 f.remove();
-                await answer("object", { reason: data.get("reason").trim() }, "Our objection is sent.");
+                ctx.fail(null);
+                ctx.say("Our objection is sent.");
+                ctx.refresh();
               },
             );
             card.append(f);
