@@ -338,7 +338,9 @@ def api_clients_main() -> None:
     print(json.dumps(anyio.run(_api_clients, json.loads(sys.stdin.read()))))
 
 
-async def _credentials(api: httpx.AsyncClient, node: Node, how: str, n: int) -> list[dict[str, str]]:
+async def _credentials(
+    api: httpx.AsyncClient, node: Node, how: str, n: int
+) -> list[dict[str, str]]:
     """`n` coordinator credentials, made as people make them: a coordinator joins from an
     invitation (`POST /auth/join`), then makes `n` API tokens (`how` "token"), or signs in
     on `n` devices (`how` "session": a cookie and the CSRF header each)."""
@@ -370,43 +372,43 @@ async def _api_run(events: int, concurrency: int, how: str) -> dict[str, Any]:
     """Signed notes posted through a fresh node's API by `concurrency` clients in another
     process, each with its own credential (`how`: "token" or "session"); timed from the
     first post to the last event published and acknowledged, as `bench_publish` is."""
-    async with nats_server() as (root, url):
-        # Without the node's own-user trust on the loopback: every request authenticates.
-        async with running_node(
-            root, url, "bench-api", serve_api=True, api_local_operator=False
-        ) as node:
-            async with httpx.AsyncClient(base_url=node.api_url, timeout=30) as api:
-                anonymous = await api.post("/notes", json={"text": "no credential"})
-                if anonymous.status_code != 401:
-                    raise RuntimeError(
-                        f"a post without a credential answered {anonymous.status_code}: the"
-                        " bench would not measure authentication"
-                    )
-                headers = await _credentials(api, node, how, concurrency)
-            job = {"url": node.api_url, "events": events, "headers": headers}
-            with Progress(transient=True) as progress:
-                task = progress.add_task(f"api ({how})", total=events)
-                async with anyio.create_task_group() as tg:
+    # Without the node's own-user trust on the loopback: every request authenticates.
+    async with (
+        nats_server() as (root, url),
+        running_node(root, url, "bench-api", serve_api=True, api_local_operator=False) as node,
+    ):
+        async with httpx.AsyncClient(base_url=node.api_url, timeout=30) as api:
+            anonymous = await api.post("/notes", json={"text": "no credential"})
+            if anonymous.status_code != 401:
+                raise RuntimeError(
+                    f"a post without a credential answered {anonymous.status_code}: the"
+                    " bench would not measure authentication"
+                )
+            headers = await _credentials(api, node, how, concurrency)
+        job = {"url": node.api_url, "events": events, "headers": headers}
+        with Progress(transient=True) as progress:
+            task = progress.add_task(f"api ({how})", total=events)
+            async with anyio.create_task_group() as tg:
 
-                    async def show() -> None:
-                        while True:
-                            progress.update(task, completed=held_events(node.chains) - 1)
-                            await anyio.sleep(0.25)
+                async def show() -> None:
+                    while True:
+                        progress.update(task, completed=held_events(node.chains) - 1)
+                        await anyio.sleep(0.25)
 
-                    tg.start_soon(show)
-                    cpu = time.process_time()
-                    code = "from coopnet.deploy.bench import api_clients_main; api_clients_main()"
-                    done = await anyio.run_process(
-                        [sys.executable, "-c", code], input=json.dumps(job).encode()
-                    )
-                    tg.cancel_scope.cancel()
-            clients = json.loads(done.stdout)
-            drained = await fetch_one(node.store.reader, "SELECT 1 FROM outbox LIMIT 1") is None
-            await outbox_drained(node)
-            end = clients["end"] if drained else time.monotonic()
-            cpu = time.process_time() - cpu
-            if held_events(node.chains) != events + 1:
-                raise RuntimeError(f"{held_events(node.chains) - 1} notes stored, not {events}")
+                tg.start_soon(show)
+                cpu = time.process_time()
+                code = "from coopnet.deploy.bench import api_clients_main; api_clients_main()"
+                done = await anyio.run_process(
+                    [sys.executable, "-c", code], input=json.dumps(job).encode()
+                )
+                tg.cancel_scope.cancel()
+        clients = json.loads(done.stdout)
+        drained = await fetch_one(node.store.reader, "SELECT 1 FROM outbox LIMIT 1") is None
+        await outbox_drained(node)
+        end = clients["end"] if drained else time.monotonic()
+        cpu = time.process_time() - cpu
+        if held_events(node.chains) != events + 1:
+            raise RuntimeError(f"{held_events(node.chains) - 1} notes stored, not {events}")
     elapsed = end - clients["start"]
     return {
         "seconds": round(elapsed, 3),
@@ -517,7 +519,9 @@ async def bench_trade(trades: int) -> dict[str, Any]:
         gaps = [(seen[(tid, kind)] - previous[tid]) * 1000 for tid in started]
         per_step[names[kind]] = percentiles_ms(gaps)
         previous = {tid: seen[(tid, kind)] for tid in started}
-    overall = percentiles_ms([(seen[(tid, "trade.received")] - t) * 1000 for tid, t in started.items()])
+    overall = percentiles_ms(
+        [(seen[(tid, "trade.received")] - t) * 1000 for tid, t in started.items()]
+    )
     return {
         "bench": "trade",
         "trades": trades,

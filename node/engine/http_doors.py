@@ -23,7 +23,7 @@ Every answer, the app's and the doors' own, gets the security headers of `SECURI
 Refusals are JSON `{"code", "message"}` like the app's own errors, and counted by code in
 `DoorCounts` (the node reports them in `GET /status` as `http_refused`).
 
-Cookie sessions, when they come, add their CSRF check after these doors: a refused
+Cookie sessions add their CSRF check after these doors (node/engine/auth.py): a refused
 Origin never reaches a session.
 """
 

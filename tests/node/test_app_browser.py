@@ -1,7 +1,8 @@
 """The neighborhood's web app (node/engine/static/app/) in a real browser (Debian's
 chromium, driven by Playwright) on a phone's screen: the shell renders under the CSP without
-a console error, every tab a coordinator sees opens, asking for help takes three taps, and
-no request leaves the node's origin (docs/APP.md, "The app's pages")."""
+a console error, every tab a coordinator sees opens without a violation axe finds, asking
+for help takes three taps, and no request leaves the node's origin (docs/APP.md, "The app's
+pages")."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from axe_playwright_python.async_playwright import Axe
 from playwright.async_api import Page, Route
 
 from coopnet.node.engine.nats_server import NatsServer
@@ -52,6 +54,7 @@ async def test_app_shell_renders_on_a_phone_under_the_csp_and_offline(
     node = Node(await make_node(tmp_path, "oakley", nats_server.url))
     console: list[str] = []
     elsewhere: list[str] = []
+    axe = Axe()
 
     async def offline(route: Route) -> None:
         if route.request.url.startswith(node.api_url):
@@ -93,6 +96,8 @@ async def test_app_shell_renders_on_a_phone_under_the_csp_and_offline(
             await page.get_by_role("heading", level=1, name=heading).wait_for(timeout=WAIT_MS)
             await page.wait_for_selector(".loading", state="detached", timeout=WAIT_MS)
             assert await page.is_hidden("#error"), await page.text_content("#error")
+            checked = await axe.run(page)
+            assert checked.violations_count == 0, checked.generate_report()
             await page.screenshot(path=tmp_path / f"{tab.lower()}.png", full_page=True)
 
     assert elsewhere == []

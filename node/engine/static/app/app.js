@@ -99,8 +99,11 @@ async function loadInfo() {
 function signedIn(me) {
   ctx.me = me;
   setCsrf(me.csrf);
-  start().then(() => go(wanted && !PUBLIC.has(parse(wanted).name) ? wanted : "help"));
+  const then = wanted && !PUBLIC.has(parse(wanted).name) ? wanted : "help";
   wanted = "";
+  start()
+    .catch(fail)
+    .then(() => go(then));
 }
 
 function signedOut() {

@@ -66,6 +66,14 @@ export async function mount(ctx, route, root) {
   return refresh;
 }
 
+/** Who asked or pledged, as the API gives it to a coordinator: an account's name, or
+ * {name, display_name, contact}. */
+function person(who) {
+  if (typeof who === "string") return who;
+  const name = who.display_name && who.display_name !== who.name ? `${who.display_name} (${who.name})` : who.name;
+  return who.contact ? `${name}, ${who.contact}` : name;
+}
+
 function mayAct(ctx, r) {
   return r.requester === ctx.slug && (ctx.coordinator || r.mine === true);
 }
@@ -89,7 +97,7 @@ function requestCard(ctx, r) {
       h("span", {}, "Needed by ", h("time", { datetime: new Date(r.needed_by).toISOString() }, when(r.needed_by)), ` (${fromNow(r.needed_by)})`),
       h("span", {}, `${plural(r.quantity, "needed", "needed")} · ${int(r.pledged || 0)} pledged${r.accepted ? ` · ${int(r.accepted)} accepted` : ""}`),
       h("span", {}, `Asked ${fromNow(r.raised_at)}${r.area ? ` · area ${r.area}` : ""}`),
-      r.asked_by ? h("span", {}, `Asked by ${r.asked_by}`) : null,
+      r.asked_by ? h("span", {}, `Asked by ${person(r.asked_by)}`) : null,
     ),
   );
   if (r.pledges && r.pledges.length) {
@@ -102,7 +110,7 @@ function requestCard(ctx, r) {
     );
   }
   const buttons = h("div", { class: "actions" });
-  if (OPEN.has(r.state)) {
+  if (r.state === "open" || r.state === "partly_pledged") {
     buttons.append(h("button", { type: "button", class: "primary", onclick: (e) => openPledge(ctx, r, card, e.currentTarget) }, "Pledge help"));
   }
   if (mayAct(ctx, r) && OPEN.has(r.state)) {
@@ -139,12 +147,15 @@ function pledgeItem(ctx, r, p) {
     "li",
     { class: "pledge" },
     h("span", {}, h("strong", {}, p.pledger), ` pledges ${int(p.quantity)} × ${p.what}`),
-    p.pledged_by ? h("span", { class: "muted small" }, ` (by ${p.pledged_by})`) : null,
+    p.pledged_by ? h("span", { class: "muted small" }, ` (by ${person(p.pledged_by)})`) : null,
+    p.mine ? badge("accent", "yours") : null,
     " ",
     p.accepted ? badge("good", "accepted") : null,
     p.state !== "pledged" ? badge("muted", p.state) : null,
   );
-  if (mayAct(ctx, r) && p.state === "pledged" && !p.accepted && OPEN.has(r.state)) {
+  // Only an escalated request's pledges are accepted one by one (aid.pledge_accepted); a
+  // request kept in the neighborhood is met by confirming it.
+  if (r.escalated && mayAct(ctx, r) && p.state === "pledged" && !p.accepted && OPEN.has(r.state)) {
     li.append(
       action(
         "Accept",
@@ -155,7 +166,7 @@ function pledgeItem(ctx, r, p) {
       ),
     );
   }
-  const ourPledge = p.pledger === ctx.slug && p.state === "pledged";
+  const ourPledge = r.escalated && p.pledger === ctx.slug && p.state === "pledged";
   if (ourPledge && (ctx.coordinator || p.mine === true)) {
     li.append(
       action(

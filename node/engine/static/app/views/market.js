@@ -458,7 +458,7 @@ async function balancePage(ctx, body) {
     h("section", { class: "card", "aria-labelledby": "st" }, h("h2", { id: "st" }, "Statement: settled trades"), statement),
     h("section", { class: "card", "aria-labelledby": "lt" }, h("h2", { id: "lt" }, "The federation's ledger"), ledger),
   );
-  const fig = (title, cents, sub, tone) => h("article", { class: "card figure" }, h("h3", {}, title), h("p", { class: `big ${tone || ""}` }, amount(cents), h("span", { class: "unit" }, ` ${currencyName()}`)), sub ? h("p", { class: "muted small" }, sub) : null);
+  const fig = (title, cents, sub, tone) => h("article", { class: "card figure" }, h("h2", {}, title), h("p", { class: `big ${tone || ""}` }, amount(cents), h("span", { class: "unit" }, ` ${currencyName()}`)), sub ? h("p", { class: "muted small" }, sub) : null);
   return async () => {
     const [b, trades, names] = await Promise.all([get("/balance"), get("/trades?state=settled"), offerNames()]);
     put(

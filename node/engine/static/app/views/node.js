@@ -6,7 +6,7 @@ import { empty, h, put } from "../dom.js";
 import { int } from "../format.js";
 
 function figure(title, value, tone, sub, id) {
-  return h("article", { class: "card figure" }, h("h3", {}, title), h("p", { class: `big ${tone || ""}`, "data-testid": id }, value), sub ? h("p", { class: "muted small" }, sub) : null);
+  return h("article", { class: "card figure" }, h("h2", {}, title), h("p", { class: `big ${tone || ""}`, "data-testid": id }, value), sub ? h("p", { class: "muted small" }, sub) : null);
 }
 
 function table(head, rows, none) {
