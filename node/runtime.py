@@ -190,6 +190,7 @@ class Node:
         self.domains: tuple[Domain, ...] = tuple(_REGISTRY[name].build(self) for name in domains)
         # Called (synchronously) with every batch of events this node stores: own and others'.
         self.changes = Changes()  # wakes the app's live updates (GET /live)
+        self.aid.on_local_change = lambda: self.changes.notice(())
         self.listeners: list[Callable[[Sequence[Envelope]], None]] = [
             listener for d in self.domains for listener in d.listeners
         ] + [self.changes.notice]

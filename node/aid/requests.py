@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import secrets
 import statistics
+from collections.abc import Callable
 from typing import Any
 
 import aiosqlite
@@ -79,6 +80,9 @@ class Aid:
 
     def __init__(self, node: NodeContext) -> None:
         self.node = node
+        # Told when the private tables change (no event is stored then): the app's live
+        # updates (node/engine/live.py); the runtime sets it.
+        self.on_local_change: Callable[[], None] = lambda: None
         c = node.config
         self.windows: dict[str, int | None] = {
             "critical": c.escalate_critical_s,
@@ -144,6 +148,7 @@ class Aid:
                     "INSERT OR REPLACE INTO aid_people VALUES (?, ?, '', ?)", (self.me, rid, by)
                 )
         log.info("%s: aid request %s (%s, %s) kept local", self.me, rid, category, urgency)
+        self.on_local_change()
         if escalate_now:
             await self.escalate(rid, reason="the resident asked for the federation at once")
         return rid
@@ -257,6 +262,7 @@ class Aid:
                     (request, pid, what, quantity, self.now()),
                 )
                 await self._remember(db, requester, request, pid, by)
+            self.on_local_change()
             return pid
         view = await load_request(self.db, requester, request)
         if view.requester_state == "none":
@@ -265,7 +271,12 @@ class Aid:
             raise Refused("duplicate", f"pledge {pid} exists: choose another id")
         why = pledge_allowed(view, self.me, self.now())
         if why is not None:
-            raise Refused(why, f"cannot pledge to {requester}/{request}: {why}")
+            words = {
+                "not_authorized": "a neighborhood answers its own calls locally, not by pledge",
+                "request_closed": "this call for help is closed or past its time",
+                "fully_pledged": "this call for help already has all the pledges it needs",
+            }
+            raise Refused(why, f"{words.get(why, why)} ({requester}/{request})")
         await self._sign(
             AidPledged(
                 requester=requester, request=request, pledge=pid, what=what, quantity=quantity
@@ -351,6 +362,7 @@ class Aid:
                 "UPDATE local_aid SET state = ?, closed_at = ? WHERE request = ?",
                 (state, self.now(), request),
             )
+        self.on_local_change()
 
     # -- reading ------------------------------------------------------------------------------
 

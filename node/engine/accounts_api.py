@@ -99,6 +99,11 @@ class Ok(msgspec.Struct, kw_only=True):
     ok: bool = True
 
 
+class Health(msgspec.Struct, kw_only=True):
+    ok: bool = True
+    neighborhood: str = ""  # its display name, public in the federation (the sign-in page)
+
+
 def _accounts(state: State) -> Accounts:
     accounts: Accounts = state.accounts
     return accounts
@@ -189,9 +194,9 @@ async def reset(
     return _signed_in(request, await _me(accounts, principal), secret)
 
 
-@get("/health", opt=PUBLIC, summary="Whether the node's API answers")
-async def health() -> Ok:
-    return Ok()
+@get("/health", opt=PUBLIC, summary="Whether the node's API answers, and the neighborhood's name")
+async def health(state: State) -> Health:
+    return Health(neighborhood=state.node.config.display_name)
 
 
 @get("/auth/me", opt=RESIDENT, summary="Who is signed in, with the CSRF token for changes")

@@ -9,6 +9,8 @@ a burst of sign-ins can take (docs/APP.md).
 
 from __future__ import annotations
 
+import functools
+
 import anyio
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -21,8 +23,13 @@ HASHING_AT_ONCE = 2  # each hash takes 64 MiB for ~0.1 s
 
 _hasher = PasswordHasher()
 _limiter = anyio.CapacityLimiter(HASHING_AT_ONCE)
-# What an unknown name is checked against, so it costs what a known one does.
-_DECOY = _hasher.hash("no account has this password, it only takes the same time")
+
+
+@functools.cache
+def _decoy() -> str:
+    """What an unknown name is checked against, so it costs what a known one does (made
+    on first use: importing the node must not take 64 MiB and 0.1 s)."""
+    return _hasher.hash("no account has this password, it only takes the same time")
 
 
 def check_strength(password: str) -> None:
@@ -47,7 +54,7 @@ async def verify_password(stored: str | None, password: str) -> bool:
 
     def verify() -> bool:
         try:
-            return _hasher.verify(stored or _DECOY, password) and stored is not None
+            return _hasher.verify(stored or _decoy(), password) and stored is not None
         except (VerifyMismatchError, VerificationError, InvalidHashError):
             return False
 

@@ -145,6 +145,8 @@ class TradeOut(msgspec.Struct, kw_only=True):
     state: str
     buyer_state: str
     seller_state: str
+    item: str = ""  # the offer's, for people ("" if this node never saw the offer)
+    unit: str = ""
 
 
 class BalanceOut(msgspec.Struct, kw_only=True):
@@ -365,12 +367,17 @@ async def get_trades(
     trade_state: Annotated[str | None, QueryParameter(name="state")] = None,
 ) -> list[TradeOut]:
     node = _node(state)
-    sql, params = f"SELECT {', '.join(market.TRADE_COLUMNS)} FROM trades", []
+    columns = ", ".join(f"t.{c}" for c in market.TRADE_COLUMNS)
+    sql = (
+        f"SELECT {columns}, coalesce(o.item, ''), coalesce(o.unit, '') FROM trades t"
+        " LEFT JOIN offers o ON o.author = t.seller AND o.offer = t.offer"
+    )
+    params: list[str] = []
     if not all_states:
-        sql += " WHERE (buyer = ? OR seller = ?)"
+        sql += " WHERE (t.buyer = ? OR t.seller = ?)"
         params = [node.slug, node.slug]
-    rows = await fetch_all(node.store.db, sql + " ORDER BY proposed_at", params)
-    names = market.TRADE_COLUMNS
+    rows = await fetch_all(node.store.db, sql + " ORDER BY t.proposed_at", params)
+    names = (*market.TRADE_COLUMNS, "item", "unit")
     now = now_ms()
     out = []
     for r in rows:

@@ -235,7 +235,7 @@ async def test_a_stranger_gets_nothing_but_the_sign_in_page(
 ) -> None:
     node = await oakley(tmp_path, nats_server.url)
     async with running(node), anonymous(node) as stranger:
-        assert (await stranger.get("/health")).json() == {"ok": True}
+        assert (await stranger.get("/health")).json() == {"ok": True, "neighborhood": "Oakley"}
         page = await stranger.get("/")
         assert page.status_code == 200 and "text/html" in page.headers["content-type"]
         for path in ("/status", "/aid/requests", "/log", "/schema/openapi.json", "/live"):

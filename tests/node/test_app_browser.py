@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 from axe_playwright_python.async_playwright import Axe
-from playwright.async_api import Page, Route
+from playwright.async_api import Page, Route, ViewportSize
 
 from coopnet.node.engine.nats_server import NatsServer
 from coopnet.node.runtime import Node
@@ -20,7 +20,7 @@ from tests.federation.test_dashboard_browser import browser_page, require_chromi
 
 pytestmark = pytest.mark.timeout(120)
 WAIT_MS = 20_000
-PHONE = {"width": 390, "height": 844}
+PHONE: ViewportSize = {"width": 390, "height": 844}
 # What each tab's page is called (its <h1>), in the tab bar's order.
 TABS = {
     "Help": "Call 4 Help",
