@@ -90,6 +90,12 @@ class AccountTables:
     """CREATE TABLE api_tokens (
         id TEXT PRIMARY KEY, digest BLOB NOT NULL UNIQUE, account TEXT NOT NULL,
         label TEXT NOT NULL, created_at INTEGER NOT NULL, revoked INTEGER NOT NULL DEFAULT 0)""",
+    ), (
+    # Passkeys (node/engine/passkeys.py): public keys only.
+    """CREATE TABLE passkeys (
+        id BLOB PRIMARY KEY, account TEXT NOT NULL, public_key BLOB NOT NULL,
+        sign_count INTEGER NOT NULL, label TEXT NOT NULL, created_at INTEGER NOT NULL,
+        last_used INTEGER)""",
     ),)  # fmt: skip
 
 
@@ -350,6 +356,20 @@ class Accounts:
             await db.execute("UPDATE accounts SET last_sign_in = ? WHERE name = ?", (now, name))
             session = await _new_session(db, name, now)
         return Principal(name=name, role=row[1], via="session", csrf=session[1]), session[0]
+
+    async def open_session(self, name: str) -> tuple[Principal, str] | None:
+        """A new session for an enabled account that proved itself another way (a
+        passkey); None if it is disabled or gone."""
+        row = await fetch_one(
+            self.store.db, "SELECT role, disabled FROM accounts WHERE name = ?", (name,)
+        )
+        if row is None or row[1]:
+            return None
+        now = self.clock()
+        async with self.store.transaction() as db:
+            await db.execute("UPDATE accounts SET last_sign_in = ? WHERE name = ?", (now, name))
+            session = await _new_session(db, name, now)
+        return Principal(name=name, role=row[0], via="session", csrf=session[1]), session[0]
 
     async def sign_out(self, session_secret: str) -> None:
         """End one session."""

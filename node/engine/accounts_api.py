@@ -115,7 +115,7 @@ def app_url(request: Request[Any, Any, Any]) -> str:
     return f"{scheme}://{request.headers.get('host', '127.0.0.1')}/"
 
 
-async def _me(accounts: Accounts, principal: Principal) -> Me:
+async def me_of(accounts: Accounts, principal: Principal) -> Me:
     account = await accounts.get(principal.name)
     return Me(
         name=principal.name,
@@ -126,7 +126,7 @@ async def _me(accounts: Accounts, principal: Principal) -> Me:
     )
 
 
-def _signed_in(
+def signed_in(
     request: Request[Any, Any, Any], me: Me, secret: str, status: int = 200
 ) -> Response[Me]:
     cookie = Cookie(
@@ -164,7 +164,7 @@ async def sign_in(
         raise Refused("bad_credentials", "that name and password do not match an account", 401)
     names.succeeded(name)
     principal, secret = found
-    return _signed_in(request, await _me(accounts, principal), secret)
+    return signed_in(request, await me_of(accounts, principal), secret)
 
 
 @post("/auth/invitation", opt=PUBLIC, status_code=200, summary="What a join or reset link is for")
@@ -181,7 +181,7 @@ async def join(
     principal, secret = await accounts.join(
         data.invitation, data.name.strip().lower(), data.password, data.display_name, data.contact
     )
-    return _signed_in(request, await _me(accounts, principal), secret, 201)
+    return signed_in(request, await me_of(accounts, principal), secret, 201)
 
 
 @post("/auth/reset", opt=PUBLIC, status_code=200, summary="Set a new password from a reset link")
@@ -191,7 +191,7 @@ async def reset(
     accounts = _accounts(state)
     principal, secret = await accounts.reset(data.invitation, data.password)
     accounts.failures_by_name.succeeded(principal.name)
-    return _signed_in(request, await _me(accounts, principal), secret)
+    return signed_in(request, await me_of(accounts, principal), secret)
 
 
 @get("/health", opt=PUBLIC, summary="Whether the node's API answers, and the neighborhood's name")
@@ -201,7 +201,7 @@ async def health(state: State) -> Health:
 
 @get("/auth/me", opt=RESIDENT, summary="Who is signed in, with the CSRF token for changes")
 async def me(request: Request[Any, Any, Any], state: State) -> Me:
-    return await _me(_accounts(state), principal_of(request))
+    return await me_of(_accounts(state), principal_of(request))
 
 
 @post("/auth/sign-out", opt=RESIDENT, status_code=200, summary="End this session")
@@ -323,4 +323,4 @@ accounts_router = Router(
     ],
 )
 
-__all__ = ["Me", "accounts_router", "app_url"]
+__all__ = ["Me", "Ok", "accounts_router", "app_url", "me_of", "signed_in"]

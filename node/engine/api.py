@@ -43,6 +43,8 @@ from coopnet.node.engine.context import NodeContext, NotReady
 from coopnet.node.engine.http_connections import ConnectionCounts, server_options
 from coopnet.node.engine.http_doors import MAX_BODY_BYTES, MAX_JSON_DEPTH, DoorCounts, Doors
 from coopnet.node.engine.live import Changes, live
+from coopnet.node.engine.passkeys import Passkeys
+from coopnet.node.engine.passkeys_api import passkeys_router
 from coopnet.node.engine.refusals import Refused
 from coopnet.node.engine.status import NodeStatus
 from coopnet.node.engine.store import StorageBusy, StorageFailure, is_busy
@@ -307,6 +309,7 @@ def create_app(
     the node's store) and the live updates' `Changes` as `state.changes`. What its HTTP
     doors refuse is counted in `state.http` (an `HttpCounts`, for `/status`). Every route
     declares its role and one guard checks it (node/engine/auth.py, docs/APP.md)."""
+    accounts = accounts if accounts is not None else Accounts(node.store)
     assets = create_static_files_router(
         path="/static", directories=[STATIC], include_in_schema=False, opt=PUBLIC
     )
@@ -314,14 +317,15 @@ def create_app(
         get_status, index, assets, get_log, get_event, rotate, app_info, live
     ]  # fmt: skip
     return Litestar(
-        route_handlers=[*engine, accounts_router, *routers],
+        route_handlers=[*engine, accounts_router, passkeys_router, *routers],
         guards=[require_role],
         state=State(
             {
                 **(services or {}),
                 "node": node,
                 "http": HttpCounts(),
-                "accounts": accounts if accounts is not None else Accounts(node.store),
+                "accounts": accounts,
+                "passkeys": Passkeys(accounts),
                 "changes": changes if changes is not None else Changes(),
                 "local_operator": node.config.api_local_operator,
             }

@@ -72,7 +72,7 @@ async function call(method, path, body) {
   if (!response.ok) {
     const code = (data && data.code) || `http_${response.status}`;
     const error = new ApiError(response.status, code, readable(code, data && data.message));
-    if (response.status === 401 && !path.startsWith("/auth/sign-in")) onSignedOut(error);
+    if (response.status === 401 && !path.startsWith("/auth/sign-in") && !path.startsWith("/auth/passkey/")) onSignedOut(error);
     throw error;
   }
   return data;

@@ -4,6 +4,7 @@
 import { ApiError, post } from "../api.js";
 import { field, h, put } from "../dom.js";
 import { timeText } from "../format.js";
+import { passkeySignIn, passkeysCard } from "./passkeys.js";
 
 const MIN_PASSWORD = 10;
 
@@ -62,7 +63,7 @@ function signIn(ctx) {
     form(
       ctx,
       { class: "card stack", "aria-label": "Sign in" },
-      [field("Name", name), field("Password", password), h("button", { type: "submit", class: "primary wide" }, "Sign in")],
+      [field("Name", name), field("Password", password), h("button", { type: "submit", class: "primary wide" }, "Sign in"), passkeySignIn(ctx)],
       async (data) => {
         const me = await post("/auth/sign-in", { name: data.get("name").trim(), password: data.get("password") });
         ctx.fail(null);
@@ -201,6 +202,7 @@ export async function mount(ctx, _route, root) {
         },
       ),
     ),
+    await passkeysCard(ctx),
     h(
       "section",
       { class: "card", "aria-labelledby": "out-title" },
