@@ -22,6 +22,7 @@ from coopnet.node.engine.nats_server import NatsServer
 from coopnet.node.runtime import Node
 from tests.conftest import make_node, running
 from tests.federation.test_dashboard_browser import browser_page, require_chromium
+from tests.node.test_app_browser import sign_in_as_coordinator
 
 pytestmark = pytest.mark.timeout(120)
 WAIT_MS = 20_000
@@ -107,9 +108,11 @@ async def test_a_page_on_another_origin_cannot_make_the_node_sign(
     assert all("403" in line or "CORS" in line or "Failed" in line for line in console), console
 
 
-async def test_status_page_and_api_reference_work_offline_under_the_csp(
+async def test_node_page_and_api_reference_work_offline_under_the_csp(
     tmp_path: Path, nats_server: NatsServer
 ) -> None:
+    """The app's Node page (what the status page was) and the API reference, signed in as
+    a coordinator: both ship in the package, need no internet and break no CSP rule."""
     require_chromium()
     node = Node(await make_node(tmp_path, "oakley", nats_server.url))
     console: list[str] = []
@@ -122,25 +125,27 @@ async def test_status_page_and_api_reference_work_offline_under_the_csp(
             elsewhere.append(route.request.url)
             await route.abort()
 
-    async with running(node), browser_page(console) as page:
+    async with (
+        running(node),
+        httpx.AsyncClient(base_url=node.api_url) as api,
+        browser_page(console) as page,
+    ):
         await page.route("**/*", offline)
-        await page.goto(node.api_url + "/")
-        await page.wait_for_function(
-            "() => document.getElementById('name').textContent === 'Oakley'", timeout=WAIT_MS
-        )
-        await page.wait_for_function(
-            "() => document.getElementById('ready').textContent === 'yes'", timeout=WAIT_MS
-        )
-        assert await page.text_content("#bus") == "connected"
-        assert await page.text_content("#head") == "1"
-        assert await page.text_content("#outbox") == "0"
-        assert await page.text_content("#rejected-total") == "0"
-        await page.screenshot(path=tmp_path / "status.png", full_page=True)
+        await sign_in_as_coordinator(page, api, node.api_url + "/")
+        tabs = page.get_by_role("navigation", name="Main")
+        await tabs.get_by_role("link", name="Node", exact=True).click()
+        bus = page.get_by_test_id("bus")
+        await bus.filter(has_text="connected").wait_for(timeout=WAIT_MS)
+        await page.get_by_test_id("ready").filter(has_text="yes").wait_for(timeout=WAIT_MS)
+        assert await page.get_by_test_id("head").text_content() == "1"
+        assert await page.get_by_test_id("outbox").text_content() == "0"
+        assert await page.get_by_test_id("rejected-total").text_content() == "0"
+        await page.screenshot(path=tmp_path / "node.png", full_page=True)
 
         await page.click("text=API reference")
         await page.wait_for_selector("details.op", timeout=WAIT_MS)
         paths = await page.locator("details.op .path").all_text_contents()
-        assert {"/notes", "/status", "/aid/requests", "/offers"} <= set(paths)
+        assert {"/notes", "/status", "/aid/requests", "/offers", "/auth/sign-in"} <= set(paths)
         await page.locator("details.op", has_text="Post a public note").first.click()
         await page.wait_for_selector("details.op[open] td:text('text')", timeout=WAIT_MS)
         await page.screenshot(path=tmp_path / "schema.png", full_page=True)

@@ -151,14 +151,15 @@ async def test_a_foreign_origin_changes_nothing(tmp_path: Path, nats_server: Nat
             r = await api.post("/keys/rotate", headers={"origin": origin})
             assert r.status_code == 403
         assert await own_kinds(api) == ["node.founded"]
-        # Its own origin, and no Origin at all (curl, the CLI), are served.
+        # Its own origin passes the doors (then the app needs a session: docs/APP.md), and
+        # no Origin at all (curl, the CLI: the node's own OS user) is served.
         own = await api.post("/notes", json={"text": "mine"}, headers={"origin": node.api_url})
-        assert own.status_code == 201
+        assert (own.status_code, own.json()["code"]) == (401, "sign_in_required")
         assert (await api.post("/notes", json={"text": "curl"})).status_code == 201
-        # Reading is not changing: a foreign Origin may GET (the browser keeps the answer
-        # from the page: no CORS header is ever sent).
+        # Reading is not changing: a foreign Origin's GET passes the doors, and then needs
+        # a session like any browser's (no CORS header is ever sent either).
         r = await api.get("/status", headers={"origin": "http://evil.example"})
-        assert r.status_code == 200
+        assert (r.status_code, r.json()["code"]) == (401, "sign_in_required")
         assert "access-control-allow-origin" not in r.headers
 
 
@@ -225,7 +226,7 @@ async def test_every_answer_has_the_security_headers(
             await api.get("/status"),
             await api.get("/schema"),
             await api.get("/schema/openapi.json"),
-            await api.get("/static/status.js"),
+            await api.get("/static/app/app.js"),
             await api.get("/no/such/thing"),
             await api.post("/notes", json={"text": ""}),  # refused by the schema
             await api.post("/notes", content=b"x", headers={"content-type": "text/plain"}),
@@ -238,13 +239,13 @@ async def test_every_answer_has_the_security_headers(
             assert "unsafe-inline" not in answer.headers["content-security-policy"]
 
 
-async def test_status_page_and_schema_are_served_from_the_package(
+async def test_app_and_schema_are_served_from_the_package(
     tmp_path: Path, nats_server: NatsServer
 ) -> None:
     async with node_api(tmp_path, nats_server.url) as (_, api):
         page = await api.get("/")
         assert page.headers["content-type"].startswith("text/html")
-        assert '<script type="module" src="/static/status.js">' in page.text
+        assert '<script type="module" src="/static/app/app.js">' in page.text
         schema = await api.get("/schema")
         assert '<script type="module" src="/static/schema.js">' in schema.text
         for html in (page.text, schema.text):
