@@ -65,7 +65,7 @@ class LocalRequests:
     ), (
     # Which account asked (pledge '') or pledged, for requests and pledges made through
     # this node: shown to its coordinators only (docs/APP.md), never on the bus.
-    """CREATE TABLE aid_people (
+    """CREATE TABLE IF NOT EXISTS aid_people (
         requester TEXT NOT NULL, request TEXT NOT NULL, pledge TEXT NOT NULL,
         account TEXT NOT NULL, PRIMARY KEY (requester, request, pledge))""",
     ),)  # fmt: skip
@@ -380,8 +380,8 @@ class Aid:
         people = await self._people()
         for r in await fetch_all(self.db, "SELECT request, state FROM local_aid"):
             local = await self._local(str(r[0]))
-            if local["state"] == "escalated":
-                continue  # shown from the federation's view below
+            if local["state"] == "escalated" or local["escalated_at"] is not None:
+                continue  # shown from the federation's view below (closed ones too)
             state = local["state"]
             if state == "open":
                 pledged = local["pledged_locally"]

@@ -37,7 +37,7 @@ from litestar.types import ControllerRouterHandler
 import coopnet
 from coopnet.node.engine.accounts import Accounts
 from coopnet.node.engine.accounts_api import accounts_router
-from coopnet.node.engine.auth import COORDINATOR, PUBLIC, RESIDENT, require_role
+from coopnet.node.engine.auth import COORDINATOR, PUBLIC, RESIDENT, principal_of, require_role
 from coopnet.node.engine.config import nkey_public
 from coopnet.node.engine.context import NodeContext, NotReady
 from coopnet.node.engine.http_connections import ConnectionCounts, server_options
@@ -229,16 +229,18 @@ class AppInfo(msgspec.Struct, kw_only=True):
     slug: str
     display_name: str
     currency: Currency
+    role: str  # the caller's: resident or coordinator
 
 
 @get("/app/info", opt=RESIDENT, summary="This neighborhood's name and the currency amounts are in")
-async def app_info(state: State) -> AppInfo:
+async def app_info(request: Request[Any, Any, Any], state: State) -> AppInfo:
     node = _node(state)
     c = node.config
     return AppInfo(
         slug=node.slug,
         display_name=c.display_name,
         currency=Currency(name=c.currency_name, code=c.currency_code),
+        role=principal_of(request).role,
     )
 
 

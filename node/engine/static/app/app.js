@@ -210,14 +210,17 @@ async function show() {
   focusHeading(main);
 }
 
+let firstShow = true;
+
+/** After a navigation, focus the new page's heading (a screen reader announces it, and
+ *  the next Tab starts inside the page); on the first load, leave focus where it is. */
 function focusHeading(main) {
   const h1 = main.querySelector("h1");
-  if (h1 && document.activeElement !== document.body) {
+  if (h1) {
     h1.setAttribute("tabindex", "-1");
-    h1.focus({ preventScroll: true });
-  } else if (h1) {
-    h1.setAttribute("tabindex", "-1");
+    if (!firstShow) h1.focus({ preventScroll: true });
   }
+  firstShow = false;
   window.scrollTo(0, 0);
 }
 

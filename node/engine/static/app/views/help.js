@@ -61,7 +61,10 @@ export async function mount(ctx, route, root) {
     const requests = await get(`/aid/requests${showClosed.checked ? "?all=true" : ""}`);
     put(list, requests.length ? requests.map((r) => requestCard(ctx, r)) : empty("No open calls for help right now."));
   };
-  showClosed.addEventListener("change", () => refresh().catch(ctx.fail));
+  showClosed.addEventListener("change", () => {
+    document.getElementById("calls-title").textContent = showClosed.checked ? "All calls" : "Open calls";
+    refresh().catch(ctx.fail);
+  });
   await refresh();
   return refresh;
 }
