@@ -317,14 +317,16 @@ def _verify_key(public: str) -> nacl.signing.VerifyKey:
 def _jetstream_consumer_calls(consumer: str) -> tuple[str, ...]:
     """The JetStream API calls that read one named consumer on COOP and the stream, under
     both API prefixes (see `JS_DOMAIN`), and the acks of its messages: the consumer's info
-    (`CONSUMER.INFO`), its batches (`CONSUMER.MSG.NEXT`), the stream's info and one message
-    by sequence or last subject (`STREAM.MSG.GET`: `last_event_of`, recovery's scan, the
+    (`CONSUMER.INFO`), its batches (`CONSUMER.MSG.NEXT`), the account's limits and use
+    (`INFO`: a member sees the quota it is under), the stream's info and one message by
+    sequence or last subject (`STREAM.MSG.GET`: `last_event_of`, recovery's scan, the
     re-read window of node/engine/bus.py). Never the consumer's creation, deletion or reset:
     the operator makes it (deploy/streams.py `ensure_consumers`, PROTOCOL.md §9), since a
     user that may create its consumer may create it as a push consumer delivering the
     whole stream on any subject (`coopsync.x.y`: every node), and one that may delete or
     reset it may do so again and again."""
     calls = (
+        "INFO",  # the account's limits and use, read-only: a member sees the quota it is under
         f"STREAM.INFO.{STREAM}",
         f"STREAM.MSG.GET.{STREAM}",
         f"CONSUMER.INFO.{STREAM}.{consumer}",

@@ -283,6 +283,7 @@ class Node:
                 if self.api_url:
                     with contextlib.suppress(OSError):
                         await anyio.Path(self.data / API_URL_FILE).unlink(missing_ok=True)
+                        await anyio.Path(self.data / API_TOKEN_FILE).unlink(missing_ok=True)
                 await self._flush_outbox()
                 await self.bus.close()
                 if self._lease is not None:

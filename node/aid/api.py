@@ -135,7 +135,7 @@ async def post_request(state: State, request: AnyRequest, data: JSONBody[Request
         )
         return Created(id=rid)
 
-    return await once(aid.node.store, "aid_request", data.request, data, create, Created)
+    return await once(aid.node.store, f"aid_request {by}", data.request, data, create, Created)
 
 
 @get(
@@ -176,7 +176,7 @@ async def post_pledge(
         pid = await aid.pledge(requester, request_id, data.what, data.quantity, data.pledge, by=by)
         return Created(id=pid)
 
-    scope = f"pledge {requester}/{request_id}"
+    scope = f"pledge {requester}/{request_id} {by}"  # one account cannot read another's
     return await once(aid.node.store, scope, data.pledge, data, create, Created)
 
 

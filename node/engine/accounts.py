@@ -32,7 +32,10 @@ ROLES: tuple[Role, ...] = ("resident", "coordinator")
 OPERATOR = "@operator"  # the CLI's principal: a coordinator, never an account
 HOUR_MS = 3600 * 1000
 SESSION_MS = 14 * 24 * HOUR_MS  # a phone stays signed in for two weeks
-PER_NAME, PER_CLIENT = 5, 20  # failed sign-ins in 15 minutes before one must wait
+# Failed sign-ins in 15 minutes before one must wait: for a name from one address (a
+# guesser), from one address in all, and for a name from everywhere (a distributed
+# guesser: high, so that a stranger cannot lock a coordinator out with five tries).
+PER_NAME_AND_CLIENT, PER_CLIENT, PER_NAME = 5, 20, 100
 INVITATION_HOURS = 72
 NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,31}\Z")
 
@@ -129,8 +132,9 @@ class Accounts:
         self.clock = clock
         self._cache: dict[bytes, tuple[Principal, int]] = {}
         # Failed sign-ins by name and by client address (in memory: a restart forgets).
-        self.failures_by_name = Throttle(PER_NAME)
+        self.failures_by_name_and_client = Throttle(PER_NAME_AND_CLIENT)
         self.failures_by_client = Throttle(PER_CLIENT)
+        self.failures_by_name = Throttle(PER_NAME)
 
     def _changed(self) -> None:
         self._cache.clear()
@@ -156,31 +160,33 @@ class Accounts:
         )
         return [_account(r) for r in rows]
 
-    async def coordinators(self) -> int:
-        """How many coordinators can act (not disabled)."""
-        row = await fetch_one(
-            self.store.db,
-            "SELECT count(*) FROM accounts WHERE role = 'coordinator' AND disabled = 0",
-        )
-        return int(row[0]) if row else 0
-
     async def set_role(self, name: str, role: Role) -> None:
-        """Raises Refused `no_such_account` (404) or `last_coordinator` (409)."""
-        account = await self._existing(name)
-        if account.role == "coordinator" and role != "coordinator":
-            await self._keep_a_coordinator()
-        async with self.store.transaction() as db:
+        """Raises Refused `no_such_account` (404) or `last_coordinator` (409). A demoted
+        coordinator's open invitations end with the role."""
+        await self._existing(name)
+        async with self.store.transaction() as db:  # the count and the change, atomically
+            if role != "coordinator":
+                await _keep_a_coordinator(db, name)
+                await db.execute(
+                    "UPDATE invitations SET revoked = 1 WHERE created_by = ? AND used_at IS NULL",
+                    (name,),
+                )
             await db.execute("UPDATE accounts SET role = ? WHERE name = ?", (role, name))
         self._changed()
 
     async def disable(self, name: str) -> None:
-        """The account can no longer sign in; its sessions and tokens end. Raises Refused
-        `no_such_account` (404) or `last_coordinator` (409)."""
-        account = await self._existing(name)
-        if account.role == "coordinator" and not account.disabled:
-            await self._keep_a_coordinator()
+        """The account can no longer sign in; its sessions, tokens, passkeys, open reset
+        links and the invitations it made end. Raises Refused `no_such_account` (404) or
+        `last_coordinator` (409)."""
+        await self._existing(name)
         async with self.store.transaction() as db:
+            await _keep_a_coordinator(db, name)
             await db.execute("UPDATE accounts SET disabled = 1 WHERE name = ?", (name,))
+            await db.execute(
+                "UPDATE invitations SET revoked = 1 WHERE (account = ? OR created_by = ?)"
+                " AND used_at IS NULL",
+                (name, name),
+            )
             await _end_credentials(db, name)
         self._changed()
 
@@ -189,13 +195,6 @@ class Accounts:
         if account is None:
             raise Refused("no_such_account", f"no account named {name!r} here", 404)
         return account
-
-    async def _keep_a_coordinator(self) -> None:
-        if await self.coordinators() <= 1:
-            raise Refused(
-                "last_coordinator",
-                "this is the neighborhood's last coordinator: make another one first",
-            )
 
     # -- invitations and resets -------------------------------------------------------------
 
@@ -312,9 +311,9 @@ class Accounts:
         ]
 
     async def reset(self, secret: str, password: str) -> tuple[Principal, str]:
-        """Set a new password from a reset link; every other session and token of the
-        account ends, and a new session begins. Raises Refused `invitation_not_valid`,
-        `weak_password`."""
+        """Set a new password from a reset link; every other session, token and passkey of
+        the account ends, and a new session begins. A disabled account's link does nothing.
+        Raises Refused `invitation_not_valid`, `weak_password`."""
         check_strength(password)
         invitation = await self.invitation(secret)
         if invitation.kind != "reset":
@@ -323,15 +322,19 @@ class Accounts:
         now, name = self.clock(), invitation.name
         async with self.store.transaction() as db:
             cur = await db.execute(
-                "UPDATE invitations SET used_at = ? WHERE digest = ? AND used_at IS NULL",
-                (now, digest(secret)),
+                "UPDATE invitations SET used_at = ? WHERE digest = ? AND used_at IS NULL"
+                " AND revoked = 0 AND expires_at > ? AND kind = 'reset'",
+                (now, digest(secret), now),
             )
             if cur.rowcount == 0:
                 raise _bad_invitation()
-            await db.execute(
-                "UPDATE accounts SET password = ?, disabled = 0, last_sign_in = ? WHERE name = ?",
+            cur = await db.execute(
+                "UPDATE accounts SET password = ?, last_sign_in = ? WHERE name = ?"
+                " AND disabled = 0",
                 (hashed, now, name),
             )
+            if cur.rowcount == 0:  # disabled: a coordinator's reset link does not revive it
+                raise _bad_invitation()
             await _end_credentials(db, name)
             session = await _new_session(db, name, now)
         self._changed()
@@ -381,7 +384,8 @@ class Accounts:
         self, name: str, current: str, new: str, keep_session: str | None
     ) -> None:
         """Raises Refused `bad_credentials` (403) or `weak_password` (400); every session
-        but `keep_session` (a secret) ends."""
+        but `keep_session` (a secret), every API token and every passkey of the account
+        end (whoever stole a session may have made one)."""
         check_strength(new)
         row = await fetch_one(
             self.store.db, "SELECT password FROM accounts WHERE name = ?", (name,)
@@ -393,6 +397,9 @@ class Accounts:
         async with self.store.transaction() as db:
             await db.execute("UPDATE accounts SET password = ? WHERE name = ?", (hashed, name))
             await db.execute("DELETE FROM sessions WHERE account = ? AND digest != ?", (name, kept))
+            # Whoever held a session may have made a token or a passkey with it.
+            await db.execute("UPDATE api_tokens SET revoked = 1 WHERE account = ?", (name,))
+            await db.execute("DELETE FROM passkeys WHERE account = ?", (name,))
         self._changed()
 
     async def session(self, secret: str) -> Principal | None:
@@ -489,9 +496,31 @@ async def _new_session(db: aiosqlite.Connection, name: str, now: int) -> tuple[s
     return secret, csrf
 
 
+async def _keep_a_coordinator(db: aiosqlite.Connection, name: str) -> None:
+    """Inside a write transaction: refuse (`last_coordinator`, 409) to take `name` away if
+    it is the last enabled coordinator."""
+    mine = await fetch_one(
+        db,
+        "SELECT 1 FROM accounts WHERE name = ? AND role = 'coordinator' AND disabled = 0",
+        (name,),
+    )
+    others = await fetch_one(
+        db,
+        "SELECT count(*) FROM accounts WHERE role = 'coordinator' AND disabled = 0 AND name != ?",
+        (name,),
+    )
+    if mine and others and int(others[0]) == 0:
+        raise Refused(
+            "last_coordinator",
+            "this is the neighborhood's last coordinator: make another one first",
+        )
+
+
 async def _end_credentials(db: aiosqlite.Connection, name: str) -> None:
+    """Every session, API token and passkey of `name` ends (inside a transaction)."""
     await db.execute("DELETE FROM sessions WHERE account = ?", (name,))
     await db.execute("UPDATE api_tokens SET revoked = 1 WHERE account = ?", (name,))
+    await db.execute("DELETE FROM passkeys WHERE account = ?", (name,))
 
 
 def _account(row: tuple[object, ...]) -> AccountOut:

@@ -136,7 +136,8 @@ def signed_in(
         path="/",
         httponly=True,
         samesite="strict",
-        secure=request.url.scheme == "https",
+        # Over HTTPS (a TLS proxy in front: node.toml `api_https`), never sent in clear.
+        secure=request.url.scheme == "https" or request.app.state.node.config.api_https,
     )
     return Response(me, status_code=status, cookies=[cookie])
 
@@ -148,8 +149,13 @@ async def sign_in(
     client = request.client.host if request.client else "?"
     name = data.name.strip().lower()
     accounts = _accounts(state)
-    names, clients = accounts.failures_by_name, accounts.failures_by_client
-    wait = max(names.wait_s(name), clients.wait_s(client))
+    pairs, clients, names = (
+        accounts.failures_by_name_and_client,
+        accounts.failures_by_client,
+        accounts.failures_by_name,
+    )
+    pair = f"{name}\n{client}"
+    wait = max(pairs.wait_s(pair), clients.wait_s(client), names.wait_s(name))
     if wait:
         raise Refused(
             "too_many_attempts",
@@ -159,10 +165,11 @@ async def sign_in(
         )
     found = await accounts.sign_in(name, data.password)
     if found is None:
-        names.failed(name)
+        pairs.failed(pair)
         clients.failed(client)
+        names.failed(name)
         raise Refused("bad_credentials", "that name and password do not match an account", 401)
-    names.succeeded(name)
+    pairs.succeeded(pair)
     principal, secret = found
     return signed_in(request, await me_of(accounts, principal), secret)
 
@@ -190,7 +197,6 @@ async def reset(
 ) -> Response[Me]:
     accounts = _accounts(state)
     principal, secret = await accounts.reset(data.invitation, data.password)
-    accounts.failures_by_name.succeeded(principal.name)
     return signed_in(request, await me_of(accounts, principal), secret)
 
 

@@ -152,7 +152,7 @@ def _node(state: State) -> ApiHost:
     return node
 
 
-@get("/status", opt=RESIDENT, summary="The node's head, followers, outbox, rejections and forks")
+@get("/status", opt=COORDINATOR, summary="The node's head, followers, outbox, rejections and forks")
 async def get_status(state: State) -> NodeStatus:
     status = await _node(state).status()
     counts: HttpCounts = state.http

@@ -8,8 +8,10 @@ app) finds the request's principal, in this order:
 2. the `coopnet_session` cookie (`401 session_expired` if over); a state-changing request
    must also carry `X-CSRF-Token` with the session's token (`403 csrf_token_missing`);
 3. the node's own OS user over the loopback (node/engine/peer.py), for a request that
-   shows no sign of a browser (no Origin, Cookie or Sec-Fetch-* header), when node.toml's
-   `api_local_operator` allows it: a coordinator.
+   shows no sign of a browser (no Origin, Cookie, Referer or Sec-Fetch-* header) nor of a
+   proxy (no Forwarded, X-Forwarded-*, X-Real-IP or Via), when node.toml's
+   `api_local_operator` allows it: a coordinator. The client address is the socket's peer
+   (uvicorn runs with `proxy_headers` off).
 
 No principal: `401 sign_in_required`; a lower role: `403 role_required`. The principal is
 left in the request's state for handlers (`principal_of`).
@@ -35,6 +37,8 @@ SESSION_COOKIE = "coopnet_session"
 CSRF_HEADER = "x-csrf-token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _BROWSER_HEADERS = (b"origin", b"cookie", b"sec-fetch-site", b"sec-fetch-mode", b"referer")
+# A request relayed by a proxy or forwarder: whoever is behind it is not the node's user.
+_FORWARDED_HEADERS = (b"forwarded", b"x-forwarded-for", b"x-forwarded-host", b"x-real-ip", b"via")
 
 
 def declared_role(handler: BaseRouteHandler, path: str) -> str:
@@ -59,9 +63,9 @@ def _header(connection: ASGIConnection[Any, Any, Any, Any], name: bytes) -> str 
     return None
 
 
-def _is_browser(connection: ASGIConnection[Any, Any, Any, Any]) -> bool:
+def _is_browser_or_relayed(connection: ASGIConnection[Any, Any, Any, Any]) -> bool:
     return any(
-        key in _BROWSER_HEADERS or key.startswith(b"sec-fetch-")
+        key in _BROWSER_HEADERS or key in _FORWARDED_HEADERS or key.startswith(b"sec-fetch-")
         for key, _ in connection.scope["headers"]
     )
 
@@ -84,7 +88,7 @@ async def find_principal(
         if found is None:
             raise Refused("session_expired", "your session has ended: sign in again", 401)
         return found
-    if local_operator and not _is_browser(connection):
+    if local_operator and not _is_browser_or_relayed(connection):
         client, server = connection.scope.get("client"), connection.scope.get("server")
         if (
             client

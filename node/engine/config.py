@@ -53,6 +53,8 @@ class NodeConfig(msgspec.Struct, kw_only=True):
     # Requests from the node's own OS user over the loopback, with no sign of a browser,
     # act as a coordinator (docs/APP.md, "Who may call what"): the CLI and local scripts.
     api_local_operator: bool = True
+    # Browsers reach the app over HTTPS (a TLS proxy in front): session cookies are Secure.
+    api_https: bool = False
     # What the app calls the federation's mutual credit; amounts are in its cents.
     currency_name: str = "credits"
     currency_code: str = "CRD"

@@ -247,6 +247,9 @@ def server_options(counts: ConnectionCounts) -> dict[str, Any]:
         "ws": "none",  # neither server speaks WebSocket
         "h11_max_incomplete_event_size": MAX_HEADER_BYTES,
         "timeout_keep_alive": KEEP_ALIVE_S,
+        # The client is the socket's peer, never what an X-Forwarded-For says: the node's
+        # own-user trust (node/engine/auth.py) and the sign-in throttle read it.
+        "proxy_headers": False,
         # The accept queue, and how many accepts CPython tries per wake-up (so also how
         # many errors one wake-up can raise when descriptors run out).
         "backlog": min(budget.limit, 1024),

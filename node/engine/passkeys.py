@@ -25,7 +25,7 @@ from webauthn import (
     verify_registration_response,
 )
 from webauthn.helpers import base64url_to_bytes, bytes_to_base64url
-from webauthn.helpers.exceptions import InvalidAuthenticationResponse, InvalidRegistrationResponse
+from webauthn.helpers.exceptions import WebAuthnException
 from webauthn.helpers.structs import (
     AuthenticatorSelectionCriteria,
     PublicKeyCredentialDescriptor,
@@ -39,6 +39,7 @@ from coopnet.node.engine.store_io import fetch_all, fetch_one
 
 CEREMONY_MS = 5 * 60 * 1000  # how long a browser has to answer
 MAX_CEREMONIES = 10_000  # open at once; beyond it the oldest are forgotten
+PER_CLIENT = 8  # open at once per client address; beyond it that client's oldest end
 
 
 class Ceremony(msgspec.Struct, frozen=True, kw_only=True):
@@ -48,6 +49,7 @@ class Ceremony(msgspec.Struct, frozen=True, kw_only=True):
     rp_id: str
     origin: str
     expires_at: int  # ms since the epoch
+    client: str = ""  # the address that opened it
 
 
 def rp_of(origin: str) -> str:
@@ -72,19 +74,39 @@ class Passkeys:
     def __init__(self, accounts: Accounts) -> None:
         self.accounts = accounts
         self._ceremonies: dict[str, Ceremony] = {}
+        self._by_client: dict[str, list[str]] = {}  # each client's open keys, oldest first
 
     def _open(self, ceremony: Ceremony) -> str:
+        """Keep `ceremony`; return its key. Every ceremony lives as long, so the expired
+        ones are the oldest (dicts keep insertion order): dropped from the front. A client
+        keeps at most `PER_CLIENT` open, so a flood from one address ends its own."""
         now = self.accounts.clock()
-        for key in [k for k, c in self._ceremonies.items() if c.expires_at <= now]:
-            del self._ceremonies[key]
-        while len(self._ceremonies) >= MAX_CEREMONIES:
-            del self._ceremonies[next(iter(self._ceremonies))]
+        while self._ceremonies:
+            oldest = next(iter(self._ceremonies))
+            if self._ceremonies[oldest].expires_at > now and len(self._ceremonies) < MAX_CEREMONIES:
+                break
+            self._forget(oldest)
+        mine = self._by_client.setdefault(ceremony.client, [])
+        while len(mine) >= PER_CLIENT:
+            self._forget(mine[0])
         key = secrets.token_urlsafe(16)
         self._ceremonies[key] = ceremony
+        mine.append(key)
         return key
 
-    def _take(self, key: str, kind: str) -> Ceremony:
+    def _forget(self, key: str) -> None:
         ceremony = self._ceremonies.pop(key, None)
+        if ceremony is None:
+            return
+        mine = self._by_client.get(ceremony.client, [])
+        if key in mine:
+            mine.remove(key)
+        if not mine:
+            self._by_client.pop(ceremony.client, None)
+
+    def _take(self, key: str, kind: str) -> Ceremony:
+        ceremony = self._ceremonies.get(key)
+        self._forget(key)
         if (
             ceremony is None
             or ceremony.kind != kind
@@ -93,7 +115,9 @@ class Passkeys:
             raise Refused("passkey_not_valid", "this passkey ceremony is unknown or over", 400)
         return ceremony
 
-    async def registration_options(self, who: Principal, origin: str) -> tuple[str, str]:
+    async def registration_options(
+        self, who: Principal, origin: str, client: str = ""
+    ) -> tuple[str, str]:
         """Options for `navigator.credentials.create` (JSON text) and the ceremony's key.
         Raises Refused `passkey_needs_a_name`, `no_account` (the CLI's user has none)."""
         account = await self.accounts.get(who.name)
@@ -117,7 +141,7 @@ class Passkeys:
         )
         key = self._open(
             Ceremony(kind="register", challenge=options.challenge, account=who.name,
-                     rp_id=rp_id, origin=origin,
+                     rp_id=rp_id, origin=origin, client=client,
                      expires_at=self.accounts.clock() + CEREMONY_MS)
         )  # fmt: skip
         return options_to_json(options), key
@@ -137,19 +161,24 @@ class Passkeys:
                 expected_rp_id=ceremony.rp_id,
                 expected_origin=ceremony.origin,
             )
-        except (InvalidRegistrationResponse, ValueError, KeyError, TypeError) as exc:
+        except (WebAuthnException, ValueError, KeyError, TypeError) as exc:
             raise Refused(
                 "passkey_not_valid", f"the passkey was not accepted: {exc}", 400
             ) from None
         async with self.accounts.store.transaction() as db:
+            taken = await fetch_one(
+                db, "SELECT 1 FROM passkeys WHERE id = ?", (verified.credential_id,)
+            )
+            if taken:
+                raise Refused("passkey_not_valid", "this passkey is registered already", 400)
             await db.execute(
-                "INSERT OR REPLACE INTO passkeys VALUES (?, ?, ?, ?, ?, ?, NULL)",
+                "INSERT INTO passkeys VALUES (?, ?, ?, ?, ?, ?, NULL)",
                 (verified.credential_id, who.name, verified.credential_public_key,
                  verified.sign_count, label[:80] or "passkey", self.accounts.clock()),
             )  # fmt: skip
         return bytes_to_base64url(verified.credential_id)
 
-    def sign_in_options(self, origin: str) -> tuple[str, str]:
+    def sign_in_options(self, origin: str, client: str = "") -> tuple[str, str]:
         """Options for `navigator.credentials.get` (any of this node's passkeys: the browser
         offers those it holds) and the ceremony's key."""
         rp_id = rp_of(origin)
@@ -158,7 +187,8 @@ class Passkeys:
         )
         key = self._open(
             Ceremony(kind="sign-in", challenge=options.challenge, account="", rp_id=rp_id,
-                     origin=origin, expires_at=self.accounts.clock() + CEREMONY_MS)
+                     origin=origin, client=client,
+                     expires_at=self.accounts.clock() + CEREMONY_MS)
         )  # fmt: skip
         return options_to_json(options), key
 
@@ -190,7 +220,7 @@ class Passkeys:
                 credential_public_key=bytes(row[1]),
                 credential_current_sign_count=int(row[2]),
             )
-        except (InvalidAuthenticationResponse, ValueError, KeyError, TypeError):
+        except (WebAuthnException, ValueError, KeyError, TypeError):
             raise refused from None
         async with self.accounts.store.transaction() as db:
             await db.execute(

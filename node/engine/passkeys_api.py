@@ -48,10 +48,14 @@ def _origin(request: AnyRequest) -> str:
     return app_url(request).rstrip("/")
 
 
+def _client(request: AnyRequest) -> str:
+    return request.client.host if request.client else ""
+
+
 @post("/auth/passkeys/options", opt=RESIDENT, status_code=200, summary="Start adding a passkey")
 async def registration_options(request: AnyRequest, state: State) -> CeremonyOut:
     options, key = await _passkeys(state).registration_options(
-        principal_of(request), _origin(request)
+        principal_of(request), _origin(request), _client(request)
     )
     return CeremonyOut(ceremony=key, options=msgspec.json.decode(options))
 
@@ -80,7 +84,7 @@ async def remove(request: AnyRequest, state: State, passkey: FromPath[str]) -> O
     "/auth/passkey/options", opt=PUBLIC, status_code=200, summary="Start signing in with a passkey"
 )
 async def sign_in_options(request: AnyRequest, state: State) -> CeremonyOut:
-    options, key = _passkeys(state).sign_in_options(_origin(request))
+    options, key = _passkeys(state).sign_in_options(_origin(request), _client(request))
     return CeremonyOut(ceremony=key, options=msgspec.json.decode(options))
 
 

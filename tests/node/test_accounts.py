@@ -4,6 +4,7 @@ token file, and the node's own OS user on the loopback."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import sqlite3
@@ -14,7 +15,7 @@ import httpx
 import msgspec
 import pytest
 
-from coopnet.node.engine.accounts import HOUR_MS, PER_NAME
+from coopnet.node.engine.accounts import HOUR_MS, PER_NAME_AND_CLIENT
 from coopnet.node.engine.client import API_TOKEN_FILE
 from coopnet.node.engine.config import read_config, write_config
 from coopnet.node.engine.nats_server import NatsServer
@@ -109,7 +110,7 @@ async def test_sign_in_is_throttled_per_name(tmp_path: Path, nats_server: NatsSe
         if True:
             unknown = await web.post("/auth/sign-in", json={"name": "nobody", "password": "x" * 12})
             assert (unknown.status_code, unknown.json()["code"]) == (401, "bad_credentials")
-            for _ in range(PER_NAME):
+            for _ in range(PER_NAME_AND_CLIENT):
                 r = await web.post("/auth/sign-in", json={"name": "ana", "password": "wrong" * 3})
                 assert (r.status_code, r.json()["code"]) == (401, "bad_credentials")
             # Now even the right password waits.
@@ -241,3 +242,122 @@ async def test_a_stranger_gets_nothing_but_the_sign_in_page(
         for path in ("/status", "/aid/requests", "/log", "/schema/openapi.json", "/live"):
             r = await stranger.get(path)
             assert (r.status_code, r.json()["code"]) == (401, "sign_in_required"), path
+
+
+async def test_a_stranger_elsewhere_cannot_lock_a_resident_out(
+    tmp_path: Path, nats_server: NatsServer
+) -> None:
+    """Failures count per name and address: a guesser at 127.0.0.2 waits; the resident,
+    from her own address, still signs in (case of the security review)."""
+    node = await oakley(tmp_path, nats_server.url)
+    elsewhere = httpx.AsyncHTTPTransport(local_address="127.0.0.2")
+    async with (
+        running(node),
+        session(node, "resident", "ana"),
+        httpx.AsyncClient(base_url=node.api_url, transport=elsewhere) as guesser,
+        httpx.AsyncClient(base_url=node.api_url) as ana,
+    ):
+        for _ in range(PER_NAME_AND_CLIENT):
+            r = await guesser.post("/auth/sign-in", json={"name": "ana", "password": "x" * 12})
+            assert r.json()["code"] == "bad_credentials"
+        r = await guesser.post("/auth/sign-in", json={"name": "ana", "password": PASSWORD})
+        assert r.status_code == 429
+        r = await ana.post("/auth/sign-in", json={"name": "ana", "password": PASSWORD})
+        assert r.status_code == 200, r.text
+
+
+async def test_forwarded_headers_never_make_the_nodes_own_user(
+    tmp_path: Path, nats_server: NatsServer
+) -> None:
+    """A request naming another client (X-Forwarded-For with the port of the operator's own
+    connection, as the security review did from another OS user) or relayed by a proxy
+    gets no trust: uvicorn ignores the header and the guard refuses any relayed request."""
+    node = await oakley(tmp_path, nats_server.url)
+    async with running(node), httpx.AsyncClient(base_url=node.api_url) as web:
+        own = await web.get("/status")  # keeps a connection of this OS user open
+        assert own.status_code == 200
+        for relayed in ({"x-forwarded-for": "127.0.0.1"}, {"forwarded": "for=127.0.0.1"},
+                        {"x-real-ip": "127.0.0.1"}, {"via": "1.1 proxy"}):  # fmt: skip
+            r = await web.get("/status", headers=relayed)
+            assert (r.status_code, r.json()["code"]) == (401, "sign_in_required"), relayed
+
+
+async def test_disabling_ends_the_links_a_coordinator_made_and_their_own(
+    tmp_path: Path, nats_server: NatsServer
+) -> None:
+    """A disabled coordinator cannot come back through an invitation they made, nor a reset
+    link made for them before; a demoted one's invitations end too; two coordinators
+    demoting each other at once leave one."""
+    node = await oakley(tmp_path, nats_server.url)
+    async with (
+        running(node),
+        session(node, "coordinator", "alice") as alice,
+        session(node, "coordinator", "mallory") as mallory,
+        httpx.AsyncClient(base_url=node.api_url) as web,
+    ):
+        made = (await mallory.post("/accounts/invitations", json={"role": "coordinator"})).json()
+        reset = (await alice.post("/accounts/mallory/reset")).json()
+        assert (await alice.post("/accounts/mallory/disable")).status_code == 200
+        for link in (made["link"], reset["link"]):
+            secret = link.rsplit("/", 1)[1]
+            r = await web.post(
+                "/auth/join", json={"invitation": secret, "name": "back", "password": PASSWORD}
+            )
+            assert r.json()["code"] == "invitation_not_valid"
+            r = await web.post("/auth/reset", json={"invitation": secret, "password": PASSWORD})
+            assert r.json()["code"] == "invitation_not_valid"
+        async with session(node, "coordinator", "bob") as bob:
+            invited = (await bob.post("/accounts/invitations", json={"role": "resident"})).json()
+            assert (
+                await alice.post("/accounts/bob/role", json={"role": "resident"})
+            ).status_code == 200
+            secret = invited["link"].rsplit("/", 1)[1]
+            r = await web.post("/auth/invitation", json={"invitation": secret})
+            assert r.json()["code"] == "invitation_not_valid"
+            # Both remaining coordinators demote each other at once: one stays.
+            assert (
+                await alice.post("/accounts/bob/role", json={"role": "coordinator"})
+            ).status_code == 200
+            answers = await asyncio.gather(
+                alice.post("/accounts/bob/role", json={"role": "resident"}),
+                bob.post("/accounts/alice/role", json={"role": "resident"}),
+                return_exceptions=False,
+            )
+            codes = sorted(a.status_code for a in answers)
+            assert codes in ([200, 409], [200, 403]), codes  # the loser was demoted first
+        roles = [a["role"] for a in await _accounts(node) if not a["disabled"]]
+        assert roles.count("coordinator") == 1
+
+
+async def _accounts(node: Node) -> list[dict[str, object]]:
+    return [msgspec.structs.asdict(a) for a in await node.accounts.listing()]
+
+
+async def test_a_password_change_ends_the_tokens_a_stolen_session_could_make(
+    tmp_path: Path, nats_server: NatsServer
+) -> None:
+    node = await oakley(tmp_path, nats_server.url)
+    async with running(node), session(node, "coordinator", "cora") as cora:
+        stolen = (await cora.post("/auth/tokens", json={"label": "thief"})).json()["token"]
+        changed = await cora.post(
+            "/auth/password", json={"current": PASSWORD, "new": "a new long secret"}
+        )
+        assert changed.status_code == 200
+        async with httpx.AsyncClient(
+            base_url=node.api_url, headers={"authorization": f"Bearer {stolen}"}
+        ) as thief:
+            r = await thief.get("/auth/me")
+            assert (r.status_code, r.json()["code"]) == (401, "token_not_valid")
+
+
+async def test_behind_a_tls_proxy_the_session_cookie_is_secure(
+    tmp_path: Path, nats_server: NatsServer
+) -> None:
+    node = await oakley(tmp_path, nats_server.url, api_https=True)
+    async with running(node), httpx.AsyncClient(base_url=node.api_url) as web:
+        r = await web.post(
+            "/auth/join",
+            json={"invitation": await invitation(node), "name": "ana", "password": PASSWORD},
+        )
+        assert r.status_code == 201
+        assert "secure" in r.headers["set-cookie"].lower()

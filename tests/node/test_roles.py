@@ -48,7 +48,7 @@ EXPECTED: dict[tuple[str, str], str] = {
     ("POST", "/accounts/{name}/role"): C,
     ("POST", "/accounts/{name}/reset"): C,
     ("POST", "/accounts/{name}/disable"): C,
-    ("GET", "/status"): R,
+    ("GET", "/status"): C,
     ("GET", "/log"): R,
     ("GET", "/log/{author}/{seq}"): R,
     ("POST", "/keys/rotate"): C,

@@ -2,7 +2,7 @@
 // invitations (revoke), change a role, a password-reset link, disable.
 
 import { get, post, seg } from "../api.js";
-import { action, badge, choices, empty, field, h, put, select } from "../dom.js";
+import { action, badge, choices, empty, field, h, put, safeText, select } from "../dom.js";
 import { fromNow, when } from "../format.js";
 import { form } from "./account.js";
 
@@ -145,7 +145,7 @@ function accountCard(ctx, a, act, links) {
         action(
           "Disable",
           async () => {
-            if (!confirm(`Disable the account ${a.name}? Its sessions and tokens end.`)) return;
+            if (!confirm(safeText(`Disable the account ${a.name}? Its sessions, tokens and passkeys end.`))) return;
             await act(() => post(`/accounts/${name}/disable`), `${a.name} is disabled.`);
           },
           { cls: "danger", label: `Disable ${a.name}` },

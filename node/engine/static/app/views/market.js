@@ -4,7 +4,7 @@
 // Amounts are integer cents on the API, shown as the currency with two decimals.
 
 import { get, post, seg } from "../api.js";
-import { action, badge, empty, field, h, newId, put, select } from "../dom.js";
+import { action, badge, empty, field, h, newId, put, safeText, select } from "../dom.js";
 import { amount, currencyName, fromNow, int, money, parseMoney, quantity, unitName, when, words } from "../format.js";
 import { form } from "./account.js";
 
@@ -139,7 +139,7 @@ function offerCard(ctx, o) {
       action(
         "Withdraw offer",
         async () => {
-          if (!confirm(`Withdraw the offer of ${o.item}?`)) return;
+          if (!confirm(safeText(`Withdraw the offer of ${o.item}?`))) return;
           await signed(ctx, () => post(`/offers/${seg(o.offer)}/withdraw`), "The offer is withdrawn.");
         },
         { cls: "danger", label: `Withdraw the offer of ${o.item}` },
@@ -288,7 +288,7 @@ function needCard(ctx, n, matches) {
         action(
           "Withdraw need",
           async () => {
-            if (!confirm(`Withdraw the need for ${n.item}?`)) return;
+            if (!confirm(safeText(`Withdraw the need for ${n.item}?`))) return;
             await signed(ctx, () => post(`/needs/${seg(n.need)}/withdraw`), "The need is withdrawn.");
           },
           { cls: "danger", label: `Withdraw the need for ${n.item}` },
