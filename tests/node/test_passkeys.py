@@ -101,9 +101,13 @@ async def test_malformed_passkey_answers_are_refused_never_500(
                   "password": PASSWORD},
         )  # fmt: skip
         cora.headers["x-csrf-token"] = joined.json()["csrf"]
-        for credential in ({"id": "AAAA", "rawId": "AAAA", "type": "public-key", "response": {}},
-                           {"id": "AAAA", "rawId": "AAAA", "type": None, "response": {}},
-                           {"response": {"clientDataJSON": "x"}}, {}):  # fmt: skip
+        malformed: list[dict[str, object]] = [
+            {"id": "AAAA", "rawId": "AAAA", "type": "public-key", "response": {}},
+            {"id": "AAAA", "rawId": "AAAA", "type": None, "response": {}},
+            {"response": {"clientDataJSON": "x"}},
+            {},
+        ]
+        for credential in malformed:
             started = (await cora.post("/auth/passkeys/options")).json()
             r = await cora.post(
                 "/auth/passkeys", json={"ceremony": started["ceremony"], "credential": credential}
