@@ -121,3 +121,42 @@ async def test_malformed_passkey_answers_are_refused_never_500(
             assert (r.status_code, r.json()["code"]) == (401, "passkey_not_valid"), credential
         assert (await cora.get("/auth/me")).status_code == 200
         await cora.aclose()
+
+
+async def test_a_coordinator_makes_an_api_token_in_the_app_and_a_script_uses_it(
+    tmp_path: Path, nats_server: NatsServer
+) -> None:
+    """The Me page's API tokens: made with a label, shown once, usable as a Bearer token
+    by a script with the account's role, revoked from the same page."""
+    require_chromium()
+    node = Node(
+        await make_node(
+            tmp_path,
+            "oakley",
+            nats_server.url,
+        )
+    )
+    console: list[str] = []
+    async with (
+        running(node),
+        httpx.AsyncClient(base_url=node.api_url) as api,
+        browser_page(console) as page,
+    ):
+        await sign_in_as_coordinator(page, api, node.api_url + "/")
+        tabs = page.get_by_role("navigation", name="Main")
+        await tabs.get_by_role("link", name="Help", exact=True).wait_for(timeout=WAIT_MS)
+        await tabs.get_by_role("link", name="Me", exact=True).click()
+        await page.get_by_label("What it is for").fill("till script")
+        await page.get_by_role("button", name="Make a token").click()
+        token = (await page.locator("code.secret").text_content() or "").strip()
+        assert len(token) == 43
+        async with httpx.AsyncClient(
+            base_url=node.api_url,
+            headers={"authorization": f"Bearer {token}", "sec-fetch-site": "none"},
+        ) as script:
+            assert (await script.post("/notes", json={"text": "from a script"})).status_code == 201
+            await page.get_by_role("button", name="Revoke token till script").click()
+            await page.get_by_text("Token revoked").wait_for(timeout=WAIT_MS)
+            r = await script.get("/auth/me")
+            assert (r.status_code, r.json()["code"]) == (401, "token_not_valid")
+    assert not [line for line in console if "uncaught" in line], console

@@ -5,6 +5,7 @@ import { ApiError, post } from "../api.js";
 import { field, h, put } from "../dom.js";
 import { timeText } from "../format.js";
 import { passkeySignIn, passkeysCard } from "./passkeys.js";
+import { tokensCard } from "./tokens.js";
 
 const MIN_PASSWORD = 10;
 
@@ -203,6 +204,7 @@ export async function mount(ctx, _route, root) {
       ),
     ),
     await passkeysCard(ctx),
+    await tokensCard(ctx),
     h(
       "section",
       { class: "card", "aria-labelledby": "out-title" },
