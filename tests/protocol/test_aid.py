@@ -63,36 +63,143 @@ PLEDGER_BODIES: dict[str, Body] = {
 }
 
 
-@pytest.mark.parametrize("state", sorted(REQUEST_TABLE))
-@pytest.mark.parametrize("kind", sorted(REQUESTER_BODIES))
-def test_request_table_every_state_and_event(state: str, kind: str) -> None:
+# PROTOCOL.md §13, "Requester": the spec's table row by row, never read from REQUEST_TABLE.
+# A state the table names only as a result (fulfilled, withdrawn) has no row there: the
+# request is closed and every statement of the requester about it is refused.
+SPEC_REQUEST: dict[str, dict[str, str]] = {
+    "none": {"aid.requested": "open"},
+    "open": {
+        "aid.pledge_accepted": "open",
+        "aid.fulfilled": "fulfilled",
+        "aid.withdrawn": "withdrawn",
+    },
+    "fulfilled": {},
+    "withdrawn": {},
+}
+# PROTOCOL.md §13, "Pledger": each pledger's own pledge.
+SPEC_PLEDGE: dict[str, dict[str, str]] = {
+    "none": {"aid.pledged": "pledged"},
+    "pledged": {"aid.pledge_withdrawn": "withdrawn"},
+    "withdrawn": {},
+}
+# PROTOCOL.md §13, "Local first": critical 15 minutes, high 2 hours, normal 24 hours, low
+# never (seconds).
+SPEC_ESCALATION_S: dict[str, int | None] = {
+    "critical": 15 * 60,
+    "high": 2 * 60 * 60,
+    "normal": 24 * 60 * 60,
+    "low": None,
+}
+AID_KINDS_OF_BOTH = {**REQUESTER_BODIES, **PLEDGER_BODIES}
+
+
+def test_the_request_and_pledge_tables_are_the_specs_cell_by_cell() -> None:
+    """PROTOCOL.md §13: no cell added, removed or changed; in particular a pledge
+    acceptance leaves the request open."""
+    assert REQUEST_TABLE == SPEC_REQUEST
+    assert PLEDGE_TABLE == SPEC_PLEDGE
+
+
+@pytest.mark.parametrize("state", list(SPEC_REQUEST))
+@pytest.mark.parametrize("kind", sorted(AID_KINDS_OF_BOTH))
+def test_the_requester_fold_follows_every_cell_of_the_specs_table(state: str, kind: str) -> None:
+    """PROTOCOL.md §13: the requester's statements, in its log order, move the request by
+    its table; anything else (its own pledge included) is refused with `not_authorized`."""
     pledge = st_("elm", 1, pledged())  # so that an acceptance has something to accept
-    path = path_to(REQUEST_TABLE, state)
+    path = path_to(SPEC_REQUEST, state)
     own = [st_("oak", i + 1, REQUESTER_BODIES[k]) for i, k in enumerate(path)]
     before = fold_request("oak", "r1", [pledge, *own])
-    nxt = st_("oak", len(own) + 1, REQUESTER_BODIES[kind])
+    assert (before.requester_state, before.refused) == (state, [])
+    nxt = st_("oak", len(own) + 1, AID_KINDS_OF_BOTH[kind])
     after = fold_request("oak", "r1", [pledge, *own, nxt])
-    expected = REQUEST_TABLE[state].get(kind)
-    if expected is None or (kind == "aid.pledge_accepted" and "aid.pledge_accepted" in path):
-        assert after.requester_state == before.requester_state
-        assert (nxt.id, "not_authorized") in after.refused
+    expected = SPEC_REQUEST[state].get(kind)
+    if expected is None:
+        assert after.requester_state == state
+        assert after.refused == [(nxt.id, "not_authorized")]
+        assert after.accepted == before.accepted
     else:
-        assert after.requester_state == expected
-        assert after.refused == before.refused
+        assert (after.requester_state, after.refused) == (expected, [])
 
 
-@pytest.mark.parametrize("state", sorted(PLEDGE_TABLE))
+@pytest.mark.parametrize("state", list(SPEC_PLEDGE))
 @pytest.mark.parametrize("kind", sorted(PLEDGER_BODIES))
-def test_pledge_table_every_state_and_event(state: str, kind: str) -> None:
-    path = path_to(PLEDGE_TABLE, state)
+def test_the_pledger_fold_follows_every_cell_of_the_specs_table(state: str, kind: str) -> None:
+    """PROTOCOL.md §13: a pledger's statements about its own pledge, in its log order."""
+    path = path_to(SPEC_PLEDGE, state)
     mine = [st_("elm", i + 1, PLEDGER_BODIES[k]) for i, k in enumerate(path)]
+    before = fold_request("oak", "r1", [st_("oak", 1, REQUEST), *mine])
+    assert [p.state for p in before.pledges] == ([] if state == "none" else [state])
     nxt = st_("elm", len(mine) + 1, PLEDGER_BODIES[kind])
     view = fold_request("oak", "r1", [st_("oak", 1, REQUEST), *mine, nxt])
-    expected = PLEDGE_TABLE[state].get(kind)
+    expected = SPEC_PLEDGE[state].get(kind)
     if expected is None:
-        assert (nxt.id, "not_authorized") in view.refused
+        assert view.refused == [(nxt.id, "not_authorized")]
+        assert [p.state for p in view.pledges] == [p.state for p in before.pledges]
     else:
+        assert view.refused == []
         assert [p.state for p in view.pledges] == [expected]
+
+
+def test_accepting_a_pledge_does_not_close_the_request() -> None:
+    """PROTOCOL.md §13: `open → aid.pledge_accepted → open`: after the first acceptance the
+    requester can still accept another pledge, then confirm fulfilment or withdraw."""
+    request = msgspec.structs.replace(REQUEST, pledged_locally=0)  # 4 needed
+    p1, p2 = st_("elm", 1, pledged("elm", "p1", 2)), st_("ash", 1, pledged("ash", "p2", 2))
+    req = st_("oak", 1, request)
+    a1 = st_("oak", 2, AidPledgeAccepted(request="r1", pledger="elm", pledge="p1", quantity=2))
+    first = fold_request("oak", "r1", [req, p1, p2, a1])
+    assert (first.requester_state, first.closed_at, first.refused) == ("open", 0, [])
+    assert first.accepted == 2
+    assert first.state_at(T0) == "pledged"  # pledged in full, not closed: not fulfilled
+    a2 = st_("oak", 3, AidPledgeAccepted(request="r1", pledger="ash", pledge="p2", quantity=2))
+    second = fold_request("oak", "r1", [req, p1, p2, a1, a2])
+    assert (second.requester_state, second.accepted, second.refused) == ("open", 4, [])
+    for close, state in (
+        (AidFulfilled(request="r1"), "fulfilled"),
+        (AidWithdrawn(request="r1"), "withdrawn"),
+    ):
+        done = st_("oak", 3, close)
+        view = fold_request("oak", "r1", [req, p1, p2, a1, done])
+        assert (view.requester_state, view.closed_at, view.refused) == (state, done.at, [])
+
+
+@pytest.mark.parametrize(
+    ("accept", "counts"),
+    [
+        (("elm", "p1", 3), True),
+        (("elm", "p9", 3), False),  # no such pledge
+        (("ash", "p1", 3), False),  # another pledger's pledge of that id: none
+        (("elm", "p1", 2), False),  # does not repeat its quantity
+        (("elm", "p1", 4), False),
+    ],
+)
+def test_an_acceptance_must_name_an_existing_pledge_and_repeat_its_quantity(
+    accept: tuple[str, str, int], counts: bool
+) -> None:
+    """PROTOCOL.md §13, further rules: an `aid.pledge_accepted` must name a pledge that
+    exists (by its pledger and id) and repeat its quantity; otherwise `not_authorized`."""
+    pledger, pledge, quantity = accept
+    acceptance = st_(
+        "oak", 2, AidPledgeAccepted(request="r1", pledger=pledger, pledge=pledge, quantity=quantity)
+    )
+    view = fold_request("oak", "r1", [st_("oak", 1, REQUEST), st_("elm", 1, pledged()), acceptance])
+    if counts:
+        assert (view.accepted, view.refused) == (1 + 3, [])
+        assert [p.accepted for p in view.pledges] == [True]
+    else:
+        assert (view.accepted, view.refused) == (1, [(acceptance.id, "not_authorized")])
+        assert [p.accepted for p in view.pledges] == [False]
+
+
+def test_a_pledge_is_accepted_once() -> None:
+    """PROTOCOL.md §13: the pledge named must be "not yet accepted"."""
+    request = msgspec.structs.replace(REQUEST, quantity=10)
+    body = AidPledgeAccepted(request="r1", pledger="elm", pledge="p1", quantity=3)
+    again = st_("oak", 3, body)
+    view = fold_request(
+        "oak", "r1", [st_("oak", 1, request), st_("elm", 1, pledged()), st_("oak", 2, body), again]
+    )
+    assert (view.accepted, view.refused) == (1 + 3, [(again.id, "not_authorized")])
 
 
 def test_states_as_pledges_come_in() -> None:
@@ -170,17 +277,76 @@ def test_state_does_not_depend_on_arrival_order(seed: int) -> None:
     ]
 
 
-@pytest.mark.parametrize("urgency", ["critical", "high", "normal", "low"])
-def test_escalation_at_each_urgency(urgency: str) -> None:
-    window = ESCALATION_S[urgency]
-    if window is None:
+def test_the_escalation_windows_are_the_specs() -> None:
+    """PROTOCOL.md §13: critical 15 minutes, high 2 hours, normal 24 hours, low never."""
+    assert ESCALATION_S == SPEC_ESCALATION_S
+
+
+@pytest.mark.parametrize(
+    ("urgency", "window_ms"),
+    [("critical", 900_000), ("high", 7_200_000), ("normal", 86_400_000), ("low", None)],
+)
+def test_escalation_at_each_urgency(urgency: str, window_ms: int | None) -> None:
+    """PROTOCOL.md §13: a local request not fully pledged once its urgency's default window
+    has passed is escalated; `low` never is; a request met locally never is."""
+    if window_ms is None:
         assert not due_for_escalation(urgency, T0, T0 + 10**12, 0, 1)
         return
-    edge = T0 + window * 1000
+    edge = T0 + window_ms
     assert not due_for_escalation(urgency, T0, edge - 1, 0, 1)
     assert due_for_escalation(urgency, T0, edge, 0, 1)
     assert due_for_escalation(urgency, T0, edge, 1, 2)  # partly pledged: still short
     assert not due_for_escalation(urgency, T0, edge, 2, 2)  # met locally: never escalates
+    assert not due_for_escalation(urgency, T0, edge, 3, 2)
+
+
+def test_a_node_may_configure_the_windows() -> None:
+    """PROTOCOL.md §13: "each node may configure them" (here critical 60 s, low 1 h)."""
+    windows = {"critical": 60, "high": None, "normal": 24 * 3600, "low": 3600}
+    assert not due_for_escalation("critical", T0, T0 + 59_999, 0, 1, windows)
+    assert due_for_escalation("critical", T0, T0 + 60_000, 0, 1, windows)
+    assert due_for_escalation("low", T0, T0 + 3_600_000, 0, 1, windows)
+    assert not due_for_escalation("high", T0, T0 + 10**12, 0, 1, windows)
+
+
+# PROTOCOL.md §13, "What residents see", as cases: (requester's last statement, now,
+# pledged locally, pledges not withdrawn) → state. The request: 4 needed by T0 + 3,600,000.
+SPEC_SEEN = [
+    (AidFulfilled(request="r1"), T0 + 3_600_001, 0, 0, "fulfilled"),  # closed wins over expiry
+    (AidWithdrawn(request="r1"), T0 + 3_600_001, 4, 0, "withdrawn"),
+    (AidFulfilled(request="r1"), T0, 0, 0, "fulfilled"),
+    (None, T0 + 3_600_001, 4, 0, "expired"),  # after needed_by, even pledged in full
+    (None, T0 + 3_600_000, 4, 0, "pledged"),  # at needed_by: not after it
+    (None, T0, 0, 0, "open"),
+    (None, T0, 1, 0, "partly_pledged"),
+    (None, T0, 0, 3, "partly_pledged"),
+    (None, T0, 1, 3, "pledged"),
+    (None, T0, 0, 4, "pledged"),
+    (None, T0, 4, 3, "pledged"),  # over-pledged
+]
+
+
+@pytest.mark.parametrize(("closing", "now", "local", "pledges", "seen"), SPEC_SEEN)
+def test_what_residents_see_is_the_specs(
+    closing: Body | None, now: int, local: int, pledges: int, seen: str
+) -> None:
+    """PROTOCOL.md §13: `fulfilled` or `withdrawn` when the requester closed it; otherwise
+    `expired` after `needed_by`; otherwise, with pledged = `pledged_locally` + pledges not
+    withdrawn, `pledged` when pledged ≥ quantity, `partly_pledged` when > 0, else `open`."""
+    statements = [st_("oak", 1, msgspec.structs.replace(REQUEST, pledged_locally=local))]
+    if pledges:
+        statements.append(st_("elm", 1, pledged(quantity=pledges)))
+        # A withdrawn pledge no longer counts.
+        statements.append(st_("ash", 1, pledged("ash", "p2", 4)))
+        statements.append(
+            st_("ash", 2, AidPledgeWithdrawn(requester="oak", request="r1", pledge="p2"))
+        )
+    if closing is not None:
+        statements.append(st_("oak", 2, closing))
+    view = fold_request("oak", "r1", statements)
+    assert view.refused == []
+    assert view.pledged == local + pledges
+    assert view.state_at(now) == seen
 
 
 @pytest.mark.parametrize(

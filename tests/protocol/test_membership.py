@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import itertools
 import random
 
 import pytest
@@ -16,6 +15,7 @@ from coopnet.protocol.body import Body
 from coopnet.protocol.errors import NotAuthorized
 from coopnet.protocol.membership import (
     POSITION_TABLE,
+    VOTE_KINDS,
     Application,
     MembershipConsented,
     MembershipObjected,
@@ -82,34 +82,99 @@ def standing(
     )
 
 
-@pytest.mark.parametrize(
-    ("stance", "kind"),
-    list(
-        itertools.product(
-            POSITION_TABLE,
-            ["membership.consented", "membership.objected", "membership.objection_withdrawn"],
-        )
-    ),
+# PROTOCOL.md §16.3, the position table, typed cell by cell (never read from
+# POSITION_TABLE); a missing cell is the spec's *not_authorized*.
+SPEC_POSITION: dict[str, dict[str, str]] = {
+    "none": {"membership.consented": "consent", "membership.objected": "object"},
+    "consent": {"membership.consented": "consent", "membership.objected": "object"},
+    "object": {
+        "membership.consented": "consent",
+        "membership.objected": "object",
+        "membership.objection_withdrawn": "none",
+    },
+}
+STATEMENT_KINDS = (
+    "membership.consented",
+    "membership.objected",
+    "membership.objection_withdrawn",
 )
+MAKE = {
+    "membership.consented": consent,
+    "membership.objected": objection,
+    "membership.objection_withdrawn": withdrawal,
+}
+# The statement that takes a voter from "none" to each position (the spec's table).
+TO_POSITION = {"none": [], "consent": ["membership.consented"], "object": ["membership.objected"]}
+
+
+def test_the_position_table_is_the_specs_cell_by_cell() -> None:
+    """PROTOCOL.md §16.3: no cell added, removed or changed."""
+    assert POSITION_TABLE == SPEC_POSITION
+    assert set(VOTE_KINDS) == set(STATEMENT_KINDS)
+
+
+@pytest.mark.parametrize("stance", list(SPEC_POSITION))
+@pytest.mark.parametrize("kind", STATEMENT_KINDS)
 def test_every_cell_of_the_position_table(stance: str, kind: str) -> None:
-    body = {"membership.consented": consent, "membership.objected": objection,
-            "membership.objection_withdrawn": withdrawal}[kind]("dee")  # fmt: skip
-    current = None
-    if stance != "none":
-        current = Position(voter="ana", applicant="dee", application=app_id("dee"), stance=stance)  # type: ignore[arg-type]
-    expected = POSITION_TABLE[stance].get(kind)  # type: ignore[index]
+    """PROTOCOL.md §16.3: a member's statements in its own log order, the latest standing;
+    a withdrawal with no objection to withdraw is refused `not_authorized`, saying who
+    has none against whom."""
+    current: Position | None = None
+    for k in TO_POSITION[stance]:
+        current = position_step(current, "ana", MAKE[k]("dee"))
+    assert (current.stance if current else "none") == stance
+    expected = SPEC_POSITION[stance].get(kind)
     if expected is None:
-        with pytest.raises(NotAuthorized):
-            position_step(current, "ana", body)
+        with pytest.raises(NotAuthorized) as caught:
+            position_step(current, "ana", MAKE[kind]("dee"))
+        assert caught.value.code == "not_authorized"
+        assert "ana has no objection to dee to withdraw" in caught.value.message
     else:
-        after = position_step(current, "ana", body)
+        after = position_step(current, "ana", MAKE[kind]("dee"))
+        assert (after.voter, after.applicant, after.application) == ("ana", "dee", app_id("dee"))
         assert after.stance == expected
         assert after.reason == ("not yet" if kind == "membership.objected" else "")
 
 
-def test_answering_ones_own_application_is_refused() -> None:
+def test_withdrawing_an_objection_is_not_a_consent() -> None:
+    """PROTOCOL.md §16.3: object → `membership.objection_withdrawn` → none. With ben's
+    consent alone dee lacks the two of three it needs."""
+    votes: list[tuple[str, Body]] = [
+        ("ana", objection("dee")), ("ana", withdrawal("dee")), ("ben", consent("dee")),
+    ]  # fmt: skip
+    assert [p.stance for p in fold(votes) if p.voter == "ana"] == ["none"]
+    result = standing(votes)["dee"]
+    assert (result.status, result.consents, result.objections) == ("applicant", ("ben",), ())
+
+
+def test_a_member_who_consented_can_still_object() -> None:
+    """PROTOCOL.md §16.3: consent → `membership.objected` → object, and it blocks."""
+    votes: list[tuple[str, Body]] = [
+        ("ana", consent("dee")), ("ben", consent("dee")), ("ana", objection("dee")),
+    ]  # fmt: skip
+    result = standing(votes)["dee"]
+    assert (result.status, result.consents, result.objections) == ("applicant", ("ben",), ("ana",))
+    # And a consent may follow again: the latest statement stands.
+    assert standing([*votes, ("ana", consent("dee"))])["dee"].status == "admitted"
+
+
+def test_a_withdrawal_without_an_objection_changes_nothing() -> None:
+    """PROTOCOL.md §16.3: none or consent → `membership.objection_withdrawn` is
+    *not_authorized*; a consent stays a consent."""
+    votes: list[tuple[str, Body]] = [
+        ("ana", consent("dee")), ("ana", withdrawal("dee")), ("ben", consent("dee")),
+    ]  # fmt: skip
+    assert standing(votes)["dee"].status == "admitted"
     with pytest.raises(NotAuthorized):
-        position_step(None, "dee", consent("dee"))
+        position_step(position_step(None, "ana", consent("dee")), "ana", withdrawal("dee"))
+
+
+def test_answering_ones_own_application_is_refused() -> None:
+    """PROTOCOL.md §16.3: answering one's own application is `not_authorized`."""
+    for kind in STATEMENT_KINDS:
+        with pytest.raises(NotAuthorized) as caught:
+            position_step(None, "dee", MAKE[kind]("dee"))
+        assert "dee cannot answer its own application" in caught.value.message
 
 
 @pytest.mark.parametrize(
@@ -179,6 +244,69 @@ def test_answers_to_another_application_do_not_count() -> None:
 
 def test_founders_need_no_admission() -> None:
     result = standing([("ana", objection("cai"))], applicants=("cai",))
+    assert result["cai"].status == "founder"
+
+
+def test_a_neighborhood_admitted_later_cannot_undo_an_admission() -> None:
+    """PROTOCOL.md §16.4 step 3: an applicant admitted in a round is judged by the members
+    of that round only. With quorum 0 one consent admits: dee in round 1 (ana), eve in round
+    2 (dee); eve's objection to dee does not count, and dee's standing names its judges."""
+    votes: list[tuple[str, Body]] = [
+        ("ana", consent("dee")), ("dee", consent("eve")), ("eve", objection("dee")),
+    ]  # fmt: skip
+    result = standing(votes, ("dee", "eve"), quorum=0)
+    assert result["dee"] == Standing(slug="dee", status="admitted", consents=("ana",), needed=1)
+    assert result["eve"] == Standing(slug="eve", status="admitted", consents=("dee",), needed=1)
+    # Admitted in the same round, a neighborhood is not a judge of the other either.
+    votes = [("ana", consent("dee")), ("ben", consent("eve")), ("eve", objection("dee"))]
+    result = standing(votes, ("dee", "eve"), quorum=0)
+    assert result["dee"] == Standing(slug="dee", status="admitted", consents=("ana",), needed=1)
+
+
+def test_an_objection_heard_after_admission_makes_an_applicant_again() -> None:
+    """PROTOCOL.md §16.4: a standing objection by a member of the deciding round blocks
+    whenever it is heard, until it is withdrawn."""
+    admitted: list[tuple[str, Body]] = [("ana", consent("dee")), ("ben", consent("dee"))]
+    assert standing(admitted)["dee"].status == "admitted"
+    objected = [*admitted, ("cai", objection("dee"))]
+    assert standing(objected)["dee"] == Standing(
+        slug="dee", status="applicant", consents=("ana", "ben"), objections=("cai",), needed=2
+    )
+    assert standing([*objected, ("cai", withdrawal("dee"))])["dee"].status == "admitted"
+
+
+def test_a_retired_members_objection_stops_counting() -> None:
+    """PROTOCOL.md §16.5: once retired, a member's consents and objections stop counting;
+    two members left, both consenting, admit."""
+    votes: list[tuple[str, Body]] = [
+        ("ana", consent("dee")), ("ben", consent("dee")), ("cai", objection("dee")),
+    ]  # fmt: skip
+    assert standing(votes)["dee"].status == "applicant"
+    assert standing(votes, retired=("cai",))["dee"] == Standing(
+        slug="dee", status="admitted", consents=("ana", "ben"), needed=2
+    )
+
+
+def test_a_retired_applicant_or_member_is_retired() -> None:
+    """PROTOCOL.md §16.4-16.5: an applicant that retired is not admitted, whatever its
+    consents; an admitted member that retired leaves the members."""
+    votes: list[tuple[str, Body]] = [
+        ("ana", consent("dee")), ("ben", consent("dee")), ("dee", consent("eve")),
+        ("ana", consent("eve")),
+    ]  # fmt: skip
+    result = standing(votes, ("dee", "eve"), retired=("dee",))
+    assert result["dee"].status == "retired"
+    # Without dee, eve has ana of the three founders: it needs two.
+    assert (result["eve"].status, result["eve"].consents) == ("applicant", ("ana",))
+
+
+def test_statements_on_a_founder_have_no_effect() -> None:
+    """PROTOCOL.md §16.2: a founder needs no admission; statements on it have no effect
+    (coopnet refuses them `not_authorized`)."""
+    with pytest.raises(NotAuthorized) as caught:
+        position_step(None, "ana", objection("cai"), founders=FOUNDERS)
+    assert "cai is a founder" in caught.value.message
+    result = standing([("ana", objection("cai")), ("ben", objection("cai"))], applicants=("cai",))
     assert result["cai"].status == "founder"
 
 

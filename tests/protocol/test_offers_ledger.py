@@ -8,17 +8,20 @@ from hypothesis import strategies as st
 
 from coopnet.protocol import InvalidEvent
 from coopnet.protocol.body import Body
-from coopnet.protocol.ledger import Ledger, breaches, check_spend
+from coopnet.protocol.ledger import DEFAULT_CREDIT_LIMIT, Ledger, breaches, check_spend
 from coopnet.protocol.offers import (
+    NEED_TABLE,
     OFFER_TABLE,
     Category,
     NeedPosted,
+    NeedWithdrawn,
     Offer,
     OfferPosted,
     OfferRevised,
     OfferWithdrawn,
     below_asking,
     match,
+    need_step,
     offer_step,
     release,
     reserve,
@@ -36,24 +39,87 @@ BODIES: dict[str, Body] = {
 }
 
 
-def _reach(state: str | None) -> Offer | None:
-    if state is None:
-        return None
-    offer = offer_step(None, "sel", POSTED)
-    return offer_step(offer, "sel", BODIES["offer.withdrawn"]) if state == "withdrawn" else offer
+# PROTOCOL.md §10, "Lifecycle": none → `offer.posted` → open; open → `offer.revised` →
+# open; open → `offer.withdrawn` → withdrawn; anything else `not_authorized`. Typed from the
+# spec (its table in §10), never read from OFFER_TABLE.
+SPEC_OFFER: dict[str | None, dict[str, str]] = {
+    None: {"offer.posted": "open"},
+    "open": {"offer.revised": "open", "offer.withdrawn": "withdrawn"},
+    "withdrawn": {},
+}
+# PROTOCOL.md §10: "Needs work the same way (`need.posted`, `need.withdrawn`)".
+SPEC_NEED: dict[str | None, dict[str, str]] = {
+    None: {"need.posted": "open"},
+    "open": {"need.withdrawn": "withdrawn"},
+    "withdrawn": {},
+}
+NEED_POSTED = NeedPosted(
+    need="n1", item="eggs", category="dairy-eggs", quantity=12, unit="piece", needed_by=T0,
+    area="N1",
+)  # fmt: skip
+NEED_BODIES: dict[str, Body] = {
+    "need.posted": NEED_POSTED,
+    "need.withdrawn": NeedWithdrawn(need="n1"),
+}
 
 
-@pytest.mark.parametrize("state", [None, "open", "withdrawn"])
+def _path(table: dict[str | None, dict[str, str]], target: str | None) -> list[str]:
+    """The events that lead from none to `target` in a spec table (breadth first)."""
+    frontier: list[tuple[str | None, list[str]]] = [(None, [])]
+    while frontier:
+        state, path = frontier.pop(0)
+        if state == target:
+            return path
+        frontier += [(nxt, [*path, k]) for k, nxt in table[state].items() if nxt != state]
+    raise AssertionError(f"{target} cannot be reached")
+
+
+def test_the_offer_and_need_tables_are_the_specs_cell_by_cell() -> None:
+    """PROTOCOL.md §10: no cell of either lifecycle added, removed or changed."""
+    assert OFFER_TABLE == SPEC_OFFER
+    assert NEED_TABLE == SPEC_NEED
+
+
+@pytest.mark.parametrize("state", list(SPEC_OFFER))
 @pytest.mark.parametrize("kind", sorted(BODIES))
-def test_offer_table_every_state_and_event(state: str | None, kind: str) -> None:
-    current = _reach(state)
-    expected = OFFER_TABLE[state].get(kind)
+def test_the_offer_fold_follows_every_cell_of_the_specs_table(state: str | None, kind: str) -> None:
+    """PROTOCOL.md §10: an event not allowed in the offer's state is refused with
+    `not_authorized`, and the refusal says which event and what the offer is."""
+    current: Offer | None = None
+    for k in _path(SPEC_OFFER, state):
+        current = offer_step(current, "sel", BODIES[k])
+    assert (current.state if current else None) == state
+    expected = SPEC_OFFER[state].get(kind)
     if expected is None:
         with pytest.raises(InvalidEvent) as caught:
             offer_step(current, "sel", BODIES[kind])
         assert caught.value.code == "not_authorized"
+        assert kind in caught.value.message
+        what = "no such offer" if state is None else f"offer is {state}"
+        assert what in caught.value.message
     else:
         assert offer_step(current, "sel", BODIES[kind]).state == expected
+
+
+@pytest.mark.parametrize("state", list(SPEC_NEED))
+@pytest.mark.parametrize("kind", sorted(NEED_BODIES))
+def test_the_need_fold_follows_every_cell_of_the_specs_table(state: str | None, kind: str) -> None:
+    """PROTOCOL.md §10: a need id is posted once and withdrawn once; the refusal names the
+    event, the need and its state."""
+    current: str | None = None
+    for k in _path(SPEC_NEED, state):
+        current = need_step(current, NEED_BODIES[k])
+    assert current == state
+    expected = SPEC_NEED[state].get(kind)
+    if expected is None:
+        with pytest.raises(InvalidEvent) as caught:
+            need_step(current, NEED_BODIES[kind])
+        assert caught.value.code == "not_authorized"
+        assert kind in caught.value.message
+        what = "no such need" if state is None else f"need n1 is {state}"
+        assert what in caught.value.message
+    else:
+        assert need_step(current, NEED_BODIES[kind]) == expected
 
 
 def test_revision_changes_only_what_it_names() -> None:
@@ -74,6 +140,60 @@ def test_reserve_never_oversells() -> None:
         reserve(offer, 6, T0 + 1001)
     with pytest.raises(InvalidEvent, match="withdrawn"):
         reserve(offer_step(offer, "sel", BODIES["offer.withdrawn"]), 6, T0)
+
+
+def _booked() -> Offer:
+    """POSTED (100 pieces, minimum order 6, until T0 + 1000) with 60 accepted: 40 remain."""
+    return reserve(offer_step(None, "sel", POSTED), 60, T0)
+
+
+@pytest.mark.parametrize(
+    ("withdrawn", "quantity", "at", "refusal"),
+    [
+        (False, 40, T0, None),  # exactly what remains
+        (False, 41, T0, ("41 asked", "40 remaining")),
+        (False, 6, T0, None),  # the minimum order
+        (False, 5, T0, ("5 asked", "minimum order of 6")),
+        (False, 6, T0 + 1000, None),  # at `available_until`
+        (False, 6, T0 + 1001, ("offer o1", "no longer available")),
+        (True, 6, T0, ("offer o1", "withdrawn")),
+    ],
+)
+def test_an_acceptance_reserves_only_under_the_specs_four_conditions(
+    withdrawn: bool, quantity: int, at: int, refusal: tuple[str, str] | None
+) -> None:
+    """PROTOCOL.md §10: `trade.accepted` of `q` reserves `q` iff the offer is open, its `at`
+    is not after `available_until`, `q ≤ quantity − reserved` and `q ≥ min_order`;
+    otherwise `not_authorized`, and the refusal says which condition failed."""
+    offer = _booked()
+    if withdrawn:
+        offer = offer_step(offer, "sel", BODIES["offer.withdrawn"])
+    if refusal is None:
+        after = reserve(offer, quantity, at)
+        assert (after.reserved, after.remaining) == (60 + quantity, 40 - quantity)
+        return
+    with pytest.raises(InvalidEvent) as caught:
+        reserve(offer, quantity, at)
+    assert caught.value.code == "not_authorized"
+    for fact in refusal:
+        assert fact in caught.value.message
+
+
+def test_reservations_follow_the_offer_as_last_revised_and_a_release_frees_them() -> None:
+    """PROTOCOL.md §10: quantity, `min_order` and `available_until` as last revised;
+    remaining = quantity − reserved; the seller's own cancel releases what it reserved."""
+    offer = _booked()
+    assert offer.remaining == 100 - 60
+    offer = offer_step(offer, "sel", OfferRevised(offer="o1", quantity=70, min_order=8))
+    assert offer.remaining == 70 - 60
+    with pytest.raises(InvalidEvent, match="11 asked, 10 remaining"):
+        reserve(offer, 11, T0)
+    with pytest.raises(InvalidEvent, match="minimum order of 8"):
+        reserve(offer, 7, T0)
+    offer = offer_step(offer, "sel", OfferRevised(offer="o1", available_until=T0 + 2000))
+    assert reserve(offer, 10, T0 + 2000).remaining == 0
+    offer = release(offer, 60)
+    assert (offer.reserved, offer.remaining) == (0, 70)
 
 
 def test_reserve_holds_to_the_minimum_order_on_both_sides_of_it() -> None:
@@ -150,6 +270,23 @@ def test_ledger_is_integers_only() -> None:
         ledger.settle("a", "b", 1.5)  # type: ignore[arg-type]
     with pytest.raises(ValueError):
         ledger.settle("a", "b", -1)
+
+
+def test_the_default_credit_limit_is_the_specs() -> None:
+    """PROTOCOL.md §12: "50,000 cents until the charter sets it"."""
+    assert DEFAULT_CREDIT_LIMIT == 50_000
+
+
+def test_a_spend_beyond_the_limit_says_by_how_much() -> None:
+    """PROTOCOL.md §12: signed only if balance − open commitments − total ≥ −limit; the
+    refusal names each term and the limit, which is what a resident is shown."""
+    check_spend("a", balance=0, committed=0, amount=DEFAULT_CREDIT_LIMIT, limit=50_000)
+    with pytest.raises(InvalidEvent) as caught:
+        check_spend("oakley", balance=-400, committed=50, amount=51, limit=500)
+    assert caught.value.code == "not_authorized"
+    assert caught.value.message == (
+        "oakley: balance -400 - open 50 - 51 = -501, below the credit limit of -500"
+    )
 
 
 def test_check_spend_and_breaches() -> None:

@@ -18,8 +18,10 @@ from coopnet.protocol.trades import (
     COMBINED,
     MAX_TOTAL_CENTS,
     NONE,
+    OPEN_STATES,
     SELLER_STATES,
     SELLER_TABLE,
+    STATES,
     TRADE_KINDS,
     Statement,
     TradeAccepted,
@@ -71,60 +73,208 @@ def run(buyer_kinds: list[str], seller_kinds: list[str]) -> tuple[str, str, str,
     return view.buyer_state, view.seller_state, view.state, len(view.refused)
 
 
-# -- the tables, every state × every event -----------------------------------------------------
+# -- the tables, typed from the spec (never read from protocol/trades.py) ---------------------
+
+# PROTOCOL.md §11, "Buyer": the spec's table row by row. A state the table names only as a
+# result (cancelled, received, disputed) has no row there: no statement is in the table for
+# it, so every one is refused (§11: "a statement not in the table ... is refused").
+SPEC_BUYER: dict[str, dict[str, str]] = {
+    "none": {"trade.proposed": "proposed"},
+    "proposed": {
+        "trade.cancelled": "cancelled",
+        "trade.received": "received",
+        "trade.disputed": "disputed",
+    },
+    "cancelled": {},
+    "received": {},
+    "disputed": {},
+}
+# PROTOCOL.md §11, "Seller": the same, for the proposal's seller.
+SPEC_SELLER: dict[str, dict[str, str]] = {
+    "none": {"trade.accepted": "accepted", "trade.declined": "declined"},
+    "accepted": {
+        "trade.shipped": "shipped",
+        "trade.cancelled": "cancelled",
+        "trade.disputed": "disputed",
+    },
+    "shipped": {"trade.disputed": "disputed"},
+    "declined": {},
+    "cancelled": {},
+    "disputed": {},
+}
+# PROTOCOL.md §11, the grid `COMBINED[buyer state][seller state]`, typed cell by cell.
+SPEC_SELLER_COLUMNS = ("none", "accepted", "declined", "shipped", "cancelled", "disputed")
+SPEC_COMBINED: dict[str, dict[str, str]] = {
+    "proposed": {
+        "none": "proposed",
+        "accepted": "accepted",
+        "declined": "declined",
+        "shipped": "shipped",
+        "cancelled": "cancel_requested",
+        "disputed": "disputed",
+    },
+    "cancelled": {
+        "none": "cancelled",
+        "accepted": "cancelled",
+        "declined": "declined",
+        "shipped": "disputed",
+        "cancelled": "cancelled",
+        "disputed": "disputed",
+    },
+    "received": {
+        "none": "proposed",
+        "accepted": "accepted",
+        "declined": "disputed",
+        "shipped": "settled",
+        "cancelled": "disputed",
+        "disputed": "settled",
+    },
+    "disputed": {
+        "none": "disputed",
+        "accepted": "disputed",
+        "declined": "disputed",
+        "shipped": "disputed",
+        "cancelled": "disputed",
+        "disputed": "disputed",
+    },
+}
+# PROTOCOL.md §11: every state the grid gives, and `expired` (shown, never signed).
+SPEC_STATES = {
+    "proposed", "accepted", "declined", "shipped", "cancel_requested", "cancelled",
+    "disputed", "settled", "expired",
+}  # fmt: skip
+# PROTOCOL.md §12: "open commitments are the totals of its trades in `proposed` (not
+# expired), `accepted`, `shipped` or `cancel_requested`".
+SPEC_OPEN_STATES = {"proposed", "accepted", "shipped", "cancel_requested"}
+ALL_KINDS = (
+    "trade.proposed", "trade.accepted", "trade.declined", "trade.shipped", "trade.received",
+    "trade.cancelled", "trade.disputed",
+)  # fmt: skip
 
 
-@pytest.mark.parametrize("state", sorted(BUYER_TABLE))
-@pytest.mark.parametrize("kind", KIND_NAMES)
-def test_buyer_table_every_state_and_event(state: str, kind: str) -> None:
-    if state == NONE:
-        path: list[str] = []
-    else:
-        path = path_to(BUYER_TABLE, state)
-    if not path and kind != "trade.proposed":
-        # Without a proposal, a buyer statement is refused outright.
-        assert run([kind], [])[3] == 1
-        return
+def test_the_trade_kinds_are_the_specs() -> None:
+    """PROTOCOL.md §8: the seven trade kinds, no more, no fewer."""
+    assert sorted(KIND_NAMES) == sorted(ALL_KINDS)
+
+
+def test_the_buyer_table_is_the_specs_cell_by_cell() -> None:
+    """PROTOCOL.md §11, "Buyer": no cell added, removed or changed."""
+    assert BUYER_TABLE == SPEC_BUYER
+
+
+def test_the_seller_table_is_the_specs_cell_by_cell() -> None:
+    """PROTOCOL.md §11, "Seller": no cell added, removed or changed (`shipped → disputed`
+    included)."""
+    assert SELLER_TABLE == SPEC_SELLER
+
+
+def test_the_combined_grid_is_the_specs_cell_by_cell() -> None:
+    """PROTOCOL.md §11: the 24 cells of `COMBINED[buyer state][seller state]`."""
+    assert SELLER_STATES == SPEC_SELLER_COLUMNS
+    assert COMBINED == SPEC_COMBINED
+    assert len([cell for row in COMBINED.values() for cell in row.values()]) == 24
+
+
+def test_the_states_and_the_open_states_are_the_specs() -> None:
+    """PROTOCOL.md §11-12: the trade states, and the four that still hold the buyer's credit
+    and the seller's quantity (an open commitment)."""
+    assert set(STATES) == SPEC_STATES
+    assert len(STATES) == len(SPEC_STATES)
+    assert set(OPEN_STATES) == SPEC_OPEN_STATES
+    # Every state but `expired` is a cell of the grid: the spec names no other.
+    cells = {cell for row in SPEC_COMBINED.values() for cell in row.values()}
+    assert cells == SPEC_STATES - {"expired"}
+
+
+@pytest.mark.parametrize("state", list(SPEC_BUYER))
+@pytest.mark.parametrize("kind", ALL_KINDS)
+def test_the_buyer_fold_follows_every_cell_of_the_specs_table(state: str, kind: str) -> None:
+    """PROTOCOL.md §11: the buyer's statements, in its log order, move it by its table; a
+    statement not in the table for its state is refused (`not_authorized`) and changes
+    nothing. Without a proposal, every buyer statement is refused."""
+    path = path_to(SPEC_BUYER, state)
     before = run(path, [])
+    assert before == (state, NONE, SPEC_COMBINED.get(state, {}).get(NONE, "unknown"), 0)
     after = run([*path, kind], [])
-    expected = BUYER_TABLE[state].get(kind)
-    if expected is None or (kind == "trade.proposed" and state != NONE):
-        assert after[0] == before[0]  # refused: nothing changes
-        assert after[3] == before[3] + 1
-    else:
-        assert after[0] == expected
-        assert after[3] == before[3]
-
-
-@pytest.mark.parametrize("state", sorted(SELLER_TABLE))
-@pytest.mark.parametrize("kind", KIND_NAMES)
-def test_seller_table_every_state_and_event(state: str, kind: str) -> None:
-    path = [] if state == NONE else path_to(SELLER_TABLE, state)
-    before = run(["trade.proposed"], path)
-    after = run(["trade.proposed"], [*path, kind])
-    expected = SELLER_TABLE[state].get(kind)
+    expected = SPEC_BUYER[state].get(kind)
     if expected is None:
-        assert after[1] == before[1]
-        assert after[3] == before[3] + 1
+        assert after == (*before[:3], 1)  # refused: nothing changes
     else:
-        assert after[1] == expected
-        assert after[3] == before[3]
+        assert after == (expected, NONE, SPEC_COMBINED[expected][NONE], 0)
 
 
-def test_combined_grid_is_complete() -> None:
-    assert set(COMBINED) == {s for s in BUYER_TABLE if s != NONE}
-    for row in COMBINED.values():
-        assert tuple(row) == SELLER_STATES
+@pytest.mark.parametrize("state", list(SPEC_SELLER))
+@pytest.mark.parametrize("kind", ALL_KINDS)
+def test_the_seller_fold_follows_every_cell_of_the_specs_table(state: str, kind: str) -> None:
+    """PROTOCOL.md §11: the seller's statements, in its log order, move it by its table; a
+    statement not in the table for its state is refused (`not_authorized`)."""
+    path = path_to(SPEC_SELLER, state)
+    before = run(["trade.proposed"], path)
+    assert before == ("proposed", state, SPEC_COMBINED["proposed"][state], 0)
+    after = run(["trade.proposed"], [*path, kind])
+    expected = SPEC_SELLER[state].get(kind)
+    if expected is None:
+        assert after == (*before[:3], 1)
+    else:
+        assert after == ("proposed", expected, SPEC_COMBINED["proposed"][expected], 0)
 
 
-@pytest.mark.parametrize("buyer_state", sorted(COMBINED))
-@pytest.mark.parametrize("seller_state", SELLER_STATES)
-def test_every_cell_is_reached_by_its_parties(buyer_state: str, seller_state: str) -> None:
-    buyer_path = path_to(BUYER_TABLE, buyer_state)
-    seller_path = [] if seller_state == NONE else path_to(SELLER_TABLE, seller_state)
-    b, s, state, refused = run(buyer_path, seller_path)
-    assert (b, s, refused) == (buyer_state, seller_state, 0)
-    assert state == COMBINED[buyer_state][seller_state]
+@pytest.mark.parametrize("buyer_state", list(SPEC_COMBINED))
+@pytest.mark.parametrize("seller_state", SPEC_SELLER_COLUMNS)
+def test_every_cell_of_the_combined_grid_gives_the_specs_state(
+    buyer_state: str, seller_state: str
+) -> None:
+    """PROTOCOL.md §11: each party's statements (paths from the spec's tables) give the
+    spec's cell, in either arrival order; `expired` replaces only `proposed`, once
+    `expires_at` has passed."""
+    buyer_path = path_to(SPEC_BUYER, buyer_state)
+    seller_path = path_to(SPEC_SELLER, seller_state)
+    statements = [stmt("buy", i + 1, buyer_body(k)) for i, k in enumerate(buyer_path)]
+    statements += [stmt("sel", i + 1, buyer_body(k)) for i, k in enumerate(seller_path)]
+    expected = SPEC_COMBINED[buyer_state][seller_state]
+    for order in (statements, statements[::-1]):
+        view = fold_trade("buy", "t1", order)
+        assert (view.buyer_state, view.seller_state, view.refused) == (
+            buyer_state,
+            seller_state,
+            [],
+        )
+        assert view.state == expected
+        assert view.state_at(T0 + 1000) == expected  # at expires_at: not passed yet
+        assert view.state_at(T0 + 1001) == ("expired" if expected == "proposed" else expected)
+        assert view.settled is (expected == "settled")
+
+
+def test_a_buyers_cancel_that_crossed_the_shipping_is_a_dispute() -> None:
+    """PROTOCOL.md §11: cancelled × shipped is `disputed`, neither cancelled nor shipped."""
+    assert run(["trade.proposed", "trade.cancelled"], ["trade.accepted", "trade.shipped"]) == (
+        "cancelled",
+        "shipped",
+        "disputed",
+        0,
+    )
+
+
+def test_the_seller_may_dispute_a_trade_it_shipped() -> None:
+    """PROTOCOL.md §11, "Seller": `shipped → trade.disputed → disputed`; once the buyer's
+    receipt is held the trade stays settled (received × disputed is `settled`)."""
+    seller = ["trade.accepted", "trade.shipped", "trade.disputed"]
+    assert run(["trade.proposed"], seller) == ("proposed", "disputed", "disputed", 0)
+    assert run(["trade.proposed", "trade.received"], seller) == (
+        "received",
+        "disputed",
+        "settled",
+        0,
+    )
+
+
+def test_a_sellers_cancel_asks_the_buyers_consent() -> None:
+    """PROTOCOL.md §11: the seller's cancel is `cancel_requested` until the buyer cancels
+    too; the buyer alone cancels before shipping."""
+    seller = ["trade.accepted", "trade.cancelled"]
+    assert run(["trade.proposed"], seller)[2] == "cancel_requested"
+    assert run(["trade.proposed", "trade.cancelled"], seller)[2] == "cancelled"
+    assert run(["trade.proposed", "trade.cancelled"], ["trade.accepted"])[2] == "cancelled"
 
 
 def test_the_happy_path_settles() -> None:
@@ -146,13 +296,44 @@ def test_only_the_named_seller_answers() -> None:
     assert view.refused == [(statements[1].id, "not_authorized")]
 
 
-def test_acceptance_must_repeat_the_terms_and_come_before_expiry() -> None:
-    wrong_terms = TradeAccepted(buyer="buy", trade="t1", offer="o1", quantity=6, unit_price=100)
-    late = stmt("sel", 1, buyer_body("trade.accepted"), at=T0 + 1001)
-    for accepted in (stmt("sel", 1, wrong_terms), late):
-        view = fold_trade("buy", "t1", [stmt("buy", 1, PROPOSAL), accepted])
-        assert view.state == "proposed"
+@pytest.mark.parametrize(
+    ("offer", "quantity", "unit_price", "at", "counts"),
+    [
+        ("o1", 5, 100, T0 + 1000, True),  # the proposal's terms, at `expires_at`
+        ("o2", 5, 100, T0, False),  # another offer
+        ("o1", 6, 100, T0, False),  # another quantity
+        ("o1", 4, 100, T0, False),
+        ("o1", 5, 99, T0, False),  # another price
+        ("o1", 5, 101, T0, False),
+        ("o1", 5, 100, T0 + 1001, False),  # after `expires_at`
+    ],
+)
+def test_an_acceptance_counts_only_on_the_proposals_terms_before_expiry(
+    offer: str, quantity: int, unit_price: int, at: int, counts: bool
+) -> None:
+    """PROTOCOL.md §11: a `trade.accepted` must repeat the proposal's `offer`, `quantity`
+    and `unit_price` and have `at ≤ expires_at`; otherwise `not_authorized`."""
+    body = TradeAccepted(
+        buyer="buy", trade="t1", offer=offer, quantity=quantity, unit_price=unit_price
+    )
+    accepted = stmt("sel", 1, body, at=at)
+    view = fold_trade("buy", "t1", [stmt("buy", 1, PROPOSAL), accepted])
+    if counts:
+        assert (view.state, view.refused) == ("accepted", [])
+    else:
+        assert (view.seller_state, view.state) == (NONE, "proposed")
         assert view.refused == [(accepted.id, "not_authorized")]
+
+
+def test_buyer_statements_before_its_proposal_are_refused() -> None:
+    """PROTOCOL.md §11: buyer statements without a prior `trade.proposed` by the same buyer
+    are refused; the proposal after them still stands, and so does a second one not."""
+    early = stmt("buy", 1, buyer_body("trade.cancelled"))
+    proposal = stmt("buy", 2, PROPOSAL)
+    again = stmt("buy", 3, PROPOSAL)
+    view = fold_trade("buy", "t1", [early, proposal, again])
+    assert (view.buyer_state, view.state) == ("proposed", "proposed")
+    assert view.refused == [(early.id, "not_authorized"), (again.id, "not_authorized")]
 
 
 def test_an_acceptance_refused_by_the_offer_fold_does_not_count() -> None:
