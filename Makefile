@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint pytest format vectors clean
+.PHONY: demo test lint pytest format vectors mutation clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,5 +38,13 @@ format: $(STAMP)
 vectors: $(STAMP)
 	$(BIN)/python scripts/make_vectors.py
 
+# Mutation testing of protocol/ (TESTING.md): mutmut inside functions, scripts/mutation's own
+# mutator outside them; writes mutation-report/. Slow, so not part of `make test`.
+# Options: make mutation MUTATION_ARGS='--only protocol/ledger.py --jobs 1'
+mutation: $(STAMP)
+	$(BIN)/python -m pip show --quiet mutmut >/dev/null 2>&1 || \
+		$(BIN)/python -m pip install --quiet -e '.[dev,mutation]'
+	$(BIN)/python -m scripts.mutation $(MUTATION_ARGS)
+
 clean:
-	rm -rf $(VENV) .typecheck .mypy_cache .pytest_cache .ruff_cache build *.egg-info
+	rm -rf $(VENV) .typecheck .mypy_cache .pytest_cache .ruff_cache build *.egg-info mutation-report
