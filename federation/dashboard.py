@@ -17,18 +17,17 @@ API behind each view, live updates (server-sent events), Prometheus `/metrics` a
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import anyio
 import msgspec
 from anyio.abc import TaskStatus
 from litestar import Litestar, Request, Response, get
 from litestar.datastructures import State
 from litestar.exceptions import HTTPException, NotFoundException
 from litestar.params import FromPath
-from litestar.response import ServerSentEvent, ServerSentEventMessage, Stream
+from litestar.response import ServerSentEvent, Stream
 from litestar.static_files import create_static_files_router
 
 from coopnet.federation import measures
@@ -41,7 +40,7 @@ from coopnet.federation.exports import (
 )
 from coopnet.federation.observer import Observer
 from coopnet.node.engine.api import HttpCounts, serve_app
-from coopnet.node.engine.live import LIVE_DEBOUNCE_S, LIVE_HEARTBEAT_S, Changes
+from coopnet.node.engine.live import Changes, live_updates
 from coopnet.node.engine.status import all_rejections
 
 log = logging.getLogger("coopnet.dashboard")
@@ -161,27 +160,7 @@ async def get_membership(state: State) -> dict[str, Any]:
 @get("/api/live", summary="Server-sent events: `update` (the summary) whenever events arrive")
 async def live(state: State) -> ServerSentEvent:
     obs, changes = _obs(state), state.changes
-
-    async def updates() -> AsyncGenerator[ServerSentEventMessage, None]:
-        seen = changes.version
-        yield ServerSentEventMessage(
-            data=msgspec.json.encode(await summary(obs)).decode(), event="update"
-        )
-        while True:
-            changed = False
-            with anyio.move_on_after(LIVE_HEARTBEAT_S):
-                await changes.wait(seen)
-                changed = True
-            if not changed:
-                yield ServerSentEventMessage(comment="keep-alive")  # nothing new: no work
-                continue
-            await anyio.sleep(LIVE_DEBOUNCE_S)  # let a burst of batches land first
-            seen = changes.version  # anything after this wakes the next round
-            yield ServerSentEventMessage(
-                data=msgspec.json.encode(await summary(obs)).decode(), event="update"
-            )
-
-    return ServerSentEvent(updates())
+    return ServerSentEvent(live_updates(changes, lambda: summary(obs)))
 
 
 @get("/metrics", summary="Prometheus text exposition", media_type="text/plain; version=0.0.4")

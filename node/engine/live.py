@@ -8,7 +8,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 
 import anyio
 import msgspec
@@ -43,30 +43,37 @@ class Changes:
         return self.version
 
 
+async def live_updates(
+    changes: Changes, data: Callable[[], Awaitable[object]]
+) -> AsyncGenerator[ServerSentEventMessage, None]:
+    """Server-sent events: an `update` with `data()` as JSON at once, then after each change
+    (at most every `LIVE_DEBOUNCE_S`), and a comment every `LIVE_HEARTBEAT_S` without one.
+    The node's `/live` and the observer's `/api/live` both stream this."""
+    seen = changes.version
+    yield ServerSentEventMessage(data=msgspec.json.encode(await data()).decode(), event="update")
+    while True:
+        changed = False
+        with anyio.move_on_after(LIVE_HEARTBEAT_S):
+            await changes.wait(seen)
+            changed = True
+        if not changed:
+            yield ServerSentEventMessage(comment="keep-alive")  # nothing new: no work
+            continue
+        await anyio.sleep(LIVE_DEBOUNCE_S)  # let a burst of batches land first
+        seen = changes.version  # anything after this wakes the next round
+        yield ServerSentEventMessage(
+            data=msgspec.json.encode(await data()).decode(), event="update"
+        )
+
+
 @get("/live", opt=RESIDENT, summary="Server-sent events: `update` whenever events are stored")
 async def live(state: State) -> ServerSentEvent:
     changes: Changes = state.changes
 
-    async def updates() -> AsyncGenerator[ServerSentEventMessage, None]:
-        seen = changes.version
-        yield ServerSentEventMessage(
-            data=msgspec.json.encode({"version": seen}).decode(), event="update"
-        )
-        while True:
-            changed = False
-            with anyio.move_on_after(LIVE_HEARTBEAT_S):
-                await changes.wait(seen)
-                changed = True
-            if not changed:
-                yield ServerSentEventMessage(comment="keep-alive")
-                continue
-            await anyio.sleep(LIVE_DEBOUNCE_S)  # let a burst of batches land first
-            seen = changes.version
-            yield ServerSentEventMessage(
-                data=msgspec.json.encode({"version": seen}).decode(), event="update"
-            )
+    async def version() -> dict[str, int]:
+        return {"version": changes.version}
 
-    return ServerSentEvent(updates())
+    return ServerSentEvent(live_updates(changes, version))
 
 
-__all__ = ["LIVE_DEBOUNCE_S", "LIVE_HEARTBEAT_S", "Changes", "live"]
+__all__ = ["LIVE_DEBOUNCE_S", "LIVE_HEARTBEAT_S", "Changes", "live", "live_updates"]
