@@ -216,9 +216,11 @@ def fold_trade(
     try:
         check_total(p.quantity, p.unit_price)
     except errors.OutOfBounds as exc:
-        # No trade exists: its proposal is refused and nothing else can follow it.
+        # No trade exists: its proposal is refused and nothing else can follow it, the
+        # buyer's statements or the seller's (PROTOCOL.md §11, "Bounds").
         view.refused = [(proposal.id, exc.code)]
         view.refused += [(s.id, "not_authorized") for s in mine if s is not proposal]
+        view.refused += [(s.id, "not_authorized") for s in theirs]
         return view
     view.seller, view.offer, view.quantity = p.seller, p.offer, p.quantity
     view.unit_price, view.expires_at, view.proposed_at = p.unit_price, p.expires_at, proposal.at

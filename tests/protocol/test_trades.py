@@ -425,4 +425,5 @@ def test_a_trade_total_at_the_bound_stands_and_one_cent_more_is_refused() -> Non
     assert fold(10**6, 10**6) == ("accepted", [])
     state, codes = fold(10**12, 10**12)
     assert state == "unknown"
-    assert codes == ["out_of_bounds", "not_authorized"]
+    # The proposal, the buyer's later statement and the seller's acceptance (§11 "Bounds").
+    assert codes == ["out_of_bounds", "not_authorized", "not_authorized"]
