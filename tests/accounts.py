@@ -22,15 +22,21 @@ async def invitation(node: Node, role: Role = "resident") -> str:
 
 @contextlib.asynccontextmanager
 async def session(
-    node: Node, role: Role = "resident", name: str | None = None
+    node: Node,
+    role: Role = "resident",
+    name: str | None = None,
+    *,
+    contact: str = "",
+    base_url: str | None = None,
 ) -> AsyncIterator[httpx.AsyncClient]:
     """A client signed in to `node` as a new account of `role` (named `name`, default the
-    role): its session cookie in the jar, its CSRF token on every request."""
-    async with httpx.AsyncClient(base_url=node.api_url) as client:
+    role; with `contact`): its session cookie in the jar, its CSRF token on every request.
+    `base_url` reaches the node by another name (`http://localhost:PORT` for passkeys)."""
+    async with httpx.AsyncClient(base_url=base_url or node.api_url) as client:
         r = await client.post(
             "/auth/join",
             json={"invitation": await invitation(node, role), "name": name or role,
-                  "password": PASSWORD},
+                  "password": PASSWORD, "contact": contact},
         )  # fmt: skip
         assert r.status_code == 201, r.text
         client.headers["x-csrf-token"] = r.json()["csrf"]

@@ -347,21 +347,14 @@ class Accounts:
         """A new session for `name` if the password is right and the account enabled;
         None otherwise (in the same time for an unknown name)."""
         row = await fetch_one(
-            self.store.db,
-            "SELECT password, role, disabled FROM accounts WHERE name = ?",
-            (name,),
+            self.store.db, "SELECT password FROM accounts WHERE name = ?", (name,)
         )
-        ok = await verify_password(row[0] if row else None, password)
-        if not ok or row is None or row[2]:
+        if not await verify_password(row[0] if row else None, password):
             return None
-        now = self.clock()
-        async with self.store.transaction() as db:
-            await db.execute("UPDATE accounts SET last_sign_in = ? WHERE name = ?", (now, name))
-            session = await _new_session(db, name, now)
-        return Principal(name=name, role=row[1], via="session", csrf=session[1]), session[0]
+        return await self.open_session(name)  # None if disabled
 
     async def open_session(self, name: str) -> tuple[Principal, str] | None:
-        """A new session for an enabled account that proved itself another way (a
+        """A new session for an enabled account that proved itself (a password, a
         passkey); None if it is disabled or gone."""
         row = await fetch_one(
             self.store.db, "SELECT role, disabled FROM accounts WHERE name = ?", (name,)

@@ -6,12 +6,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import httpx
 import pytest
 
 from coopnet.node.engine.nats_server import NatsServer
 from coopnet.node.runtime import Node
-from tests.accounts import PASSWORD, invitation, session
+from tests.accounts import session
 from tests.conftest import make_node, running
 
 pytestmark = pytest.mark.timeout(90)
@@ -26,14 +25,8 @@ async def test_residents_act_on_their_own_and_coordinators_see_who(
         running(node),
         session(node, "resident", "ana") as ana,
         session(node, "coordinator", "cora") as cora,
-        httpx.AsyncClient(base_url=node.api_url) as bob,
+        session(node, "resident", "bob", contact="knock at number 12") as bob,
     ):
-        joined = await bob.post(
-            "/auth/join",
-            json={"invitation": await invitation(node), "name": "bob", "password": PASSWORD,
-                  "contact": "knock at number 12"},
-        )  # fmt: skip
-        bob.headers["x-csrf-token"] = joined.json()["csrf"]
         rid = (await ana.post("/aid/requests", json=SOUP)).json()["id"]
         pledged = await bob.post(
             f"/aid/requests/oakley/{rid}/pledges", json={"what": "a pot of soup", "quantity": 1}

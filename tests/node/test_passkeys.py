@@ -12,7 +12,7 @@ import pytest
 
 from coopnet.node.engine.nats_server import NatsServer
 from coopnet.node.runtime import Node
-from tests.accounts import PASSWORD, invitation, session
+from tests.accounts import session
 from tests.conftest import make_node, running
 from tests.federation.test_dashboard_browser import browser_page, require_chromium
 from tests.node.test_app_browser import sign_in_as_coordinator
@@ -93,34 +93,28 @@ async def test_malformed_passkey_answers_are_refused_never_500(
     id: a typed refusal each time, and the node goes on."""
     node = Node(await make_node(tmp_path, "oakley", nats_server.url))
     async with running(node):
-        port = node.api_url.rsplit(":", 1)[1]
-        cora = httpx.AsyncClient(base_url=f"http://localhost:{port}")
-        joined = await cora.post(
-            "/auth/join",
-            json={"invitation": await invitation(node, "coordinator"), "name": "cora",
-                  "password": PASSWORD},
-        )  # fmt: skip
-        cora.headers["x-csrf-token"] = joined.json()["csrf"]
-        malformed: list[dict[str, object]] = [
-            {"id": "AAAA", "rawId": "AAAA", "type": "public-key", "response": {}},
-            {"id": "AAAA", "rawId": "AAAA", "type": None, "response": {}},
-            {"response": {"clientDataJSON": "x"}},
-            {},
-        ]
-        for credential in malformed:
-            started = (await cora.post("/auth/passkeys/options")).json()
-            r = await cora.post(
-                "/auth/passkeys", json={"ceremony": started["ceremony"], "credential": credential}
-            )
-            assert (r.status_code, r.json()["code"]) == (400, "passkey_not_valid"), credential
-            started = (await cora.post("/auth/passkey/options")).json()
-            r = await cora.post(
-                "/auth/passkey/sign-in",
-                json={"ceremony": started["ceremony"], "credential": credential},
-            )
-            assert (r.status_code, r.json()["code"]) == (401, "passkey_not_valid"), credential
-        assert (await cora.get("/auth/me")).status_code == 200
-        await cora.aclose()
+        localhost = "http://localhost:" + node.api_url.rsplit(":", 1)[1]
+        async with session(node, "coordinator", "cora", base_url=localhost) as cora:
+            malformed: list[dict[str, object]] = [
+                {"id": "AAAA", "rawId": "AAAA", "type": "public-key", "response": {}},
+                {"id": "AAAA", "rawId": "AAAA", "type": None, "response": {}},
+                {"response": {"clientDataJSON": "x"}},
+                {},
+            ]
+            for credential in malformed:
+                started = (await cora.post("/auth/passkeys/options")).json()
+                r = await cora.post(
+                    "/auth/passkeys",
+                    json={"ceremony": started["ceremony"], "credential": credential},
+                )
+                assert (r.status_code, r.json()["code"]) == (400, "passkey_not_valid"), credential
+                started = (await cora.post("/auth/passkey/options")).json()
+                r = await cora.post(
+                    "/auth/passkey/sign-in",
+                    json={"ceremony": started["ceremony"], "credential": credential},
+                )
+                assert (r.status_code, r.json()["code"]) == (401, "passkey_not_valid"), credential
+            assert (await cora.get("/auth/me")).status_code == 200
 
 
 async def test_a_coordinator_makes_an_api_token_in_the_app_and_a_script_uses_it(
