@@ -1,0 +1,101 @@
+"""The charter's byte rules (docs/PROTOCOL.md §16.1) and what it says when it refuses: the
+file an operator hands over is read as the spec says, and a refusal names what is wrong."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from coopnet.protocol.charter import (
+    Charter,
+    CharterError,
+    Founder,
+    canonical_bytes,
+    dump_charter,
+    parse_charter,
+)
+
+KEY_A = "a" * 64
+KEY_B = "b" * 64
+
+
+def _founder(slug: str, key: str) -> dict[str, str]:
+    return {"slug": slug, "display_name": slug.title(), "area": "N1", "key": key}
+
+
+def _refusal(data: bytes) -> str:
+    with pytest.raises(CharterError) as caught:
+        parse_charter(data)
+    return str(caught.value)
+
+
+def test_founders_with_the_same_slug_are_refused_and_told_why() -> None:
+    data = json.dumps({"name": "R", "founders": [_founder("oak", KEY_A), _founder("oak", KEY_B)]})
+    assert _refusal(data.encode()) == "founders must have distinct slugs and distinct keys"
+
+
+def test_founders_with_the_same_key_are_refused_and_told_why() -> None:
+    data = json.dumps({"name": "R", "founders": [_founder("oak", KEY_A), _founder("elm", KEY_A)]})
+    assert _refusal(data.encode()) == "founders must have distinct slugs and distinct keys"
+
+
+def test_a_control_character_in_a_key_is_refused_and_shown() -> None:
+    with pytest.raises(CharterError) as caught:
+        canonical_bytes({"na\x01me": "R"})
+    assert str(caught.value) == "control characters are not allowed in a charter: 'na\\x01me'"
+
+
+def test_a_control_character_inside_a_list_is_refused() -> None:
+    with pytest.raises(CharterError) as caught:
+        canonical_bytes({"founders": [{"area": "N\x7f"}]})
+    assert str(caught.value) == "control characters are not allowed in a charter: 'N\\x7f'"
+
+
+def test_a_fraction_is_refused_by_its_type() -> None:
+    with pytest.raises(CharterError) as caught:
+        canonical_bytes({"policies": {"quorum_percent": 50.5}})
+    assert str(caught.value) == "a charter holds no float values"
+
+
+def test_canonical_bytes_are_sorted_compact_utf8() -> None:
+    value = {"name": "Rivière", "founders": [{"slug": "oak", "area": "N1"}], "version": 1}
+    assert canonical_bytes(value) == (
+        '{"founders":[{"area":"N1","slug":"oak"}],"name":"Rivière","version":1}'.encode()
+    )
+
+
+def test_the_file_written_for_people_is_indented_utf8_and_reads_back_the_same() -> None:
+    charter = Charter(
+        name="Rivière",
+        founders=[Founder(slug="oak", display_name="Oak", area="N1", key=KEY_A)],
+        created="2026-12-01",
+    )
+    written = dump_charter(charter)
+    assert (
+        written
+        == (
+            "{\n"
+            '  "version": 1,\n'
+            '  "name": "Rivière",\n'
+            '  "founders": [\n'
+            "    {\n"
+            '      "slug": "oak",\n'
+            '      "display_name": "Oak",\n'
+            '      "area": "N1",\n'
+            f'      "key": "{KEY_A}"\n'
+            "    }\n"
+            "  ],\n"
+            '  "policies": {\n'
+            '    "credit_limit": 50000,\n'
+            '    "consent_window_s": 604800,\n'
+            '    "quorum_percent": 50,\n'
+            '    "escalate_critical_s": 900,\n'
+            '    "escalate_high_s": 7200,\n'
+            '    "escalate_normal_s": 86400\n'
+            "  },\n"
+            '  "created": "2026-12-01"\n'
+            "}\n"
+        ).encode()
+    )
+    assert parse_charter(written)[0] == charter
