@@ -5,9 +5,12 @@ fill in: an equivalent mutant, or the test that would kill it)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from scripts.mutation.explained import EXPLAINED
 
 
 @dataclass(frozen=True)
@@ -20,6 +23,18 @@ class Row:
     status: str
     what: str  # our mutator's description, or mutmut's mutant name
     diff: str
+
+
+def key(row: Row) -> tuple[str, str]:
+    """How a survivor is looked up in `explained.EXPLAINED`: its file and its description
+    without mutmut's mutant number (`Ledger.settle #6: ...` -> `Ledger.settle: ...`), which
+    shifts whenever the function changes."""
+    return row.path, re.sub(r" #\d+:", ":", row.what, count=1)
+
+
+def why(row: Row, explained: Mapping[tuple[str, str], str] = EXPLAINED) -> str:
+    """The recorded reason a survivor stays (an equivalent mutant), or "" if none is."""
+    return explained.get(key(row), "")
 
 
 def score(killed: int, timeout: int, total: int) -> float:
@@ -41,6 +56,8 @@ def write(
         "command": command,
         "when": when,
         **summary,
+        "survivors_explained": sum(bool(why(r)) for r in rows),
+        "survivors_unexplained": sum(not why(r) for r in rows),
         "tests_left_out_as_failing_unmutated": list(left_out),
     }
     (folder / "summary.json").write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
@@ -59,8 +76,8 @@ def _markdown(
         "# Mutation survivors in protocol/",
         "",
         f"`{command}`, {when}. Each survivor is a change to protocol/ that no test in",
-        "tests/protocol noticed. Fill in **why**: an equivalent mutant (no behaviour",
-        "changes: say why), or the test that would kill it.",
+        "tests/protocol noticed. **why** is filled from scripts/mutation/explained.py (an",
+        "equivalent mutant: no behaviour changes, and why); an empty one is a test to write.",
         "",
         "| tool | total | killed | timeout | survived | score |",
         "| --- | --- | --- | --- | --- | --- |",
@@ -89,7 +106,8 @@ def _markdown(
         out += ["| line | tool | status | mutant | why |", "| --- | --- | --- | --- | --- |"]
         for number, row in enumerate(file_rows, 1):
             what = row.what.replace("|", "\\|")
-            out.append(f"| {row.line} | {row.tool} | {row.status} | [{number}] {what} | |")
+            reason = why(row).replace("|", "\\|")
+            out.append(f"| {row.line} | {row.tool} | {row.status} | [{number}] {what} | {reason} |")
         out.append("")
         for number, row in enumerate(file_rows, 1):
             out += [f"[{number}] line {row.line}, {row.tool}: {row.what}", "", "```diff"]
