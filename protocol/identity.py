@@ -15,8 +15,6 @@ import nacl.signing
 from coopnet.protocol.envelope import key_digest
 from coopnet.protocol.kinds import NodeFounded, NodeKeyRotated
 
-SEED_BYTES = 32
-
 
 class Identity(msgspec.Struct, frozen=True, kw_only=True):
     """The seed that signs now and the seed committed to sign after the next rotation."""

@@ -291,3 +291,15 @@ def test_a_stored_event_of_an_unknown_kind_whose_body_is_no_map_is_still_refused
     with pytest.raises(InvalidEvent) as caught:
         unseal_stored(wire, net=NET)
     assert caught.value.code == "bad_body"
+
+
+def test_the_first_body_a_process_decodes_comes_back_typed() -> None:
+    # The decoders of each kind are made on first use and kept: a cold cache must give the
+    # same typed body as a warm one (a test process has usually warmed it long before).
+    from coopnet.protocol import envelope
+
+    envelope._body_decoders.clear()
+    wire = signed_wire(NOTE)
+    assert unseal(wire, net=NET).body == NotePosted(text="hello")
+    assert unseal(wire, net=NET).body == NotePosted(text="hello")  # and from the cache
+    assert set(envelope._body_decoders) == {NotePosted}
