@@ -6,6 +6,7 @@ Nothing here does I/O: no sockets, no files, no event loop (enforced by import-l
 from __future__ import annotations
 
 from coopnet.protocol.body import Body, Opaque, encode_body, kind_of
+from coopnet.protocol.charter import DEFAULT_CURRENCY, Charter, Currency
 from coopnet.protocol.envelope import (
     MAX_WIRE_BYTES,
     SIGNING_CONTEXT,
@@ -31,16 +32,26 @@ from coopnet.protocol.history import (
     found_key_state,
 )
 from coopnet.protocol.identity import Identity
-from coopnet.protocol.kinds import KINDS, NodeFounded, NodeKeyRotated, NotePosted
+from coopnet.protocol.kinds import (
+    KEY_LOG_KINDS,
+    KINDS,
+    NodeFounded,
+    NodeKeyRotated,
+    NotePosted,
+)
 
 __all__ = [
     "ALL_CODES",
+    "DEFAULT_CURRENCY",
+    "KEY_LOG_KINDS",
     "KINDS",
     "MAX_WIRE_BYTES",
     "SIGNING_CONTEXT",
     "VERSION",
     "Body",
+    "Charter",
     "Classification",
+    "Currency",
     "Envelope",
     "Head",
     "Identity",

@@ -37,8 +37,10 @@ class Opaque(Body, frozen=True, kw_only=True):
     as received. The envelope's `kind` names the kind; no projection is handed an opaque
     body, and once an upgrade knows the kind, the store folds the event from its wire.
 
-    `refused` is set only by `unseal_stored`, for an event stored opaque whose kind this
-    coopnet knows now but whose body that kind refuses: the `bad_body` reason (§8.1).
+    `refused` is set for an event of a known kind whose body is one strict map that the
+    kind's shape refuses (§4 step 13, §8.1): `unseal`, `unseal_stored` and `decode_unsealed`
+    give it back opaque with the `bad_body` reason, and the store records it as a domain
+    refusal (the event stays in the log, its author's chain whole).
     An opaque body is never sealed.
     """
 

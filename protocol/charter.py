@@ -25,6 +25,7 @@ from coopnet.protocol.ledger import DEFAULT_CREDIT_LIMIT
 from coopnet.protocol.trades import Slug
 
 HexKey = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{64}(?!\n)$")]
+CurrencyCode = Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{3}(?!\n)$")]
 Seconds = Annotated[int, msgspec.Meta(ge=0, le=10 * 365 * 24 * 3600)]
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -40,6 +41,28 @@ class Founder(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
     display_name: DisplayName
     area: AreaCode
     key: HexKey  # the Ed25519 public key its `node.founded` must carry (§16.2)
+
+
+class Currency(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """What the federation counts its mutual credit in (docs/PROTOCOL.md §16.1).
+
+    Every amount on the wire, in the store and in the API is an integer number of the
+    currency's minor unit: with `minor_units` 2 (the default) 450 means 4.50 (cents); with 0
+    it means 450. `code`: three capital letters (ISO 4217, or a community code such as
+    "CRD"); `name`: what people call it ("credits", "Riverside pounds"), 1-40 characters;
+    `symbol`: written before amounts ("£"; "" for none), 0-8 characters. Formatting and
+    parsing amounts for people is node/engine/money.py's.
+    """
+
+    code: CurrencyCode
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=40)]
+    symbol: Annotated[str, msgspec.Meta(max_length=8)] = ""
+    minor_units: Annotated[int, msgspec.Meta(ge=0, le=4)] = 2
+
+
+# What a charter without `currency` means (§16.1): what coopnet showed before charters
+# named one.
+DEFAULT_CURRENCY = Currency(code="CRD", name="credits", symbol="", minor_units=2)
 
 
 class Policies(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -65,6 +88,9 @@ class Charter(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
     # The operator's Ed25519 public key whose tickets admit keys of neighborhoods that are
     # not founders (§16.6); "" (or absent, in charters made before tickets): no ticket needed.
     admission_key: Annotated[str, msgspec.Meta(pattern=r"^([0-9a-f]{64})?(?!\n)$")] = ""
+    # What amounts are counted in (§16.1); None (absent, in charters made before it):
+    # DEFAULT_CURRENCY. Read it with `currency_or_default()`.
+    currency: Currency | None = None
 
     def founder_keys(self) -> dict[str, bytes]:
         return {f.slug: bytes.fromhex(f.key) for f in self.founders}
@@ -72,6 +98,10 @@ class Charter(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
     def admission_public_key(self) -> bytes | None:
         """The admission key's 32 bytes, or None if this federation asks for no tickets."""
         return bytes.fromhex(self.admission_key) if self.admission_key else None
+
+    def currency_or_default(self) -> Currency:
+        """The currency the charter names, or DEFAULT_CURRENCY (credits, CRD, 2 decimals)."""
+        return self.currency if self.currency is not None else DEFAULT_CURRENCY
 
 
 def canonical_bytes(value: Any) -> bytes:
@@ -96,6 +126,8 @@ def parse_charter(data: bytes) -> tuple[Charter, bytes]:
         )
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise CharterError(f"not JSON: {exc}") from None
+    if isinstance(value, dict) and "currency" in value and value["currency"] is None:
+        raise CharterError("currency is an object {code, name, symbol, minor_units}, not null")
     try:
         charter = msgspec.convert(value, Charter)
     except msgspec.ValidationError as exc:
@@ -113,6 +145,8 @@ def dump_charter(charter: Charter) -> bytes:
     value = msgspec.to_builtins(charter)
     if not charter.admission_key:
         del value["admission_key"]  # a charter without tickets reads as it did before them
+    if charter.currency is None:
+        del value["currency"]  # nor does one without a currency
     _check_value(value)
     return json.dumps(value, indent=2, ensure_ascii=False).encode() + b"\n"
 

@@ -20,7 +20,7 @@ import nacl.signing
 
 from coopnet.protocol import errors
 from coopnet.protocol.body import Body, Opaque, encode_body, kind_of
-from coopnet.protocol.kinds import body_type
+from coopnet.protocol.kinds import KEY_LOG_KINDS, body_type
 from coopnet.protocol.strict_msgpack import NotStrict, check_strict
 
 VERSION = 1
@@ -52,7 +52,9 @@ _MAP_LEAD = frozenset((*range(0x80, 0x90), 0xDE, 0xDF))
 class Envelope(msgspec.Struct, frozen=True, kw_only=True):
     """A verified event: the nine header fields, its id, its signature and decoded body.
 
-    `body` is the kind's Struct, or `Opaque` for a kind this coopnet does not know (§8.1).
+    `body` is the kind's Struct, or `Opaque`: for a kind this coopnet does not know
+    (§8.1), or, with `refused` set, for a known kind whose body is a strict map that the
+    kind's shape refuses (§4 step 13): stored, and refused by the domain with `bad_body`.
     """
 
     v: int
@@ -114,8 +116,10 @@ def seal(
 ) -> bytes:
     """Sign `body` as event `seq` of `author` and return the wire bytes.
 
-    The result always passes `unseal`: every field is checked here with the same rules, so
-    a node can never publish an event its peers would refuse for its shape.
+    The result always passes `unseal` with its body read as `body`'s kind: every field is
+    checked here with the same rules (raising `bad_body` for a body its kind refuses), so
+    a node never publishes an event its peers would refuse, or refuse the meaning of, for
+    its shape.
     """
     return seal_envelope(
         signing_key=signing_key, net=net, author=author, seq=seq, prev=prev, at=at, body=body
@@ -150,7 +154,7 @@ def seal_envelope(
     wire = encode_wire(header, signature, body_bytes)
     if len(wire) > MAX_WIRE_BYTES:
         raise errors.TooLarge(f"sealed event is {len(wire)} bytes, the cap is {MAX_WIRE_BYTES}")
-    return _assemble(fields, header, signature, _decode_body(type(body), body_bytes), wire)
+    return _assemble(fields, header, signature, _own_body(type(body), body_bytes), wire)
 
 
 def unseal(wire: bytes, *, net: bytes) -> Envelope:
@@ -158,8 +162,15 @@ def unseal(wire: bytes, *, net: bytes) -> Envelope:
 
     The checks run in the order of docs/PROTOCOL.md §4; the first that fails raises its
     `InvalidEvent` subclass. Nothing else escapes: any input gives an Envelope or a code.
-    An event of a kind this coopnet does not know is valid when its body is a strict map:
-    its body comes back `Opaque` (§4 step 12, §8.1), to be stored like any other.
+    Every body must be one strict MessagePack map (§4 steps 12-13, else `bad_body`). Then:
+
+    - a kind this coopnet does not know: the body comes back `Opaque` (§8.1), to be
+      stored like any other;
+    - a known kind whose body its shape refuses (a unit this version does not know, a
+      value out of bounds): for the kinds the key log reads (`KEY_LOG_KINDS`) `bad_body` is
+      raised; for any other the event is valid and its body comes back
+      `Opaque(raw, refused=<why>)` (§4 step 13, §7.1): stored, so its author's chain holds,
+      and refused by the domain with `bad_body` (the store records it, folds nothing).
     """
     if len(wire) > MAX_WIRE_BYTES:
         raise errors.TooLarge(f"event is {len(wire)} bytes, the cap is {MAX_WIRE_BYTES}")
@@ -182,19 +193,19 @@ def unseal(wire: bytes, *, net: bytes) -> Envelope:
         raise errors.BadSignature(f"signature does not verify with key {key.hex()}") from None
     if hashlib.sha256(body_bytes).digest() != body_hash:
         raise errors.BodyHashMismatch("SHA-256 of the body differs from the header's body_hash")
-    body_cls = body_type(kind)
-    body = _opaque(kind, body_bytes) if body_cls is None else _decode_body(body_cls, body_bytes)
-    return _assemble(fields, header, signature, body, wire)
+    return _assemble(fields, header, signature, _read_body(kind, body_bytes), wire)
 
 
 def unseal_stored(wire: bytes, *, net: bytes) -> Envelope:
     """`unseal` a wire this node holds in its log, which passed `unseal` when it was stored.
 
-    One case differs (docs/PROTOCOL.md §8.1): an event stored opaque, of a kind this
-    coopnet did not know then and knows now, whose body that kind refuses. It stays in the
-    log (the author's chain holds on it), so it comes back with an `Opaque` body whose
-    `refused` says why, instead of raising `bad_body`; the store records that refusal and
-    folds nothing of it. Every other failure raises as `unseal` does.
+    `unseal` itself gives a known kind's body that its shape refuses back as `Opaque` with
+    `refused` set (§4 step 13). One case is left (docs/PROTOCOL.md §8.1): an event stored
+    opaque, of a kind the key log reads (`KEY_LOG_KINDS`) that this coopnet did not know
+    then and knows now, whose body that kind refuses. It stays in the log (the author's
+    chain holds on it), so it too comes back `Opaque` with `refused` set, instead of
+    raising `bad_body`; the store records that refusal and folds nothing of it. Every other
+    failure raises as `unseal` does.
     """
     try:
         return unseal(wire, net=net)
@@ -211,11 +222,16 @@ def decode_unsealed(wire: bytes) -> Envelope:
     """The Envelope of bytes `unseal` has already accepted (in another process, say),
     decoded without checking them again. Never call it on bytes `unseal` has not passed:
     it verifies nothing. The values are the ones `unseal` returned: same bytes, same
-    decoders."""
+    decoders, the same `Opaque(refused=…)` for a body its known kind refuses."""
     header, signature, body_bytes = _wire_decoder.decode(wire)
     fields = _header_decoder.decode(header)
-    body_cls = body_type(fields[7])
-    body = Opaque(raw=body_bytes) if body_cls is None else _decoder(body_cls).decode(body_bytes)
+    kind = fields[7]
+    body_cls = body_type(kind)
+    body = (
+        Opaque(raw=body_bytes)
+        if body_cls is None
+        else _typed_or_refused(body_cls, kind, body_bytes)
+    )
     return _assemble(fields, header, signature, body, wire)
 
 
@@ -286,25 +302,43 @@ def _decoder(body_cls: type[Body]) -> msgspec.msgpack.Decoder[Any]:
     return decoder
 
 
-def _opaque(kind: str, body_bytes: bytes) -> Opaque:
-    """§4 step 12: a kind this coopnet does not know is checked as a kind with no fields."""
+def _read_body(kind: str, body_bytes: bytes) -> Body:
+    """§4 steps 12-13: one strict map (else `bad_body`), then the kind's shape, if known."""
     try:
         check_strict(body_bytes)
     except NotStrict as exc:
         raise errors.BadBody(f"{kind} body is not strict MessagePack: {exc}") from None
     if body_bytes[0] not in _MAP_LEAD:  # one complete value (strict): its lead byte says
         raise errors.BadBody(f"{kind} body is not a map")
-    return Opaque(raw=body_bytes)
+    body_cls = body_type(kind)
+    if body_cls is None:
+        return Opaque(raw=body_bytes)
+    body = _typed_or_refused(body_cls, kind, body_bytes)
+    if isinstance(body, Opaque) and kind in KEY_LOG_KINDS:
+        # The key log reads these bodies (§5): one it cannot read cannot enter the log.
+        raise errors.BadBody(body.refused)
+    return body
 
 
-def _decode_body(body_cls: type[Body], body_bytes: bytes) -> Body:
-    decoder = _decoder(body_cls)
+def _typed_or_refused(body_cls: type[Body], kind: str, body_bytes: bytes) -> Body:
+    """A known kind's strict map as the kind's Struct, or `Opaque` saying why its shape
+    refuses it (§4 step 13)."""
+    try:
+        body: Body = _decoder(body_cls).decode(body_bytes)
+    except _DECODE_ERRORS as exc:
+        return Opaque(raw=body_bytes, refused=f"{kind} body: {exc}")
+    return body
+
+
+def _own_body(body_cls: type[Body], body_bytes: bytes) -> Body:
+    """A body about to be sealed, read back as a receiver reads it: `bad_body` if its kind
+    refuses it (a node signs only bodies that fit their kind)."""
+    kind = kind_of(body_cls)
     try:
         check_strict(body_bytes)
+        body: Body = _decoder(body_cls).decode(body_bytes)
     except NotStrict as exc:
-        raise errors.BadBody(f"{kind_of(body_cls)} body is not strict MessagePack: {exc}") from None
-    try:
-        body: Body = decoder.decode(body_bytes)
+        raise errors.BadBody(f"{kind} body is not strict MessagePack: {exc}") from None
     except _DECODE_ERRORS as exc:
-        raise errors.BadBody(f"{kind_of(body_cls)} body: {exc}") from None
+        raise errors.BadBody(f"{kind} body: {exc}") from None
     return body

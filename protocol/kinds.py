@@ -18,7 +18,7 @@ from coopnet.protocol.body import (
     PublicKey,
     Ticket,
 )
-from coopnet.protocol.membership import MEMBERSHIP_KINDS
+from coopnet.protocol.membership import MEMBERSHIP_KINDS, MembershipRetired
 from coopnet.protocol.offers import (
     NeedPosted,
     NeedWithdrawn,
@@ -74,6 +74,13 @@ _REGISTERED: tuple[type[Body], ...] = (
     *MEMBERSHIP_KINDS,
 )
 KINDS: dict[str, type[Body]] = {cls.kind: cls for cls in _REGISTERED}
+
+# The kinds whose bodies the key log reads (§5: the founding key, a rotation, the end of a
+# log). A body of one of them that its shape refuses is refused from the log (`bad_body`,
+# §4 step 13); any other known kind's is stored and refused by the domain (§7.1).
+KEY_LOG_KINDS: frozenset[str] = frozenset(
+    {NodeFounded.kind, NodeKeyRotated.kind, MembershipRetired.kind}
+)
 
 
 def body_type(kind: str) -> type[Body] | None:

@@ -35,8 +35,10 @@ Category = Literal[
     "other",
 ]
 CATEGORIES: tuple[str, ...] = Category.__args__  # type: ignore[attr-defined]
-# Quantities are integers in the smallest unit: never fractions, never floats.
-Unit = Literal["gram", "millilitre", "piece", "minute"]
+# Quantities are integers of the unit: never fractions, never floats. `piece` is the unit
+# of counts. Units were added after the first four (docs/PROTOCOL.md §10): a receiver that
+# does not know one stores the offer and refuses its meaning with `bad_body` (§7.1).
+Unit = Literal["gram", "millilitre", "piece", "minute", "dozen", "kilogram", "litre", "hour"]
 UNITS: tuple[str, ...] = Unit.__args__  # type: ignore[attr-defined]
 Delivery = Literal["pickup", "delivery", "either"]
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Write protocol/vectors/envelopes.json: the protocol v1 test vectors (docs/PROTOCOL.md §15).
+"""Write protocol/vectors/envelopes.json and charters.json: the protocol v1 test vectors
+(docs/PROTOCOL.md §15).
 
 Deterministic: every key comes from a fixed seed, every clock from a fixed number, and
 Ed25519 signatures are deterministic, so running this twice writes the same bytes. The
@@ -9,8 +10,8 @@ Each invalid vector has exactly one fault: where a fault sits in the header, the
 re-signed with the right key, so a verifier that skipped the check in question would accept
 the event.
 
-    python scripts/make_vectors.py            # rewrite the file
-    python scripts/make_vectors.py --check    # exit 1 if the file is out of date
+    python scripts/make_vectors.py            # rewrite the files
+    python scripts/make_vectors.py --check    # exit 1 if a file is out of date
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from coopnet.protocol.aid import (
     AlertRaised,
     AlertResolved,
 )
+from coopnet.protocol.charter import CharterError, canonical_bytes, parse_charter
 from coopnet.protocol.envelope import encode_wire
 from coopnet.protocol.membership import (
     MembershipApplied,
@@ -55,11 +57,13 @@ from coopnet.protocol.membership import (
     MembershipRetired,
 )
 from coopnet.protocol.offers import (
+    Category,
     NeedPosted,
     NeedWithdrawn,
     OfferPosted,
     OfferRevised,
     OfferWithdrawn,
+    Unit,
 )
 from coopnet.protocol.trades import (
     TradeAccepted,
@@ -72,6 +76,7 @@ from coopnet.protocol.trades import (
 )
 
 OUT = Path(__file__).resolve().parent.parent / "protocol" / "vectors" / "envelopes.json"
+CHARTERS_OUT = OUT.with_name("charters.json")
 NET = hashlib.sha256(b"coopnet test vectors: net").digest()[:16]
 OTHER_NET = hashlib.sha256(b"coopnet test vectors: another net").digest()[:16]
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z in ms
@@ -184,6 +189,20 @@ def valid_vectors() -> list[tuple[str, bytes, Identity | bytes]]:
     add("unknown_kind_empty_map", future(oak, 2, h1, "x.note.pinned", b"\x80"), oak)
     longest = "x." + "k" * 62  # 64 characters, the longest kind
     add("unknown_kind_64_characters", future(oak, 2, h1, longest, enc.encode({"x": 1})), oak)
+
+    # The units added after the first four (§10), read like the others.
+    added: list[tuple[Unit, str, Category, int]] = [
+        ("dozen", "eggs", "dairy-eggs", 4),
+        ("kilogram", "potatoes", "produce", 25),
+        ("litre", "milk", "dairy-eggs", 10),
+        ("hour", "childminding", "care", 3),
+    ]
+    for unit, item, category, quantity in added:
+        offer = OfferPosted(
+            offer=f"{unit}-1", item=item, category=category, quantity=quantity, unit=unit,
+            unit_price=250, available_until=T0 + 86_400_000, area="N1",
+        )  # fmt: skip
+        add(f"offer_posted_unit_{unit}", s(oak, 2, h1, offer), oak)
 
     # One event of every market kind (docs/PROTOCOL.md §8, §10-12), in one author's log.
     mill = _ident("millbrook")
@@ -393,14 +412,6 @@ def invalid_vectors() -> list[tuple[str, bytes, str]]:
             "bad_body",
         )
     )
-    wrong_type = enc.encode({"text": 42})
-    out.append(
-        (
-            "body_field_wrong_type",
-            _raw(oak.seed, _fields(oak, 2, h1, "note.posted", wrong_type), wrong_type),
-            "bad_body",
-        )
-    )
     missing = enc.encode({"display_name": "Oakley", "area": "N1", "key": oak.public_key})
     out.append(
         (
@@ -420,11 +431,21 @@ def invalid_vectors() -> list[tuple[str, bytes, str]]:
             "bad_body",
         )
     )
-    too_long = enc.encode({"text": "x" * 2001})
+    # The key log's kinds (§5) are the ones whose body of the wrong shape is refused from
+    # the log (§4 step 13); any other kind's is stored (`shape_vectors`).
+    rotation = enc.encode({"key": oak.public_key[:31], "next_key_digest": bytes(32)})
     out.append(
         (
-            "body_text_over_bound",
-            _raw(oak.seed, _fields(oak, 2, h1, "note.posted", too_long), too_long),
+            "key_rotated_key_of_31_bytes",
+            _raw(oak.seed, _fields(oak, 2, h1, "node.key_rotated", rotation), rotation),
+            "bad_body",
+        )
+    )
+    retired = enc.encode({"reason": "x" * 281})
+    out.append(
+        (
+            "retired_reason_281_characters",
+            _raw(oak.seed, _fields(oak, 2, h1, "membership.retired", retired), retired),
             "bad_body",
         )
     )
@@ -462,10 +483,32 @@ def invalid_vectors() -> list[tuple[str, bytes, str]]:
         )
     )
 
-    def kind_case(name: str, kind: str, body: dict[str, Any]) -> None:
-        raw = enc.encode(body)
-        out.append((name, _raw(oak.seed, _fields(oak, 2, h1, kind, raw), raw), "bad_body"))
+    v_true = enc.encode([True, *good[1:]])
+    out.append(
+        ("version_is_a_bool", encode_wire(v_true, _sign(oak.seed, v_true), note), "malformed")
+    )
+    return out
 
+
+def shape_vectors() -> list[tuple[str, bytes, bool]]:
+    """Events of a known kind (not one of the key log's) whose body is one strict map that
+    does not fit the kind: valid, stored, and refused by the domain with `bad_body` (§4
+    step 13, §7.1). (name, wire, was): `was` is True for the vectors that were invalid
+    (`bad_body`) before that rule, whose verdict changed."""
+    oak = _ident("oakley")
+    h1 = event_id(
+        enc.encode(
+            _fields(oak, 1, None, "node.founded", encode_body(oak.founding_body("Oakley", "N1")))
+        )
+    )
+    out: list[tuple[str, bytes, bool]] = []
+
+    def kind_case(name: str, kind: str, body: dict[str, Any], was: bool = True) -> None:
+        raw = enc.encode(body)
+        out.append((name, _raw(oak.seed, _fields(oak, 2, h1, kind, raw), raw), was))
+
+    kind_case("body_field_wrong_type", "note.posted", {"text": 42})
+    kind_case("body_text_over_bound", "note.posted", {"text": "x" * 2001})
     offer = {
         "offer": "o-1", "item": "eggs", "category": "dairy-eggs", "quantity": 12,
         "unit": "piece", "unit_price": 35, "available_until": T0, "area": "N1",
@@ -496,10 +539,11 @@ def invalid_vectors() -> list[tuple[str, bytes, str]]:
     )
     kind_case("offer_id_41_characters", "offer.posted", {**offer, "offer": "o" * 41})
     kind_case("offer_item_81_characters", "offer.posted", {**offer, "item": "é" * 81})
-    v_true = enc.encode([True, *good[1:]])
-    out.append(
-        ("version_is_a_bool", encode_wire(v_true, _sign(oak.seed, v_true), note), "malformed")
-    )
+    # A unit a newer node lists and this version does not (§10): the offer is stored.
+    kind_case("offer_unit_not_listed", "offer.posted", {**offer, "unit": "furlong"}, was=False)
+    need = {"need": "n-1", "item": "oats", "category": "produce", "quantity": 3,
+            "unit": "bushel", "needed_by": T0, "area": "N1"}  # fmt: skip
+    kind_case("need_unit_not_listed", "need.posted", need, was=False)
     return out
 
 
@@ -571,6 +615,13 @@ def build_vectors() -> list[dict[str, Any]]:
         entry = _valid_entry(name, wire, signer)
         entry["admission"] = {"key": admission_key, "admitted": admitted}
         vectors.append(entry)
+    oak = _ident("oakley")
+    for name, wire, was in shape_vectors():
+        entry = _valid_entry(name, wire, oak)
+        entry["refused"] = "bad_body"
+        if was:
+            entry["was"] = {"valid": False, "error": "bad_body"}
+        vectors.append(entry)
     for name, wire, code in invalid_vectors():
         vectors.append(
             {"name": name, "valid": False, "net": NET.hex(), "wire": wire.hex(), "error": code}
@@ -582,20 +633,100 @@ def render() -> str:
     return json.dumps(build_vectors(), indent=1, ensure_ascii=False) + "\n"
 
 
+def _example_charter(**changes: Any) -> dict[str, Any]:
+    """The charter of the vectors: two founders with the vectors' keys, no admission key."""
+    value: dict[str, Any] = {
+        "name": "Riverside Federation",
+        "founders": [
+            {"slug": "oakley", "display_name": "Oakley", "area": "N1",
+             "key": _ident("oakley").public_key.hex()},
+            {"slug": "elmwood", "display_name": "Elmwood", "area": "N2",
+             "key": _ident("elmwood").public_key.hex()},
+        ],
+        "created": "2026-12-01T00:00:00Z",
+    }  # fmt: skip
+    value.update(changes)
+    return value
+
+
+POUNDS = {"code": "GBP", "name": "Riverside pounds", "symbol": "£", "minor_units": 2}
+
+
+def charter_cases() -> list[tuple[str, dict[str, Any], str]]:
+    """(name, charter value, why it is refused or "" when valid), about `currency` (§16.1)."""
+
+    def cur(**changes: Any) -> dict[str, Any]:
+        return _example_charter(currency={**POUNDS, **changes})
+
+    def without(key: str) -> dict[str, Any]:
+        return _example_charter(currency={k: v for k, v in POUNDS.items() if k != key})
+
+    default = {"code": "CRD", "name": "credits", "symbol": "", "minor_units": 2}
+    return [
+        ("without_currency", _example_charter(), ""),
+        ("with_currency", cur(), ""),
+        ("currency_stating_the_default", _example_charter(currency=default), ""),
+        ("currency_symbol_absent", without("symbol"), ""),
+        ("currency_minor_units_absent", without("minor_units"), ""),
+        ("currency_whole_units", cur(code="HRS", name="hours", symbol="", minor_units=0), ""),
+        ("currency_at_its_bounds", cur(name="é" * 40, symbol="€" * 8, minor_units=4), ""),
+        ("currency_code_absent", without("code"), "code is required"),
+        ("currency_name_absent", without("name"), "name is required"),
+        ("currency_code_lower_case", cur(code="gbp"), "code is three capital letters"),
+        ("currency_code_of_2_letters", cur(code="GB"), "code is three capital letters"),
+        ("currency_code_of_4_letters", cur(code="GBPX"), "code is three capital letters"),
+        ("currency_code_with_a_newline", cur(code="GBP\n"), "code is three capital letters"),
+        ("currency_name_empty", cur(name=""), "name is 1-40 characters"),
+        ("currency_name_of_41_characters", cur(name="é" * 41), "name is 1-40 characters"),
+        ("currency_symbol_of_9_characters", cur(symbol="€" * 9), "symbol is 0-8 characters"),
+        ("currency_minor_units_5", cur(minor_units=5), "minor_units is 0-4"),
+        ("currency_minor_units_negative", cur(minor_units=-1), "minor_units is 0-4"),
+        ("currency_minor_units_a_fraction", cur(minor_units=2.0), "a charter holds no fractions"),
+        ("currency_unknown_key", cur(rate=1), "unknown keys are refused"),
+        ("currency_null", _example_charter(currency=None), "currency is an object"),
+        ("currency_a_string", _example_charter(currency="GBP"), "currency is an object"),
+        ("currency_control_character", cur(symbol="\x07"), "no control characters"),
+    ]
+
+
+def build_charters() -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for name, value, why in charter_cases():
+        text = json.dumps(value, indent=2, ensure_ascii=False)
+        entry: dict[str, Any] = {"name": name, "text": text, "valid": not why}
+        try:
+            charter, net = parse_charter(text.encode())
+        except CharterError:
+            assert why, f"charter vector {name} is refused"
+            entry["why"] = why
+        else:
+            assert not why, f"charter vector {name} is accepted"
+            entry["canonical"] = canonical_bytes(json.loads(text)).decode()
+            entry["net"] = net.hex()
+            entry["currency"] = msgspec.to_builtins(charter.currency_or_default())
+        out.append(entry)
+    return out
+
+
+def render_charters() -> str:
+    return json.dumps(build_charters(), indent=1, ensure_ascii=False) + "\n"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--check", action="store_true", help="fail if the file is out of date")
     args = parser.parse_args()
-    text = render()
+    files = ((OUT, render()), (CHARTERS_OUT, render_charters()))
     if args.check:
-        if not OUT.exists() or OUT.read_text(encoding="utf-8") != text:
-            print(f"{OUT} is out of date: run python scripts/make_vectors.py", file=sys.stderr)
-            return 1
-        return 0
-    OUT.write_text(text, encoding="utf-8")
-    print(f"wrote {len(json.loads(text))} vectors to {OUT}")
+        stale = [p for p, text in files if not p.exists() or p.read_text(encoding="utf-8") != text]
+        for path in stale:
+            print(f"{path} is out of date: run python scripts/make_vectors.py", file=sys.stderr)
+        return 1 if stale else 0
+    for path, text in files:
+        path.write_text(text, encoding="utf-8")
+        print(f"wrote {len(json.loads(text))} vectors to {path}")
     return 0
 
 

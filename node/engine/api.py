@@ -220,9 +220,13 @@ async def rotate(state: State) -> Rotated:
 
 
 class Currency(msgspec.Struct, kw_only=True):
-    name: str  # what people call it ("credits")
-    code: str  # a short code for tables ("CRD")
-    decimals: int = 2  # the API's amounts are integers in 10^-decimals units (cents)
+    """The federation's currency (the charter's, PROTOCOL.md §16.1; `NodeConfig.currency`)."""
+
+    name: str  # what people call it ("credits", "Riverside pounds")
+    code: str  # three capital letters for tables ("CRD", "GBP")
+    symbol: str  # written before amounts ("£"); "" for none
+    minor_units: int  # 0-4: the API's amounts are integers in 10^-minor_units units (cents)
+    decimals: int  # the same number as minor_units, under the name the app read first
 
 
 class AppInfo(msgspec.Struct, kw_only=True):
@@ -235,11 +239,17 @@ class AppInfo(msgspec.Struct, kw_only=True):
 @get("/app/info", opt=RESIDENT, summary="This neighborhood's name and the currency amounts are in")
 async def app_info(request: Request[Any, Any, Any], state: State) -> AppInfo:
     node = _node(state)
-    c = node.config
+    c = node.config.currency
     return AppInfo(
         slug=node.slug,
-        display_name=c.display_name,
-        currency=Currency(name=c.currency_name, code=c.currency_code),
+        display_name=node.config.display_name,
+        currency=Currency(
+            name=c.name,
+            code=c.code,
+            symbol=c.symbol,
+            minor_units=c.minor_units,
+            decimals=c.minor_units,
+        ),
         role=principal_of(request).role,
     )
 

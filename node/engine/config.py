@@ -1,7 +1,7 @@
 """A node's configuration (`node.toml`) and its key files, in its data dir.
 
 DATA/node.toml       slug, display name, area, federation id, NATS URL (and the CA its TLS
-                     is checked against), API address
+                     is checked against), API address, the charter's file name
 DATA/node.key        the Ed25519 seed that signs now, as an NKey user seed (mode 0600)
 DATA/node.next.key   the seed committed for the next rotation (mode 0600)
 DATA/node.db         the SQLite store
@@ -20,7 +20,7 @@ import nkeys
 
 from coopnet.node.engine.http_doors import split_host
 from coopnet.protocol import Identity
-from coopnet.protocol.charter import Charter, CharterError, parse_charter
+from coopnet.protocol.charter import Charter, CharterError, Currency, parse_charter
 from coopnet.protocol.envelope import AUTHOR_RE
 from coopnet.protocol.ledger import DEFAULT_CREDIT_LIMIT
 
@@ -55,7 +55,9 @@ class NodeConfig(msgspec.Struct, kw_only=True):
     api_local_operator: bool = True
     # Browsers reach the app over HTTPS (a TLS proxy in front): session cookies are Secure.
     api_https: bool = False
-    # What the app calls the federation's mutual credit; amounts are in its cents.
+    # The currency of a node without a charter (a development federation): what it calls
+    # the mutual credit, and its code; amounts are in its cents (2 minor units). A node with
+    # a charter counts in the charter's currency and ignores these (see `currency`).
     currency_name: str = "credits"
     currency_code: str = "CRD"
     # Until the federation's charter sets it: how far below zero this co-op may go (cents).
@@ -73,10 +75,23 @@ class NodeConfig(msgspec.Struct, kw_only=True):
     # What this neighborhood tells the members when it applies (not for founders).
     apply_about: str = ""
     apply_reason: str = ""
+    # Set by `read_config` from the charter (never read from or written to node.toml):
+    # the currency the charter names, or its default when it names none.
+    charter_currency: Currency | None = None
 
     @property
     def net_bytes(self) -> bytes:
         return bytes.fromhex(self.net)
+
+    @property
+    def currency(self) -> Currency:
+        """What amounts are counted in (docs/PROTOCOL.md §16.1): the charter's currency
+        (`Charter.currency_or_default()`) for a node with a charter, else one built from
+        node.toml's `currency_code` and `currency_name`, with no symbol and 2 minor units.
+        Amounts everywhere are integers of its minor unit (cents, for 2)."""
+        if self.charter_currency is not None:
+            return self.charter_currency
+        return Currency(code=self.currency_code, name=self.currency_name, minor_units=2)
 
 
 def config_path(data: Path) -> Path:
@@ -90,7 +105,8 @@ def db_path(data: Path) -> Path:
 def write_config(data: Path, config: NodeConfig) -> None:
     lines = []
     for name, value in msgspec.structs.asdict(config).items():
-        lines.append(f"{name} = {_toml_value(value)}")
+        if name != _FROM_CHARTER:
+            lines.append(f"{name} = {_toml_value(value)}")
     config_path(data).write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
@@ -104,10 +120,20 @@ def _toml_value(value: object) -> str:
     return msgspec.json.encode(str(value)).decode()  # a JSON string is a TOML basic string
 
 
+# The one NodeConfig field that is not a node.toml setting: read from the charter.
+_FROM_CHARTER = "charter_currency"
+
+
 def read_config(data: Path) -> NodeConfig:
+    """DATA/node.toml, checked, with the currency of the charter it names (if any) read
+    from that charter (`read_charter`). Raises ConfigError naming the file and the fault."""
     path = config_path(data)
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        if _FROM_CHARTER in raw:
+            raise ConfigError(
+                f"{path}: {_FROM_CHARTER} is not a setting: the currency is the charter's"
+            )
         config = msgspec.convert(raw, NodeConfig)
     except FileNotFoundError:
         raise ConfigError(f"{path} not found: run `coopnet node init` first") from None
@@ -122,6 +148,9 @@ def read_config(data: Path) -> NodeConfig:
             split_host(name)
         except ValueError as exc:
             raise ConfigError(f"{path}: api_names: {exc}") from None
+    charter = read_charter(data, config)
+    if charter is not None:
+        config = msgspec.structs.replace(config, charter_currency=charter.currency_or_default())
     return config
 
 

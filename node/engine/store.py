@@ -46,7 +46,7 @@ from coopnet.node.engine.projection import (
     refuse,
 )
 from coopnet.node.engine.store_io import fetch_all, fetch_one, run_in_db
-from coopnet.protocol import Envelope, Opaque, unseal, unseal_stored
+from coopnet.protocol import Envelope, Opaque, decode_unsealed, unseal, unseal_stored
 from coopnet.protocol.history import fold_keys
 from coopnet.protocol.kinds import KINDS
 
@@ -482,7 +482,9 @@ class Store:
           every projection it has tables for): a node run for a while without a domain;
         - an event stored opaque whose kind this coopnet knows and the last did not
           (`KNOWN_KINDS_META`, docs/PROTOCOL.md §8.1): every projection is rebuilt. Only an
-          open with projections records the kinds: an open without them folds nothing.
+          open with projections records the kinds: an open without them folds nothing;
+        - an event refused `bad_body` whose body this coopnet reads (a unit added to its
+          kind since, PROTOCOL.md §4 step 13): every projection is rebuilt, and applies it.
         """
         names = sorted(p.name for p in self.projections)
         recorded = await self.meta(FOLDED_BY_META)
@@ -498,8 +500,12 @@ class Store:
         marks = ",".join("?" * len(learned))
         query = f"SELECT 1 FROM events WHERE kind IN ({marks}) LIMIT 1"
         rebuild = bool(learned) and await fetch_one(self.db, query, learned) is not None
+        readable = await self._refused_bodies_now_read() if self.projections else 0
         if rebuild:
             log.info("kinds now known, held opaque until now: %s; rebuilding", ", ".join(learned))
+        elif readable:
+            rebuild = True
+            log.info("%d event(s) refused bad_body now read by their kind; rebuilding", readable)
         elif refold and await self.event_count():
             log.info("folding the whole log into %s", ", ".join(p.name for p in refold))
         else:
@@ -511,6 +517,17 @@ class Store:
                 await db.executemany(
                     "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", changed.items()
                 )
+
+    async def _refused_bodies_now_read(self) -> int:
+        """How many events refused `bad_body` for their shape this coopnet now reads (an
+        upgrade that added a unit, say): the bytes were verified when stored, so they are
+        only decoded again (`decode_unsealed`)."""
+        rows = await fetch_all(
+            self.db,
+            f"SELECT e.wire FROM {REFUSALS_TABLE} r JOIN events e ON e.id = r.id"
+            " WHERE r.code = 'bad_body'",
+        )
+        return sum(not isinstance(decode_unsealed(bytes(r[0])).body, Opaque) for r in rows)
 
     # -- writes -------------------------------------------------------------------------------
 
@@ -889,8 +906,8 @@ def _refold(conn: sqlite3.Connection, net: bytes, projections: Sequence[Projecti
 def _fold_into(conn: sqlite3.Connection, net: bytes, projections: Sequence[Projection]) -> None:
     """Fold the whole log, in the order it was stored, into `projections`.
 
-    An event stored opaque whose kind, known now, refuses its body (docs/PROTOCOL.md §8.1)
-    stays in the log and is recorded as refused `bad_body`; nothing of it is folded.
+    An event whose known kind refuses its body (docs/PROTOCOL.md §4 step 13, §8.1) stays in
+    the log and is recorded as refused `bad_body` by `fold_isolated`; nothing of it is folded.
     """
     last = 0
     while True:
@@ -900,13 +917,7 @@ def _fold_into(conn: sqlite3.Connection, net: bytes, projections: Sequence[Proje
         if not found:
             return
         last = int(found[-1][0])
-        kept: list[Envelope] = []
-        for env in (unseal_stored(bytes(r[1]), net=net) for r in found):
-            if isinstance(env.body, Opaque) and env.body.refused:
-                refuse(conn, env, "bad_body", env.body.refused[:280])
-            else:
-                kept.append(env)
-        fold_isolated(conn, projections, kept)
+        fold_isolated(conn, projections, [unseal_stored(bytes(r[1]), net=net) for r in found])
 
 
 # What a full disk, a read-only file or an I/O error raise: the store's failure, never one
@@ -929,7 +940,15 @@ def fold_isolated(
     of the batch commits. The whole batch is tried at once first (the common case costs one
     SAVEPOINT); only after a failure is it applied one event and one projection at a time.
     A storage error still fails the whole transaction (StorageFailure: the node stops).
+
+    An event whose known kind refuses its body (`Opaque` with `refused`: PROTOCOL.md §4
+    step 13) is recorded as a domain refusal `bad_body` here, and folded by no projection.
     """
+    for env in events:
+        if isinstance(env.body, Opaque) and env.body.refused:
+            why = env.body.refused[:280]
+            refuse(conn, env, "bad_body", why)
+            log.warning("%s#%d %s refused by bad_body: %s", env.author, env.seq, env.kind, why)
     conn.execute("SAVEPOINT fold")
     try:
         apply_projections(conn, projections, events)

@@ -35,6 +35,7 @@ _verifier = _load_verifier()
 verify = cast(Verify, _verifier.verify)
 header_summary = cast(HeaderSummary, _verifier.header_summary)
 is_opaque = cast(Callable[[bytes], bool], _verifier.is_opaque)
+body_refused = cast(Callable[[bytes, bytes], str | None], _verifier.body_refused)
 check_admission = cast(Callable[[bytes, bytes, bytes], str], _verifier.check_admission)
 
 
@@ -79,6 +80,13 @@ def test_valid_vector(vector: dict[str, Any]) -> None:
     assert summary["author"] == vector["author"]
     assert summary["seq"] == vector["seq"]
     assert is_opaque(wire) == vector["opaque"]  # §8.1: valid, stored, read by no rule
+    # §4 step 13: valid, stored, refused by the domain with bad_body, read by no rule.
+    assert body_refused(wire, net) == vector.get("refused")
+
+
+def test_some_valid_vectors_have_a_refused_body_and_some_were_invalid_before() -> None:
+    refused = [v for v in VALID if v.get("refused") == "bad_body"]
+    assert refused and any("was" in v for v in refused)
 
 
 TICKETS = [v for v in VALID if "admission" in v]

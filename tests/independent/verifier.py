@@ -4,7 +4,10 @@ It imports nothing of coopnet and no MessagePack library: the reader below imple
 MessagePack families the protocol needs and refuses everything else. `verify(wire, net)` runs
 the stateless checks of PROTOCOL.md §4 in order, including the body checks of §8. A kind it
 does not know is not an error (§4 step 12, §8.1): its body must be one strict map, and the
-event is valid with an opaque body (`is_opaque`).
+event is valid with an opaque body (`is_opaque`). A known kind's body must be one strict map
+too; one that does not fit the kind's shape is refused (`bad_body`) for the key log's kinds,
+and for every other kind the event is valid with a refused body (§4 step 13, §7.1: stored,
+and refused by the domain with `bad_body`; `body_refused`).
 """
 
 from __future__ import annotations
@@ -406,7 +409,9 @@ _category_check = _enum_check(
     "skills",
     "other",
 )
-_unit_check = _enum_check("gram", "millilitre", "piece", "minute")
+_unit_check = _enum_check(  # §8, §10
+    "gram", "millilitre", "piece", "minute", "dozen", "kilogram", "litre", "hour"
+)
 _delivery_check = _enum_check("pickup", "delivery", "either")
 _reason_check = _str_check(0, 280)
 
@@ -655,12 +660,13 @@ def _field_ok(spec: Field, buf: bytes, pos: int) -> bool:
     return spec.check(buf, pos)
 
 
-def check_body(body: bytes, fields: dict[str, Field]) -> None:
-    """§4.13: a map holding every required field, each present field with its type and bound.
+# §4 step 13: the kinds whose body of the wrong shape is refused from the log (§5 reads them).
+KEY_LOG_KINDS = frozenset({"node.founded", "node.key_rotated", "membership.retired"})
 
-    Optional fields may be absent (they then take their default); unknown fields are ignored
-    but, like the whole body, must be strict MessagePack (§2.3).
-    """
+
+def check_strict_map(body: bytes) -> None:
+    """§4.12-13: the body is one strict MessagePack map (§2.3), whatever its kind; else
+    Rejected("bad_body")."""
     seen: set[str] = set()
     try:
         top = read_token(body, 0)
@@ -672,20 +678,32 @@ def check_body(body: bytes, fields: dict[str, Field]) -> None:
             if key.kind != STR or key.text in seen:
                 raise Rejected("bad_body")
             seen.add(key.text)
-            pos = key.end
-            spec = fields.get(key.text)
-            if spec is not None and not _field_ok(spec, body, pos):
-                raise Rejected("bad_body")
-            pos = skip_value(body, pos, enclosing=1)
+            pos = skip_value(body, key.end, enclosing=1)
     except MsgpackError as exc:
         raise Rejected("bad_body") from exc
-    required = {name for name, spec in fields.items() if spec.required}
-    if pos != len(body) or not seen.issuperset(required):
+    if pos != len(body):
         raise Rejected("bad_body")
 
 
-def unseal(wire: bytes, net: bytes) -> tuple[bytes, dict[str, Token]]:
-    """Run §4 in order; return (id, header fields) or raise Rejected with the code."""
+def fits_kind(body: bytes, fields: dict[str, Field]) -> bool:
+    """§4.13, on a body `check_strict_map` passed: every required field present, each
+    present field of its type and within its bound. Optional fields may be absent (they then
+    take their default); unknown fields are ignored."""
+    top = read_token(body, 0)
+    pos, seen = top.end, set()
+    for _ in range(top.integer):
+        key = read_token(body, pos)
+        seen.add(key.text)
+        spec = fields.get(key.text)
+        if spec is not None and not _field_ok(spec, body, key.end):
+            return False
+        pos = skip_value(body, key.end, enclosing=1)
+    return seen.issuperset(name for name, spec in fields.items() if spec.required)
+
+
+def unseal(wire: bytes, net: bytes) -> tuple[bytes, dict[str, Token], bool]:
+    """Run §4 in order; return (id, header fields, whether the body is refused by its
+    known kind's shape: stored, a domain refusal `bad_body`), or raise Rejected."""
     if len(wire) > MAX_WIRE:  # 1
         raise Rejected("too_large")
     parts = split_wire(wire)  # 2
@@ -709,12 +727,13 @@ def unseal(wire: bytes, net: bytes) -> tuple[bytes, dict[str, Token]]:
         raise Rejected("bad_signature") from exc
     if hashlib.sha256(parts.body).digest() != fields["body_hash"].raw:  # 11
         raise Rejected("body_hash_mismatch")
-    kind_fields = KINDS.get(fields["kind"].text)
-    if kind_fields is None:  # 12: opaque (§8.1), checked as a kind with no fields
-        check_body(parts.body, {})
-    else:  # 13
-        check_body(parts.body, kind_fields)
-    return hashlib.sha256(parts.header).digest(), fields
+    kind = fields["kind"].text
+    check_strict_map(parts.body)  # 12 (opaque: a kind with no fields, §8.1), 13
+    kind_fields = KINDS.get(kind)
+    refused = kind_fields is not None and not fits_kind(parts.body, kind_fields)
+    if refused and kind in KEY_LOG_KINDS:  # 13: the key log cannot read it
+        raise Rejected("bad_body")
+    return hashlib.sha256(parts.header).digest(), fields, refused
 
 
 def is_opaque(wire: bytes) -> bool:
@@ -724,12 +743,20 @@ def is_opaque(wire: bytes) -> bool:
 
 
 def verify(wire: bytes, net: bytes) -> tuple[str, bytes | None]:
-    """("valid", event id) or (error code, None), per PROTOCOL.md §4."""
+    """("valid", event id) or (error code, None), per PROTOCOL.md §4. A valid event may
+    still have a refused body (`body_refused`): it is stored all the same."""
     try:
-        event_id, _ = unseal(wire, net)
+        event_id, _, _ = unseal(wire, net)
     except Rejected as rej:
         return rej.code, None
     return "valid", event_id
+
+
+def body_refused(wire: bytes, net: bytes) -> str | None:
+    """For a valid event: "bad_body" when its known kind's shape refuses its body (§4 step
+    13, §7.1: stored, refused by the domain, read by no rule), else None."""
+    _, _, refused = unseal(wire, net)
+    return "bad_body" if refused else None
 
 
 TICKET_CONTEXT = b"coopnet/admission/v1\x00"  # §16.6
@@ -739,7 +766,7 @@ def check_admission(wire: bytes, net: bytes, admission_key: bytes) -> str:
     """§16.6 for a valid `node.founded` of a neighborhood the charter does not name:
     "admitted" if its `ticket` is the admission key's signature of context || net || key ||
     slug, else "wrong_key" (no ticket, nil, or a signature of anything else)."""
-    _, fields = unseal(wire, net)
+    _, fields, _ = unseal(wire, net)
     body = split_wire(wire).body
     top = read_token(body, 0)
     pos, ticket = top.end, b""

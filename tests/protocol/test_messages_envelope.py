@@ -203,10 +203,17 @@ PREFIXED = {
         "malformed",
         "header: ",
     ),
-    "known body of the wrong shape": (
-        lambda: signed_wire(body_of({"text": 7})),
+    "known body not a map": (
+        lambda: signed_wire(msgspec.msgpack.encode(["hello"])),
         "bad_body",
-        "note.posted body: ",
+        "note.posted body is not a map",
+    ),
+    "key-log body of the wrong shape": (
+        lambda: signed_wire(
+            body_of({"key": b"\x01" * 31, "next_key_digest": b"\x02" * 32}), kind="node.key_rotated"
+        ),
+        "bad_body",
+        "node.key_rotated body: ",
     ),
 }
 
@@ -218,13 +225,29 @@ def test_a_refusal_by_the_decoder_says_where_then_why(
     assert callable(build)
     message = _message(build(), code)
     assert message.startswith(prefix), message
+    if not prefix.endswith(": "):
+        return  # the message is whole
     why = message.removeprefix(prefix)
     assert why and why != "None", message
 
 
-def test_the_shape_refusal_of_a_known_body_names_the_field() -> None:
-    message = _message(signed_wire(body_of({"text": 7})), "bad_body")
-    assert message == "note.posted body: Expected `str`, got `int` - at `$.text`"
+def test_the_refusal_of_a_key_log_body_names_the_field() -> None:
+    body = body_of({"key": b"\x01" * 31, "next_key_digest": b"\x02" * 32})
+    message = _message(signed_wire(body, kind="node.key_rotated"), "bad_body")
+    assert message == "node.key_rotated body: Expected `bytes` of length >= 32 - at `$.key`"
+
+
+# -- a known body of the wrong shape: stored, its refusal said by the domain (§4 step 13) --------
+
+
+def test_the_refused_body_of_another_known_kind_says_why_and_names_the_field() -> None:
+    """Not a refusal from the log (§7.1): the event comes back whole, its body `Opaque` with
+    the reason the store records as the domain refusal `bad_body`."""
+    body = body_of({"text": 7})
+    event = unseal(signed_wire(body), net=NET)
+    assert event.body == Opaque(
+        raw=body, refused="note.posted body: Expected `str`, got `int` - at `$.text`"
+    )
 
 
 # -- seal refuses what it would not be able to send ----------------------------------------------
@@ -271,9 +294,10 @@ def test_seal_envelope_gives_what_unseal_gives() -> None:
     assert (sealed.v, sealed.seq, sealed.prev, sealed.at) == (1, 1, None, 9)
 
 
-def test_a_stored_event_whose_kind_now_refuses_its_body_comes_back_opaque_and_whole() -> None:
-    # note.posted's text must be a str: a node that stored this when the kind was unknown to it
-    # keeps it (its author's chain holds on it), with the refusal recorded (§8.1).
+def test_a_stored_event_whose_kind_refuses_its_body_comes_back_opaque_and_whole() -> None:
+    # note.posted's text must be a str: a node that stored this (§4 step 13, or when the kind
+    # was unknown to it, §8.1) keeps it (its author's chain holds on it), with the refusal
+    # recorded; `unseal` gives the same.
     body = body_of({"text": 7})
     header = header_bytes(body, seq=3)
     signature = OAK.signing_key.sign(b"coopnet/v1\x00" + header).signature
@@ -284,6 +308,7 @@ def test_a_stored_event_whose_kind_now_refuses_its_body_comes_back_opaque_and_wh
     )
     assert (event.wire, event.header, event.signature) == (wire, header, signature)
     assert (event.v, event.seq, event.kind) == (1, 3, "note.posted")
+    assert event == unseal(wire, net=NET)
 
 
 def test_a_stored_event_of_an_unknown_kind_whose_body_is_no_map_is_still_refused() -> None:
@@ -291,15 +316,3 @@ def test_a_stored_event_of_an_unknown_kind_whose_body_is_no_map_is_still_refused
     with pytest.raises(InvalidEvent) as caught:
         unseal_stored(wire, net=NET)
     assert caught.value.code == "bad_body"
-
-
-def test_the_first_body_a_process_decodes_comes_back_typed() -> None:
-    # The decoders of each kind are made on first use and kept: a cold cache must give the
-    # same typed body as a warm one (a test process has usually warmed it long before).
-    from coopnet.protocol import envelope
-
-    envelope._body_decoders.clear()
-    wire = signed_wire(NOTE)
-    assert unseal(wire, net=NET).body == NotePosted(text="hello")
-    assert unseal(wire, net=NET).body == NotePosted(text="hello")  # and from the cache
-    assert set(envelope._body_decoders) == {NotePosted}
