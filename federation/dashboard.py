@@ -5,6 +5,8 @@ API behind each view, live updates (server-sent events), Prometheus `/metrics` a
     GET /api/summary               the overview: counts, ledger, trade, aid, audit, liveness
     GET /api/neighborhoods         one row per neighborhood;  /api/neighborhoods/{slug}
     GET /api/flows                 settled trade between pairs (the supply chains)
+    GET /api/goods                 what settled trade moved: items, quantities, units
+    GET /api/market                open offers and needs of the federation
     GET /api/timeseries            events, trades and calls for help per minute
     GET /api/aid                   open calls for help (most urgent first) and alerts
     GET /api/audit                 findings, most severe first
@@ -12,6 +14,10 @@ API behind each view, live updates (server-sent events), Prometheus `/metrics` a
     GET /api/live                  server-sent events: `update` with the summary on change
     GET /metrics                   Prometheus text
     GET /export/{table}.csv        one table;   GET /export/events.jsonl  CloudEvents
+
+Amounts are integer cents (the currency's minor unit) and times milliseconds since the Unix
+epoch in every JSON answer; `/api/summary` names the currency once (`currency`: code, name,
+symbol, minor_units) and the page shows amounts in it ("12.50 credits").
 """
 
 from __future__ import annotations
@@ -62,6 +68,7 @@ async def summary(obs: Observer) -> dict[str, Any]:
         "federation": charter.name if charter else "development federation",
         "net": obs.net.hex(),
         "observer": obs.name,
+        "currency": measures.currency(charter),
         "caught_up": obs.progress.caught_up,
         "stream_seq": obs.progress.read,
         "neighborhoods": len(hoods),
@@ -120,10 +127,12 @@ async def get_neighborhood(state: State, slug: FromPath[str]) -> dict[str, Any]:
     if row is None:
         raise NotFoundException(f"no neighborhood {slug} here")
     flows = [f for f in await measures.flows(obs.store.db) if slug in (f["from"], f["to"])]
+    goods = [g for g in await measures.goods_moved(obs.store.db) if slug in (g["from"], g["to"])]
     findings = await audit(obs.store.db, obs.charter, now_ms=obs.clock())
     return {
         **row,
         "flows": flows,
+        "goods": goods,
         "findings": [msgspec.to_builtins(f) for f in findings if f.author == slug],
     }
 
@@ -131,6 +140,17 @@ async def get_neighborhood(state: State, slug: FromPath[str]) -> dict[str, Any]:
 @get("/api/flows", summary="Settled trade between neighborhoods: who supplies whom")
 async def get_flows(state: State) -> list[dict[str, Any]]:
     return await measures.flows(_obs(state).store.db)
+
+
+@get("/api/goods", summary="What settled trade moved between neighborhoods, by item")
+async def get_goods(state: State) -> list[dict[str, Any]]:
+    return await measures.goods_moved(_obs(state).store.db)
+
+
+@get("/api/market", summary="The federation's open offers and needs, still in time")
+async def get_market(state: State) -> dict[str, Any]:
+    obs = _obs(state)
+    return await measures.open_market(obs.store.db, obs.clock())
 
 
 @get("/api/timeseries", summary="Events, trades and calls for help per minute, last hour")
@@ -204,8 +224,9 @@ def create_dashboard(obs: Observer) -> Litestar:
     assets = create_static_files_router(path="/", directories=[STATIC], html_mode=True)
     return Litestar(
         route_handlers=[
-            get_summary, get_neighborhoods, get_neighborhood, get_flows, get_timeseries,
-            get_aid, get_audit, get_membership, get_quotas, live, metrics, export, assets,
+            get_summary, get_neighborhoods, get_neighborhood, get_flows, get_goods, get_market,
+            get_timeseries, get_aid, get_audit, get_membership, get_quotas, live, metrics, export,
+            assets,
         ],
         state=State({"observer": obs, "changes": changes, "http": HttpCounts()}),
         logging_config=None,

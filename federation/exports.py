@@ -6,7 +6,9 @@
   §18): format characters removed, controls as spaces, and a cell that a spreadsheet would
   read as a formula (starting with `=`, `+`, `-`, `@`, a tab or a carriage return) quoted
   with a leading `'`. Bytes are lowercase hex; the `events` table's `wire` keeps every
-  event exactly as signed.
+  event exactly as signed. Times are ISO 8601 UTC (`2026-12-01T14:05:09.123Z`), amounts
+  integer cents of the federation's currency, and a table that names an offer (`trades`,
+  `reservations`) carries its `item` and `unit` beside the offer's id.
 - `/export/events.jsonl`: every event as a CloudEvent (spec 1.0, structured JSON mode), one
   per line, in the order the observer stored them; `data` is the event body as JSON (bytes
   as lowercase hex) and the coopnet extensions carry what a verifier needs: `coopseq`,
@@ -103,18 +105,63 @@ async def metrics_text(db: aiosqlite.Connection, *, summary: Mapping[str, Any]) 
     return "\n".join(parts) + "\n"
 
 
+# Columns holding a moment, in milliseconds since the Unix epoch in the store: exported as
+# ISO 8601 UTC (`iso_time`), whatever table they are in.
+TIME_COLUMNS = frozenset({"at", "received_at", "founded_at", "available_until", "needed_by",
+                          "expires_at", "proposed_at", "raised_at", "escalated_at", "closed_at",
+                          "resolved_at", "detected_at"})  # fmt: skip
+# Tables that name an offer by (seller, offer): the offer's item and unit follow its id.
+OFFER_OWNER = {"trades": "seller", "reservations": "seller"}
+EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
+
+
+def iso_time(ms: int | None) -> str:
+    """Milliseconds since the Unix epoch as ISO 8601 UTC with milliseconds,
+    `2026-12-01T14:05:09.123Z`; "" for None (never happened) and for a moment beyond the
+    year 9999 (an offer without end is `available_until` 2^62)."""
+    if ms is None:
+        return ""
+    try:  # integer arithmetic: exact to the millisecond, never through a float
+        at = EPOCH + datetime.timedelta(milliseconds=ms)
+    except OverflowError:
+        return ""
+    return at.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+
+
+async def export_columns(db: aiosqlite.Connection, table: str) -> list[str]:
+    """The header of `table`'s CSV export: the table's columns, with `item` and `unit`
+    after `offer` in a table that names an offer (`OFFER_OWNER`)."""
+    cursor = await db.execute(f"SELECT * FROM {table} LIMIT 0")
+    columns = [str(c[0]) for c in cursor.description]
+    await cursor.close()
+    if table in OFFER_OWNER:
+        at = columns.index("offer") + 1
+        columns[at:at] = ["item", "unit"]
+    return columns
+
+
 async def table_csv(db: aiosqlite.Connection, table: str) -> str:
+    """One of `EXPORT_TABLES` as CSV text, a row per stored row in the order stored.
+    Times (`TIME_COLUMNS`) as ISO 8601 UTC (`iso_time`), amounts as integer cents, bytes
+    as lowercase hex, text made safe (`csv_cell`); an offer's id is followed by its item
+    and unit ("" when the observer does not hold the offer)."""
     if table not in EXPORT_TABLES:
         raise KeyError(table)
-    cursor = await db.execute(f"SELECT * FROM {table} LIMIT 0")
-    columns = [c[0] for c in cursor.description]
-    await cursor.close()
-    rows = await fetch_all(db, f"SELECT * FROM {table} ORDER BY rowid")
+    columns = await export_columns(db, table)
+    joined = ("item", "unit") if table in OFFER_OWNER else ()
+    picked = ", ".join(f"o.{c}" if c in joined else f"x.{c}" for c in columns)
+    sql = f"SELECT {picked} FROM {table} x"
+    if table in OFFER_OWNER:
+        sql += f" LEFT JOIN offers o ON o.author = x.{OFFER_OWNER[table]} AND o.offer = x.offer"
+    rows = await fetch_all(db, sql + " ORDER BY x.rowid")
+    times = [c in TIME_COLUMNS for c in columns]
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(columns)
     for row in rows:
-        writer.writerow([csv_cell(v) for v in row])
+        writer.writerow(
+            [iso_time(v) if t else csv_cell(v) for v, t in zip(row, times, strict=True)]
+        )
     return out.getvalue()
 
 

@@ -19,9 +19,10 @@ from typing import Any
 import aiosqlite
 
 from coopnet.federation.names import shown_names
+from coopnet.node.engine.money import currency_json
 from coopnet.node.engine.store_io import fetch_all, fetch_one
 from coopnet.node.membership.projection import standings
-from coopnet.protocol.charter import Charter
+from coopnet.protocol.charter import DEFAULT_CURRENCY, Charter
 from coopnet.protocol.text import safe_text
 from coopnet.protocol.trades import OPEN_STATES
 
@@ -29,6 +30,15 @@ MINUTE_MS = 60_000
 URGENCY_ORDER = ("critical", "high", "normal", "low")
 # Escalated at least this long after a resident asked: the neighbors had their chance first.
 WAITED_MS = 60_000
+
+
+def currency(charter: Charter | None) -> dict[str, object]:
+    """The federation's currency as its charter names it (PROTOCOL.md §16), as the JSON API
+    and `--json` outputs name it: `{"code": "CRD", "name": "credits", "symbol": "",
+    "minor_units": 2}` when it names none. Amounts stay integers in the minor unit (cents);
+    `minor_units` says where people put the point."""
+    named = charter.currency_or_default() if charter is not None else DEFAULT_CURRENCY
+    return currency_json(named)
 
 
 async def neighborhoods(
@@ -104,6 +114,74 @@ async def flows(db: aiosqlite.Connection) -> list[dict[str, Any]]:
         " GROUP BY seller, buyer ORDER BY SUM(total) DESC",
     )
     return [{"from": s, "to": b, "trades": n, "volume": v} for s, b, n, v in rows]
+
+
+async def goods_moved(db: aiosqlite.Connection) -> list[dict[str, Any]]:
+    """What the settled trades moved, by pair and item: `{"from": seller, "to": buyer,
+    "item", "unit", "quantity" (in `unit`), "trades", "volume" (cents)}`, largest volume
+    first. The item and unit are the seller's offer's (an offer's revisions change neither)."""
+    rows = await fetch_all(
+        db,
+        "SELECT t.seller, t.buyer, o.item, o.unit, SUM(t.quantity), COUNT(*), SUM(t.total)"
+        " FROM trades t JOIN offers o ON o.author = t.seller AND o.offer = t.offer"
+        " WHERE t.state = 'settled' GROUP BY t.seller, t.buyer, o.item, o.unit"
+        " ORDER BY SUM(t.total) DESC, t.seller, t.buyer, o.item",
+    )
+    keys = ("from", "to", "item", "unit", "quantity", "trades", "volume")
+    out = [dict(zip(keys, r, strict=True)) for r in rows]
+    for r in out:
+        r["item"] = safe_text(str(r["item"]))  # signed free text (PROTOCOL.md §18)
+    return out
+
+
+# The open market shown at most this many rows of each side; the totals count them all.
+MARKET_ROWS = 200
+
+
+async def open_market(
+    db: aiosqlite.Connection, now_ms: int, *, limit: int = MARKET_ROWS
+) -> dict[str, Any]:
+    """The federation's open offers and needs, still in time at `now_ms` (milliseconds).
+
+    `offers`: `{"seller", "offer", "item", "category", "left" (quantity not yet reserved,
+    in `unit`), "unit", "unit_price" (cents per unit), "min_order", "until" (ms), "area",
+    "delivery"}`, by item then price; `needs`: `{"buyer", "need", "item", "category",
+    "quantity", "unit", "max_unit_price" (cents or None), "until" (ms), "area"}`, by item
+    then soonest needed. At most `limit` of each; `offers_total` and `needs_total` count all.
+    """
+    offer_where = (
+        " FROM offers WHERE state = 'open' AND quantity > reserved AND available_until >= ?"
+    )
+    need_where = " FROM needs WHERE state = 'open' AND needed_by >= ?"
+    offer_rows = await fetch_all(
+        db,
+        "SELECT author, offer, item, category, quantity - reserved, unit, unit_price,"
+        f" min_order, available_until, area, delivery{offer_where}"
+        " ORDER BY item, unit_price, author, offer LIMIT ?",
+        (now_ms, limit),
+    )
+    need_rows = await fetch_all(
+        db,
+        "SELECT author, need, item, category, quantity, unit, max_unit_price, needed_by,"
+        f" area{need_where} ORDER BY item, needed_by, author, need LIMIT ?",
+        (now_ms, limit),
+    )
+    offers_total = await fetch_one(db, f"SELECT COUNT(*){offer_where}", (now_ms,))
+    needs_total = await fetch_one(db, f"SELECT COUNT(*){need_where}", (now_ms,))
+    offer_keys = ("seller", "offer", "item", "category", "left", "unit", "unit_price",
+                  "min_order", "until", "area", "delivery")  # fmt: skip
+    need_keys = ("buyer", "need", "item", "category", "quantity", "unit", "max_unit_price",
+                 "until", "area")  # fmt: skip
+    offers = [dict(zip(offer_keys, r, strict=True)) for r in offer_rows]
+    needs = [dict(zip(need_keys, r, strict=True)) for r in need_rows]
+    for row in (*offers, *needs):
+        row["item"] = safe_text(str(row["item"]))
+    return {
+        "offers": offers,
+        "offers_total": int(offers_total[0]) if offers_total else 0,
+        "needs": needs,
+        "needs_total": int(needs_total[0]) if needs_total else 0,
+    }
 
 
 async def trade_totals(db: aiosqlite.Connection) -> dict[str, int]:

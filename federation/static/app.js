@@ -5,23 +5,39 @@
 // Routes: `#/` is the overview, `#/n/<slug>` a neighborhood's page.
 
 import { balanceBars, seriesCharts } from "./charts.js";
-import { $, duration, empty, h, int, money, percent, plural, put, setText } from "./dom.js";
+import {
+  $,
+  duration,
+  empty,
+  h,
+  int,
+  money,
+  percent,
+  plural,
+  put,
+  setCurrency,
+  setText,
+} from "./dom.js";
 import { flowGraph } from "./graph.js";
-import { go, hoodLink, hoodName, nameFlag, state } from "./state.js";
+import { go, hoodLink, hoodName, nameFlag, state, tickTimes, when } from "./state.js";
 import {
   aidList,
   alertList,
   applicantsList,
   findingsList,
+  goodsTable,
   hoodFlows,
   hoodsTable,
   membershipBadge,
+  needsTable,
+  offersTable,
   rejectedNote,
 } from "./views.js";
 
 const URGENCIES = ["critical", "high", "normal", "low"];
 const POLL_MS = 30_000; // when live updates stall (say, behind a buffering proxy), poll
 const QUIET_S = 86_400; // a neighborhood silent this long is worth a look
+const TICK_MS = 15_000; // how often "5 min ago" is brought up to date between updates
 
 // ---- data ---------------------------------------------------------------------------------
 
@@ -33,22 +49,28 @@ async function getJSON(path) {
 
 function takeSummary(summary) {
   // Keep the newest: a fetched summary may arrive after a pushed one.
-  if (!state.summary || summary.updated_at >= state.summary.updated_at) state.summary = summary;
+  if (!state.summary || summary.updated_at >= state.summary.updated_at) {
+    state.summary = summary;
+    state.summaryAt = Date.now();
+    setCurrency(summary.currency);
+  }
 }
 
 async function loadAll(withSummary) {
   const route = currentRoute();
-  const [summary, hoods, flows, series, aid, audit, membership] = await Promise.all([
+  const [summary, hoods, flows, goods, market, series, aid, audit, membership] = await Promise.all([
     withSummary ? getJSON("/api/summary") : null,
     getJSON("/api/neighborhoods"),
     getJSON("/api/flows"),
+    getJSON("/api/goods"),
+    getJSON("/api/market"),
     getJSON("/api/timeseries"),
     getJSON("/api/aid"),
     getJSON("/api/audit"),
     getJSON("/api/membership"),
   ]);
   if (summary) takeSummary(summary);
-  Object.assign(state, { hoods, flows, series, aid, audit, membership });
+  Object.assign(state, { hoods, flows, goods, market, series, aid, audit, membership });
   // Only a neighborhood the observer knows is fetched: no 404 for a mistyped address.
   const known = route.view === "hood" && hoods.some((x) => x.slug === route.slug);
   state.hood = known ? await getJSON(`/api/neighborhoods/${encodeURIComponent(route.slug)}`) : null;
@@ -185,7 +207,7 @@ function renderSummary() {
   const progress = sum.caught_up ? "caught up" : `catching up (stream seq ${int(sum.stream_seq)})`;
   const net = `net ${sum.net.slice(0, 12)}…`;
   setText("federation-meta", `observed by ${sum.observer} · ${net} · ${progress}`);
-  setText("updated-at", `updated ${new Date(sum.updated_at).toLocaleTimeString()}`);
+  put($("updated-at"), "updated ", when(sum.updated_at));
 
   const applicants = state.membership ? state.membership.by_status.applicant || 0 : 0;
   setText("hoods-count", int(sum.neighborhoods));
@@ -211,7 +233,7 @@ function renderSummary() {
   setText("volume", money(trades.volume));
 
   const balanced = sum.ledger_sum === 0;
-  setText("ledger-sum", balanced ? "✓ 0.00" : `✗ ${money(sum.ledger_sum)}`);
+  setText("ledger-sum", balanced ? `✓ ${money(0)}` : `✗ ${money(sum.ledger_sum)}`);
   setText(
     "ledger-sub",
     balanced
@@ -270,12 +292,20 @@ function renderSummary() {
 
 let drawnGraph = "";
 
+/** Flows with the goods each carried (GET /api/goods), for the graph's arrows. */
+function withGoods(flows) {
+  return flows.map((f) => ({
+    ...f,
+    goods: state.goods.filter((g) => g.from === f.from && g.to === f.to),
+  }));
+}
+
 function renderOverview() {
   // Redrawn only when what it shows changed, so focus and pointing survive an update.
   const shown = state.hoods.map((x) => [x.slug, x.display_name, x.membership, x.balance]);
-  const graphKey = JSON.stringify([drawnWidth, shown, state.flows]);
+  const graphKey = JSON.stringify([drawnWidth, shown, state.flows, state.goods]);
   if (graphKey !== drawnGraph) {
-    const graph = flowGraph(state.hoods, state.flows, {
+    const graph = flowGraph(state.hoods, withGoods(state.flows), {
       id: "flow-graph",
       width: drawnWidth,
       onSelect: go,
@@ -289,6 +319,9 @@ function renderOverview() {
   put($("audit-list"), findingsList(state.audit));
   put($("rejected"), rejectedNote(state.summary && state.summary.rejected));
   put($("hoods-table"), hoodsTable(state.hoods));
+  put($("goods-table"), goodsTable(state.goods));
+  put($("offers-table"), offersTable(state.market));
+  put($("needs-table"), needsTable(state.market));
   const m = state.membership;
   if (m) {
     const counts = Object.entries(m.by_status).sort((a, b) => b[1] - a[1]);
@@ -332,6 +365,14 @@ function panel(title, ...content) {
   return h("section", { class: "panel" }, head, content);
 }
 
+/** The open market (GET /api/market) of one neighborhood: its own offers and needs. */
+function hoodMarket(slug) {
+  const m = state.market || { offers: [], needs: [] };
+  const offers = m.offers.filter((o) => o.seller === slug);
+  const needs = m.needs.filter((n) => n.buyer === slug);
+  return { offers, needs, offers_total: offers.length, needs_total: needs.length };
+}
+
 function renderHoodPage(slug) {
   const page = $("hood-page");
   const back = h("p", { class: "back" }, h("a", { href: "#/" }, "← Federation overview"));
@@ -346,7 +387,6 @@ function renderHoodPage(slug) {
     );
     return;
   }
-  const when = x.last_event_at ? new Date(x.last_event_at).toLocaleString() : null;
   let standing = "even";
   if (x.balance > 0) standing = "in credit: sold more than bought";
   if (x.balance < 0) standing = "in debit: bought more than sold";
@@ -372,8 +412,8 @@ function renderHoodPage(slug) {
       card("Events", int(x.events), `head at seq ${int(x.head)}`),
       card(
         "Last heard",
-        x.liveness_s === null ? "never" : `${duration(x.liveness_s)} ago`,
-        when ? `at ${when}` : "no events yet",
+        when(x.last_event_at),
+        x.last_event_at === null ? "no events yet" : "its latest event, by its clock",
         x.liveness_s !== null && x.liveness_s > QUIET_S ? "warn" : "",
       ),
       card("Calls for help", int(x.aid_requested), "raised to the federation"),
@@ -387,13 +427,19 @@ function renderHoodPage(slug) {
         h(
           "div",
           { class: "graph-box" },
-          flowGraph(state.hoods, state.flows, { focus: slug, width: drawnWidth, onSelect: go }),
+          flowGraph(state.hoods, withGoods(state.flows), { focus: slug, width: drawnWidth, onSelect: go }),
         ),
       ),
-      panel(
-        "Settled trade, by partner",
-        h("div", { class: "table-wrap" }, hoodFlows(slug, x.flows)),
+      h(
+        "div",
+        { class: "stack" },
+        panel("Its open offers", h("div", { class: "table-wrap" }, offersTable(hoodMarket(slug)))),
+        panel("Its open needs", h("div", { class: "table-wrap" }, needsTable(hoodMarket(slug)))),
       ),
+    ),
+    panel(
+      "Settled trade, by partner",
+      h("div", { class: "table-wrap" }, hoodFlows(slug, x.flows, x.goods)),
     ),
     h(
       "div",
@@ -417,6 +463,7 @@ function renderHoodPage(slug) {
 
 refresh({ withSummary: true });
 connectLive();
+setInterval(tickTimes, TICK_MS);
 setInterval(() => {
   if (Date.now() - state.loadedAt > POLL_MS) refresh({ withSummary: true });
 }, POLL_MS / 3);

@@ -1,6 +1,7 @@
 // Small charts drawn by hand: activity per minute, and where the credit stands.
 
-import { clock, empty, h, int, money, plural, s } from "./dom.js";
+import { empty, exactTime, h, int, money, plural, s } from "./dom.js";
+import { relative, when } from "./state.js";
 
 const SERIES = [
   { key: "events", label: "Events", unit: "event" },
@@ -28,12 +29,17 @@ export function seriesCharts(series) {
       h(
         "div",
         { class: "axis muted small" },
-        h("span", {}, clock(series.start)),
+        h("span", {}, when(series.start)),
         h("span", {}, `peak ${int(Math.max(0, ...values))}/min`),
         h("span", {}, "now"),
       ),
     );
   });
+}
+
+/** A minute of the chart, the way every time is shown: "12 min ago (2026-12-01 14:05)". */
+function minute(ms) {
+  return `${relative(ms)} (${exactTime(ms)})`;
 }
 
 function bars(values, start, bucketMs, unit) {
@@ -65,7 +71,7 @@ function bars(values, start, bucketMs, unit) {
           width: Math.max(0.5, step - 1).toFixed(2),
           height: height.toFixed(2),
         },
-        s("title", {}, `${clock(start + i * bucketMs)}: ${plural(value, unit)}`),
+        s("title", {}, `${minute(start + i * bucketMs)}: ${plural(value, unit)}`),
       ),
     );
   });

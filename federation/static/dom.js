@@ -82,13 +82,62 @@ export function int(n) {
   return n === null || n === undefined ? "–" : intFormat.format(n);
 }
 
-/** Integer cents as "1,234.50", exactly (no floating point on the way). */
-export function money(cents) {
+// The federation's currency (GET /api/summary `currency`); credits until the summary is in.
+let currency = { code: "CRD", name: "credits", symbol: "", minor_units: 2 };
+
+export function setCurrency(named) {
+  if (named) currency = named;
+}
+
+/** Integer cents (the currency's minor unit) as "1,234.50", exactly (no floating point on
+ * the way), with as many decimals as the currency's `minor_units`. */
+export function amount(cents) {
   if (cents === null || cents === undefined) return "–";
   const sign = cents < 0 ? "−" : "";
   const abs = Math.abs(cents);
-  const units = intFormat.format(Math.floor(abs / 100));
-  return `${sign}${units}.${String(abs % 100).padStart(2, "0")}`;
+  const digits = currency.minor_units;
+  const scale = 10 ** digits;
+  const units = `${sign}${intFormat.format(Math.floor(abs / scale))}`;
+  return digits ? `${units}.${String(abs % scale).padStart(digits, "0")}` : units;
+}
+
+/** Integer cents in the federation's currency, for people, as the CLI writes them
+ * (node/engine/money.py): "1,234.50 credits", or "£1,234.50" for a currency with a symbol. */
+export function money(cents) {
+  if (cents === null || cents === undefined) return "–";
+  const number = amount(cents);
+  if (!currency.symbol) return `${number} ${currency.name}`;
+  return number.startsWith("−")
+    ? `−${currency.symbol}${number.slice(1)}`
+    : `${currency.symbol}${number}`;
+}
+
+/** A price per unit: "0.35 credits a piece". */
+export function price(cents, unit) {
+  return `${money(cents)} a ${unitName(1, unit)}`;
+}
+
+// Units as people say them, one and many; a unit not listed is shown as it is.
+const UNITS = {
+  gram: ["gram", "grams"],
+  kilogram: ["kilogram", "kilograms"],
+  millilitre: ["millilitre", "millilitres"],
+  litre: ["litre", "litres"],
+  piece: ["piece", "pieces"],
+  item: ["item", "items"],
+  dozen: ["dozen", "dozen"],
+  minute: ["minute", "minutes"],
+  hour: ["hour", "hours"],
+};
+
+function unitName(n, unit) {
+  const names = UNITS[unit];
+  return names ? names[n === 1 ? 0 : 1] : unit;
+}
+
+/** A quantity with its unit: "12 pieces", "1 dozen", "500 grams". */
+export function quantity(n, unit) {
+  return `${int(n)} ${unitName(n, unit)}`;
 }
 
 export function percent(share) {
@@ -104,14 +153,24 @@ export function duration(seconds) {
   return `${(seconds / 86400).toFixed(1)} d`;
 }
 
-export function ago(seconds) {
-  if (seconds === null || seconds === undefined) return "never";
-  return seconds < 2 ? "just now" : `${duration(seconds)} ago`;
+// The last moment a Date can name: a time beyond it (an offer without end) is "no end".
+const LAST_MS = 8.64e15;
+
+/** The exact moment, in the reader's time zone: "2026-12-01 14:05" (the title of every
+ * time the page shows; the text says how long ago, state.js `when`). */
+export function exactTime(ms) {
+  if (ms === null || ms === undefined) return "–";
+  if (Math.abs(ms) > LAST_MS) return "no end";
+  const d = new Date(ms);
+  const two = (n) => String(n).padStart(2, "0");
+  const day = `${d.getFullYear()}-${two(d.getMonth() + 1)}-${two(d.getDate())}`;
+  return `${day} ${two(d.getHours())}:${two(d.getMinutes())}`;
 }
 
-/** "14:05" (or "2:05 PM"), in the reader's own way of writing times. */
-export function clock(ms) {
-  return new Date(ms).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+/** The same moment in ISO 8601 UTC, for a <time datetime> attribute (null if none). */
+export function isoTime(ms) {
+  if (ms === null || ms === undefined || Math.abs(ms) > LAST_MS) return null;
+  return new Date(ms).toISOString();
 }
 
 export function plural(n, one, many = `${one}s`) {

@@ -1,7 +1,7 @@
 // The trade-flow graph: one circle per neighborhood on a ring, one curved arrow per
 // seller → buyer pair, as wide and as strong as the settled volume between them.
 
-import { money, plural, s } from "./dom.js";
+import { money, plural, quantity, s } from "./dom.js";
 
 const MEMBERS = new Set(["founder", "admitted"]);
 
@@ -61,9 +61,11 @@ export function flowGraph(hoods, flows, { id = null, focus = null, width = 640, 
     if (f.from === f.to) continue;
     const weight = Math.sqrt(f.volume / most);
     const faded = Boolean(focus) && f.from !== focus && f.to !== focus;
+    const goods = (f.goods || []).map((g) => `${g.item} ${quantity(g.quantity, g.unit)}`);
     const label =
       `${nameOf(f.from)} → ${nameOf(f.to)}: ` +
-      `${plural(f.trades, "trade")}, ${money(f.volume)}`;
+      `${plural(f.trades, "trade")}, ${money(f.volume)}` +
+      (goods.length ? ` (${goods.join(", ")})` : "");
     edges.append(arrow(place.get(f.from), place.get(f.to), weight, { flow: f, faded, label }));
   }
   graph.append(edges);

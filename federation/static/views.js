@@ -1,7 +1,8 @@
-// Lists and tables: calls for help, alerts, audit findings, neighborhoods, flows, applicants.
+// Lists and tables: calls for help, alerts, audit findings, neighborhoods, flows, goods,
+// the open market, applicants.
 
-import { ago, badge, empty, h, int, money, plural, shortId } from "./dom.js";
-import { go, hoodLink, hoodName, nameFlag, observerNow, relative } from "./state.js";
+import { badge, empty, h, int, money, plural, price, quantity, shortId } from "./dom.js";
+import { go, hoodLink, hoodName, nameFlag, observerNow, when } from "./state.js";
 
 const ALERT_ORDER = ["danger", "warning", "info"];
 
@@ -27,7 +28,8 @@ export function alertList(alerts) {
             { class: "muted small" },
             "from ",
             hoodLink(a.author),
-            ` · ${relative(a.raised_at)}`,
+            " · ",
+            when(a.raised_at),
           ),
         ),
         a.advice ? h("p", {}, a.advice) : null,
@@ -72,7 +74,8 @@ export function aidList(requests, { showRequester = true } = {}) {
           h(
             "span",
             { class: r.needed_by < observerNow() ? "late" : "muted" },
-            `needed ${relative(r.needed_by)}`,
+            "needed ",
+            when(r.needed_by),
           ),
         ),
       ),
@@ -136,6 +139,35 @@ function signed(cents) {
   return h("span", { class: cents > 0 ? "pos" : cents < 0 ? "neg" : "" }, money(cents));
 }
 
+/**
+ * A table that becomes a list of cards on a phone (style.css `table.stacked`): each cell
+ * carries its column's name. `columns`: [label, class]; `rows`: {attrs, cells}.
+ */
+function stackedTable(cls, columns, rows) {
+  return h(
+    "table",
+    { class: `stacked ${cls}` },
+    h(
+      "thead",
+      {},
+      h("tr", {}, columns.map(([label, c]) => h("th", { class: c, scope: "col" }, label))),
+    ),
+    h(
+      "tbody",
+      {},
+      rows.map(({ attrs = {}, cells }) =>
+        h(
+          "tr",
+          attrs,
+          cells.map((cell, i) =>
+            h("td", { class: columns[i][1], "data-label": columns[i][0] }, cell),
+          ),
+        ),
+      ),
+    ),
+  );
+}
+
 const HOOD_COLUMNS = [
   ["Neighborhood", ""],
   ["Membership", ""],
@@ -151,68 +183,155 @@ const HOOD_COLUMNS = [
 /** GET /api/neighborhoods as a table; a row opens that neighborhood's page. */
 export function hoodsTable(hoods) {
   if (!hoods.length) return empty("No neighborhood has published yet.");
-  return h(
-    "table",
-    { class: "hoods" },
-    h(
-      "thead",
-      {},
-      h("tr", {}, HOOD_COLUMNS.map(([label, cls]) => h("th", { class: cls, scope: "col" }, label))),
-    ),
-    h(
-      "tbody",
-      {},
-      hoods.map((x) =>
-        h(
-          "tr",
-          { "data-slug": x.slug, onclick: (event) => event.target.closest("a") || go(x.slug) },
-          h(
-            "td",
-            {},
-            hoodLink(x.slug),
-            h("span", { class: "muted small" }, ` ${x.slug}`),
-            nameFlag(x) && " ",
-            nameFlag(x),
-          ),
-          h("td", {}, membershipBadge(x.membership)),
-          h("td", { class: "num" }, int(x.events)),
-          h("td", { class: "num" }, ago(x.liveness_s)),
-          h("td", { class: "num" }, int(x.offers_open)),
-          h("td", { class: "num" }, `${int(x.trades_sold)} · ${money(x.volume_sold)}`),
-          h("td", { class: "num" }, `${int(x.trades_bought)} · ${money(x.volume_bought)}`),
-          h("td", { class: "num" }, signed(x.balance)),
-          h("td", { class: "num" }, int(x.aid_requested)),
-        ),
-      ),
-    ),
+  return stackedTable(
+    "hoods",
+    HOOD_COLUMNS,
+    hoods.map((x) => ({
+      attrs: { "data-slug": x.slug, onclick: (event) => event.target.closest("a") || go(x.slug) },
+      cells: [
+        [
+          hoodLink(x.slug),
+          h("span", { class: "muted small" }, ` ${x.slug}`),
+          nameFlag(x) && " ",
+          nameFlag(x),
+        ],
+        membershipBadge(x.membership),
+        int(x.events),
+        when(x.last_event_at),
+        int(x.offers_open),
+        [money(x.volume_sold), h("span", { class: "cell-sub" }, plural(x.trades_sold, "trade"))],
+        [
+          money(x.volume_bought),
+          h("span", { class: "cell-sub" }, plural(x.trades_bought, "trade")),
+        ],
+        signed(x.balance),
+        int(x.aid_requested),
+      ],
+    })),
   );
 }
 
-/** A neighborhood's settled trade with each other one, largest first. */
-export function hoodFlows(slug, flows) {
+/** What moved, in words: "eggs: 8 pieces · kale: 2 pieces". */
+function goodsText(goods) {
+  if (!goods.length) return "–";
+  return goods.map((g) => `${g.item}: ${quantity(g.quantity, g.unit)}`).join(" · ");
+}
+
+/** A neighborhood's settled trade with each other one, largest first, with the goods. */
+export function hoodFlows(slug, flows, goods = []) {
   if (!flows.length) return empty("No settled trade yet.");
   const rows = [...flows].sort((a, b) => b.volume - a.volume);
-  const th = (label, cls = "") => h("th", { class: cls, scope: "col" }, label);
-  return h(
-    "table",
-    { class: "flows" },
-    h("thead", {}, h("tr", {}, th("Goods"), th("With"), th("Trades", "num"), th("Volume", "num"))),
-    h(
-      "tbody",
-      {},
-      rows.map((f) => {
-        const sold = f.from === slug;
-        return h(
-          "tr",
-          {},
-          h("td", {}, sold ? "supplied to →" : "← bought from"),
-          h("td", {}, hoodLink(sold ? f.to : f.from)),
-          h("td", { class: "num" }, int(f.trades)),
-          h("td", { class: "num" }, money(f.volume)),
-        );
-      }),
-    ),
+  const columns = [["", ""], ["With", ""], ["Goods", "goods"], ["Trades", "num"], ["Value", "num"]];
+  return stackedTable(
+    "flows",
+    columns,
+    rows.map((f) => {
+      const sold = f.from === slug;
+      const moved = goods.filter((g) => g.from === f.from && g.to === f.to);
+      return {
+        attrs: { "data-from": f.from, "data-to": f.to },
+        cells: [
+          sold ? "sold to" : "bought from",
+          hoodLink(sold ? f.to : f.from),
+          goodsText(moved),
+          int(f.trades),
+          money(f.volume),
+        ],
+      };
+    }),
   );
+}
+
+/** GET /api/goods: what settled trade moved between neighborhoods, largest value first. */
+export function goodsTable(goods) {
+  if (!goods.length) return empty("No goods have moved yet: no trade settled.");
+  const columns = [
+    ["Item", ""],
+    ["Quantity", "num"],
+    ["From", ""],
+    ["To", ""],
+    ["Trades", "num"],
+    ["Value", "num"],
+  ];
+  return stackedTable(
+    "goods",
+    columns,
+    goods.map((g) => ({
+      attrs: { "data-from": g.from, "data-to": g.to },
+      cells: [
+        h("strong", {}, g.item),
+        quantity(g.quantity, g.unit),
+        hoodLink(g.from),
+        hoodLink(g.to),
+        int(g.trades),
+        money(g.volume),
+      ],
+    })),
+  );
+}
+
+function more(shown, total, what) {
+  return total > shown
+    ? h("p", { class: "muted small" }, `Showing ${int(shown)} of ${plural(total, what)}.`)
+    : null;
+}
+
+/** GET /api/market `offers`: what co-ops offer now, with what is left of it. */
+export function offersTable(market) {
+  if (!market || !market.offers.length) return empty("No open offers.");
+  const columns = [
+    ["Item", ""],
+    ["Left", "num"],
+    ["Price", "num"],
+    ["Seller", ""],
+    ["Until", ""],
+  ];
+  return [
+    stackedTable(
+      "offers",
+      columns,
+      market.offers.map((o) => ({
+        attrs: { "data-seller": o.seller, "data-offer": o.offer },
+        cells: [
+          h("strong", {}, o.item),
+          quantity(o.left, o.unit),
+          price(o.unit_price, o.unit),
+          hoodLink(o.seller),
+          when(o.until),
+        ],
+      })),
+    ),
+    more(market.offers.length, market.offers_total, "open offer"),
+  ];
+}
+
+/** GET /api/market `needs`: what co-ops want to source inside the federation. */
+export function needsTable(market) {
+  if (!market || !market.needs.length) return empty("No open needs.");
+  const columns = [
+    ["Item", ""],
+    ["Wanted", "num"],
+    ["Up to", "num"],
+    ["Buyer", ""],
+    ["Needed by", ""],
+  ];
+  return [
+    stackedTable(
+      "needs",
+      columns,
+      market.needs.map((n) => ({
+        attrs: { "data-buyer": n.buyer, "data-need": n.need },
+        cells: [
+          h("strong", {}, n.item),
+          quantity(n.quantity, n.unit),
+          n.max_unit_price === null ? "any price" : price(n.max_unit_price, n.unit),
+          hoodLink(n.buyer),
+          when(n.until),
+        ],
+      })),
+    ),
+    more(market.needs.length, market.needs_total, "open need"),
+  ];
 }
 
 /** Applicants and how far their consent has come (GET /api/membership). */
