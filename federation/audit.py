@@ -12,7 +12,9 @@ Severity says what is at stake:
   acting outside its role; an action by a non-member or a retired key). The records are
   intact, but someone tried.
   A neighborhood whose display name looks like an earlier one's, or hides invisible
-  characters, is a warning too (PROTOCOL.md §18).
+  characters, is a warning too (PROTOCOL.md §18), and so is a neighborhood that retired
+  without settling (PROTOCOL.md §16.5): the ledger still sums to zero, but a balance is
+  frozen that the members must decide how to absorb;
 - info: worth knowing, proving nothing (events beyond a gap that no known key signed: forged,
   or signed after rotations the observer has not received yet).
 
@@ -32,6 +34,7 @@ from coopnet.federation.names import shown_names
 from coopnet.node.engine.gaps import UnverifiableGap
 from coopnet.node.engine.store_io import fetch_all
 from coopnet.node.membership.projection import standings
+from coopnet.node.membership.settlement import unsettled
 from coopnet.protocol.charter import Charter
 from coopnet.protocol.kinds import KINDS
 from coopnet.protocol.ledger import DEFAULT_CREDIT_LIMIT, Ledger
@@ -67,6 +70,7 @@ async def audit(db: aiosqlite.Connection, charter: Charter | None, *, now_ms: in
     findings += await _ledger(db, charter)
     findings += await _oversold(db)
     findings += await _non_members(db, charter)
+    findings += await _retired_unsettled(db, now_ms)
     findings += await _gaps(db, now_ms)
     findings += await _names(db, charter)
     findings.sort(key=lambda f: (SEVERITY_ORDER[f.severity], f.code, f.author))
@@ -349,6 +353,39 @@ async def _non_members(db: aiosqlite.Connection, charter: Charter | None) -> lis
                 detail="nobody may trade with a neighborhood the federation has not admitted",
                 author=author,
                 evidence=_ids(ids),
+            )
+        )
+    return out
+
+
+async def _retired_unsettled(db: aiosqlite.Connection, now_ms: int) -> list[Finding]:
+    """Retired members whose balance is not zero or whose trades are still open (§16.5).
+    A warning, not critical: the records are intact and the ledger sums to zero; the
+    balance is frozen on the ledger, and nothing this federation's software does can
+    change it (a critical finding would fail every audit from then on)."""
+    retired = {
+        str(r[0]): bytes(r[1])
+        for r in await fetch_all(
+            db,
+            "SELECT r.slug, e.id FROM member_retirements r"
+            " JOIN events e ON e.author = r.slug AND e.seq = r.seq",
+        )
+    }
+    out = []
+    for slug, left in (await unsettled(db, retired, now_ms)).items():
+        if left.settled:
+            continue
+        out.append(
+            Finding(
+                code="retired_unsettled",
+                severity="warning",
+                title=f"{slug} retired with a balance of {left.balance} cents and "
+                f"{len(left.open_trades)} open trade(s)",
+                detail=f"{left.describe()}. The balance stays on the ledger as {slug}'s, "
+                "frozen (nobody trades with a retired neighborhood); the members decide how "
+                "to absorb it",
+                author=slug,
+                evidence=[retired[slug].hex(), *(t.proposal for t in left.open_trades)][:20],
             )
         )
     return out

@@ -11,6 +11,12 @@ their activities and tells their listeners of every stored batch (docs/ARCHITECT
          recover own head → ready to sign → { outbox publisher, stream follower,
          sync server, gap filler }
 
+A retired node stops by itself (PROTOCOL.md §16.5): once it holds its own
+`membership.retired` (signed here, or learned from the bus when a store restored from
+an old backup recovers its head) and its outbox has reached the bus, it says so in one
+line (`retired_line`) and `run()` returns; `coopnet node run` then exits 0. A node whose
+store already ends with its retirement, published, does not start at all.
+
 Offline first: once the node has confirmed its head, residents keep posting while the bus
 is down; the outbox drains on reconnect. A node that starts while neither the stream nor a
 peer answers cannot know whether its store lost writes, so it signs nothing until it can
@@ -22,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import NamedTuple
@@ -71,12 +78,15 @@ from coopnet.node.membership import domain as membership
 from coopnet.node.membership.governance import Governance
 from coopnet.node.neighborhoods import domain as neighborhoods
 from coopnet.node.notes import domain as notes
-from coopnet.protocol import Body, Envelope, Identity
+from coopnet.protocol import Body, Envelope, Identity, decode_unsealed
+from coopnet.protocol.membership import MembershipRetired
 
 log = logging.getLogger("coopnet.node")
 
 READY_WAIT_S = 5.0
 FLUSH_ON_STOP_S = 3.0
+# How long a retired node waits for its outbox (its retirement last) to reach the bus.
+RETIRED_FLUSH_S = 30.0
 
 
 class _Registered(NamedTuple):
@@ -202,6 +212,9 @@ class Node:
         self.bus_refused: str | None = None  # why the node does not connect, if it does not
         self.not_ready = ""  # why the node cannot confirm its own head yet, if it cannot
         self.stopped = anyio.Event()
+        self.retirement: Envelope | None = None  # its own `membership.retired`, once held
+        self._retired = anyio.Event()
+        self.retired_line = ""  # what it said when it stopped because it retired
 
     # -- parts, available once run() has started ---------------------------------------------
 
@@ -249,6 +262,9 @@ class Node:
                 reconcile_keys, self.data, self.identity, own.keys
             )
             self._stream_seq = int(await self._store.meta(CURSOR_KEY) or 0)
+            if own.keys.retired_seq and await self._retired_at_start(own.keys.retired_seq):
+                task_status.started()
+                return
             with anyio.CancelScope() as scope:
                 self._scope = scope
                 async with anyio.create_task_group() as tg:
@@ -276,6 +292,7 @@ class Node:
                         self.ready.set()
                     checkpoints = self._store.checkpoint_forever
                     tg.start_soon(self._keep_running, "checkpointer", checkpoints)
+                    tg.start_soon(self._keep_running, "retirement", self._stop_when_retired)
                     tg.start_soon(self._bus_supervisor)
                     task_status.started()
         finally:
@@ -348,6 +365,40 @@ class Node:
     def stop(self) -> None:
         if self._scope is not None:
             self._scope.cancel()
+
+    # -- retired: the node stops (PROTOCOL.md §16.5) -------------------------------------------
+
+    async def _retired_at_start(self, seq: int) -> bool:
+        """The store ends with this node's retirement: note it; True (do not start) once
+        nothing waits in the outbox, else the node runs until its outbox drains."""
+        found = await self.store.event_at(self.slug, seq)
+        assert found is not None, "the key log names a retirement the log does not hold"
+        self._note_retirement(decode_unsealed(found[1]))
+        if await self.store.outbox_depth():
+            return False
+        self._say_retired(waiting=0)
+        return True
+
+    def _note_retirement(self, env: Envelope) -> None:
+        if self.retirement is None:
+            self.retirement = env
+            self._retired.set()
+
+    async def _stop_when_retired(self) -> None:
+        """Once retired, wait (at most RETIRED_FLUSH_S) for the outbox to reach the bus, say
+        so and stop: a retired node neither signs nor connects any more."""
+        await self._retired.wait()
+        with anyio.move_on_after(RETIRED_FLUSH_S):
+            while await self.store.outbox_depth():  # noqa: ASYNC110
+                await anyio.sleep(0.1)  # the publisher drains it; no event says "empty"
+        self._say_retired(waiting=await self.store.outbox_depth())
+        self.stop()
+
+    def _say_retired(self, *, waiting: int) -> None:
+        env = self.retirement
+        assert env is not None
+        self.retired_line = retired_line(self.slug, env, waiting=waiting)
+        log.warning("%s", self.retired_line)
 
     async def _bus_supervisor(self) -> None:
         refused = await self._foreign_creds()
@@ -434,6 +485,14 @@ class Node:
         # Bodies taken out of the log are signed again first, so they keep their place
         # before anything residents post from now on.
         self.not_ready = ""
+        if self.retirement is not None:  # the published history ends with the retirement
+            if resign:
+                log.warning(
+                    "%s: %d own event(s) signed after this store's copy was made were never "
+                    "published; this neighborhood retired, so they are not signed again",
+                    self.slug, len(resign),
+                )  # fmt: skip
+            return
         for body in resign:
             await self._append(body)
         self.ready.set()
@@ -481,6 +540,9 @@ class Node:
     def _on_accepted(self, events: Sequence[Envelope]) -> None:
         if self._publisher is not None and any(e.author == self.slug for e in events):
             self._publisher.wake()  # own events that came back over the bus (recovery)
+        for e in events:
+            if e.author == self.slug and e.kind == MembershipRetired.kind:
+                self._note_retirement(e)
         for listener in self.listeners:
             listener(events)
 
@@ -555,6 +617,22 @@ class Node:
             consumer_missing=self.bus.consumer_missing,
             not_ready=self.not_ready,
         )
+
+
+def retired_line(slug: str, retirement: Envelope, *, waiting: int = 0) -> str:
+    """What a retired node says as it stops (`waiting`: own events not yet on the bus)."""
+    at = datetime.fromtimestamp(retirement.at / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    line = (
+        f"{slug} retired from the federation at {at} (event #{retirement.seq}"
+        f" {retirement.id.hex()}): this node stops; its log stays readable"
+        " (coopnet node status)"
+    )
+    if waiting:
+        line += (
+            f"; {waiting} own event(s), the retirement among them, have not reached the bus:"
+            " they go out when it runs again with working credentials"
+        )
+    return line
 
 
 __all__ = ["DOMAINS", "Node", "NodeStatus", "NotReady", "domain_tables", "now_ms"]

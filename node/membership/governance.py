@@ -1,5 +1,6 @@
 """A node's part in the federation's governance: applying, answering applications,
-retiring, and the membership checks trading relies on (the market's `Members` seam).
+retiring (settled first: node/membership/settlement.py), and the membership checks trading
+relies on (the market's `Members` seam).
 
 Every decision is the pure rule's (`protocol.membership`, docs/PROTOCOL.md §16): this module
 checks a statement against it before signing, so a resident hears "no" with a code instead
@@ -15,8 +16,10 @@ import anyio
 
 from coopnet.node.engine.context import NodeContext
 from coopnet.node.engine.refusals import Refused
+from coopnet.node.engine.store import now_ms
 from coopnet.node.engine.store_io import fetch_one
 from coopnet.node.membership.projection import standings
+from coopnet.node.membership.settlement import unsettled
 from coopnet.protocol import Envelope, InvalidEvent
 from coopnet.protocol.charter import Charter
 from coopnet.protocol.membership import (
@@ -142,8 +145,18 @@ class Governance:
             return await self._sign(body)
 
     async def retire(self, reason: str = "") -> Envelope:
-        """The last event this node signs (§16.5)."""
+        """The last event this node signs (§16.5), once its balance is 0 and no trade of its
+        is open; otherwise Refused (`balance_not_settled`, 409) naming the balance (credit
+        cents), the open trades, and how to settle them."""
         async with self.lock:
+            me = self.node.slug
+            left = (await unsettled(self.node.store.reader, [me], now_ms()))[me]
+            if not left.settled:
+                raise Refused(
+                    "balance_not_settled",
+                    f"{me} cannot retire yet: {left.describe()}. Settle first: "
+                    f"{left.how_to_settle()} (PROTOCOL.md §16.5)",
+                )
             env = await self._sign(MembershipRetired(reason=reason))
             log.warning("%s: retired from the federation: %s", self.node.slug, reason or "-")
             return env

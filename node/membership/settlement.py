@@ -1,0 +1,138 @@
+"""What a neighborhood still owes or is owed before it retires (docs/PROTOCOL.md §16.5).
+
+A neighborhood settles its balance to zero, and closes its open trades, before it retires:
+its own node refuses to sign `membership.retired` otherwise (`balance_not_settled`), and an
+observer's audit flags a retired member that did not (`retired_unsettled`, §17).
+
+Both compute it the same way, from the log alone: every trade statement held (the engine's
+`events` table) folded with the protocol's own rule (`protocol.trades.fold_trade`, §11),
+and the acceptances the seller's offer fold refused (`domain_rejections`), exactly as the
+market projection and the audit fold them. Membership reads no table of the market's, so
+the two domains stay independent (docs/ARCHITECTURE.md). Amounts are credit cents.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections import defaultdict
+from collections.abc import Collection
+
+import aiosqlite
+import msgspec
+
+from coopnet.node.engine.store_io import run_in_db, select_all
+from coopnet.protocol import decode_unsealed
+from coopnet.protocol.trades import OPEN_STATES, Statement, TradeView, fold_trade, trade_key
+
+
+class OpenTrade(msgspec.Struct, frozen=True, kw_only=True):
+    """A trade of the neighborhood's that is not closed yet (§11)."""
+
+    buyer: str
+    trade: str
+    seller: str
+    state: str  # one of protocol.trades.OPEN_STATES
+    total: int  # credit cents
+    proposal: str  # the id of its `trade.proposed`, hex
+
+
+class Unsettled(msgspec.Struct, frozen=True, kw_only=True):
+    """A neighborhood's balance (credit cents, settled trades, §12) and its open trades."""
+
+    slug: str
+    balance: int = 0
+    open_trades: tuple[OpenTrade, ...] = ()
+
+    @property
+    def settled(self) -> bool:
+        """Whether it may retire: balance zero and no open trade."""
+        return self.balance == 0 and not self.open_trades
+
+    def describe(self) -> str:
+        """The balance and the open trades, in words."""
+        parts = [f"its balance is {_units(self.balance)} ({self.balance} cents)"]
+        if self.open_trades:
+            shown = ", ".join(
+                f"{t.buyer}/{t.trade} with {t.seller if t.buyer == self.slug else t.buyer}"
+                f" ({t.state}, {t.total} cents)"
+                for t in self.open_trades[:5]
+            )
+            more = f" and {len(self.open_trades) - 5} more" if len(self.open_trades) > 5 else ""
+            parts.append(f"{len(self.open_trades)} trade(s) are open: {shown}{more}")
+        return "; ".join(parts)
+
+    def how_to_settle(self) -> str:
+        """What the neighborhood does to reach a zero balance and no open trade."""
+        how = []
+        if self.balance < 0:
+            how.append("sell to members until the balance is 0 (it is in debt)")
+        elif self.balance > 0:
+            how.append("buy from members until the balance is 0 (it is in credit)")
+        if self.open_trades:
+            how.append("finish, decline or cancel the open trades")
+        return ", and ".join(how) or "nothing"
+
+
+def _units(cents: int) -> str:
+    sign = "-" if cents < 0 else ""
+    whole, minor = divmod(abs(cents), 100)
+    return f"{sign}{whole}.{minor:02d}"
+
+
+def unsettled_in(
+    conn: sqlite3.Connection, slugs: Collection[str], now_ms: int
+) -> dict[str, Unsettled]:
+    """For each of `slugs`: its balance and open trades, folded from the log held in `conn`
+    (a node's or an observer's store). A proposal past its `expires_at` is not open (§11).
+    Reads every trade statement of the log once; call it where that is rare (retiring,
+    and an audit that holds retirements)."""
+    wanted = set(slugs)
+    if not wanted:
+        return {}
+    rows = select_all(conn, "SELECT wire FROM events WHERE kind LIKE 'trade.%' ORDER BY pos")
+    grouped: dict[tuple[str, str], list[Statement]] = defaultdict(list)
+    for (wire,) in rows:
+        env = decode_unsealed(bytes(wire))  # stored: it passed `unseal` when it came in
+        key = trade_key(env.author, env.body)
+        if key is not None:
+            grouped[key].append(
+                Statement(id=env.id, author=env.author, seq=env.seq, at=env.at, body=env.body)
+            )
+    refused = frozenset(
+        bytes(r[0])
+        for r in select_all(conn, "SELECT id FROM domain_rejections WHERE kind = 'trade.accepted'")
+    )
+    balance: dict[str, int] = defaultdict(int)
+    open_trades: dict[str, list[OpenTrade]] = defaultdict(list)
+    for (buyer, trade), statements in sorted(grouped.items()):
+        view = fold_trade(buyer, trade, statements, refused)
+        parties = {view.buyer, view.seller} & wanted
+        if not parties or not view.seller:
+            continue
+        if view.state == "settled":
+            balance[view.seller] += view.total
+            balance[view.buyer] -= view.total
+        elif view.state_at(now_ms) in OPEN_STATES:
+            for party in parties:
+                open_trades[party].append(_open(view, statements))
+    return {
+        s: Unsettled(slug=s, balance=balance[s], open_trades=tuple(open_trades[s]))
+        for s in sorted(wanted)
+    }
+
+
+def _open(view: TradeView, statements: list[Statement]) -> OpenTrade:
+    proposal = next(
+        s for s in statements if s.author == view.buyer and s.body.kind == "trade.proposed"
+    )
+    return OpenTrade(
+        buyer=view.buyer, trade=view.trade, seller=view.seller, state=view.state,
+        total=view.total, proposal=proposal.id.hex(),
+    )  # fmt: skip
+
+
+async def unsettled(
+    db: aiosqlite.Connection, slugs: Collection[str], now_ms: int
+) -> dict[str, Unsettled]:
+    """`unsettled_in` on an open store (one round trip on its connection's thread)."""
+    return await run_in_db(db, unsettled_in, slugs, now_ms)
