@@ -8,4 +8,99 @@ Add an entry only with its reason, and only when no test could tell the mutant a
 
 from __future__ import annotations
 
-EXPLAINED: dict[tuple[str, str], str] = {}
+_CACHE = (
+    "a cache bypassed: a new msgspec Decoder of the same type is made for every body, which "
+    "decodes the same values (only slower)"
+)
+_TYPE_ONLY = (
+    "a type annotation only: the Struct is built by the code, never decoded or validated, so "
+    "the Literal's values are not checked at run time (mypy checks them)"
+)
+_ALWAYS_SET = "a default the only constructor call always overrides with a computed value"
+
+EXPLAINED: dict[tuple[str, str], str] = {
+    # -- mutmut, inside functions ---------------------------------------------------------
+    ("protocol/envelope.py", "_decoder: `decoder = None`"): _CACHE,
+    ("protocol/envelope.py", "_decoder: `decoder = _body_decoders.get(None)`"): _CACHE,
+    ("protocol/aid.py", 'check_personal_data: `else "XXXX"`'): (
+        'the text checked for a body that is neither a request nor a pledge: "XXXX" holds no '
+        'personal data, so nothing is raised, as for ""'
+    ),
+    (
+        "protocol/aid.py",
+        "check_personal_data: `found = personal_data_in(text) if (text) or True else None`",
+    ): 'personal_data_in("") is None: checking the empty text finds nothing, as skipping it does',
+    (
+        "protocol/charter.py",
+        'canonical_bytes: `return json.dumps(value, sort_keys=True, separators=(",", ":"), '
+        "ensure_ascii=None).encode()`",
+    ): "ensure_ascii=None is falsy: json.dumps reads it as False",
+    ("protocol/charter.py", 'parse_charter: `data.decode("UTF-8"),`'): (
+        "codec names are case-insensitive: the same UTF-8 codec"
+    ),
+    ("protocol/strict_msgpack.py", 'check_strict: `text = data[pos:end].decode("UTF-8")`'): (
+        "codec names are case-insensitive: the same UTF-8 codec"
+    ),
+    ("protocol/strict_msgpack.py", "check_strict: `if lead <= 128 or lead >= 0xE0:`"): (
+        "0x80 is the empty fixmap: read as a scalar it is still one complete value holding "
+        "nothing, and as a map key both are refused as not a str"
+    ),
+    ("protocol/strict_msgpack.py", "check_strict: `elif lead <= 144:`"): (
+        "0x90 (the empty fixarray) read as a fixmap of length 0x90 & 0x0F = 0: an empty "
+        "container either way, complete at once"
+    ),
+    ("protocol/strict_msgpack.py", "check_strict: `if lead <= 192:`"): (
+        "reached only for lead <= 0xBF or 0xD9..0xDB, which `<= 0xBF` and `<= 192` split the "
+        "same way"
+    ),
+    (
+        "protocol/strict_msgpack.py",
+        "check_strict: `assert frame is not None or frame[1] is not None`",
+    ): "an assert that holds wherever it is reached (a key is expected only in a map's frame)",
+    ("protocol/strict_msgpack.py", "check_strict: `expecting_key = None`"): (
+        "None and False are both falsy, and expecting_key is only tested for truth"
+    ),
+    ("protocol/strict_msgpack.py", "_read_len: `return int.from_bytes(data[pos:end], ), end`"): (
+        "int.from_bytes reads big-endian by default since Python 3.11 (the oldest we support)"
+    ),
+    (
+        "protocol/text.py",
+        'skeleton: `return "".join(ch for ch in text if unicodedata.category(ch)[0] in "XXLNXX")`',
+    ): "no Unicode general category starts with X: the same characters are kept",
+    # -- ours, outside functions ----------------------------------------------------------
+    (
+        "protocol/envelope.py",
+        "element removed: ValueError in `_DECODE_ERRORS = (msgspec.MsgspecError, ValueError)`",
+    ): (
+        "every error msgspec raises while decoding (DecodeError, ValidationError) is both a "
+        "MsgspecError and a ValueError: either element alone catches it"
+    ),
+    (
+        "protocol/envelope.py",
+        "element removed: msgspec.MsgspecError in `_DECODE_ERRORS = (msgspec.MsgspecError, "
+        "ValueError)`",
+    ): (
+        "every error msgspec raises while decoding (DecodeError, ValidationError) is both a "
+        "MsgspecError and a ValueError: either element alone catches it"
+    ),
+    **{
+        ("protocol/membership.py", f'Literal value removed: "{v}" in `{line}`'): _TYPE_ONLY
+        for line, values in (
+            ('Stance = Literal["none", "consent", "object"]', ("none", "consent", "object")),
+            (
+                'Status = Literal["founder", "admitted", "applicant", "retired", "outsider"]',
+                ("founder", "admitted", "applicant", "retired", "outsider"),
+            ),
+        )
+        for v in values
+    },
+    ("protocol/membership.py", 'field default "" -> "x" in `reason: str = ""`'): _ALWAYS_SET,
+    (
+        "protocol/membership.py",
+        "number 0 -> -1 in `needed: int = 0  # consents the rule needs from those members`",
+    ): _ALWAYS_SET,
+    (
+        "protocol/membership.py",
+        "number 0 -> 1 in `needed: int = 0  # consents the rule needs from those members`",
+    ): _ALWAYS_SET,
+}

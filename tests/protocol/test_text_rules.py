@@ -54,3 +54,9 @@ def test_a_name_that_looks_like_an_earlier_neighborhoods_slug_imitates_it() -> N
     # oakley's display name is something else: its slug still counts as a name it shows.
     names = [("oakley", "Riverside Bakery"), ("x", "Oakley")]
     assert imitations(names) == {"x": "oakley"}
+
+
+def test_a_name_that_looks_like_an_earlier_display_name_imitates_it() -> None:
+    # The earlier neighborhood's slug looks nothing like its name: the name alone is copied.
+    names = [("rb", "Riverside Bakery"), ("x", "RIVERSIDE-BAKERY!")]
+    assert imitations(names) == {"x": "rb"}
