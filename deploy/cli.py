@@ -1,10 +1,21 @@
-"""The `coopnet` command: one entry point, a subcommand per job, `--help` on each."""
+"""The `coopnet` command: one entry point, a subcommand per job, `--help` on each.
+
+A command that fails prints one line, `error: <what> (hint: <what to do>)`, on stderr and
+exits non-zero, never a traceback: `main` catches what is expected to go wrong (a bad
+config or argument, a refused API call, a missing file, a taken port, a bus or node that
+does not answer, Ctrl-C). Anything else is a bug: one line too, naming the file that holds
+the traceback; `coopnet --debug ...` or COOPNET_DEBUG=1 shows it instead.
+"""
 
 from __future__ import annotations
 
 import argparse
+import errno
 import json
+import os
 import sys
+import tempfile
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -95,6 +106,11 @@ def build_parser() -> argparse.ArgumentParser:
         prog="coopnet",
         description="A federation fabric for neighborhood community co-operatives.",
     )
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help="show the full traceback of an unexpected error (also: COOPNET_DEBUG=1)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     p = sub.add_parser("version", help="print the coopnet and protocol versions")
@@ -105,7 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
         "demo",
         help="run a small federation on an embedded nats-server, live",
         description="Start an embedded nats-server and a few neighborhood nodes that post "
-        "notes until Ctrl-C (or --seconds), with a live view; then report convergence.",
+        "notes, trade and call for help until Ctrl-C (or --seconds), with a live view; then "
+        "report convergence, the market and the audit. The co-ops' economy leans every balance "
+        "back toward zero, so every neighborhood keeps buying and selling.",
     )
     p.add_argument("--neighborhoods", type=int, default=3, help="how many nodes (default 3)")
     p.add_argument("--seconds", type=float, help="stop after this long (default: Ctrl-C)")
@@ -118,7 +136,15 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="the envelope alone: seal, verify, and refuse forgeries (no bus, no store)",
     )
-    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object: besides convergence and the audit, "
+        "trades_settled_by_window (trades settled in each of the last four 30 s windows, "
+        "oldest first), trades_by_neighborhood (per slug: bought, sold, paid, earned, balance, "
+        "bought_by_window, sold_by_window), aid_by_neighborhood (raised, escalated, fulfilled, "
+        "open) and currency; amounts in cents",
+    )
     p.set_defaults(func=_cmd_demo)
 
     p = sub.add_parser(
@@ -172,21 +198,127 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """Run one `coopnet` command; return its exit code (2: a bad config or argument, 1: a
+    refusal or a failure, 130: interrupted)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    debug = args.debug or os.environ.get("COOPNET_DEBUG", "") not in ("", "0")
     try:
         code: int = args.func(args)
-    except ConfigError as exc:
-        print(f"coopnet: {exc}", file=sys.stderr)
-        return 2
     except ApiError as exc:
         if getattr(args, "json", False):
             print(json.dumps({"code": exc.code, "message": exc.message}))
         else:
-            print(f"coopnet: refused ({exc.code}): {exc.message}", file=sys.stderr)
+            _error(f"refused ({exc.code}): {exc.message}", getattr(exc, "hint", ""))
         return 1
     except KeyboardInterrupt:
+        _error("interrupted", "run the command again to finish what it started")
         return 130
+    except BaseException as exc:  # one line for everything, see _expected and _unexpected
+        if isinstance(exc, SystemExit | GeneratorExit):
+            raise
+        found = _expected(exc)
+        if found is None:
+            if debug:
+                raise
+            _unexpected(exc)
+            return 1
+        what, hint, status = found
+        command = " ".join(_command_words(parser, sys.argv[1:] if argv is None else argv))
+        _error(what, hint or f"see `coopnet {command} --help`")
+        return status
     return code
+
+
+def _command_words(parser: argparse.ArgumentParser, argv: Sequence[str]) -> list[str]:
+    """The (sub)command words at the start of `argv`: ["federation", "init"]."""
+    words: list[str] = []
+    tokens = [t for t in argv if t != "--debug"]
+    while tokens:
+        subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        if not subs or tokens[0] not in subs[0].choices:
+            break
+        words.append(tokens[0])
+        parser = subs[0].choices[tokens.pop(0)]
+    return words
+
+
+def _error(what: str, hint: str) -> None:
+    print(f"error: {what}" + (f" (hint: {hint})" if hint else ""), file=sys.stderr)
+
+
+def _leaves(exc: BaseException) -> list[BaseException]:
+    """The exceptions inside an exception group (anyio's task groups raise them), flat."""
+    if isinstance(exc, BaseExceptionGroup):
+        return [leaf for inner in exc.exceptions for leaf in _leaves(inner)]
+    return [exc]
+
+
+def _expected(exc: BaseException) -> tuple[str, str, int] | None:
+    """(what, hint, exit code) for a failure an operator or a resident can act on, or
+    None for a bug. The first expected exception of a group decides."""
+    import httpx
+    import nats.errors
+
+    from coopnet.node.engine.nats_server import NatsServerError
+
+    for leaf in _leaves(exc):
+        hint = str(getattr(leaf, "hint", "") or "")
+        if isinstance(leaf, KeyboardInterrupt):
+            return "interrupted", "run the command again to finish what it started", 130
+        if isinstance(leaf, ConfigError):
+            return str(leaf), hint, 2
+        if isinstance(leaf, NatsServerError):
+            return str(leaf), hint or "the nats-server log named above says why", 1
+        if isinstance(leaf, nats.errors.NoServersError | nats.errors.ConnectionClosedError):
+            return (
+                f"no NATS server answers ({leaf})",
+                hint or "start the hubs (`coopnet federation up DIR`) or check the NATS URL",
+                1,
+            )
+        if isinstance(leaf, nats.errors.Error):
+            return f"NATS: {leaf}", hint or "check the hubs: `coopnet federation status DIR`", 1
+        if isinstance(leaf, httpx.TransportError):
+            return (
+                f"the node does not answer ({leaf})",
+                hint or "is it running? `coopnet node run --data DIR` starts it",
+                1,
+            )
+        if isinstance(leaf, ConnectionRefusedError):
+            return f"nothing answers: {leaf}", hint or "start the server or node first", 1
+        if isinstance(leaf, TimeoutError):
+            return f"timed out{f': {leaf}' if str(leaf) else ''}", hint or "try again", 1
+        if isinstance(leaf, OSError):
+            return _os_error(leaf, hint)
+    return None
+
+
+def _os_error(exc: OSError, hint: str) -> tuple[str, str, int]:
+    """A missing file, a taken port, a refused permission: what and where."""
+    where = exc.filename or ""
+    what = f"{exc.strerror or exc}" + (f": {where}" if where else "")
+    if hint:
+        return what, hint, 1
+    if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+        return what, "check the path (a federation is made by `coopnet federation init DIR`)", 1
+    if exc.errno == errno.EADDRINUSE:
+        return what, "another program holds the port: stop it, or choose another port", 1
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return what, "run as the user who owns the files", 1
+    if exc.errno == errno.ENOSPC:
+        return what, "free some disk space", 1
+    return what, "", 1
+
+
+def _unexpected(exc: BaseException) -> None:
+    """A bug: one line, and the full traceback in a file to attach to a report."""
+    fd, path = tempfile.mkstemp(prefix="coopnet-error-", suffix=".txt")
+    with os.fdopen(fd, "w") as f:
+        f.write("".join(traceback.format_exception(exc)))
+    _error(
+        f"unexpected {type(exc).__name__}: {exc}",
+        f"a bug; the full traceback is in {path} (or run with --debug / COOPNET_DEBUG=1)",
+    )
 
 
 if __name__ == "__main__":

@@ -1,12 +1,16 @@
-"""`coopnet federation init|up|status` and `coopnet neighborhood add|retire|rotate-key`: the
-operator's commands (docs/OPERATIONS.md)."""
+"""`coopnet federation init|up|stop|start|status` and `coopnet neighborhood add|retire|
+rotate-key`: the operator's commands (docs/OPERATIONS.md). A failure the operator can act
+on is raised as an OperatorError (what, and a hint), which deploy/cli.py prints as one line.
+"""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
 import json
+import shutil
 import sys
+import time
 import urllib.parse
 from pathlib import Path
 from typing import Any
@@ -14,11 +18,22 @@ from urllib.parse import urlsplit
 
 import anyio
 import httpx
+import msgspec
 import nats.errors
 from rich.console import Console
 
 from coopnet.deploy import federation as fed
 from coopnet.deploy.admission import admission_ticket
+from coopnet.deploy.federation import OperatorError
+from coopnet.deploy.launcher import (
+    choose_free_ports,
+    node_file,
+    node_state,
+    pid_alive,
+    read_pid,
+    retired_marker,
+    running_up,
+)
 from coopnet.deploy.nats_auth import Authority, ClaimsUpdateError, push_account
 from coopnet.deploy.nats_config import TlsFiles
 from coopnet.deploy.quotas import MIB, Quotas
@@ -27,19 +42,29 @@ from coopnet.node.engine.client import API_URL_FILE
 from coopnet.node.engine.config import ConfigError
 from coopnet.protocol.charter import Policies
 
+DEFAULT_PORT = 4222  # the usual NATS client port; `init` moves it if it is taken
+
 
 def _cmd_init(args: argparse.Namespace) -> int:
     root = Path(args.dir)
     slugs = [s.strip() for s in args.neighborhoods.split(",") if s.strip()]
+    for slug in slugs:  # before --force deletes anything
+        fed.check_slug(slug)
     policies = Policies(credit_limit=args.credit_limit, quorum_percent=args.quorum_percent)
     own_tls = [args.tls_ca, args.tls_cert, args.tls_key]
     if any(own_tls) and not all(own_tls):
         raise ConfigError("--tls-ca, --tls-cert and --tls-key go together")
     tls_files = TlsFiles(*own_tls) if all(own_tls) else None
     hosts = [h.strip() for h in (args.host or "").split(",") if h.strip()]
+    removed = _replace_or_refuse(root, force=args.force)
+    base = DEFAULT_PORT if args.port is None else args.port
+    per_hub = hosts * args.hubs if len(hosts) == 1 else hosts or ["127.0.0.1"] * args.hubs
+    ports, moved = fed.default_ports(base, args.hubs), list[dict[str, Any]]()
+    if len(per_hub) == args.hubs:  # else init_federation refuses --host; check nothing
+        ports, moved = choose_free_ports(ports, per_hub, keep_client=args.port is not None)
     config = anyio.run(
         lambda: fed.init_federation(
-            root, name=args.name, slugs=slugs, hubs=args.hubs, base_port=args.port,
+            root, name=args.name, slugs=slugs, hubs=args.hubs, base_port=base, ports=ports,
             policies=policies, sync_always=not args.no_sync_always, hosts=hosts,
             tls=args.tls, tls_files=tls_files, tls_names=args.tls_name,
             quotas=_quotas(args),
@@ -57,6 +82,9 @@ def _cmd_init(args: argparse.Namespace) -> int:
         "dir": str(root),
         "hub_configs": [str(p) for p in config.hub_configs(root)],
         "nats_urls": config.urls,
+        "ports": msgspec.structs.asdict(config.ports),
+        "ports_moved": moved,
+        "replaced": removed,
         "tls": config.tls,
         "neighborhoods": slugs,
         "systemd_units": units,
@@ -64,8 +92,16 @@ def _cmd_init(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result))
         return 0
-    console = Console()
+    console = Console(highlight=False, soft_wrap=True)  # paths whole, to copy
+    if removed:
+        console.print(f"replaced the federation that was in {root} (--force)")
+    for m in moved:
+        held = f" by {m['held_by']}" if m["held_by"] else ""
+        console.print(
+            f"port {m['wanted']} (hub {m['role']} port) is taken{held}: using {m['used']}"
+        )
     console.print(f"[bold]{args.name}[/]: federation id (net) {net}")
+    console.print(f"  NATS          {config.urls}")
     console.print(f"  charter       {root / 'charter.json'}")
     for path in result["hub_configs"]:
         console.print(f"  hub config    {path}")
@@ -78,12 +114,146 @@ def _cmd_init(args: argparse.Namespace) -> int:
     return 0
 
 
+# What `federation init` writes into DIR (deploy/federation.py), all that --force removes.
+FEDERATION_ENTRIES = (
+    "charter.json", "charter.net", "federation.toml", "admission.key",
+    "nats", "neighborhoods", "observer", "run", "logs", "systemd",
+)  # fmt: skip
+
+
+def _replace_or_refuse(root: Path, *, force: bool) -> bool:
+    """A directory that holds a federation already: refused (OperatorError with a hint),
+    or with `force` emptied of everything `init` writes there (other files stay).
+    Returns whether a federation was removed.
+
+    --force rather than "move it aside": the usual reason to init again is a federation
+    just made with the wrong slugs or ports, which holds nothing yet; the flag says in its
+    help and here that it deletes the keys and every node's store, and it is refused while
+    `up` runs the federation."""
+    if not ((root / "charter.json").exists() or (root / "federation.toml").exists()):
+        return False
+    if not force:
+        raise OperatorError(
+            f"{root} already holds a federation",
+            f"`coopnet federation up {root}` runs it; `coopnet federation init {root} --force "
+            "...` replaces it, deleting its keys, every node's store and its logs",
+        )
+    pid = running_up(root)
+    if pid is not None:
+        raise OperatorError(
+            f"`coopnet federation up` runs {root} (pid {pid}): it is not replaced",
+            "stop it first (Ctrl-C in its terminal)",
+        )
+    for name in FEDERATION_ENTRIES:
+        path = root / name
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
+    return True
+
+
 def _cmd_up(args: argparse.Namespace) -> int:
     from coopnet.deploy.launcher import run_federation
     from coopnet.node.cli import setup_logging
 
     setup_logging(quiet=True)
     return anyio.run(lambda: run_federation(Path(args.dir), Console(), seconds=args.seconds))
+
+
+# How long `federation stop|start` wait for `up` to do it (a node flushes its outbox first).
+CONTROL_WAIT_S = 30.0
+
+
+def _under_up(root: Path, slug: str) -> int:
+    """Check that `slug` is a neighborhood of `root`, not retired, and that a `federation
+    up` runs `root`; return that up's pid. Raises OperatorError."""
+    fed.read_federation(root)  # a ConfigError that says so if `root` is no federation
+    if not (fed.neighborhood_dir(root, slug) / "node.toml").exists():
+        from coopnet.deploy.launcher import neighborhoods
+
+        raise OperatorError(
+            f"{slug} is not a neighborhood of {root}",
+            f"its neighborhoods: {', '.join(neighborhoods(root)) or 'none'}",
+        )
+    if retired_marker(root, slug).exists():
+        raise OperatorError(f"{slug} retired: its node does not run again", "nothing to do")
+    pid = running_up(root)
+    if pid is None:
+        raise OperatorError(
+            f"no `coopnet federation up` runs {root}",
+            f"start the federation with `coopnet federation up {root}`; a node run by systemd "
+            f"stops and starts with `systemctl stop|start coopnet-node@{slug}`",
+        )
+    return pid
+
+
+def _wait_for(done: Any, what: str, log_file: Path) -> None:
+    """Poll `done()` every 0.1 s (another process does the work: nothing to await) until
+    it holds; OperatorError after CONTROL_WAIT_S."""
+    deadline = time.monotonic() + CONTROL_WAIT_S
+    while not done():
+        if time.monotonic() > deadline:
+            raise OperatorError(
+                f"`federation up` did not {what} within {CONTROL_WAIT_S:g} s",
+                f"see its log, {log_file}",
+            )
+        time.sleep(0.1)
+
+
+def _cmd_stop(args: argparse.Namespace) -> int:
+    root, slug = Path(args.dir), args.slug
+    _under_up(root, slug)
+    pid = read_pid(node_file(root, slug, "pid"))
+    already = node_state(root, slug) == "stopped"
+    if not already:
+        node_file(root, slug, "stop").write_text("")
+        pid_file = node_file(root, slug, "pid")
+        _wait_for(
+            lambda: not pid_file.exists() and (pid is None or read_pid(pid_file) is None)
+            and (pid is None or not pid_alive(pid)),
+            f"stop {slug}", root / "logs" / f"{slug}.log",
+        )  # fmt: skip
+    result = {"slug": slug, "state": "stopped", "pid": pid, "already": already}
+    if args.json:
+        print(json.dumps(result))
+    elif already:
+        print(f"{slug} was stopped already; `coopnet federation start {root} {slug}` starts it")
+    else:
+        was = f" (was pid {pid})" if pid else ""
+        print(f"stopped {slug}{was}; `coopnet federation start {root} {slug}` starts it again")
+    return 0
+
+
+def _cmd_start(args: argparse.Namespace) -> int:
+    root, slug = Path(args.dir), args.slug
+    _under_up(root, slug)
+    pid_file, url_file = (
+        node_file(root, slug, "pid"),
+        fed.neighborhood_dir(root, slug) / API_URL_FILE,
+    )
+    pid = read_pid(pid_file)
+    already = pid is not None
+    if not already:
+        asked = time.time()
+        node_file(root, slug, "start").write_text("")
+        _wait_for(lambda: read_pid(pid_file) is not None, f"start {slug}", root / "logs")
+        pid = read_pid(pid_file)
+
+        def api_up() -> bool:  # written by the new node (an old one's may remain after a crash)
+            try:
+                return url_file.stat().st_mtime >= asked - 1 and bool(url_file.read_text())
+            except OSError:
+                return False
+
+        _wait_for(api_up, f"see {slug}'s API answer", root / "logs" / f"{slug}.log")
+    api = url_file.read_text().strip() if url_file.exists() else ""
+    result = {"slug": slug, "state": "running", "pid": pid, "api": api, "already": already}
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"{slug} {'was running already' if already else 'started'} (pid {pid}), API {api}")
+    return 0
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
@@ -171,8 +341,11 @@ def _cmd_streams(args: argparse.Namespace) -> int:
         result = anyio.run(lambda: ensure_streams_now(root, within=args.within))
     except (TimeoutError, StreamLimitError) as exc:
         why = str(exc) or f"the hubs at {fed.read_federation(root).urls} did not answer"
-        print(f"coopnet: the streams are not there ({why}) after {args.within:g}s",
-              file=sys.stderr)  # fmt: skip
+        print(
+            f"error: the streams are not there ({why}) after {args.within:g}s (hint: start the"
+            f" hubs, e.g. `coopnet federation up {root}` or their systemd unit, then again)",
+            file=sys.stderr,
+        )
         return 1
     if args.json:
         print(json.dumps(result))
@@ -314,11 +487,22 @@ def _node_api(root: Path, slug: str, method: str, path: str, body: Any = None) -
     try:
         base = url_file.read_text().strip()
     except FileNotFoundError:
-        raise ConfigError(f"{slug}'s node is not running: start it first") from None
+        if not (fed.neighborhood_dir(root, slug) / "node.toml").exists():
+            raise OperatorError(
+                f"{slug} is not a neighborhood of {root}", "check the slug"
+            ) from None
+        raise OperatorError(
+            f"{slug}'s node is not running",
+            f"start it: `coopnet federation up {root}`, or `coopnet federation start {root} "
+            f"{slug}` under a running up",
+        ) from None
     try:
         r = httpx.request(method, base + path, json=body, timeout=30)
     except httpx.TransportError as exc:
-        raise ConfigError(f"{slug}'s node at {base} does not answer ({exc})") from None
+        raise OperatorError(
+            f"{slug}'s node at {base} does not answer ({exc})",
+            f"is it running? `coopnet federation status {root}` says",
+        ) from None
     if r.status_code >= 400:
         raise ConfigError(f"{slug}'s node refused: {r.text}")
     return r.json()
@@ -352,6 +536,9 @@ async def _revoke(root: Path, user: str) -> list[str]:
 def _cmd_retire(args: argparse.Namespace) -> int:
     root = Path(args.federation)
     signed = _node_api(root, args.slug, "POST", "/membership/retire", {"reason": args.reason})
+    # `federation up` never starts it again (it lets the node stop by itself: its outbox
+    # first publishes the retirement).
+    retired_marker(root, args.slug).write_text(f"retired at seq {signed['seq']}\n")
     pushed = anyio.run(_revoke, root, fed.node_user(root, args.slug))
     result = {"slug": args.slug, "retired_seq": signed["seq"], "revoked_on": pushed}
     print(json.dumps(result) if args.json else f"{args.slug} retired; credentials revoked")
@@ -385,6 +572,9 @@ def _cmd_rotate(args: argparse.Namespace) -> int:
     return 0
 
 
+_DIR_HELP = "the federation's directory (made by `coopnet federation init`)"
+
+
 def add_federation_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     f = sub.add_parser("federation", help="create and run a federation (operators)")
     cmds = f.add_subparsers(dest="federation_command", metavar="COMMAND", required=True)
@@ -397,11 +587,27 @@ def add_federation_commands(sub: argparse._SubParsersAction[argparse.ArgumentPar
     )
     p.add_argument("dir", help="the federation's directory (created)")
     p.add_argument("--name", required=True, help="the federation's name")
-    p.add_argument("--neighborhoods", required=True, help="founding slugs, e.g. a,b,c")
+    p.add_argument(
+        "--neighborhoods", required=True,
+        help="founding slugs, comma-separated, e.g. oakley,elmwood,millbrook (each a "
+        "lowercase letter then 1-31 lowercase letters, digits or '-')",
+    )  # fmt: skip
     p.add_argument("--hubs", type=int, choices=(1, 3), default=1, help="1 server or a cluster")
-    p.add_argument("--port", type=int, default=4222, help="first client port (default 4222)")
+    p.add_argument(
+        "--port", type=int,
+        help="first client port (default 4222; a default port that is taken moves to the "
+        "next free one, and init says so; a --port that is taken is refused)",
+    )  # fmt: skip
+    p.add_argument(
+        "--force", action="store_true",
+        help="DIR holds a federation already: replace it, deleting its keys, every node's "
+        "store and its logs (refused while `federation up` runs it)",
+    )  # fmt: skip
     p.add_argument("--credit-limit", type=int, default=Policies().credit_limit, help="cents")
-    p.add_argument("--quorum-percent", type=int, default=Policies().quorum_percent)
+    p.add_argument(
+        "--quorum-percent", type=int, default=Policies().quorum_percent,
+        help="share of members whose consent admits a new one (default %(default)d)",
+    )  # fmt: skip
     p.add_argument(
         "--no-sync-always",
         action="store_true",
@@ -458,12 +664,30 @@ def add_federation_commands(sub: argparse._SubParsersAction[argparse.ArgumentPar
     p.add_argument("--tls-key", help="its private key (PEM, mode 0600), with --tls-ca")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_cmd_init)
-    p = cmds.add_parser("up", help="run the hub(s) and every node here, with a live table")
-    p.add_argument("dir")
+    p = cmds.add_parser(
+        "up",
+        help="run the hub(s) and every node here, with a live table",
+        description="Check the hubs' ports, start the hub(s), make the streams, start every "
+        "neighborhood's node (logs in DIR/logs) and show a live table until Ctrl-C (or "
+        "--seconds); then stop everything and say what stopped. `federation stop|start DIR "
+        "SLUG` stop and start one neighborhood meanwhile; a retired one is not started.",
+    )
+    p.add_argument("dir", help=_DIR_HELP)
     p.add_argument("--seconds", type=float, help="stop after this long (default: Ctrl-C)")
     p.set_defaults(func=_cmd_up)
+    for name, func, what in (
+        ("stop", _cmd_stop, "stop one neighborhood's node under a running `federation up`; "
+         "up shows it as stopped and keeps it so until `federation start`"),
+        ("start", _cmd_start, "start one neighborhood's node again under a running "
+         "`federation up` (after `federation stop`, or after it exited)"),
+    ):  # fmt: skip
+        p = cmds.add_parser(name, help=what.split(";")[0], description=what[0].upper() + what[1:])
+        p.add_argument("dir", help=_DIR_HELP)
+        p.add_argument("slug", help="the neighborhood, e.g. oakley")
+        p.add_argument("--json", action="store_true", help="print one JSON object")
+        p.set_defaults(func=func)
     p = cmds.add_parser("cluster", help="move to a three-server cluster (same keys)")
-    p.add_argument("dir")
+    p.add_argument("dir", help=_DIR_HELP)
     p.add_argument("--port", type=int, help="first client port (default: the current one)")
     p.add_argument(
         "--no-tls", dest="tls", action="store_false", default=None,
@@ -479,7 +703,7 @@ def add_federation_commands(sub: argparse._SubParsersAction[argparse.ArgumentPar
         "and container steps run it after the hub starts (docs/OPERATIONS.md §7). Exit 1 "
         "if they are not there within --within seconds.",
     )
-    p.add_argument("dir")
+    p.add_argument("dir", help=_DIR_HELP)
     p.add_argument(
         "--within", type=float, default=STREAMS_WAIT_S, metavar="SECONDS",
         help="how long to wait for the hubs (default %(default)g)",
@@ -487,14 +711,14 @@ def add_federation_commands(sub: argparse._SubParsersAction[argparse.ArgumentPar
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_cmd_streams)
     p = cmds.add_parser("status", help="hubs and nodes: up, membership, heads, outboxes")
-    p.add_argument("dir")
+    p.add_argument("dir", help=_DIR_HELP)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_cmd_status)
 
     n = sub.add_parser("neighborhood", help="add, retire, re-key a neighborhood (operators)")
     cmds = n.add_subparsers(dest="neighborhood_command", metavar="COMMAND", required=True)
     p = cmds.add_parser("add", help="a new identity, credentials and config; it applies")
-    p.add_argument("slug")
+    p.add_argument("slug", help="the new neighborhood's slug, e.g. ashgrove")
     p.add_argument("--federation", required=True, help="the federation's directory")
     p.add_argument("--display-name", help="the name residents see (default: from the slug)")
     p.add_argument("--area", default="local", help="a coarse area code, never an address")
@@ -517,9 +741,9 @@ def add_federation_commands(sub: argparse._SubParsersAction[argparse.ArgumentPar
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_cmd_ticket)
     p = cmds.add_parser("retire", help="the node signs its retirement; its user is revoked")
-    p.add_argument("slug")
-    p.add_argument("--federation", required=True)
-    p.add_argument("--reason", default="")
+    p.add_argument("slug", help="the neighborhood that retires (its node must be running)")
+    p.add_argument("--federation", required=True, help="the federation's directory")
+    p.add_argument("--reason", default="", help="why it retires (members see it)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_cmd_retire)
     p = cmds.add_parser(
@@ -535,7 +759,7 @@ def add_federation_commands(sub: argparse._SubParsersAction[argparse.ArgumentPar
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_cmd_revoke)
     p = cmds.add_parser("rotate-key", help="rotate a node's key; its credentials follow")
-    p.add_argument("slug")
-    p.add_argument("--federation", required=True)
+    p.add_argument("slug", help="the neighborhood whose key rotates (its node must be running)")
+    p.add_argument("--federation", required=True, help="the federation's directory")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_cmd_rotate)

@@ -15,6 +15,8 @@ rotate-key` write, and where (docs/OPERATIONS.md).
                                 nats.creds (its own user: the node key is its NATS identity),
                                 charter.json, node.db; leaf.conf for a leaf neighborhood
     DIR/observer/               observer.toml, nats.creds (reads only), charter.json
+    DIR/run/, DIR/logs/         `federation up`'s servers, pids and requests (deploy/launcher.py)
+                                and each node's log; `neighborhoods/<slug>/retired` once retired
 """
 
 from __future__ import annotations
@@ -62,6 +64,15 @@ from coopnet.node.engine.tls import client_context
 from coopnet.protocol import Identity
 from coopnet.protocol.charter import Charter, Founder, Policies, dump_charter, parse_charter
 from coopnet.protocol.envelope import AUTHOR_RE
+
+
+class OperatorError(ConfigError):
+    """A failure the operator can act on: `str()` says what, `hint` what to do about it
+    (deploy/cli.py prints `error: <what> (hint: <hint>)`)."""
+
+    def __init__(self, what: str, hint: str) -> None:
+        super().__init__(what)
+        self.hint = hint
 
 
 class Ports(msgspec.Struct, kw_only=True):
@@ -135,8 +146,10 @@ def read_federation(root: Path) -> FederationConfig:
     try:
         return msgspec.convert(tomllib.loads(path.read_text()), FederationConfig)
     except FileNotFoundError:
-        raise ConfigError(
-            f"{path} not found: is {root} a federation (`federation init`)?"
+        raise OperatorError(
+            f"{root} holds no federation ({path.name} not found)",
+            f"make one with `coopnet federation init {root} --name NAME --neighborhoods "
+            "oakley,elmwood`, or give the directory `federation init` made",
         ) from None
     except (tomllib.TOMLDecodeError, msgspec.ValidationError) as exc:
         raise ConfigError(f"{path}: {exc}") from None
