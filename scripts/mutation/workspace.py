@@ -1,8 +1,8 @@
 """Temporary copies of the repository laid out as mutation runs need them.
 
 A copy's root holds `coopnet/` (the package: this repository without its tests), `tests/`,
-`scripts/` and `protocol/vectors/` (the tests find the last two beside `tests/`, as in the
-repository), a pyproject.toml with the repository's pytest settings (and mutmut's, where
+`scripts/`, `protocol/vectors/` and `docs/` (the tests find the last three beside `tests/`, as
+in the repository), a pyproject.toml with the repository's pytest settings (and mutmut's, where
 asked) and a pytest plugin that loads a hypothesis profile of fewer examples. With the root
 first on PYTHONPATH, `import coopnet` finds the copy: PathFinder comes before the editable
 install's finder on sys.meta_path, which `check_imports_copy` verifies.
@@ -120,6 +120,7 @@ def make_copy(root: Path, *, mutmut: dict[str, object] | None = None) -> Path:
     shutil.copytree(REPO / "tests", root / "tests", ignore=_IGNORED)
     shutil.copytree(REPO / "scripts", root / "scripts", ignore=_IGNORED)
     shutil.copytree(REPO / "protocol" / "vectors", root / "protocol" / "vectors")
+    shutil.copytree(REPO / "docs", root / "docs")  # tests that hold the spec to its vectors
     pyproject = _pytest_settings()
     if mutmut is not None:
         pyproject += "\n[tool.mutmut]\n" + "".join(
