@@ -20,7 +20,7 @@ from rich.logging import RichHandler
 from rich.table import Table
 
 from coopnet.node.engine.chains import Chains
-from coopnet.node.engine.client import call_api
+from coopnet.node.engine.client import API_URL_FILE, call_api
 from coopnet.node.engine.config import (
     DEV_NET,
     ConfigError,
@@ -33,6 +33,7 @@ from coopnet.node.engine.config import (
 from coopnet.node.engine.private_files import private_dir
 from coopnet.node.engine.status import read_status, status_dict
 from coopnet.node.engine.store import StorageFailure, Store
+from coopnet.node.notes.cli import add_note_commands
 from coopnet.node.runtime import Node, domain_tables
 from coopnet.protocol import Identity
 from coopnet.protocol.envelope import AUTHOR_RE
@@ -137,7 +138,7 @@ def _cmd_init(args: argparse.Namespace) -> int:
 def _cmd_run(args: argparse.Namespace) -> int:
     setup_logging(args.verbose)
 
-    async def main() -> StorageFailure | None:
+    async def main() -> Node:
         node = Node(
             Path(args.data),
             nats_url=args.nats,
@@ -159,29 +160,44 @@ def _cmd_run(args: argparse.Namespace) -> int:
             log.info("%s: running; API at %s", node.slug, node.api_url or "(off)")
             await node.stopped.wait()
             tg.cancel_scope.cancel()
-        return node.failure
+        return node
 
     cannot_open: list[BaseException] = []
-    node_failure: StorageFailure | None = None
+    node: Node | None = None
     try:
-        node_failure = anyio.run(main)
+        node = anyio.run(main)
     except* StorageFailure as group:  # the store could not even be opened
         cannot_open.extend(group.exceptions)
     if cannot_open:
         for exc in cannot_open:
-            print(f"coopnet: {exc}", file=sys.stderr)
+            print(
+                f"error: {exc} (hint: is the disk full, or the data folder read-only?)",
+                file=sys.stderr,
+            )
         return 3
-    if node_failure is not None:
-        print(f"coopnet: the node stopped: {node_failure}", file=sys.stderr)
+    assert node is not None
+    if node.failure is not None:
+        print(f"error: the node stopped: {node.failure}", file=sys.stderr)
         return 3
+    if node.retired_line:  # plain, whole: the log line may be wrapped by the terminal's width
+        print(f"coopnet: {node.retired_line}", file=sys.stderr)
     return 0
 
 
-def _cmd_status(args: argparse.Namespace) -> int:
+def node_status(args: argparse.Namespace) -> dict[str, object]:
+    """The node's status: asked of the node itself when it runs (`GET /status` with the
+    CLI's token, `running: true`), else read from its store (`running: false`, and the
+    live parts empty: not connected, nothing published since a start)."""
     data = Path(args.data)
+    config = read_config(data)  # a clear error when no node was made here
+    if (data / API_URL_FILE).exists():
+        try:
+            live: dict[str, object] = call_api(args, "GET", "/status")
+            return {**live, "running": True}
+        except ConfigError:
+            pass  # api.url left by a node that died: read the store instead
 
-    async def main() -> dict[str, object]:
-        config = read_config(data)
+    async def from_store() -> dict[str, object]:
         projections, tables = domain_tables()
         store = await Store.open(
             db_path(data), net=config.net_bytes, projections=projections, tables=tables
@@ -191,7 +207,11 @@ def _cmd_status(args: argparse.Namespace) -> int:
         finally:
             await store.close()
 
-    status = anyio.run(main)
+    return {**anyio.run(from_store), "running": False}
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    status = node_status(args)
     if args.json:
         print(json.dumps(status))
         return 0
@@ -200,6 +220,20 @@ def _cmd_status(args: argparse.Namespace) -> int:
         f"[bold]{status['slug']}[/] · own head {status['own_head']} · "
         f"{status['events_stored']} events · outbox {status['outbox_depth']}"
     )
+    if status["running"]:
+        bus = "connected to" if status["bus_connected"] else "not connected to"
+        signing = "ready to sign" if status["ready_to_sign"] else "not ready to sign"
+        if not status["ready_to_sign"] and status.get("not_ready"):
+            signing += f" ({status['not_ready']})"
+        console.print(
+            f"running · API {status['api_url']} · {bus} the bus {status['bus_url'] or ''} · "
+            f"{status['published']} published since start · {signing}",
+            markup=False,
+            highlight=False,
+        )
+    else:
+        console.print(f"not running (start it with `coopnet node run --data {args.data}`)",
+                      markup=False, highlight=False)  # fmt: skip
     refused = status.get("publish_refused")
     if isinstance(refused, dict):  # OPERATIONS.md §12
         console.print(f"[bold red]PUBLISH REFUSED[/] ({refused['code']}): {refused['reason']}")
@@ -298,7 +332,13 @@ def add_node_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     p.set_defaults(func=_cmd_run)
 
-    p = cmds.add_parser("status", help="own head, authors, outbox, rejections, forks")
+    p = cmds.add_parser(
+        "status",
+        help="own head, authors, outbox, rejections, forks; bus and API when it runs",
+        description="A running node is asked (its API, with the CLI's token): bus, "
+        "readiness, what it published; a stopped one is read from its store (`running: "
+        "false`).",
+    )
     p.add_argument("--data", required=True, help="the node's data directory")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_cmd_status)
@@ -332,3 +372,8 @@ def add_node_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     p.add_argument("--hours", type=int, default=72, help="how long the link works (1-720)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_cmd_invite)
+    from coopnet.node.backup_cli import add_backup_commands  # `node backup|restore`
+
+    add_backup_commands(cmds)
+
+    add_note_commands(sub)  # `coopnet note …`: a node's own public notes

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from coopnet.node.engine.client import call_api
-from coopnet.node.engine.terminal import cell
+from coopnet.node.engine.terminal import cell, table
 
 STATUS_STYLE = {"founder": "green", "admitted": "green", "applicant": "yellow", "retired": "dim"}
 
@@ -55,21 +55,31 @@ def membership_table(view: dict[str, Any]) -> Table:
     if view["charter"]:
         title += f" (admission: consents from more than {view['quorum_percent']}% of members,"
         title += " no standing objection)"
-    table = Table("neighborhood", "status", "consents", "objections", "application",
-                  title=title, title_justify="left")  # fmt: skip
+    out = table(title, "neighborhood", "status", "consents", "objections", "application",
+                whole=("neighborhood",))  # fmt: skip
     for m in view["members"]:
         style = STATUS_STYLE.get(m["status"], "")
-        consents = f"{len(m['consents'])}/{m['needed']}" if m["status"] == "applicant" else ""
         objections = "; ".join(f"{o['member']}: {o['reason']}" for o in m["objections"])
         app = m["application"]
-        table.add_row(  # event text: shown safe, never as markup (PROTOCOL.md §18)
+        out.add_row(  # event text: shown safe, never as markup (PROTOCOL.md §18)
             cell(m["slug"] + (" (me)" if m["slug"] == view["me"] else "")),
             cell(m["status"], style),
-            cell(consents + (f" ({', '.join(m['consents'])})" if m["consents"] else "")),
+            cell(consents_text(m)),
             cell(objections),
             cell(f"{app['about']} — {app['reason']}" if app else ""),
         )
-    return table
+    return out
+
+
+def consents_text(member: dict[str, Any]) -> str:
+    """Who consented to a neighborhood's admission, how many, of how many the rule needs
+    (PROTOCOL.md §16.4): "2 of 2 needed: millbrook, oakley"; "" for a founder, who was
+    never voted on."""
+    consents, needed = member["consents"], member["needed"]
+    if member["status"] == "founder" or (member["application"] is None and not consents):
+        return ""
+    text = f"{len(consents)} of {needed} needed"
+    return text + (f": {', '.join(consents)}" if consents else "")
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -89,15 +99,16 @@ def add_membership_commands(sub: argparse._SubParsersAction[argparse.ArgumentPar
     p.add_argument("--about", default="", help="who you are (at most 280 characters)")
     p.add_argument("--reason", required=True, help="why you want to join")
     _common(p)
+    applicant = "the applying neighborhood's slug, as `membership list` shows it"
     p = acts.add_parser("consent", help="consent to a neighborhood's application")
-    p.add_argument("slug")
+    p.add_argument("slug", help=applicant)
     _common(p)
     p = acts.add_parser("object", help="object to an application: it is blocked meanwhile")
-    p.add_argument("slug")
+    p.add_argument("slug", help=applicant)
     p.add_argument("--reason", required=True, help="why (members see it)")
     _common(p)
     p = acts.add_parser("withdraw", help="withdraw this node's objection to an application")
-    p.add_argument("slug")
+    p.add_argument("slug", help=applicant)
     _common(p)
     p = acts.add_parser("retire", help="leave the federation: the last event this node signs")
     p.add_argument("--reason", default="", help="why (optional)")

@@ -39,9 +39,9 @@ async def test_market_from_the_command_line(tmp_path: Path, nats_server: NatsSer
     async with running(oak, elm):
         code, ref = await coopnet(
             "offer", "post", "sourdough loaves", "--category", "bakery", "--quantity", "40",
-            "--unit", "piece", "--price", "450", "--id", "bread-1", "--data", str(oak_data),
+            "--unit", "piece", "--price", "4.50", "--id", "bread-1", "--data", str(oak_data),
         )  # fmt: skip
-        assert code == 0 and ref["kind"] == "offer.posted"
+        assert code == 0 and ref["event"]["kind"] == "offer.posted"
         code, _ = await coopnet(
             "need", "post", "sourdough", "--category", "bakery", "--quantity", "10",
             "--unit", "piece", "--data", str(elm_data),
@@ -57,7 +57,7 @@ async def test_market_from_the_command_line(tmp_path: Path, nats_server: NatsSer
         code, ref = await coopnet(
             "trade", "propose", "oakley", "bread-1", "--quantity", "10", "--data", str(elm_data)
         )
-        assert code == 0 and ref["kind"] == "trade.proposed"
+        assert code == 0 and ref["event"]["kind"] == "trade.proposed"
         await wait_until(lambda: converged(oak, elm), what="the proposal spreads")
         code, trades = await coopnet("trade", "list", "--data", str(oak_data))
         trade = trades[0]["trade"]
