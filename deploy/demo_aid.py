@@ -14,6 +14,7 @@ import random
 import anyio
 
 from coopnet.node.engine.refusals import Refused
+from coopnet.node.engine.store_io import fetch_one
 from coopnet.node.runtime import Node
 
 # The demo's escalation windows, in seconds (the defaults are minutes to a day).
@@ -52,3 +53,16 @@ async def residents(node: Node, rng: random.Random, rate_per_s: float, stop: any
                 await node.aid.fulfil(rid)
         except Refused:
             continue
+
+
+async def calls_for_help(node: Node) -> dict[str, int]:
+    """This neighborhood's calls for help so far, from its own (private) tables: `raised`,
+    `escalated` (to the federation), `fulfilled`, and `open` (neither fulfilled nor
+    withdrawn yet)."""
+    row = await fetch_one(
+        node.store.db,
+        "SELECT COUNT(*), COUNT(escalated_at), SUM(state = 'fulfilled'),"
+        " SUM(state IN ('open', 'escalated')) FROM local_aid",
+    )
+    raised, escalated, fulfilled, open_ = (int(v or 0) for v in row) if row else (0, 0, 0, 0)
+    return {"raised": raised, "escalated": escalated, "fulfilled": fulfilled, "open": open_}

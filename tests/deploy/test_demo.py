@@ -63,13 +63,18 @@ async def test_demo_json_converges_and_its_observer_answers() -> None:
     assert len(set(stored.values())) == 1
     assert stored["oakley"] == result["events_published"] >= 3
     # The market: co-ops traded, and the rules held.
-    assert result["offers_posted"] == 9
+    assert result["offers_posted"] >= 9  # 3 each, and more from a co-op deep in debt
     assert result["trades_settled"] > 0
     assert result["ledger_sum"] == 0
     assert sum(result["ledger"].values()) == 0
     assert result["oversold_offers"] == 0
     assert result["credit_limit_breaches"] == 0
     assert result["projections_equal"] is True
+    hoods = result["trades_by_neighborhood"]
+    assert set(hoods) == {"oakley", "riverside", "elmwood"}
+    assert sum(h["bought"] for h in hoods.values()) == result["trades_settled"]
+    assert result["trades_settled_by_window"] == []  # 12 s: no whole 30 s window
+    assert result["window_seconds"] == 30
     # Calls for help: some met by neighbors, some escalated and met by the federation.
     assert result["aid_requests"] > 0
     assert result["aid_fulfilled"] > 0
