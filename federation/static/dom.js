@@ -117,14 +117,14 @@ export function price(cents, unit) {
   return `${money(cents)} a ${unitName(1, unit)}`;
 }
 
-// Units as people say them, one and many; a unit not listed is shown as it is.
+// Units as people say them, one and many: the eight of protocol/offers.py UNITS (PROTOCOL.md
+// §10); a unit not listed (a newer node's) is shown as it is.
 const UNITS = {
   gram: ["gram", "grams"],
   kilogram: ["kilogram", "kilograms"],
   millilitre: ["millilitre", "millilitres"],
   litre: ["litre", "litres"],
   piece: ["piece", "pieces"],
-  item: ["item", "items"],
   dozen: ["dozen", "dozen"],
   minute: ["minute", "minutes"],
   hour: ["hour", "hours"],

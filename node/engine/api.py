@@ -85,6 +85,9 @@ class EventOut(msgspec.Struct, kw_only=True):
     # The kind is not one this node knows (PROTOCOL.md §8.1): stored and relayed, its body
     # shown as received, checked only as a strict MessagePack map, applied to nothing.
     opaque: bool = False
+    # The kind is known but its body has a shape the kind refuses (§4 step 13, §8.1): stored
+    # opaque, its author's chain whole, and this is why (the `bad_body` reason); "" otherwise.
+    refused: str = ""
 
 
 class LogPage(msgspec.Struct, kw_only=True):
@@ -134,6 +137,10 @@ def _jsonable(value: Any) -> Any:
 
 
 def event_out(env: Envelope, pos: int = 0) -> EventOut:
+    """One stored event as `/log` shows it; `pos` is its position in the store's log
+    (the cursor `after` pages by). An opaque body (an unknown kind, or a known kind's body
+    the domain refused) is shown as received, `opaque` true, and `refused` says why the
+    domain refused it ("" for a kind this node does not know)."""
     return EventOut(
         pos=pos,
         author=env.author,
@@ -144,6 +151,7 @@ def event_out(env: Envelope, pos: int = 0) -> EventOut:
         kind=env.kind,
         body=body_json(env),
         opaque=isinstance(env.body, Opaque),
+        refused=env.body.refused if isinstance(env.body, Opaque) else "",
     )
 
 
@@ -226,7 +234,6 @@ class Currency(msgspec.Struct, kw_only=True):
     code: str  # three capital letters for tables ("CRD", "GBP")
     symbol: str  # written before amounts ("£"); "" for none
     minor_units: int  # 0-4: the API's amounts are integers in 10^-minor_units units (cents)
-    decimals: int  # the same number as minor_units, under the name the app read first
 
 
 class AppInfo(msgspec.Struct, kw_only=True):
@@ -248,7 +255,6 @@ async def app_info(request: Request[Any, Any, Any], state: State) -> AppInfo:
             code=c.code,
             symbol=c.symbol,
             minor_units=c.minor_units,
-            decimals=c.minor_units,
         ),
         role=principal_of(request).role,
     )

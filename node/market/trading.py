@@ -163,11 +163,17 @@ class Trading:
     async def ship(self, buyer: str, trade: str) -> Envelope:
         async with self.lock:
             self._require(await self._trade(buyer, trade), seller=True, states=("accepted",))
+            # A retired buyer's balance is frozen (PROTOCOL.md §16.5): no step toward
+            # settling with it.
+            await self.members.require_members(self.me, buyer)
             return await self._sign(TradeShipped(buyer=buyer, trade=trade))
 
     async def receive(self, buyer: str, trade: str) -> Envelope:
         async with self.lock:
-            self._require(await self._trade(buyer, trade), seller=False, states=("shipped",))
+            t = await self._trade(buyer, trade)
+            self._require(t, seller=False, states=("shipped",))
+            # Receipt settles: the credit would move into a retired seller's frozen balance.
+            await self.members.require_members(self.me, t["seller"])
             return await self._sign(TradeReceived(buyer=buyer, trade=trade))
 
     async def cancel(self, buyer: str, trade: str, reason: str = "") -> Envelope:

@@ -299,7 +299,7 @@ async def test_coordinators_trade_and_the_balances_show_in_credits(
     console: list[str] = []
     async with running(oakley, elm), operator(oakley) as api, operator(elm) as elm_api:
         info = await ok(api.get("/app/info"))
-        assert info["currency"]["name"] == "credits" and info["currency"]["decimals"] == 2
+        assert info["currency"]["name"] == "credits" and info["currency"]["minor_units"] == 2
         await ok(api.post("/offers", json={
             "offer": "tomatoes-1", "item": "tomatoes", "category": "produce", "quantity": 20,
             "unit": "piece", "unit_price": 450,

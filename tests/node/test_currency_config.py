@@ -96,5 +96,4 @@ async def test_app_info_names_the_charters_currency_with_all_its_fields(
             "code": "GBP",
             "symbol": "£",
             "minor_units": 2,
-            "decimals": 2,  # the name the app read first (node/engine/static/app/format.js)
         }

@@ -1,57 +1,97 @@
 // Numbers, money and times for people, in the viewer's own language and time zone.
 
 const intFormat = new Intl.NumberFormat();
-let currency = { name: "credits", code: "CRD", decimals: 2 };
+// The federation's currency, as GET /app/info names it (the charter's, PROTOCOL.md §16.1):
+// amounts on the API are integers of its minor unit ("cents"), `minor_units` decimals each.
+let currency = { name: "credits", code: "CRD", symbol: "", minor_units: 2 };
 
 export function setCurrency(c) {
-  if (c && typeof c.name === "string") currency = { decimals: 2, ...c };
+  if (c && typeof c.name === "string" && Number.isInteger(c.minor_units)) currency = { symbol: "", ...c };
 }
 
 export function currencyName() {
   return currency.name;
 }
 
+/** The currency's symbol ("£"), or "" when it has none (then amounts read "4.50 credits"). */
+export function currencySymbol() {
+  return currency.symbol || "";
+}
+
 export function int(n) {
   return n === null || n === undefined ? "–" : intFormat.format(n);
 }
 
-/** Integer cents as "1,234.50" exactly (no floating point on the way). */
+/** Integer cents (the currency's minor unit) as "1,234.50" exactly (no floating point on the
+ * way), with `minor_units` decimals: 450 is "4.50" with 2, "450" with 0 (no decimal point). */
 export function amount(cents) {
   if (cents === null || cents === undefined) return "–";
   const sign = cents < 0 ? "−" : "";
   const abs = Math.abs(cents);
-  return `${sign}${intFormat.format(Math.floor(abs / 100))}.${String(abs % 100).padStart(2, "0")}`;
+  const digits = currency.minor_units;
+  const scale = 10 ** digits;
+  const units = `${sign}${intFormat.format(Math.floor(abs / scale))}`;
+  return digits ? `${units}.${String(abs % scale).padStart(digits, "0")}` : units;
 }
 
-/** Integer cents with the currency's name: "12.50 credits". */
+/** Integer cents in the currency, as the CLI writes them (node/engine/money.py): "£4.50"
+ * (or "−£4.50") for a currency with a symbol, else "4.50 credits". */
 export function money(cents) {
-  return cents === null || cents === undefined ? "–" : `${amount(cents)} ${currency.name}`;
+  if (cents === null || cents === undefined) return "–";
+  const number = amount(cents);
+  if (!currency.symbol) return `${number} ${currency.name}`;
+  return number.startsWith("−") ? `−${currency.symbol}${number.slice(1)}` : `${currency.symbol}${number}`;
 }
 
-/** "4.50", "4,5", "4" or "12.5" typed by a person, as integer cents; null if not a number. */
-export function parseMoney(text) {
-  const t = String(text).trim().replace(/\s/g, "").replace(",", ".");
-  const m = /^(\d{1,10})(?:\.(\d{0,2}))?$/.exec(t);
-  if (!m) return null;
-  return Number(m[1]) * 100 + Number((m[2] || "").padEnd(2, "0"));
-}
-
-const UNIT_NAMES = { gram: ["g", "kg", 1000], millilitre: ["ml", "L", 1000], minute: ["min", "h", 60] };
-
-/** A quantity in its unit, the larger unit when it reads better: "40 kg", "5 h", "3 pieces". */
-export function quantity(n, unit) {
-  if (unit === "piece") return `${int(n)} ${n === 1 ? "piece" : "pieces"}`;
-  const names = UNIT_NAMES[unit];
-  if (!names) return `${int(n)} ${unit}`;
-  const [small, big, factor] = names;
-  if (n >= factor && n % (factor / 10) === 0) {
-    return `${new Intl.NumberFormat(undefined, { maximumFractionDigits: 1 }).format(n / factor)} ${big}`;
+/** An amount typed by a person ("4.50", "4,5", "4", "£4.50") as `{ cents, error }`: integer
+ * cents and error null, or cents null and error one sentence saying why it is not an amount
+ * (not a number, or more decimals than the currency's `minor_units`). */
+export function readMoney(text) {
+  const places = currency.minor_units;
+  let t = String(text).trim().replace(/\s/g, "");
+  if (currency.symbol && t.startsWith(currency.symbol)) t = t.slice(currency.symbol.length);
+  const m = /^(\d{0,10})(?:[.,](\d*))?$/.exec(t);
+  if (!m || !(m[1] || m[2])) {
+    const example = places ? `4.${"5".padEnd(places, "0")}` : "4";
+    return { cents: null, error: `“${text}” is not an amount in ${currency.name}: write it like ${example}` };
   }
-  return `${int(n)} ${small}`;
+  const minor = m[2] || "";
+  if (minor.length > places) {
+    const error = places
+      ? `“${text}” has ${minor.length} decimal places; ${currency.name} have ${places}`
+      : `“${text}”: ${currency.name} have no fractions; write a whole number`;
+    return { cents: null, error };
+  }
+  return { cents: Number(m[1] || "0") * 10 ** places + Number(minor.padEnd(places, "0") || "0"), error: null };
 }
 
-export function unitName(unit) {
-  return { gram: "gram", millilitre: "millilitre", piece: "piece", minute: "minute" }[unit] || unit;
+/** An amount typed by a person as integer cents; null if it is not one (see `readMoney`). */
+export function parseMoney(text) {
+  return readMoney(text).cents;
+}
+
+// The units of offers and needs (protocol/offers.py UNITS, PROTOCOL.md §10): one and many.
+const UNIT_NAMES = {
+  gram: ["gram", "grams"],
+  millilitre: ["millilitre", "millilitres"],
+  piece: ["piece", "pieces"],
+  minute: ["minute", "minutes"],
+  dozen: ["dozen", "dozen"],
+  kilogram: ["kilogram", "kilograms"],
+  litre: ["litre", "litres"],
+  hour: ["hour", "hours"],
+};
+
+/** A unit as people say it for `n` of it: "dozen", "kilograms" (n 2), "litre" (n 1); a unit
+ * this app does not know is shown as it is. */
+export function unitName(unit, n = 1) {
+  const names = UNIT_NAMES[unit];
+  return names ? names[n === 1 ? 0 : 1] : unit;
+}
+
+/** A quantity in its unit, as the CLI writes it: "40 pieces", "3 dozen", "1 litre". */
+export function quantity(n, unit) {
+  return `${int(n)} ${unitName(unit, n)}`;
 }
 
 const dateTime = new Intl.DateTimeFormat(undefined, {

@@ -1,11 +1,12 @@
 // The federation's market, as this neighborhood sees it: offers (with what remains),
 // needs and their matches, trades (the ones waiting for our answer first), the balance and
 // a statement of settled trades. Coordinators sign: post, propose, answer; residents read.
-// Amounts are integer cents on the API, shown as the currency with two decimals.
+// Amounts are integer cents on the API, shown in the currency of GET /app/info (its symbol or
+// name, its minor_units decimals: format.js).
 
 import { get, post, seg } from "../api.js";
 import { action, badge, empty, field, h, newId, put, safeText, select } from "../dom.js";
-import { amount, currencyName, fromNow, int, money, parseMoney, quantity, unitName, when, words } from "../format.js";
+import { amount, currencyName, currencySymbol, fromNow, int, money, parseMoney, quantity, readMoney, unitName, when, words } from "../format.js";
 import { form } from "./account.js";
 
 const SUBS = [
@@ -15,7 +16,8 @@ const SUBS = [
   ["balance", "Balance"],
 ];
 const CATEGORIES = ["produce", "bakery", "dairy-eggs", "prepared-food", "household-goods", "repair", "transport", "care", "skills", "other"];
-const UNITS = ["piece", "gram", "millilitre", "minute"];
+// protocol/offers.py UNITS (PROTOCOL.md §10), the everyday ones first.
+const UNITS = ["piece", "dozen", "gram", "kilogram", "millilitre", "litre", "minute", "hour"];
 const DELIVERY = [["pickup", "Pickup"], ["delivery", "Delivery"], ["either", "Either"]];
 const STATE_TONE = { proposed: "warn", accepted: "info", shipped: "info", settled: "good", declined: "muted", cancelled: "muted", expired: "muted", disputed: "bad", cancel_requested: "warn" };
 const OPEN_TRADE = new Set(["proposed", "accepted", "shipped", "cancel_requested"]);
@@ -54,14 +56,15 @@ export async function mount(ctx, route, root) {
 // ---- helpers ----------------------------------------------------------------------------------
 
 function moneyInput(name, cents, required = true) {
-  return h("input", { name, inputmode: "decimal", autocomplete: "off", required, pattern: "\\s*\\d{1,10}([.,]\\d{0,2})?\\s*", value: cents === null || cents === undefined ? "" : amount(cents).replaceAll(",", "") });
+  // No `pattern`: readMoney says in words what is wrong (too many decimals, not a number).
+  return h("input", { name, inputmode: "decimal", autocomplete: "off", required, value: cents === null || cents === undefined ? "" : amount(cents).replaceAll(",", "") });
 }
 
 function cents(data, name, ctx, label) {
   const raw = String(data.get(name) || "").trim();
   if (!raw) return null;
-  const value = parseMoney(raw);
-  if (value === null) throw new Error(`${label}: write an amount like 4.50`);
+  const { cents: value, error } = readMoney(raw);
+  if (error) throw new Error(`${label}: ${error}`);
   return value;
 }
 
@@ -169,7 +172,7 @@ function proposeForm(ctx, card, opener, o) {
     card,
     opener,
     `Propose a trade for ${o.item}`,
-    [field(`Quantity (${unitName(o.unit)}s, ${int(o.remaining)} left)`, qty), field(`Price per ${unitName(o.unit)} (${currencyName()})`, price), total, field("The proposal expires after", expires)],
+    [field(`Quantity (${unitName(o.unit, 2)}, ${int(o.remaining)} left)`, qty), field(`Price per ${unitName(o.unit)} (${currencyName()})`, price), total, field("The proposal expires after", expires)],
     "Send proposal",
     async (data) => {
       await post("/trades", {
@@ -198,7 +201,7 @@ function postOfferForm(ctx) {
     [
       field("Item", h("input", { name: "item", required: true, maxlength: 80 })),
       field("Category", categorySelect()),
-      h("div", { class: "row" }, field("Quantity", h("input", { name: "quantity", type: "number", inputmode: "numeric", min: 1, required: true, value: 1 })), field("Unit", select("unit", UNITS.map((u) => [u, u]), "piece"))),
+      h("div", { class: "row" }, field("Quantity", h("input", { name: "quantity", type: "number", inputmode: "numeric", min: 1, required: true, value: 1 })), field("Unit", select("unit", UNITS.map((u) => [u, unitName(u)]), "piece"))),
       h("div", { class: "row" }, field(`Price per unit (${currencyName()})`, moneyInput("unit_price", null)), field("Minimum order", h("input", { name: "min_order", type: "number", inputmode: "numeric", min: 1, value: 1 }))),
       h("div", { class: "row" }, field("Available for (days)", h("input", { name: "days", type: "number", inputmode: "numeric", min: 1, max: 3650, value: 7 })), field("Delivery", select("delivery", DELIVERY, "pickup"))),
       field("Terms (optional)", h("textarea", { name: "terms", maxlength: 280, rows: 2 })),
@@ -307,7 +310,7 @@ function postNeedForm(ctx) {
     [
       field("Item", h("input", { name: "item", required: true, maxlength: 80 })),
       field("Category", categorySelect()),
-      h("div", { class: "row" }, field("Quantity", h("input", { name: "quantity", type: "number", inputmode: "numeric", min: 1, required: true, value: 1 })), field("Unit", select("unit", UNITS.map((u) => [u, u]), "piece"))),
+      h("div", { class: "row" }, field("Quantity", h("input", { name: "quantity", type: "number", inputmode: "numeric", min: 1, required: true, value: 1 })), field("Unit", select("unit", UNITS.map((u) => [u, unitName(u)]), "piece"))),
       h("div", { class: "row" }, field(`Highest price per unit (${currencyName()}, optional)`, moneyInput("max_unit_price", null, false)), field("Needed within (days)", h("input", { name: "days", type: "number", inputmode: "numeric", min: 1, max: 3650, value: 7 }))),
       h("button", { type: "submit", class: "primary" }, "Post need"),
     ],
@@ -458,7 +461,9 @@ async function balancePage(ctx, body) {
     h("section", { class: "card", "aria-labelledby": "st" }, h("h2", { id: "st" }, "Statement: settled trades"), statement),
     h("section", { class: "card", "aria-labelledby": "lt" }, h("h2", { id: "lt" }, "The federation's ledger"), ledger),
   );
-  const fig = (title, cents, sub, tone) => h("article", { class: "card figure" }, h("h2", {}, title), h("p", { class: `big ${tone || ""}` }, amount(cents), h("span", { class: "unit" }, ` ${currencyName()}`)), sub ? h("p", { class: "muted small" }, sub) : null);
+  // "£4.50" for a currency with a symbol; else "4.50" with the currency's name smaller after it.
+  const figure = (cents) => (currencySymbol() ? [money(cents)] : [amount(cents), h("span", { class: "unit" }, ` ${currencyName()}`)]);
+  const fig = (title, cents, sub, tone) => h("article", { class: "card figure" }, h("h2", {}, title), h("p", { class: `big ${tone || ""}` }, ...figure(cents)), sub ? h("p", { class: "muted small" }, sub) : null);
   return async () => {
     const [b, trades, names] = await Promise.all([get("/balance"), get("/trades?state=settled"), offerNames()]);
     put(
