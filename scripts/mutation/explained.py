@@ -35,6 +35,13 @@ EXPLAINED: dict[tuple[str, str], str] = {
         'canonical_bytes: `return json.dumps(value, sort_keys=True, separators=(",", ":"), '
         "ensure_ascii=None).encode()`",
     ): "ensure_ascii=None is falsy: json.dumps reads it as False",
+    (
+        "protocol/charter.py",
+        'dump_charter: `return json.dumps(value, indent=2, ensure_ascii=None).encode() + b"\\n"`',
+    ): "ensure_ascii=None is falsy: json.dumps reads it as False",
+    ("protocol/offers.py", "match: `score = 4.0 if same_item else 1.0`"): (
+        "the score starts at 0.0 on the line before: `score = x` and `score += x` give the same"
+    ),
     ("protocol/charter.py", 'parse_charter: `data.decode("UTF-8"),`'): (
         "codec names are case-insensitive: the same UTF-8 codec"
     ),

@@ -99,3 +99,20 @@ def test_the_file_written_for_people_is_indented_utf8_and_reads_back_the_same() 
         ).encode()
     )
     assert parse_charter(written)[0] == charter
+
+
+def test_a_currency_of_null_is_refused_and_told_what_it_should_be() -> None:
+    data = json.dumps({"name": "R", "founders": [_founder("oak", KEY_A)], "currency": None})
+    assert _refusal(data.encode()) == (
+        "currency is an object {code, name, symbol, minor_units}, not null"
+    )
+
+
+def test_a_charter_built_in_code_with_a_control_character_is_not_written() -> None:
+    charter = Charter(
+        name="River\x1bside",
+        founders=[Founder(slug="oak", display_name="Oak", area="N1", key=KEY_A)],
+    )
+    with pytest.raises(CharterError) as caught:
+        dump_charter(charter)
+    assert str(caught.value) == "control characters are not allowed in a charter: 'River\\x1bside'"

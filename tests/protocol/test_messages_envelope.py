@@ -316,3 +316,44 @@ def test_a_stored_event_of_an_unknown_kind_whose_body_is_no_map_is_still_refused
     with pytest.raises(InvalidEvent) as caught:
         unseal_stored(wire, net=NET)
     assert caught.value.code == "bad_body"
+
+
+def test_the_first_body_a_process_decodes_comes_back_typed() -> None:
+    # The decoders of each kind are made on first use and kept: a cold cache must give the
+    # same typed body as a warm one (a test process has usually warmed it long before).
+    from coopnet.protocol import envelope
+
+    envelope._body_decoders.clear()
+    wire = signed_wire(NOTE)
+    assert unseal(wire, net=NET).body == NotePosted(text="hello")
+    assert unseal(wire, net=NET).body == NotePosted(text="hello")  # and from the cache
+    assert set(envelope._body_decoders) == {NotePosted}
+
+
+def test_a_stored_key_log_event_whose_body_its_kind_refuses_comes_back_opaque_and_whole() -> None:
+    # A retirement stored opaque by a node that did not know the kind then (§8.1): `unseal`
+    # refuses it (the key log reads it, §4 step 13), `unseal_stored` gives it back whole, its
+    # body opaque with the reason, for the store to record.
+    body = body_of({"reason": 7})
+    header = header_bytes(body, kind="membership.retired", seq=4)
+    signature = OAK.signing_key.sign(b"coopnet/v1\x00" + header).signature
+    wire = wire_of(header, body)
+    refused(wire, "bad_body")
+    event = unseal_stored(wire, net=NET)
+    assert event.body == Opaque(
+        raw=body, refused="membership.retired body: Expected `str`, got `int` - at `$.reason`"
+    )
+    assert (event.wire, event.header, event.signature, event.id) == (
+        wire, header, signature, hashlib.sha256(header).digest()
+    )  # fmt: skip
+    assert (event.v, event.net, event.author, event.key) == (1, NET, "oakley", OAK.public_key)
+    assert (event.seq, event.prev, event.at, event.kind) == (4, PREV, 1, "membership.retired")
+    assert event.body_hash == hashlib.sha256(body).digest()
+
+
+def test_seal_refuses_a_body_its_kind_refuses_and_names_the_field() -> None:
+    with pytest.raises(InvalidEvent) as caught:
+        seal(signing_key=OAK.signing_key, net=NET, author="oakley", seq=1, prev=None, at=1,
+             body=NotePosted(text=7))  # type: ignore[arg-type]  # fmt: skip
+    assert caught.value.code == "bad_body"
+    assert caught.value.message == "note.posted body: Expected `str`, got `int` - at `$.text`"

@@ -4,7 +4,7 @@ refused statement that does not stop the statements after it from counting."""
 
 from __future__ import annotations
 
-from coopnet.protocol.trades import TradeView, fold_trade
+from coopnet.protocol.trades import TradeAccepted, TradeView, fold_trade
 from tests.protocol.test_trades import PROPOSAL, T0, buyer_body, stmt
 
 
@@ -51,4 +51,13 @@ def test_a_refused_seller_statement_does_not_stop_the_next_ones() -> None:
     accepted = stmt("sel", 2, buyer_body("trade.accepted"))
     view = fold_trade("buy", "t1", [stmt("buy", 1, PROPOSAL), stranger, accepted])
     assert view.refused == [(stranger.id, "not_authorized")]
+    assert view.state == "accepted"
+
+
+def test_an_acceptance_on_other_terms_does_not_stop_the_next_acceptance() -> None:
+    other = stmt("sel", 1, TradeAccepted(buyer="buy", trade="t1", offer="o1", quantity=4,
+                                         unit_price=100))  # fmt: skip
+    accepted = stmt("sel", 2, buyer_body("trade.accepted"))
+    view = fold_trade("buy", "t1", [stmt("buy", 1, PROPOSAL), other, accepted])
+    assert view.refused == [(other.id, "not_authorized")]
     assert view.state == "accepted"
