@@ -266,8 +266,8 @@ def _expected(exc: BaseException) -> tuple[str, str, int] | None:
         hint = str(getattr(leaf, "hint", "") or "")
         if isinstance(leaf, KeyboardInterrupt):
             return "interrupted", "run the command again to finish what it started", 130
-        if isinstance(leaf, ConfigError):
-            return str(leaf), hint, 2
+        if isinstance(leaf, ConfigError):  # what, and (its `hint`) what to do about it
+            return str(leaf), leaf.hint, 2
         if isinstance(leaf, NatsServerError):
             return str(leaf), hint or "the nats-server log named above says why", 1
         if isinstance(leaf, nats.errors.NoServersError | nats.errors.ConnectionClosedError):

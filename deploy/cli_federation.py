@@ -1,46 +1,41 @@
-"""`coopnet federation init|up|stop|start|status` and `coopnet neighborhood add|retire|
-rotate-key`: the operator's commands (docs/OPERATIONS.md). A failure the operator can act
-on is raised as an OperatorError (what, and a hint), which deploy/cli.py prints as one line.
+"""`coopnet federation init|cluster|streams`: the operator makes a federation, moves it
+to a cluster, and makes its streams exist (docs/OPERATIONS.md). The `federation` command's
+other subcommands are deploy/cli_up.py's (`up|stop|start|status`); the `neighborhood`
+command is deploy/cli_neighborhood.py's. A failure the operator can act on is a
+ConfigError with a hint, which deploy/cli.py prints as one line.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import shutil
 import sys
-import time
 import urllib.parse
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlsplit
+from typing import Any, NoReturn
 
 import anyio
-import httpx
 import msgspec
 import nats.errors
 from rich.console import Console
 
 from coopnet.deploy import federation as fed
-from coopnet.deploy.admission import admission_ticket
-from coopnet.deploy.federation import OperatorError
-from coopnet.deploy.launcher import (
-    choose_free_ports,
-    node_file,
-    node_state,
-    pid_alive,
-    read_pid,
-    retired_marker,
-    running_up,
-)
-from coopnet.deploy.nats_auth import Authority, ClaimsUpdateError, push_account
+from coopnet.deploy.cli_neighborhood import add_neighborhood_commands
+from coopnet.deploy.cli_up import DIR_HELP, add_up_commands
+from coopnet.deploy.control import running_up
 from coopnet.deploy.nats_config import TlsFiles
+from coopnet.deploy.ports import choose_free_ports
 from coopnet.deploy.quotas import MIB, Quotas
-from coopnet.node.engine.bus import STREAM, member_stream
-from coopnet.node.engine.client import API_URL_FILE
+from coopnet.node.engine.bus import STREAM
 from coopnet.node.engine.config import ConfigError
-from coopnet.protocol.charter import Policies
+from coopnet.protocol.charter import (
+    DEFAULT_CURRENCY,
+    CharterError,
+    Currency,
+    Policies,
+    canonical_bytes,
+)
 
 DEFAULT_PORT = 4222  # the usual NATS client port; `init` moves it if it is taken
 
@@ -50,6 +45,7 @@ def _cmd_init(args: argparse.Namespace) -> int:
     slugs = [s.strip() for s in args.neighborhoods.split(",") if s.strip()]
     for slug in slugs:  # before --force deletes anything
         fed.check_slug(slug)
+    currency = _currency(args)
     policies = Policies(credit_limit=args.credit_limit, quorum_percent=args.quorum_percent)
     own_tls = [args.tls_ca, args.tls_cert, args.tls_key]
     if any(own_tls) and not all(own_tls):
@@ -67,7 +63,7 @@ def _cmd_init(args: argparse.Namespace) -> int:
             root, name=args.name, slugs=slugs, hubs=args.hubs, base_port=base, ports=ports,
             policies=policies, sync_always=not args.no_sync_always, hosts=hosts,
             tls=args.tls, tls_files=tls_files, tls_names=args.tls_name,
-            quotas=_quotas(args),
+            quotas=_quotas(args), currency=currency,
         )
     )  # fmt: skip
     units: list[str] = []
@@ -88,6 +84,8 @@ def _cmd_init(args: argparse.Namespace) -> int:
         "tls": config.tls,
         "neighborhoods": slugs,
         "systemd_units": units,
+        # What amounts are counted in (PROTOCOL.md §16.1): the charter's, or the default.
+        "currency": msgspec.structs.asdict(currency or DEFAULT_CURRENCY),
     }
     if args.json:
         print(json.dumps(result))
@@ -102,6 +100,7 @@ def _cmd_init(args: argparse.Namespace) -> int:
         )
     console.print(f"[bold]{args.name}[/]: federation id (net) {net}")
     console.print(f"  NATS          {config.urls}")
+    console.print(f"  currency      {_say_currency(currency)}")
     console.print(f"  charter       {root / 'charter.json'}")
     for path in result["hub_configs"]:
         console.print(f"  hub config    {path}")
@@ -114,6 +113,58 @@ def _cmd_init(args: argparse.Namespace) -> int:
     return 0
 
 
+# The --currency-* flags by Currency field, and what each must be (PROTOCOL.md §16.1).
+_CURRENCY_FLAGS = {
+    "code": ("--currency-code", "three capital letters, e.g. RVP"),
+    "name": ("--currency-name", "1-40 characters, e.g. 'Riverside pounds'"),
+    "symbol": ("--currency-symbol", "at most 8 characters, e.g. £"),
+    "minor_units": ("--minor-units", "the decimal places of amounts, 0-4"),
+}
+
+
+def _currency(args: argparse.Namespace) -> Currency | None:
+    """The charter's currency from `federation init`'s --currency-code, --currency-name,
+    --currency-symbol and --minor-units (those not given: DEFAULT_CURRENCY's); None when
+    none is given, and the charter names none (which means DEFAULT_CURRENCY, §16.1).
+    Raises ConfigError naming the flag whose value PROTOCOL.md §16.1 refuses."""
+    given = {
+        "code": args.currency_code, "name": args.currency_name,
+        "symbol": args.currency_symbol, "minor_units": args.minor_units,
+    }  # fmt: skip
+    if all(value is None for value in given.values()):
+        return None
+    value = msgspec.structs.asdict(DEFAULT_CURRENCY) | {
+        k: v for k, v in given.items() if v is not None
+    }
+    try:
+        currency = msgspec.convert(value, Currency)
+    except msgspec.ValidationError as exc:  # "... - at `$.code`"
+        _refuse_currency(str(exc).rsplit("`$.", 1)[-1].rstrip("`"), value)
+    for field in ("name", "symbol"):
+        try:
+            canonical_bytes(value[field])  # a charter holds no control characters (§16.1)
+        except CharterError:
+            _refuse_currency(field, value, "no control characters")
+    return currency
+
+
+def _refuse_currency(field: str, value: dict[str, Any], rule: str = "") -> NoReturn:
+    """A ConfigError naming the flag of Currency's `field` and what it must be."""
+    flag, must = _CURRENCY_FLAGS.get(field, ("--currency-code", _CURRENCY_FLAGS["code"][1]))
+    raise ConfigError(
+        f"{flag} {value.get(field)!r} is refused: {rule or must} (PROTOCOL.md §16.1)",
+        "e.g. --currency-code RVP --currency-name 'Riverside pounds' --currency-symbol £",
+    )
+
+
+def _say_currency(currency: Currency | None) -> str:
+    """The currency as `init` prints it: "Riverside pounds (RVP, £, 2 decimal places)"."""
+    c = currency or DEFAULT_CURRENCY
+    symbol = f", {c.symbol}" if c.symbol else ""
+    default = "; the default" if currency is None else ""
+    return f"{c.name} ({c.code}{symbol}, {c.minor_units} decimal places{default})"
+
+
 # What `federation init` writes into DIR (deploy/federation.py), all that --force removes.
 FEDERATION_ENTRIES = (
     "charter.json", "charter.net", "federation.toml", "admission.key",
@@ -122,7 +173,7 @@ FEDERATION_ENTRIES = (
 
 
 def _replace_or_refuse(root: Path, *, force: bool) -> bool:
-    """A directory that holds a federation already: refused (OperatorError with a hint),
+    """A directory that holds a federation already: refused (ConfigError with a hint),
     or with `force` emptied of everything `init` writes there (other files stay).
     Returns whether a federation was removed.
 
@@ -133,14 +184,14 @@ def _replace_or_refuse(root: Path, *, force: bool) -> bool:
     if not ((root / "charter.json").exists() or (root / "federation.toml").exists()):
         return False
     if not force:
-        raise OperatorError(
+        raise ConfigError(
             f"{root} already holds a federation",
             f"`coopnet federation up {root}` runs it; `coopnet federation init {root} --force "
             "...` replaces it, deleting its keys, every node's store and its logs",
         )
     pid = running_up(root)
     if pid is not None:
-        raise OperatorError(
+        raise ConfigError(
             f"`coopnet federation up` runs {root} (pid {pid}): it is not replaced",
             "stop it first (Ctrl-C in its terminal)",
         )
@@ -151,120 +202,6 @@ def _replace_or_refuse(root: Path, *, force: bool) -> bool:
         else:
             path.unlink(missing_ok=True)
     return True
-
-
-def _cmd_up(args: argparse.Namespace) -> int:
-    from coopnet.deploy.launcher import run_federation
-    from coopnet.node.cli import setup_logging
-
-    setup_logging(quiet=True)
-    return anyio.run(lambda: run_federation(Path(args.dir), Console(), seconds=args.seconds))
-
-
-# How long `federation stop|start` wait for `up` to do it (a node flushes its outbox first).
-CONTROL_WAIT_S = 30.0
-
-
-def _under_up(root: Path, slug: str) -> int:
-    """Check that `slug` is a neighborhood of `root`, not retired, and that a `federation
-    up` runs `root`; return that up's pid. Raises OperatorError."""
-    fed.read_federation(root)  # a ConfigError that says so if `root` is no federation
-    if not (fed.neighborhood_dir(root, slug) / "node.toml").exists():
-        from coopnet.deploy.launcher import neighborhoods
-
-        raise OperatorError(
-            f"{slug} is not a neighborhood of {root}",
-            f"its neighborhoods: {', '.join(neighborhoods(root)) or 'none'}",
-        )
-    if retired_marker(root, slug).exists():
-        raise OperatorError(f"{slug} retired: its node does not run again", "nothing to do")
-    pid = running_up(root)
-    if pid is None:
-        raise OperatorError(
-            f"no `coopnet federation up` runs {root}",
-            f"start the federation with `coopnet federation up {root}`; a node run by systemd "
-            f"stops and starts with `systemctl stop|start coopnet-node@{slug}`",
-        )
-    return pid
-
-
-def _wait_for(done: Any, what: str, log_file: Path) -> None:
-    """Poll `done()` every 0.1 s (another process does the work: nothing to await) until
-    it holds; OperatorError after CONTROL_WAIT_S."""
-    deadline = time.monotonic() + CONTROL_WAIT_S
-    while not done():
-        if time.monotonic() > deadline:
-            raise OperatorError(
-                f"`federation up` did not {what} within {CONTROL_WAIT_S:g} s",
-                f"see its log, {log_file}",
-            )
-        time.sleep(0.1)
-
-
-def _cmd_stop(args: argparse.Namespace) -> int:
-    root, slug = Path(args.dir), args.slug
-    _under_up(root, slug)
-    pid = read_pid(node_file(root, slug, "pid"))
-    already = node_state(root, slug) == "stopped"
-    if not already:
-        node_file(root, slug, "stop").write_text("")
-        pid_file = node_file(root, slug, "pid")
-        _wait_for(
-            lambda: not pid_file.exists() and (pid is None or read_pid(pid_file) is None)
-            and (pid is None or not pid_alive(pid)),
-            f"stop {slug}", root / "logs" / f"{slug}.log",
-        )  # fmt: skip
-    result = {"slug": slug, "state": "stopped", "pid": pid, "already": already}
-    if args.json:
-        print(json.dumps(result))
-    elif already:
-        print(f"{slug} was stopped already; `coopnet federation start {root} {slug}` starts it")
-    else:
-        was = f" (was pid {pid})" if pid else ""
-        print(f"stopped {slug}{was}; `coopnet federation start {root} {slug}` starts it again")
-    return 0
-
-
-def _cmd_start(args: argparse.Namespace) -> int:
-    root, slug = Path(args.dir), args.slug
-    _under_up(root, slug)
-    pid_file, url_file = (
-        node_file(root, slug, "pid"),
-        fed.neighborhood_dir(root, slug) / API_URL_FILE,
-    )
-    pid = read_pid(pid_file)
-    already = pid is not None
-    if not already:
-        asked = time.time()
-        node_file(root, slug, "start").write_text("")
-        _wait_for(lambda: read_pid(pid_file) is not None, f"start {slug}", root / "logs")
-        pid = read_pid(pid_file)
-
-        def api_up() -> bool:  # written by the new node (an old one's may remain after a crash)
-            try:
-                return url_file.stat().st_mtime >= asked - 1 and bool(url_file.read_text())
-            except OSError:
-                return False
-
-        _wait_for(api_up, f"see {slug}'s API answer", root / "logs" / f"{slug}.log")
-    api = url_file.read_text().strip() if url_file.exists() else ""
-    result = {"slug": slug, "state": "running", "pid": pid, "api": api, "already": already}
-    if args.json:
-        print(json.dumps(result))
-    else:
-        print(f"{slug} {'was running already' if already else 'started'} (pid {pid}), API {api}")
-    return 0
-
-
-def _cmd_status(args: argparse.Namespace) -> int:
-    from coopnet.deploy.launcher import gather_status, status_table
-
-    status = anyio.run(gather_status, Path(args.dir))
-    if args.json:
-        print(json.dumps(status))
-    else:
-        Console().print(status_table(status))
-    return 0
 
 
 # How long `federation streams` waits for the hubs by default: a unit started with them.
@@ -379,97 +316,6 @@ def _cmd_cluster(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_add(args: argparse.Namespace) -> int:
-    root = Path(args.federation)
-    data = anyio.run(
-        lambda: fed.add_neighborhood(
-            root, args.slug, display_name=args.display_name or "", area=args.area,
-            about=args.about, reason=args.reason, leaf=args.leaf,
-        )
-    )  # fmt: skip
-    stream = anyio.run(_member_stream, root, args.slug)
-    result = {"slug": args.slug, "data": str(data), "leaf": args.leaf, "stream": stream}
-    if args.json:
-        print(json.dumps(result))
-    else:
-        print(f"{args.slug}: identity, credentials and config in {data}")
-        if args.leaf:
-            print(f"  its leaf nats-server config: {data / 'leaf.conf'}")
-        print(f"  its stream on the bus: {stream}")
-        print(
-            "  start it (or restart `coopnet federation up`): it applies to join at once;\n"
-            f"  members answer with `coopnet membership consent {args.slug} --data …`"
-        )
-    return 0
-
-
-def _cmd_ticket(args: argparse.Namespace) -> int:
-    """Print the admission ticket for a neighborhood that made its own key (an outside
-    implementation, say): its `node.founded` must carry it (PROTOCOL.md §16.6)."""
-    root = Path(args.federation)
-    fed.check_slug(args.slug)
-    try:
-        key = bytes.fromhex(args.key)
-    except ValueError:
-        key = b""
-    if len(key) != 32:
-        raise ConfigError("--key is the neighborhood's Ed25519 public key: 64 hex digits")
-    charter, net = fed.charter_of(root)
-    if args.slug in charter.founder_keys():
-        raise ConfigError(f"{args.slug} is a founder: the charter names its key, no ticket")
-    if fed.neighborhood_dir(root, args.slug).exists():
-        raise ConfigError(
-            f"{args.slug} was added already ({fed.neighborhood_dir(root, args.slug)})"
-        )
-    ticket = admission_ticket(root, charter, net, args.slug, key)
-    if ticket is None:
-        raise ConfigError("this federation's charter names no admission key: no ticket needed")
-    if args.json:
-        print(json.dumps({"slug": args.slug, "key": key.hex(), "net": net.hex(),
-                          "ticket": ticket.hex()}))  # fmt: skip
-    else:
-        print(ticket.hex())
-    return 0
-
-
-# How long `neighborhood add` tries to reach the hubs to make the new member's stream.
-ADD_STREAM_WAIT_S = 10.0
-
-
-async def _member_stream(root: Path, slug: str) -> str:
-    """Make the new member's stream (and add it to COOP's sources) if the hubs answer, so
-    that its application finds a stream to land in; else say who will make it."""
-    from coopnet.deploy.launcher import ensure_stream
-    from coopnet.deploy.streams import StreamLimitError
-
-    stream = member_stream(slug)
-    config = fed.read_federation(root)
-    try:
-        await _any_hub_listening(config.urls)  # else nats-py retries, loudly, till the timeout
-        with anyio.fail_after(ADD_STREAM_WAIT_S):
-            await ensure_stream(root, config, within=ADD_STREAM_WAIT_S - 2)
-    except StreamLimitError as exc:
-        return f"{stream} NOT made: {exc}"
-    except (OSError, nats.errors.Error, TimeoutError) as exc:
-        return (
-            f"{stream} not made now (the hubs do not answer: {exc!r}); `coopnet federation up`"
-            " or `coopnet federation streams` makes it before the node can publish"
-        )
-    return f"{stream} made"
-
-
-async def _any_hub_listening(urls: str) -> None:
-    """Return once one hub accepts a TCP connection (within 2 s each); OSError if none."""
-    for url in urls.split(","):
-        parts = urlsplit(url.strip())
-        with contextlib.suppress(OSError, TimeoutError):
-            with anyio.fail_after(2):
-                stream = await anyio.connect_tcp(parts.hostname or "127.0.0.1", parts.port or 4222)
-            await stream.aclose()
-            return
-    raise OSError(f"no hub listens at {urls}")
-
-
 def _quotas(args: argparse.Namespace) -> Quotas:
     """The `federation init` quota flags (MiB, hours, days) as a Quotas (bytes, seconds)."""
     return Quotas(
@@ -480,99 +326,6 @@ def _quotas(args: argparse.Namespace) -> Quotas:
         bus_age_s=int(args.bus_max_age_days * 86_400),
         members_max=args.max_members,
     )
-
-
-def _node_api(root: Path, slug: str, method: str, path: str, body: Any = None) -> Any:
-    url_file = fed.neighborhood_dir(root, slug) / API_URL_FILE
-    try:
-        base = url_file.read_text().strip()
-    except FileNotFoundError:
-        if not (fed.neighborhood_dir(root, slug) / "node.toml").exists():
-            raise OperatorError(
-                f"{slug} is not a neighborhood of {root}", "check the slug"
-            ) from None
-        raise OperatorError(
-            f"{slug}'s node is not running",
-            f"start it: `coopnet federation up {root}`, or `coopnet federation start {root} "
-            f"{slug}` under a running up",
-        ) from None
-    try:
-        r = httpx.request(method, base + path, json=body, timeout=30)
-    except httpx.TransportError as exc:
-        raise OperatorError(
-            f"{slug}'s node at {base} does not answer ({exc})",
-            f"is it running? `coopnet federation status {root}` says",
-        ) from None
-    if r.status_code >= 400:
-        raise ConfigError(f"{slug}'s node refused: {r.text}")
-    return r.json()
-
-
-async def _revoke(root: Path, user: str) -> list[str]:
-    """Revoke a NATS user: in the account JWT, in the hub configs (so a restarted hub keeps
-    it), and on every running hub. Returns the hubs that took it now."""
-    authority = Authority.load(root)
-    account_jwt = authority.revoke(user)
-    config = fed.read_federation(root)
-    fed.write_hub_configs(root, config, authority)
-    took: list[str] = []
-    failures: list[str] = []
-    for url in config.urls.split(","):  # a cluster shares it; each hub is tried anyway
-        try:
-            took += await push_account(
-                [url], root / "nats" / "sys.creds", account_jwt, tls=fed.client_tls(root, config)
-            )
-        except (ClaimsUpdateError, nats.errors.Error, OSError, TimeoutError) as exc:
-            failures.append(f"{url}: {exc}")
-    if not took:
-        print(
-            f"coopnet: no hub took the revocation now ({'; '.join(failures)}); it is in the hub "
-            "configs and takes effect when they restart (or run this command again)",
-            file=sys.stderr,
-        )
-    return took
-
-
-def _cmd_retire(args: argparse.Namespace) -> int:
-    root = Path(args.federation)
-    signed = _node_api(root, args.slug, "POST", "/membership/retire", {"reason": args.reason})
-    # `federation up` never starts it again (it lets the node stop by itself: its outbox
-    # first publishes the retirement).
-    retired_marker(root, args.slug).write_text(f"retired at seq {signed['seq']}\n")
-    pushed = anyio.run(_revoke, root, fed.node_user(root, args.slug))
-    result = {"slug": args.slug, "retired_seq": signed["seq"], "revoked_on": pushed}
-    print(json.dumps(result) if args.json else f"{args.slug} retired; credentials revoked")
-    return 0
-
-
-def _cmd_revoke(args: argparse.Namespace) -> int:
-    """Cut a member off the bus without its consent: revoke its NATS user (docs/OPERATIONS.md
-    §4, "A rogue member"). Its log stays as it is on every node; nothing is signed for it."""
-    root = Path(args.federation)
-    if not fed.neighborhood_dir(root, args.slug).exists():
-        raise ConfigError(f"{args.slug} is not a neighborhood of {root}")
-    user = fed.node_user(root, args.slug)
-    pushed = anyio.run(_revoke, root, user)
-    result = {"slug": args.slug, "user": user, "revoked_on": pushed}
-    print(json.dumps(result) if args.json else f"{args.slug}: credentials {user} revoked")
-    return 0
-
-
-def _cmd_rotate(args: argparse.Namespace) -> int:
-    """The node rotates (its log says so), then its credentials follow the new key and the
-    old user is revoked: nats-py reads the creds file again when it reconnects."""
-    root = Path(args.federation)
-    old_user = fed.node_user(root, args.slug)
-    rotated = _node_api(root, args.slug, "POST", "/keys/rotate")
-    new_user = fed.issue_node_creds(root, args.slug, Authority.load(root))
-    pushed = anyio.run(_revoke, root, old_user)
-    result = {"slug": args.slug, "seq": rotated["seq"], "key": rotated["key"],
-              "nats_user": new_user, "revoked": old_user, "revoked_on": pushed}  # fmt: skip
-    print(json.dumps(result) if args.json else f"{args.slug}: key rotated; now {new_user}")
-    return 0
-
-
-_DIR_HELP = "the federation's directory (made by `coopnet federation init`)"
 
 
 def add_federation_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -603,7 +356,16 @@ def add_federation_commands(sub: argparse._SubParsersAction[argparse.ArgumentPar
         help="DIR holds a federation already: replace it, deleting its keys, every node's "
         "store and its logs (refused while `federation up` runs it)",
     )  # fmt: skip
-    p.add_argument("--credit-limit", type=int, default=Policies().credit_limit, help="cents")
+    p.add_argument(
+        "--credit-limit", type=int, default=Policies().credit_limit, metavar="CENTS",
+        help="how far below zero each co-op may go, in the currency's minor units (cents; "
+        "default %(default)d)",
+    )  # fmt: skip
+    c = p.add_argument_group("the currency amounts are counted in (PROTOCOL.md §16.1)")
+    c.add_argument("--currency-code", metavar="CODE", help="three capital letters, default CRD")
+    c.add_argument("--currency-name", metavar="NAME", help="1-40 characters, default credits")
+    c.add_argument("--currency-symbol", metavar="SYMBOL", help="e.g. £, default none")
+    c.add_argument("--minor-units", type=int, metavar="N", help="decimal places 0-4, default 2")
     p.add_argument(
         "--quorum-percent", type=int, default=Policies().quorum_percent,
         help="share of members whose consent admits a new one (default %(default)d)",
@@ -664,30 +426,9 @@ def add_federation_commands(sub: argparse._SubParsersAction[argparse.ArgumentPar
     p.add_argument("--tls-key", help="its private key (PEM, mode 0600), with --tls-ca")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_cmd_init)
-    p = cmds.add_parser(
-        "up",
-        help="run the hub(s) and every node here, with a live table",
-        description="Check the hubs' ports, start the hub(s), make the streams, start every "
-        "neighborhood's node (logs in DIR/logs) and show a live table until Ctrl-C (or "
-        "--seconds); then stop everything and say what stopped. `federation stop|start DIR "
-        "SLUG` stop and start one neighborhood meanwhile; a retired one is not started.",
-    )
-    p.add_argument("dir", help=_DIR_HELP)
-    p.add_argument("--seconds", type=float, help="stop after this long (default: Ctrl-C)")
-    p.set_defaults(func=_cmd_up)
-    for name, func, what in (
-        ("stop", _cmd_stop, "stop one neighborhood's node under a running `federation up`; "
-         "up shows it as stopped and keeps it so until `federation start`"),
-        ("start", _cmd_start, "start one neighborhood's node again under a running "
-         "`federation up` (after `federation stop`, or after it exited)"),
-    ):  # fmt: skip
-        p = cmds.add_parser(name, help=what.split(";")[0], description=what[0].upper() + what[1:])
-        p.add_argument("dir", help=_DIR_HELP)
-        p.add_argument("slug", help="the neighborhood, e.g. oakley")
-        p.add_argument("--json", action="store_true", help="print one JSON object")
-        p.set_defaults(func=func)
+    add_up_commands(cmds)
     p = cmds.add_parser("cluster", help="move to a three-server cluster (same keys)")
-    p.add_argument("dir", help=_DIR_HELP)
+    p.add_argument("dir", help=DIR_HELP)
     p.add_argument("--port", type=int, help="first client port (default: the current one)")
     p.add_argument(
         "--no-tls", dest="tls", action="store_false", default=None,
@@ -703,63 +444,12 @@ def add_federation_commands(sub: argparse._SubParsersAction[argparse.ArgumentPar
         "and container steps run it after the hub starts (docs/OPERATIONS.md §7). Exit 1 "
         "if they are not there within --within seconds.",
     )
-    p.add_argument("dir", help=_DIR_HELP)
+    p.add_argument("dir", help=DIR_HELP)
     p.add_argument(
         "--within", type=float, default=STREAMS_WAIT_S, metavar="SECONDS",
         help="how long to wait for the hubs (default %(default)g)",
     )  # fmt: skip
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_cmd_streams)
-    p = cmds.add_parser("status", help="hubs and nodes: up, membership, heads, outboxes")
-    p.add_argument("dir", help=_DIR_HELP)
-    p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.set_defaults(func=_cmd_status)
 
-    n = sub.add_parser("neighborhood", help="add, retire, re-key a neighborhood (operators)")
-    cmds = n.add_subparsers(dest="neighborhood_command", metavar="COMMAND", required=True)
-    p = cmds.add_parser("add", help="a new identity, credentials and config; it applies")
-    p.add_argument("slug", help="the new neighborhood's slug, e.g. ashgrove")
-    p.add_argument("--federation", required=True, help="the federation's directory")
-    p.add_argument("--display-name", help="the name residents see (default: from the slug)")
-    p.add_argument("--area", default="local", help="a coarse area code, never an address")
-    p.add_argument("--about", default="", help="who the neighborhood is (members see it)")
-    p.add_argument("--reason", required=True, help="why it wants to join (members see it)")
-    p.add_argument("--leaf", action="store_true", help="also a leaf nats-server config")
-    p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.set_defaults(func=_cmd_add)
-    p = cmds.add_parser(
-        "ticket",
-        help="the admission ticket for a neighborhood that made its own key",
-        description="Print (hex) the admission ticket by which this federation's admission "
-        "key lets KEY found SLUG's log (PROTOCOL.md §16.6): for a node that made its own "
-        "key, such as an outside implementation; its node.founded carries it as `ticket`. "
-        "`neighborhood add` does this itself for the identities it makes.",
-    )
-    p.add_argument("slug", help="the neighborhood's slug, e.g. ashgrove")
-    p.add_argument("--key", required=True, help="its Ed25519 public key, 64 hex digits")
-    p.add_argument("--federation", required=True, help="the federation's directory")
-    p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.set_defaults(func=_cmd_ticket)
-    p = cmds.add_parser("retire", help="the node signs its retirement; its user is revoked")
-    p.add_argument("slug", help="the neighborhood that retires (its node must be running)")
-    p.add_argument("--federation", required=True, help="the federation's directory")
-    p.add_argument("--reason", default="", help="why it retires (members see it)")
-    p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.set_defaults(func=_cmd_retire)
-    p = cmds.add_parser(
-        "revoke",
-        help="cut a member off the bus (its credentials), without its node",
-        description="Revoke a neighborhood's NATS credentials on every hub, without its node "
-        "signing anything: for a member that abuses the bus (floods, fills its quota, "
-        "uses up connections) and will not retire. Its log stays valid on every node; its "
-        "membership is unchanged (members may object to it, PROTOCOL.md §16).",
-    )
-    p.add_argument("slug", help="the neighborhood's slug")
-    p.add_argument("--federation", required=True, help="the federation's directory")
-    p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.set_defaults(func=_cmd_revoke)
-    p = cmds.add_parser("rotate-key", help="rotate a node's key; its credentials follow")
-    p.add_argument("slug", help="the neighborhood whose key rotates (its node must be running)")
-    p.add_argument("--federation", required=True, help="the federation's directory")
-    p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.set_defaults(func=_cmd_rotate)
+    add_neighborhood_commands(sub)

@@ -15,8 +15,12 @@ rotate-key` write, and where (docs/OPERATIONS.md).
                                 nats.creds (its own user: the node key is its NATS identity),
                                 charter.json, node.db; leaf.conf for a leaf neighborhood
     DIR/observer/               observer.toml, nats.creds (reads only), charter.json
-    DIR/run/, DIR/logs/         `federation up`'s servers, pids and requests (deploy/launcher.py)
-                                and each node's log; `neighborhoods/<slug>/retired` once retired
+    DIR/run/, DIR/logs/         `federation up`'s servers (deploy/launcher.py), pids and
+                                requests (deploy/control.py) and each node's log;
+                                `neighborhoods/<slug>/retired` once retired
+
+Failures the operator can act on are ConfigErrors with a hint (deploy/cli.py prints them
+as one line).
 """
 
 from __future__ import annotations
@@ -62,17 +66,15 @@ from coopnet.node.engine.config import (
 )
 from coopnet.node.engine.tls import client_context
 from coopnet.protocol import Identity
-from coopnet.protocol.charter import Charter, Founder, Policies, dump_charter, parse_charter
+from coopnet.protocol.charter import (
+    Charter,
+    Currency,
+    Founder,
+    Policies,
+    dump_charter,
+    parse_charter,
+)
 from coopnet.protocol.envelope import AUTHOR_RE
-
-
-class OperatorError(ConfigError):
-    """A failure the operator can act on: `str()` says what, `hint` what to do about it
-    (deploy/cli.py prints `error: <what> (hint: <hint>)`)."""
-
-    def __init__(self, what: str, hint: str) -> None:
-        super().__init__(what)
-        self.hint = hint
 
 
 class Ports(msgspec.Struct, kw_only=True):
@@ -141,12 +143,18 @@ def neighborhood_dir(root: Path, slug: str) -> Path:
     return root / "neighborhoods" / slug
 
 
+def neighborhoods(root: Path) -> list[str]:
+    """The slugs of the neighborhoods in `root` (each folder with a node.toml), sorted."""
+    folder = root / "neighborhoods"
+    return sorted(p.name for p in folder.iterdir() if (p / "node.toml").exists())
+
+
 def read_federation(root: Path) -> FederationConfig:
     path = root / "federation.toml"
     try:
         return msgspec.convert(tomllib.loads(path.read_text()), FederationConfig)
     except FileNotFoundError:
-        raise OperatorError(
+        raise ConfigError(
             f"{root} holds no federation ({path.name} not found)",
             f"make one with `coopnet federation init {root} --name NAME --neighborhoods "
             "oakley,elmwood`, or give the directory `federation init` made",
@@ -201,9 +209,13 @@ async def init_federation(
     tls_files: TlsFiles | None = None,
     tls_names: list[str] | None = None,
     quotas: Quotas | None = None,
+    currency: Currency | None = None,
 ) -> FederationConfig:
     """Write a whole federation: charter, NATS authority and hub configs, one node per
     founding neighborhood with its credentials, and the observer's credentials.
+
+    `currency`: what the charter says amounts are counted in (PROTOCOL.md §16.1); None
+    leaves the key out, which means DEFAULT_CURRENCY (credits, CRD, 2 minor units).
 
     `quotas`: what each member may put on the bus (default `Quotas()`, OPERATIONS.md §12);
     minted into the account's and users' JWT limits; ConfigError if a value is not valid.
@@ -237,6 +249,7 @@ async def init_federation(
         policies=policies or Policies(),
         created=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         admission_key=bytes(admission.verify_key).hex(),
+        currency=currency,
     )
     config = FederationConfig(
         name=name,

@@ -39,14 +39,6 @@ SEVERITY_STYLE = {"critical": "bold red", "warning": "yellow", "info": "dim"}
 CATCH_UP_WAIT_S = 60.0
 
 
-class _Hinted(ConfigError):
-    """A ConfigError with what to do about it (deploy/cli.py prints `(hint: ...)`)."""
-
-    def __init__(self, what: str, hint: str) -> None:
-        super().__init__(what)
-        self.hint = hint
-
-
 def _observer_from_args(args: argparse.Namespace) -> Observer:
     if not args.federation and not args.nats and (Path("observer") / "observer.toml").exists():
         args.federation = "."  # run in a federation's directory: audit that one
@@ -56,7 +48,7 @@ def _observer_from_args(args: argparse.Namespace) -> Observer:
             obs.data = Path(args.data)
         return obs
     if not args.nats or not (args.charter or args.net):
-        raise _Hinted(
+        raise ConfigError(
             "no federation to observe here (no ./observer/observer.toml)",
             "give --federation DIR (the directory `coopnet federation init` made), or --nats "
             "URL with --charter FILE or --net HEX",
@@ -144,7 +136,7 @@ def _cmd_audit(args: argparse.Namespace) -> int:
     obs = _observer_from_args(args)
     refresh = args.refresh or not (obs.data / "observer.db").exists()
     if refresh and (obs.data / "dashboard.url").exists():
-        raise _Hinted(
+        raise ConfigError(
             f"`coopnet observe` runs on {obs.data} already: it keeps the store current",
             "run `coopnet audit` without --refresh; it reads that store",
         )
@@ -161,7 +153,7 @@ def _cmd_audit(args: argparse.Namespace) -> int:
             fresh = not (obs.data / "observer.db").exists()
             try:
                 await _catch_up_once(obs, within=args.within)
-            except _Hinted:
+            except ConfigError:
                 if fresh:  # an empty store would later audit as "no findings"
                     for suffix in ("", "-wal", "-shm"):
                         (obs.data / f"observer.db{suffix}").unlink(missing_ok=True)
@@ -184,7 +176,7 @@ def _cmd_audit(args: argparse.Namespace) -> int:
 
 
 async def _any_hub_answers(urls: str, where: str) -> None:
-    """Return once one of `urls` accepts a TCP connection (2 s each), else _Hinted: a
+    """Return once one of `urls` accepts a TCP connection (2 s each), else ConfigError: a
     one-shot pass that cannot reach the bus says so at once, not after its timeout."""
     for url in urls.split(","):
         parts = urlsplit(url.strip())
@@ -193,7 +185,7 @@ async def _any_hub_answers(urls: str, where: str) -> None:
                 stream = await anyio.connect_tcp(parts.hostname or "127.0.0.1", parts.port or 4222)
             await stream.aclose()
             return
-    raise _Hinted(
+    raise ConfigError(
         f"no observer store yet, and no hub answers at {urls} to read the stream from",
         f"start the federation (`coopnet federation up {where}`), then audit again",
     )
@@ -201,7 +193,7 @@ async def _any_hub_answers(urls: str, where: str) -> None:
 
 async def _catch_up_once(obs: Observer, *, within: float) -> None:
     """Run the observer until it has read the stream up to where it was when it attached,
-    then stop it (its store stays). Raises _Hinted if that takes more than `within`
+    then stop it (its store stays). Raises ConfigError if that takes more than `within`
     seconds (the hubs do not answer, or the stream is long: then `coopnet observe`)."""
     with anyio.move_on_after(within) as waited:
         async with anyio.create_task_group() as tg:
@@ -209,7 +201,7 @@ async def _catch_up_once(obs: Observer, *, within: float) -> None:
             await obs.ready.wait()
             tg.cancel_scope.cancel()
     if waited.cancelled_caught:
-        raise _Hinted(
+        raise ConfigError(
             f"the observer did not catch up with the stream at {obs.bus.url} within "
             f"{within:g} s (read to seq {obs.progress.read})",
             "are the hubs running (`coopnet federation up DIR`)? for a long stream, give "

@@ -31,7 +31,13 @@ DEFAULT_API_PORT = 0  # 0: let the OS pick, and record it in the status
 
 
 class ConfigError(Exception):
-    """A data dir that cannot be used: says which file and why."""
+    """A data dir, a config or an argument that cannot be used: `str()` says which and why;
+    `hint` (may be "") what to do about it. deploy/cli.py prints it as one line, `error:
+    <what> (hint: <hint>)`."""
+
+    def __init__(self, what: str, hint: str = "") -> None:
+        super().__init__(what)
+        self.hint = hint
 
 
 class NodeConfig(msgspec.Struct, kw_only=True):
