@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import unicodedata
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -49,15 +50,69 @@ class Currency(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     Every amount on the wire, in the store and in the API is an integer number of the
     currency's minor unit: with `minor_units` 2 (the default) 450 means 4.50 (cents); with 0
     it means 450. `code`: three capital letters (ISO 4217, or a community code such as
-    "CRD"); `name`: what people call it ("credits", "Riverside pounds"), 1-40 characters;
-    `symbol`: written before amounts ("£"; "" for none), 0-8 characters. Formatting and
-    parsing amounts for people is node/engine/money.py's.
+    "CRD"); `name`: what people call it ("credits", "Riverside pounds"), 1-40 characters,
+    not blank; `symbol`: written before amounts ("£"; "" for none), 0-8 characters. Neither
+    may make a typed or shown amount read as another (§16.1): `symbol` holds no character of
+    `SYMBOL_REFUSED` nor of a Unicode general category in `SYMBOL_REFUSED_CATEGORIES`
+    (digits of any script, dashes, spaces, format and control characters), and `name` none of
+    `NAME_REFUSED_CATEGORIES`. Formatting and parsing amounts for people is
+    node/engine/money.py's.
     """
 
     code: CurrencyCode
     name: Annotated[str, msgspec.Meta(min_length=1, max_length=40)]
     symbol: Annotated[str, msgspec.Meta(max_length=8)] = ""
     minor_units: Annotated[int, msgspec.Meta(ge=0, le=4)] = 2
+
+    def __post_init__(self) -> None:
+        # Raised inside msgspec.convert, a ValueError becomes a ValidationError naming the
+        # path (`$.currency`), which parse_charter turns into a CharterError.
+        for char in self.symbol:
+            if _misreads(char):
+                raise ValueError(
+                    f"currency symbol {self.symbol!r} holds {_char_name(char)}: a symbol holds "
+                    "no digits, '.', ',', '+', dashes or minus signs, spaces, format or control "
+                    "characters (nor their compatibility forms, such as '．'), so an "
+                    "amount typed or shown with it reads as one number (PROTOCOL.md §16.1)"
+                )
+        for char in self.name:
+            if unicodedata.category(char) in NAME_REFUSED_CATEGORIES:
+                raise ValueError(
+                    f"currency name {self.name!r} holds {_char_name(char)}: a name holds no "
+                    "format, control or line-separator characters (PROTOCOL.md §16.1)"
+                )
+        if all(unicodedata.category(char) == "Zs" for char in self.name):
+            raise ValueError(
+                f"currency name {self.name!r} is blank: name it with at least one letter, "
+                "digit or sign people read (PROTOCOL.md §16.1)"
+            )
+
+
+# What a currency's `symbol` and `name` may not hold (§16.1), by Unicode general category
+# (Python's `unicodedata.category`): Nd decimal digits of any script; Pd dashes; Zs, Zl, Zp
+# spaces and line/paragraph separators; Cc control characters (C0, DEL and C1,
+# U+0080-U+009F); Cf format characters (U+200B zero-width space, U+202E right-to-left
+# override, U+FEFF); Cs surrogates. A symbol also holds no character whose NFKC form holds
+# one of SYMBOL_REFUSED or an Nd digit ("．" is ".", "＋" is "+", "²" is "2"): an amount is
+# written symbol-then-number, and the app writes negatives with U+2212.
+SYMBOL_REFUSED = frozenset(".,-+\u2212")
+SYMBOL_REFUSED_CATEGORIES = frozenset({"Nd", "Pd", "Zs", "Zl", "Zp", "Cc", "Cf", "Cs"})
+NAME_REFUSED_CATEGORIES = frozenset({"Zl", "Zp", "Cc", "Cf", "Cs"})
+
+
+def _misreads(char: str) -> bool:
+    """Whether `char` in a symbol could be read as part of the number after it (§16.1)."""
+    if unicodedata.category(char) in SYMBOL_REFUSED_CATEGORIES:
+        return True
+    return any(
+        c in SYMBOL_REFUSED or unicodedata.category(c) == "Nd"
+        for c in unicodedata.normalize("NFKC", char)
+    )
+
+
+def _char_name(char: str) -> str:
+    """`char` for an error message: 'U+202E (RIGHT-TO-LEFT OVERRIDE)'."""
+    return f"U+{ord(char):04X} ({unicodedata.name(char, unicodedata.category(char))})"
 
 
 # What a charter without `currency` means (§16.1): what coopnet showed before charters

@@ -20,6 +20,7 @@ import argparse
 import hashlib
 import json
 import sys
+import unicodedata
 from pathlib import Path
 from typing import Any
 
@@ -686,13 +687,77 @@ def charter_cases() -> list[tuple[str, dict[str, Any], str]]:
         ("currency_null", _example_charter(currency=None), "currency is an object"),
         ("currency_a_string", _example_charter(currency="GBP"), "currency is an object"),
         ("currency_control_character", cur(symbol="\x07"), "no control characters"),
+        # The symbol and name rule (§16.1): an amount typed or shown with the symbol reads
+        # as one number, and the name is not blank nor holds invisible characters.
+        (
+            "currency_symbol_of_letters",
+            cur(code="KWD", name="dinars", symbol="KD", minor_units=3),
+            "",
+        ),
+        ("currency_name_with_digits_and_brackets", cur(name="credits [2026]/"), ""),
+        ("currency_symbol_a_digit", cur(symbol="1"), "a symbol holds no digit"),
+        (
+            "currency_symbol_an_arabic_indic_digit",
+            cur(symbol="£\u0664"),
+            "a symbol holds no digit of any script (Nd)",
+        ),
+        (
+            "currency_symbol_a_superscript_digit",
+            cur(symbol="\u00b2"),
+            "a symbol holds no digit, also by NFKC",
+        ),
+        ("currency_symbol_a_hyphen_minus", cur(symbol="-"), "a symbol holds no '-'"),
+        ("currency_symbol_a_minus_sign", cur(symbol="\u2212"), "a symbol holds no '\u2212'"),
+        ("currency_symbol_an_en_dash", cur(symbol="\u2013"), "a symbol holds no dash (Pd)"),
+        ("currency_symbol_a_plus", cur(symbol="+"), "a symbol holds no '+'"),
+        ("currency_symbol_a_point", cur(symbol="£."), "a symbol holds no '.'"),
+        (
+            "currency_symbol_a_fullwidth_point",
+            cur(symbol="\uff0e"),
+            "a symbol holds no '.', also by NFKC",
+        ),
+        ("currency_symbol_a_comma", cur(symbol=","), "a symbol holds no ','"),
+        ("currency_symbol_a_space", cur(symbol="£ "), "a symbol holds no space (Zs)"),
+        ("currency_symbol_a_no_break_space", cur(symbol="\u00a0"), "a symbol holds no space (Zs)"),
+        (
+            "currency_symbol_a_zero_width_space",
+            cur(symbol="\u200b"),
+            "a symbol holds no format character (Cf)",
+        ),
+        (
+            "currency_symbol_a_right_to_left_override",
+            cur(symbol="\u202e£"),
+            "a symbol holds no format character (Cf)",
+        ),
+        (
+            "currency_symbol_a_c1_control",
+            cur(symbol="\u0085"),
+            "a symbol holds no control character (Cc, C1)",
+        ),
+        ("currency_name_blank", cur(name=" "), "a name is not blank"),
+        ("currency_name_of_ideographic_spaces", cur(name="\u3000\u3000"), "a name is not blank"),
+        (
+            "currency_name_a_c1_control",
+            cur(name="credits\u009b"),
+            "a name holds no control character (Cc, C1)",
+        ),
+        (
+            "currency_name_a_format_character",
+            cur(name="credits\u202e"),
+            "a name holds no format character (Cf)",
+        ),
+        (
+            "currency_name_a_line_separator",
+            cur(name="credits\u2028"),
+            "a name holds no line separator (Zl)",
+        ),
     ]
 
 
 def build_charters() -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for name, value, why in charter_cases():
-        text = json.dumps(value, indent=2, ensure_ascii=False)
+        text = _escape_invisible(json.dumps(value, indent=2, ensure_ascii=False))
         entry: dict[str, Any] = {"name": name, "text": text, "valid": not why}
         try:
             charter, net = parse_charter(text.encode())
@@ -706,6 +771,16 @@ def build_charters() -> list[dict[str, Any]]:
             entry["currency"] = msgspec.to_builtins(charter.currency_or_default())
         out.append(entry)
     return out
+
+
+def _escape_invisible(text: str) -> str:
+    """JSON text with every space, separator, control or format character other than " "
+    and the newlines of its layout written as a \\uXXXX escape: the same value, and a
+    vector file that shows what its charters hold (U+202E, U+2028 would not show)."""
+    return "".join(
+        json.dumps(c)[1:-1] if c not in " \n" and unicodedata.category(c)[0] in "CZ" else c
+        for c in text
+    )
 
 
 def render_charters() -> str:

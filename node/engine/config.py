@@ -157,6 +157,10 @@ def read_config(data: Path) -> NodeConfig:
     charter = read_charter(data, config)
     if charter is not None:
         config = msgspec.structs.replace(config, charter_currency=charter.currency_or_default())
+    try:
+        config.currency  # noqa: B018  node.toml's currency_name/code obey §16.1 as a charter's do
+    except ValueError as exc:
+        raise ConfigError(f"{path}: currency: {exc}") from None
     return config
 
 

@@ -96,25 +96,51 @@ def format_amount(cents: int, currency: Currency) -> str:
     return f"{sign}{number} {currency.name}".rstrip()
 
 
-_AMOUNT = re.compile(r"(?P<whole>[0-9]+)?(?:\.(?P<minor>[0-9]*))?")
+# What parse_amount (and the app's readMoney, node/engine/static/app/format.js) accept: at
+# most MAX_WHOLE_DIGITS ASCII digits, then optionally '.' and ASCII digits; at least one
+# digit. No sign, no exponent, no ',' (neither decimal comma nor grouping), no inner space.
+_AMOUNT = re.compile(r"(?P<whole>[0-9]*)(?:\.(?P<minor>[0-9]*))?")
+MAX_WHOLE_DIGITS = 10  # 9,999,999,999 units: exact in a JavaScript number with 4 decimals
+# Stripped from both ends of a typed amount, and between the symbol and the number: ASCII
+# whitespace and U+00A0 (no-break space), exactly the `SPACE` of format.js's readMoney.
+_SPACE = " \t\n\r\x0b\x0c\xa0"
+_MINUS = ("-", "\u2212")  # hyphen-minus, and the minus sign the app shows negatives with
+_DIGITS_OR_POINT = frozenset("0123456789.")  # what may follow the symbol
 
 
 def parse_amount(text: str, currency: Currency) -> int:
     """An amount typed in the currency's units, as integer minor units (cents):
-    `"4.50"`, `"4.5"`, `"4"` and `"£4.50"` (the currency's own symbol) are 450 with two
-    minor units. Raises AmountError for a negative amount, more decimals than the currency
-    has, or anything that is not a plain number."""
+    `"4.50"`, `"4.5"`, `"4"`, `".5"` and `"£4.50"` or `"£ 4.50"` (the currency's own symbol,
+    then the number) are 450 (50 for ".5") with two minor units. Raises AmountError, one
+    sentence for people, for a negative amount ('-' or '−' before or after the symbol), more
+    decimals than the currency has, more than MAX_WHOLE_DIGITS digits before the point, or
+    anything that is not a plain number: ',' (no decimal comma, no grouping), inner spaces,
+    signs, exponents. The app's readMoney (format.js) accepts and refuses exactly the same
+    texts with the same sentences (tests/node/test_app_currency_amounts.py: one table)."""
     places = _places(currency)
-    raw = text.strip()
+    raw = text.strip(_SPACE)
+    negative = AmountError(f"{text!r} is negative: amounts are 0 or more")
+    if raw.startswith(_MINUS):  # before the symbol: "-£4"
+        raise negative
     if currency.symbol and raw.startswith(currency.symbol):
-        raw = raw[len(currency.symbol) :].strip()
-    if raw.startswith("-"):
-        raise AmountError(f"{text!r} is negative: amounts are 0 or more")
+        rest = raw[len(currency.symbol) :].lstrip(_SPACE)
+        if rest.startswith(_MINUS):  # after it: "£-4"
+            raise negative
+        # Only a number may follow the symbol: then it is the symbol, not part of the text.
+        if rest[:1] in _DIGITS_OR_POINT:
+            raw = rest
     found = _AMOUNT.fullmatch(raw)
-    if not raw or found is None or not (found["whole"] or found["minor"]):
+    if found is None or not (found["whole"] or found["minor"]):
         example = _plain(450 * 10**places // 100, places)
-        raise AmountError(f"{text!r} is not an amount in {currency.name}: write it like {example}")
-    minor = found["minor"] or ""
+        hint = " (digits and one '.', no ',')" if "," in raw else ""
+        raise AmountError(
+            f"{text!r} is not an amount in {currency.name}: write it like {example}{hint}"
+        )
+    whole, minor = found["whole"], found["minor"] or ""
+    if len(whole) > MAX_WHOLE_DIGITS:
+        raise AmountError(
+            f"{text!r} is too large: at most {MAX_WHOLE_DIGITS} digits before the point"
+        )
     if len(minor) > places:
         if places == 0:
             raise AmountError(f"{text!r}: {currency.name} have no fractions; write a whole number")
@@ -122,7 +148,7 @@ def parse_amount(text: str, currency: Currency) -> int:
             f"{text!r} has {len(minor)} decimal places; {currency.name} have {places}"
         )
     scale: int = 10**places
-    return int(found["whole"] or 0) * scale + int(minor.ljust(places, "0") or 0)
+    return int(whole or 0) * scale + int(minor.ljust(places, "0") or 0)
 
 
 def _plain(cents: int, places: int) -> str:

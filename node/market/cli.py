@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.text import Text
 
 from coopnet.node.engine.client import ApiError, call_api
 from coopnet.node.engine.config import ConfigError, read_config
@@ -272,12 +273,18 @@ def cmd_balance(args: argparse.Namespace) -> int:
         print(json.dumps({**b, "currency": m.currency.code}))
         return 0
     console = Console()
+    # Text, not markup: the amounts hold the charter's currency name, which may hold "[/]".
     console.print(
-        f"[bold]{b['neighborhood']}[/]: balance {m.money(b['balance'])}, "
-        f"open commitments {m.money(b['committed'])}, credit limit {m.money(b['credit_limit'])}, "
-        f"available {m.money(b['available'])}"
+        Text.assemble(
+            cell(b["neighborhood"], "bold"),
+            cell(
+                f": balance {m.money(b['balance'])}, open commitments "
+                f"{m.money(b['committed'])}, credit limit {m.money(b['credit_limit'])}, "
+                f"available {m.money(b['available'])}"
+            ),
+        )
     )
-    console.print(f"Federation ledger (it sums to {m.money(b['ledger_sum'])}):")
+    console.print(cell(f"Federation ledger (it sums to {m.money(b['ledger_sum'])}):"))
     out = table("", "co-op", "balance", whole=("co-op", "balance"))
     for slug, cents in sorted(b["ledger"].items()):
         out.add_row(cell(slug), cell(m.money(cents)))

@@ -152,9 +152,10 @@ class Governance:
             me = self.node.slug
             left = (await unsettled(self.node.store.reader, [me], now_ms()))[me]
             if not left.settled:
+                where = left.describe(self.node.config.currency)
                 raise Refused(
                     "balance_not_settled",
-                    f"{me} cannot retire yet: {left.describe()}. Settle first: "
+                    f"{me} cannot retire yet: {where}. Settle first: "
                     f"{left.how_to_settle()} (PROTOCOL.md §16.5)",
                 )
             env = await self._sign(MembershipRetired(reason=reason))

@@ -20,6 +20,7 @@ from collections.abc import Collection
 import aiosqlite
 import msgspec
 
+from coopnet.node.engine.money import Currency, PlainCurrency, format_amount
 from coopnet.node.engine.store_io import run_in_db, select_all
 from coopnet.protocol import decode_unsealed
 from coopnet.protocol.trades import OPEN_STATES, Statement, TradeView, fold_trade, trade_key
@@ -48,9 +49,11 @@ class Unsettled(msgspec.Struct, frozen=True, kw_only=True):
         """Whether it may retire: balance zero and no open trade."""
         return self.balance == 0 and not self.open_trades
 
-    def describe(self) -> str:
-        """The balance and the open trades, in words."""
-        parts = [f"its balance is {_units(self.balance)} ({self.balance} cents)"]
+    def describe(self, currency: Currency | None = None) -> str:
+        """The balance and the open trades, in words; the balance in `currency`'s units (the
+        node's: `currency_of(config)`), as "4.50 credits (450 cents)", "450 hours (450
+        cents)" with 0 minor units; with no currency given, a bare 2-decimal "4.50"."""
+        parts = [f"its balance is {_units(self.balance, currency)} ({self.balance} cents)"]
         if self.open_trades:
             shown = ", ".join(
                 f"{t.buyer}/{t.trade} with {t.seller if t.buyer == self.slug else t.buyer}"
@@ -73,10 +76,11 @@ class Unsettled(msgspec.Struct, frozen=True, kw_only=True):
         return ", and ".join(how) or "nothing"
 
 
-def _units(cents: int) -> str:
-    sign = "-" if cents < 0 else ""
-    whole, minor = divmod(abs(cents), 100)
-    return f"{sign}{whole}.{minor:02d}"
+def _units(cents: int, currency: Currency | None) -> str:
+    """`cents` (integer minor units) in `currency`'s units for people: with `minor_units` 0,
+    450 is "450 hours", with 2 "4.50 credits" or "£4.50" (node/engine/money.py); with None,
+    a bare 2-decimal "4.50" (what describe() said before it took the node's currency)."""
+    return format_amount(cents, currency if currency is not None else PlainCurrency(name=""))
 
 
 def unsettled_in(

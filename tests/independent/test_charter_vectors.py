@@ -1,11 +1,14 @@
 """Check protocol/vectors/charters.json against the rule of PROTOCOL.md §16.1 written here
 alone: canonical bytes (keys sorted by code point, no whitespace, only `"` and `\\` escaped),
-`net` = SHA-256[0:16], and the currency a charter means (absent: credits, CRD, 2)."""
+`net` = SHA-256[0:16], the currency a charter means (absent: credits, CRD, 2), and which
+currencies §16.1 refuses (its bounds, and the symbol and name rule by Unicode category)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
+import unicodedata
 from pathlib import Path
 from typing import Any
 
@@ -56,3 +59,57 @@ def test_valid_charter(vector: dict[str, Any]) -> None:
     assert text == vector["canonical"]
     assert hashlib.sha256(text.encode()).digest()[:16].hex() == vector["net"]
     assert currency(value) == vector["currency"]
+
+
+# §16.1, the currency's keys and bounds.
+CURRENCY_KEYS = {"code", "name", "symbol", "minor_units"}
+SYMBOL_NEVER = ".,-+\u2212"  # and no Nd digit, also after NFKC
+SYMBOL_CATEGORIES = {"Nd", "Pd", "Zs", "Zl", "Zp", "Cc", "Cf", "Cs"}
+NAME_CATEGORIES = {"Zl", "Zp", "Cc", "Cf", "Cs"}
+
+
+def symbol_ok(symbol: str) -> bool:
+    """§16.1: 0-8 characters, none of SYMBOL_CATEGORIES, none whose NFKC form holds a
+    character of SYMBOL_NEVER or an Nd digit."""
+    for char in symbol:
+        if unicodedata.category(char) in SYMBOL_CATEGORIES:
+            return False
+        for c in unicodedata.normalize("NFKC", char):
+            if c in SYMBOL_NEVER or unicodedata.category(c) == "Nd":
+                return False
+    return len(symbol) <= 8
+
+
+def name_ok(name: str) -> bool:
+    """§16.1: 1-40 characters, none of NAME_CATEGORIES, at least one that is not Zs."""
+    cats = [unicodedata.category(c) for c in name]
+    return 1 <= len(name) <= 40 and not NAME_CATEGORIES & set(cats) and set(cats) != {"Zs"}
+
+
+def currency_ok(value: dict[str, Any]) -> bool:
+    """Whether a charter's `currency` (absent, or an object) is one §16.1 accepts."""
+    if "currency" not in value:
+        return True
+    c = value["currency"]
+    if not isinstance(c, dict) or not {"code", "name"} <= set(c) <= CURRENCY_KEYS:
+        return False
+    code, name, symbol = c["code"], c["name"], c.get("symbol", "")
+    minor = c.get("minor_units", 2)
+    if not (isinstance(code, str) and re.fullmatch(r"[A-Z]{3}", code)):
+        return False
+    if not (isinstance(minor, int) and not isinstance(minor, bool) and 0 <= minor <= 4):
+        return False
+    return isinstance(name, str) and name_ok(name) and isinstance(symbol, str) and symbol_ok(symbol)
+
+
+def test_the_symbol_and_name_rule_has_cases_on_both_sides() -> None:
+    names = {v["name"]: v["valid"] for v in VECTORS}
+    assert names["currency_symbol_of_letters"] and names["currency_at_its_bounds"]
+    assert not names["currency_symbol_a_digit"] and not names["currency_name_blank"]
+
+
+@pytest.mark.parametrize("vector", VECTORS, ids=[v["name"] for v in VECTORS])
+def test_which_currencies_are_refused(vector: dict[str, Any]) -> None:
+    """Every charter vector differs from a valid charter in its currency alone, so it is
+    valid exactly when §16.1's currency rule, written here, accepts its currency."""
+    assert currency_ok(json.loads(vector["text"])) == vector["valid"], vector.get("why")

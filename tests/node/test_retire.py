@@ -60,7 +60,7 @@ async def test_a_neighborhood_settles_before_it_retires_then_its_node_stops(
         for node in (elm, oakley):
             message = (await refusal(node)).message
             assert "1 trade(s) are open: elm/t-open" in message, message
-            assert "accepted, 140 cents" in message and "balance is 0.00 (0 cents)" in message
+            assert "accepted, 140 cents" in message and "balance is 0.00 credits (0 cents)" in message
 
         await oakley.trading.ship("elm", "t-open")
         await everywhere([elm], "elm", "t-open", "shipped")
@@ -68,10 +68,10 @@ async def test_a_neighborhood_settles_before_it_retires_then_its_node_stops(
         await everywhere([oakley, elm], "elm", "t-open", "settled")
         # Settled, but in debt (elm) and in credit (oakley): each is told how to settle.
         debt = (await refusal(elm)).message
-        assert "balance is -1.40 (-140 cents)" in debt and "sell to members" in debt, debt
+        assert "balance is -1.40 credits (-140 cents)" in debt and "sell to members" in debt, debt
         assert "trade(s) are open" not in debt
         credit = (await refusal(oakley)).message
-        assert "balance is 1.40 (140 cents)" in credit and "buy from members" in credit
+        assert "balance is 1.40 credits (140 cents)" in credit and "buy from members" in credit
 
         # elm sells back as much: both balances are 0, and elm may retire.
         await elm.post(eggs(10, offer="eggs-elm"))

@@ -172,3 +172,65 @@ def test_the_example_of_protocol_md_is_the_vectors_charter() -> None:
     pounds, plain = by_name["with_currency"], by_name["without_currency"]
     assert pounds["canonical"] in doc and pounds["net"] in doc and plain["net"] in doc
     assert parse_charter(pounds["text"].encode())[1].hex() == pounds["net"]
+
+
+@pytest.mark.parametrize(
+    ("symbol", "char"),
+    [
+        ("1", "U+0031"),  # "15" would read as 5 with it
+        ("£\u0664", "U+0664"),  # an Arabic-Indic digit: any script's digit (Nd)
+        ("\u00b2", "U+00B2"),  # ² is 2 once normalized (NFKC)
+        ("-", "U+002D"),  # "-4" would read as 4
+        ("\u2212", "U+2212"),  # the minus sign the app shows negatives with
+        ("\u2013", "U+2013"),  # a dash (Pd)
+        ("+", "U+002B"),
+        ("£.", "U+002E"),
+        ("\uff0e", "U+FF0E"),  # ． is . once normalized
+        (",", "U+002C"),
+        ("£ ", "U+0020"),
+        ("\u00a0", "U+00A0"),
+        ("\u200b", "U+200B"),  # zero-width: an invisible symbol
+        ("\u202e£", "U+202E"),  # right-to-left override: reorders the amount shown after it
+        ("\u0085", "U+0085"),  # a C1 control
+    ],
+)
+def test_a_symbol_that_would_make_an_amount_read_as_another_is_refused(
+    symbol: str, char: str
+) -> None:
+    """§16.1: written before the number, a symbol holds nothing a number is made of, no
+    space and nothing invisible; the refusal is one line naming the character."""
+    said = refusal(symbol=symbol)
+    assert f"currency symbol {symbol!r} holds {char}" in said and "§16.1" in said
+    assert "\n" not in said
+
+
+@pytest.mark.parametrize(
+    ("name", "said"),
+    [
+        (" ", "is blank"),
+        ("\u3000\u3000", "is blank"),
+        ("credits\u009b", "holds U+009B"),  # C1: a terminal's control sequence introducer
+        ("credits\u202e", "holds U+202E"),
+        ("credits\u200b", "holds U+200B"),
+        ("credits\u2028", "holds U+2028"),
+    ],
+)
+def test_a_blank_name_or_one_with_invisible_characters_is_refused(name: str, said: str) -> None:
+    assert said in refusal(name=name)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("symbol", "KD"), ("symbol", "CHF"), ("symbol", "₿"), ("symbol", "$"),
+     ("name", "credits [2026]/"), ("name", "Riverside pounds"), ("name", "2nd-hand hours")],
+)  # fmt: skip
+def test_letters_signs_and_a_named_name_with_digits_are_accepted(field: str, value: str) -> None:
+    assert getattr(currency_of(**{field: value}), field) == value
+
+
+def test_a_currency_made_in_code_keeps_the_rule_too() -> None:
+    """A node's config builds its Currency directly: the rule holds there as well."""
+    with pytest.raises(ValueError, match="HYPHEN-MINUS"):
+        Currency(code="NEG", name="negs", symbol="-")
+    with pytest.raises(ValueError, match="blank"):
+        Currency(code="SPC", name=" ")

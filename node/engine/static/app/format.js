@@ -22,15 +22,21 @@ export function int(n) {
   return n === null || n === undefined ? "–" : intFormat.format(n);
 }
 
+// Amounts group thousands with ',' and mark decimals with '.' whatever the viewer's language:
+// in a language that groups with '.' (de, fr-CH...) 1234.50 would otherwise read "1.234.50".
+// The '.' is the decimal point readMoney and the CLI read; ',' they refuse, never misread.
+const unitsFormat = new Intl.NumberFormat("en-US", { useGrouping: true, maximumFractionDigits: 0 });
+
 /** Integer cents (the currency's minor unit) as "1,234.50" exactly (no floating point on the
- * way), with `minor_units` decimals: 450 is "4.50" with 2, "450" with 0 (no decimal point). */
+ * way), with `minor_units` decimals: 450 is "4.50" with 2, "450" with 0 (no decimal point);
+ * ',' groups thousands and '.' is the decimal point in every language. */
 export function amount(cents) {
   if (cents === null || cents === undefined) return "–";
   const sign = cents < 0 ? "−" : "";
   const abs = Math.abs(cents);
   const digits = currency.minor_units;
   const scale = 10 ** digits;
-  const units = `${sign}${intFormat.format(Math.floor(abs / scale))}`;
+  const units = `${sign}${unitsFormat.format(Math.floor(abs / scale))}`;
   return digits ? `${units}.${String(abs % scale).padStart(digits, "0")}` : units;
 }
 
@@ -43,26 +49,55 @@ export function money(cents) {
   return number.startsWith("−") ? `−${currency.symbol}${number.slice(1)}` : `${currency.symbol}${number}`;
 }
 
-/** An amount typed by a person ("4.50", "4,5", "4", "£4.50") as `{ cents, error }`: integer
- * cents and error null, or cents null and error one sentence saying why it is not an amount
- * (not a number, or more decimals than the currency's `minor_units`). */
+// What readMoney accepts: exactly node/engine/money.py parse_amount's rule (one table of
+// inputs holds both to it: tests/node/test_app_currency_amounts.py). SPACE is stripped from
+// both ends and between the symbol and the number (ASCII whitespace and U+00A0, no other);
+// MINUS is '-' or '−' (U+2212, how `amount` writes negatives); at most 10 digits before
+// the point, so cents stay exact in a JavaScript number.
+const SPACE = "[ \\t\\n\\r\\v\\f\\u00a0]";
+const TRIM = new RegExp(`^${SPACE}+|${SPACE}+$`, "g");
+const LEADING_SPACE = new RegExp(`^${SPACE}+`);
+const MINUS = /^[-\u2212]/;
+const AMOUNT = /^([0-9]*)(?:\.([0-9]*))?$/;
+const MAX_WHOLE_DIGITS = 10;
+
+/** An amount typed by a person ("4.50", "4.5", "4", ".5", "£4.50", "£ 4.50") as `{ cents,
+ * error }`: integer cents (the currency's minor unit) and error null, or cents null and
+ * error one sentence saying why it is not an amount: negative ('-' or '−', before or after
+ * the symbol), not a plain number (',' is never accepted: no decimal comma, no grouping;
+ * no inner space, sign or exponent), more than 10 digits before the point, or more
+ * decimals than the currency's `minor_units`. The same texts and sentences as the CLI's
+ * parse_amount (node/engine/money.py). */
 export function readMoney(text) {
   const places = currency.minor_units;
-  let t = String(text).trim().replace(/\s/g, "");
-  if (currency.symbol && t.startsWith(currency.symbol)) t = t.slice(currency.symbol.length);
-  const m = /^(\d{0,10})(?:[.,](\d*))?$/.exec(t);
+  const said = `“${text}”`;
+  const negative = { cents: null, error: `${said} is negative: amounts are 0 or more` };
+  let t = String(text).replace(TRIM, "");
+  if (MINUS.test(t)) return negative; // before the symbol: "-£4"
+  if (currency.symbol && t.startsWith(currency.symbol)) {
+    const rest = t.slice(currency.symbol.length).replace(LEADING_SPACE, "");
+    if (MINUS.test(rest)) return negative; // after it: "£-4"
+    // Only a number may follow the symbol: then it is the symbol, not part of the text.
+    if (/^[0-9.]/.test(rest)) t = rest;
+  }
+  const m = AMOUNT.exec(t);
   if (!m || !(m[1] || m[2])) {
     const example = places ? `4.${"5".padEnd(places, "0")}` : "4";
-    return { cents: null, error: `“${text}” is not an amount in ${currency.name}: write it like ${example}` };
+    const hint = t.includes(",") ? " (digits and one '.', no ',')" : "";
+    return { cents: null, error: `${said} is not an amount in ${currency.name}: write it like ${example}${hint}` };
   }
+  const whole = m[1];
   const minor = m[2] || "";
+  if (whole.length > MAX_WHOLE_DIGITS) {
+    return { cents: null, error: `${said} is too large: at most ${MAX_WHOLE_DIGITS} digits before the point` };
+  }
   if (minor.length > places) {
     const error = places
-      ? `“${text}” has ${minor.length} decimal places; ${currency.name} have ${places}`
-      : `“${text}”: ${currency.name} have no fractions; write a whole number`;
+      ? `${said} has ${minor.length} decimal places; ${currency.name} have ${places}`
+      : `${said}: ${currency.name} have no fractions; write a whole number`;
     return { cents: null, error };
   }
-  return { cents: Number(m[1] || "0") * 10 ** places + Number(minor.padEnd(places, "0") || "0"), error: null };
+  return { cents: Number(whole || "0") * 10 ** places + Number(minor.padEnd(places, "0") || "0"), error: null };
 }
 
 /** An amount typed by a person as integer cents; null if it is not one (see `readMoney`). */
