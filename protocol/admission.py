@@ -24,7 +24,6 @@ import nacl.signing
 from coopnet.protocol import errors
 
 TICKET_CONTEXT = b"coopnet/admission/v1\x00"
-TICKET_BYTES = 64
 
 
 def ticket_message(net: bytes, slug: str, key: bytes) -> bytes:

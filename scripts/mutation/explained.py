@@ -102,6 +102,8 @@ EXPLAINED: dict[tuple[str, str], str] = {
         for v in values
     },
     ("protocol/membership.py", 'field default "" -> "x" in `reason: str = ""`'): _ALWAYS_SET,
+    ("protocol/aid.py", "number 0 -> 1 in `at: int = 0`"): _ALWAYS_SET,
+    ("protocol/aid.py", "number 0 -> -1 in `at: int = 0`"): _ALWAYS_SET,
     (
         "protocol/membership.py",
         "number 0 -> -1 in `needed: int = 0  # consents the rule needs from those members`",
