@@ -23,8 +23,10 @@ Severity says what is at stake:
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections import defaultdict
+from collections.abc import Iterable
 from typing import Literal
 
 import aiosqlite
@@ -35,12 +37,30 @@ from coopnet.node.engine.gaps import UnverifiableGap
 from coopnet.node.engine.store_io import fetch_all
 from coopnet.node.membership.projection import standings
 from coopnet.node.membership.settlement import unsettled
+from coopnet.protocol import Envelope, InvalidEvent, decode_unsealed
 from coopnet.protocol.charter import Charter
 from coopnet.protocol.kinds import KINDS
 from coopnet.protocol.ledger import DEFAULT_CREDIT_LIMIT, Ledger
 from coopnet.protocol.membership import is_member
+from coopnet.protocol.offers import (
+    OPEN,
+    Offer,
+    OfferPosted,
+    OfferRevised,
+    OfferWithdrawn,
+    offer_step,
+    release,
+    reserve,
+)
 from coopnet.protocol.text import safe_text
-from coopnet.protocol.trades import BUYER_TABLE, SELLER_TABLE, Statement, fold_trade
+from coopnet.protocol.trades import (
+    BUYER_TABLE,
+    SELLER_TABLE,
+    Statement,
+    TradeAccepted,
+    TradeCancelled,
+    fold_trade,
+)
 
 Severity = Literal["critical", "warning", "info"]
 SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
@@ -64,10 +84,11 @@ class Finding(msgspec.Struct, kw_only=True):
 async def audit(db: aiosqlite.Connection, charter: Charter | None, *, now_ms: int) -> list[Finding]:
     """Every finding, the most severe first."""
     findings: list[Finding] = []
+    oversell = await oversell_attempts(db)
     findings += await _refused_events(db)
-    findings += await _domain_refusals(db)
+    findings += await _domain_refusals(db, oversell)
     findings += await _forks(db)
-    findings += await _ledger(db, charter)
+    findings += await _ledger(db, charter, oversell)
     findings += await _oversold(db)
     findings += await _non_members(db, charter)
     findings += await _retired_unsettled(db, now_ms)
@@ -136,33 +157,110 @@ async def _refused_events(db: aiosqlite.Connection) -> list[Finding]:
     return out
 
 
-async def _domain_refusals(db: aiosqlite.Connection) -> list[Finding]:
-    """Events stored but refused by the domain rules. Trade statements are judged again,
-    with their parties, in `_ledger`; here: oversell attempts and everything else."""
+async def _domain_refusals(db: aiosqlite.Connection, oversell: dict[bytes, str]) -> list[Finding]:
+    """Events stored but refused by the domain rules, told apart by their code and kind,
+    never by their reason (it quotes what the event said). Trade statements the market
+    folded are judged again, with their parties, in `_ledger`; one it never folded (a body
+    of the wrong shape, `bad_body`) is reported here, like any other kind's."""
     rows = await fetch_all(
         db,
         "SELECT author, kind, code, COUNT(*), group_concat(hex(id)), MIN(reason)"
-        " FROM domain_rejections GROUP BY author, kind, code, reason LIKE '%no oversell%'"
-        " ORDER BY author, kind",
+        " FROM domain_rejections"
+        " WHERE kind NOT LIKE 'trade.%' OR id NOT IN (SELECT id FROM trade_events)"
+        " GROUP BY author, kind, code ORDER BY author, kind, code",
     )
-    out = []
-    for author, kind, code, count, ids, reason in rows:
-        if "no oversell" in reason:
-            name, title = "oversell_attempt", f"{author} accepted beyond an offer's quantity"
-        elif kind.startswith("trade."):
-            continue
-        else:
-            name, title = f"refused_{code}", f"{count} {kind} event(s) of {author} refused"
+    out = [
+        Finding(
+            code=f"refused_{code}",
+            severity="warning",
+            title=f"{count} {kind} event(s) of {author} refused ({count} event(s), {code})",
+            detail=reason,
+            author=author,
+            evidence=_ids(ids),
+        )
+        for author, kind, code, count, ids, reason in rows
+    ]
+    by_seller: dict[str, list[str]] = defaultdict(list)
+    for event_id, seller in oversell.items():
+        by_seller[seller].append(event_id.hex())
+    for seller, ids in sorted(by_seller.items()):
         out.append(
             Finding(
-                code=name,
+                code="oversell_attempt",
                 severity="warning",
-                title=f"{title} ({count} event(s), {code})",
-                detail=reason,
-                author=author,
-                evidence=_ids(ids),
+                title=f"{seller} accepted beyond an offer's quantity "
+                f"({len(ids)} event(s), not_authorized)",
+                detail="more asked than the offer had left, by a fold of the seller's own log "
+                "(PROTOCOL.md §10): refused by every node",
+                author=seller,
+                evidence=ids[:20],
             )
         )
+    return out
+
+
+# The kinds that move a seller's offers (PROTOCOL.md §10): its offer events, and its own
+# acceptances and cancellations of trades.
+_BOOK_KINDS = ("offer.posted", "offer.revised", "offer.withdrawn", "trade.accepted",
+               "trade.cancelled")  # fmt: skip
+
+
+async def oversell_attempts(db: aiosqlite.Connection) -> dict[bytes, str]:
+    """{event id: seller} of the `trade.accepted` refused `not_authorized` because the
+    seller's open offer did not have their quantity left: each such seller's log is folded
+    again with the protocol's offer rules (`offer_step`, `reserve`, `release`), as the
+    market folds it (node/market/projection.py `_seller_books`)."""
+    refused = await fetch_all(
+        db,
+        "SELECT id, author FROM domain_rejections"
+        " WHERE kind = 'trade.accepted' AND code = 'not_authorized'",
+    )
+    ids = {bytes(r[0]) for r in refused}
+    marks = ",".join("?" * len(_BOOK_KINDS))
+    out: dict[bytes, str] = {}
+    for seller in sorted({str(r[1]) for r in refused}):
+        rows = await fetch_all(
+            db,
+            f"SELECT wire FROM events WHERE author = ? AND kind IN ({marks}) ORDER BY seq",
+            (seller, *_BOOK_KINDS),
+        )
+        envs = (decode_unsealed(bytes(r[0])) for r in rows)  # verified when stored
+        out.update((i, seller) for i in beyond_quantity(seller, envs) if i in ids)
+    return out
+
+
+def beyond_quantity(seller: str, events: Iterable[Envelope]) -> list[bytes]:
+    """The ids of the seller's acceptances that asked more than its open, still available
+    offer had left, folding its events (oldest first) as its offers' books."""
+    offers: dict[str, Offer] = {}
+    taken: set[tuple[str, str]] = set()  # (buyer, trade) the seller reserved for, ever
+    held: dict[tuple[str, str], tuple[str, int]] = {}  # unreleased: (offer, quantity)
+    out: list[bytes] = []
+    for env in events:
+        body = env.body
+        if isinstance(body, OfferPosted | OfferRevised | OfferWithdrawn):
+            current = offers.get(body.offer)
+            if isinstance(body, OfferPosted) and current is not None:
+                continue  # posted twice: refused
+            with contextlib.suppress(InvalidEvent):  # refused: the offer is unchanged
+                offers[body.offer] = offer_step(current, seller, body)
+        elif isinstance(body, TradeAccepted) and body.buyer != seller:
+            key, offer = (body.buyer, body.trade), offers.get(body.offer)
+            if offer is None or key in taken:
+                continue
+            try:
+                offers[body.offer] = reserve(offer, body.quantity, env.at)
+            except InvalidEvent:
+                still_open = offer.state == OPEN and env.at <= offer.available_until
+                if still_open and body.quantity > offer.remaining:
+                    out.append(env.id)
+                continue
+            taken.add(key)
+            held[key] = (body.offer, body.quantity)
+        elif isinstance(body, TradeCancelled) and body.buyer != seller:
+            kept = held.pop((body.buyer, body.trade), None)
+            if kept is not None and kept[0] in offers:
+                offers[kept[0]] = release(offers[kept[0]], kept[1])
     return out
 
 
@@ -201,9 +299,12 @@ async def trade_statements(db: aiosqlite.Connection) -> dict[tuple[str, str], li
     return grouped
 
 
-async def _ledger(db: aiosqlite.Connection, charter: Charter | None) -> list[Finding]:
+async def _ledger(
+    db: aiosqlite.Connection, charter: Charter | None, oversell: dict[bytes, str]
+) -> list[Finding]:
     """Every trade folded again with the protocol's rule: who may say what, the ledger it
-    settles, and whether the store's projection agrees."""
+    settles, and whether the store's projection agrees. The `oversell` attempts are
+    reported in `_domain_refusals`."""
     limit = charter.policies.credit_limit if charter else DEFAULT_CREDIT_LIMIT
     held = {
         (r[0], r[1]): r[2] for r in await fetch_all(db, "SELECT buyer, trade, state FROM trades")
@@ -211,12 +312,11 @@ async def _ledger(db: aiosqlite.Connection, charter: Charter | None) -> list[Fin
     # Acceptances the seller's offer rules refused (withdrawn, expired, no such offer, or
     # beyond its quantity): the trade fold must not count them (as market.refold_trade).
     acceptances = {
-        bytes(r[0]): str(r[1])
+        bytes(r[0])
         for r in await fetch_all(
-            db, "SELECT id, reason FROM domain_rejections WHERE kind = 'trade.accepted'"
+            db, "SELECT id FROM domain_rejections WHERE kind = 'trade.accepted'"
         )
     }
-    oversell = {i for i, reason in acceptances.items() if "no oversell" in reason}
     ledger = Ledger()
     out: list[Finding] = []
     outsiders: dict[str, list[str]] = defaultdict(list)

@@ -11,7 +11,7 @@ from pathlib import Path
 import msgspec
 
 from coopnet.node.engine.backup import BackupError, CopyFacts, backup, restore
-from coopnet.node.engine.config import read_config, read_identity
+from coopnet.node.engine.config import NodeConfig, read_charter, read_config, read_identity
 
 
 def _refused(args: argparse.Namespace, what: str, exc: BackupError) -> int:
@@ -25,18 +25,29 @@ def _refused(args: argparse.Namespace, what: str, exc: BackupError) -> int:
 def _facts_text(f: CopyFacts) -> str:
     return (
         f"{f.path}: {f.bytes} bytes, {f.slug}'s head #{f.head_seq} ({f.head_id}), "
-        f"{f.events} events of {f.authors} neighborhoods; checked (integrity, {f.slug}'s "
-        "log verified to its head, identity)"
+        f"{f.events} events of {f.authors} neighborhoods; checked (integrity, every log "
+        "verified to its head, identity)"
     )
+
+
+def _charter(data: Path, config: NodeConfig) -> tuple[dict[str, bytes], bytes | None]:
+    """The charter's founder keys (by slug) and admission key (32 bytes, or None), which
+    `backup` and `restore` verify every log under, as the node does."""
+    charter = read_charter(data, config)
+    if charter is None:
+        return {}, None
+    return charter.founder_keys(), charter.admission_public_key()
 
 
 def _cmd_backup(args: argparse.Namespace) -> int:
     data, out = Path(args.data), Path(args.out)
     config = read_config(data)
     key = read_identity(data, config.slug).public_key
+    founders, admission = _charter(data, config)
     try:
         facts = backup(data, out, net=config.net_bytes, slug=config.slug, key=key,
-                       force=args.force)  # fmt: skip
+                       force=args.force, charter_keys=founders,
+                       admission_key=admission)  # fmt: skip
     except BackupError as exc:
         return _refused(args, "backup", exc)
     if args.json:
@@ -51,8 +62,10 @@ def _cmd_restore(args: argparse.Namespace) -> int:
     data, source = Path(args.data), Path(args.source)
     config = read_config(data)
     key = read_identity(data, config.slug).public_key
+    founders, admission = _charter(data, config)
     try:
-        done = restore(data, source, net=config.net_bytes, slug=config.slug, key=key)
+        done = restore(data, source, net=config.net_bytes, slug=config.slug, key=key,
+                       charter_keys=founders, admission_key=admission)  # fmt: skip
     except BackupError as exc:
         return _refused(args, "restore", exc)
     if args.json:
@@ -74,8 +87,10 @@ def add_backup_commands(cmds: argparse._SubParsersAction[argparse.ArgumentParser
         "backup",
         help="copy the node's store, safely while it runs, and check the copy",
         description="Copy DATA/node.db with SQLite's online backup (the node may be running), "
-        "then check the copy: integrity, the node's own log verified up to its head, the "
-        "node's identity. The copy is one file, mode 0600. The key files are not in it: they "
+        "then check the copy: integrity, every neighborhood's log verified up to its head as "
+        "the node verifies what it receives, the node's identity. The copy is one file, "
+        "mode 0600, written outside the data directory (OUT.db inside it is refused, "
+        "--force or not). The key files are not in it: they "
         "stay in the data directory (back them up apart, as secrets, if at all).",
     )
     p.add_argument("out", metavar="OUT.db", help="the file to write (refused if it exists)")
@@ -90,7 +105,8 @@ def add_backup_commands(cmds: argparse._SubParsersAction[argparse.ArgumentParser
         description="Replace DATA/node.db with a copy made by `coopnet node backup` (or any "
         "copy of this node's store), once it is checked as `backup` checks it. Refused while "
         "the node runs, and for a copy of another identity (slug, key, federation). The "
-        "replaced store is kept as node.db.before-restore-<time>. At its next start the node "
+        "replaced store is kept as node.db.before-restore-<time>, and the node rebuilds every "
+        "table derived from the log at its next start. At its next start the node "
         "recovers what it published after the copy was made before it signs anything, so it "
         "never forks itself (do not start it with --trust-local-head).",
     )

@@ -2,11 +2,14 @@
 
 `backup` copies `DATA/node.db` with SQLite's online backup API: one read transaction, so
 a running node keeps writing meanwhile (WAL) and the copy is the store as of one commit.
-The copy is then checked before it takes its name: `PRAGMA integrity_check`, the node's
-own log verified from seq 1 to the head the copy claims (signatures, federation, chain
-links, key log: PROTOCOL.md §3-6), every other author's log whole up to its head, and the
-identity (slug and current key) that of this node. It is one file (no WAL), mode 0600,
-and carries a marker (`meta.backup_of`: slug, key, head) that `restore` reads.
+The copy is then checked before it takes its name: `PRAGMA integrity_check`, the identity
+(slug and current key) that of this node, and every author's log, the node's own and its
+peers', verified from seq 1 to its head as the node judges what it receives (signatures,
+federation, chain links, key log from the founding under the charter's founder keys and
+admission tickets: PROTOCOL.md §3-6, §16), each `authors` row equal to what its log gives.
+It is one file (no WAL), mode 0600, and carries a marker (`meta.backup_of`: slug, key,
+head) that `restore` reads. It is never written inside the node's data directory, where
+it could replace the node's key or config.
 
 The key files (`node.key`, `node.next.key`) are not in the copy: a store is data a co-op
 can keep on another disk, a key is a secret that stays where it is (0600, in the data
@@ -14,8 +17,11 @@ dir); a copy that leaked would then hold nothing that signs. Restoring needs the
 key files as they are now.
 
 `restore` (the node stopped) checks the copy the same way, refuses one of another
-identity (another slug, another key, another federation, another founding), keeps the
-replaced store aside (`node.db.before-restore-<time>`) and puts the copy in its place.
+identity (another slug, another key, another federation, another founding) or one whose
+log or records were altered, keeps the replaced store aside
+(`node.db.before-restore-<time>`) and puts the copy in its place. No projection table of
+the copy is trusted: the restored store rebuilds them all from its verified log when the
+node next opens it (`REBUILD_META`, node/engine/store.py).
 What the node published after the copy was made is not lost: at its next start it
 recovers its own head from the stream and its peers before it signs anything
 (node/engine/recovery.py), so a restored node never forks itself.
@@ -27,7 +33,7 @@ import contextlib
 import json
 import os
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -36,9 +42,12 @@ import msgspec
 
 from coopnet.node.engine.client import API_URL_FILE
 from coopnet.node.engine.config import db_path
+from coopnet.node.engine.copy_check import CopyRefused, verify_logs
 from coopnet.node.engine.private_files import PRIVATE_FILE_MODE, private_file
-from coopnet.protocol import Envelope, InvalidEvent, KeyState, key_digest, unseal_stored
-from coopnet.protocol.history import check_key, found_key_state
+from coopnet.node.engine.store import REBUILD_META
+from coopnet.protocol import (
+    key_digest,
+)
 
 MARKER = "backup_of"  # the meta key of a copy's marker
 BUSY_TIMEOUT_MS = 2_000
@@ -76,16 +85,32 @@ class Restored(msgspec.Struct, kw_only=True):
 
 
 def backup(
-    data: Path, out: Path, *, net: bytes, slug: str, key: bytes, force: bool = False
+    data: Path,
+    out: Path,
+    *,
+    net: bytes,
+    slug: str,
+    key: bytes,
+    force: bool = False,
+    charter_keys: Mapping[str, bytes] | None = None,
+    admission_key: bytes | None = None,
 ) -> CopyFacts:
     """Copy the store of the node in `data` (running or not) to `out` and check the copy.
 
     `net` (16 bytes), `slug` and `key` (its current public key, 32 bytes) are the
-    federation and identity the copy must hold. Refuses to replace an existing `out`
-    unless `force`. Raises BackupError."""
+    federation and identity the copy must hold; `charter_keys` and `admission_key` its
+    charter's, as `verify_copy` takes them. Refuses an `out` inside `data` (symlinks
+    followed), whatever `force` says: it could replace the node's key or config. Refuses
+    to replace an existing `out` unless `force`. Raises BackupError."""
     source = db_path(data)
     if not source.exists():
         raise BackupError(f"{source} does not exist: is {data} a node's data directory?")
+    inside = _inside(out, data)
+    if inside:
+        raise BackupError(
+            f"{out} is inside the node's data directory {inside} (it could replace the"
+            " node's key, config or store): write the copy elsewhere, ideally on another disk"
+        )
     if out.exists() and not force:
         raise BackupError(f"{out} exists: choose another name, or --force to replace it")
     if out.resolve() == source.resolve():
@@ -101,7 +126,8 @@ def backup(
                 (MARKER, json.dumps(marker | {"made_at": _now_iso()})),
             )
             conn.commit()
-        facts = verify_copy(part, net=net, slug=slug, key=key)
+        facts = verify_copy(part, net=net, slug=slug, key=key, charter_keys=charter_keys,
+                            admission_key=admission_key, named=out)  # fmt: skip
         _fsync(part)
         if out.exists() and not force:  # made meanwhile
             raise BackupError(f"{out} exists: choose another name, or --force to replace it")
@@ -111,6 +137,14 @@ def backup(
         for p in (part, *(part.with_name(part.name + c) for c in _COMPANIONS)):
             p.unlink(missing_ok=True)
     return msgspec.structs.replace(facts, path=str(out))
+
+
+def _inside(out: Path, data: Path) -> Path | None:
+    """`data` resolved, if `out` (resolved: `..` and every symlink followed, its own too)
+    is that directory or inside it; else None."""
+    home = data.resolve()
+    where = out.resolve()
+    return home if where == home or where.is_relative_to(home) else None
 
 
 def _online_copy(source: Path, dest: Path) -> None:
@@ -158,21 +192,38 @@ def _own_head(path: Path, slug: str) -> tuple[int, str]:
     return int(row[0]), bytes(row[1]).hex()
 
 
-def verify_copy(path: Path, *, net: bytes, slug: str, key: bytes) -> CopyFacts:
+def verify_copy(
+    path: Path,
+    *,
+    net: bytes,
+    slug: str,
+    key: bytes,
+    charter_keys: Mapping[str, bytes] | None = None,
+    admission_key: bytes | None = None,
+    named: Path | None = None,
+) -> CopyFacts:
     """Check the store copy at `path` as the node `slug` of federation `net` whose current
-    key is `key`; return what it holds. Raises BackupError naming the first fault."""
+    key is `key` (32 bytes); return what it holds. Every author's log is verified from
+    seq 1 as the node judges a log it receives, under its charter (`charter_keys`: the
+    founders' keys by slug; `admission_key`: 32 bytes, or None): `verify_logs`
+    (node/engine/copy_check.py). Raises BackupError naming the first fault (the author and
+    seq, for a log), and the copy as `named` (the file it was staged from, say) or else
+    `path`."""
+    shown = named or path
     with _connect(path) as conn:
         conn.execute("PRAGMA query_only=ON")
         try:
             problems = [str(r[0]) for r in conn.execute("PRAGMA integrity_check").fetchall()]
             if problems != ["ok"]:
-                raise BackupError(f"{path} is damaged: {'; '.join(problems[:3])}")
+                raise BackupError(f"{shown} is damaged: {'; '.join(problems[:3])}")
             tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
-            if not {"events", "authors", "meta"} <= tables:
-                raise BackupError(f"{path} is not a node's store (no events, authors or meta)")
+            if not {"events", "authors", "meta", "outbox"} <= tables:
+                raise BackupError(f"{shown} is not a node's store (no events, authors or meta)")
             marker = _marker(conn)
             if marker is not None and marker.get("slug") != slug:
-                raise BackupError(f"{path} is a copy of {marker.get('slug')}'s store, not {slug}'s")
+                raise BackupError(
+                    f"{shown} is a copy of {marker.get('slug')}'s store, not {slug}'s"
+                )
             row = conn.execute(
                 "SELECT head_seq, head_id, current_key, next_key_digest FROM authors"
                 " WHERE author = ?",
@@ -181,40 +232,44 @@ def verify_copy(path: Path, *, net: bytes, slug: str, key: bytes) -> CopyFacts:
             if row is None:
                 held = [r[0] for r in conn.execute("SELECT author FROM authors LIMIT 5")]
                 raise BackupError(
-                    f"{path} holds no log of {slug} (it holds {', '.join(held) or 'none'}):"
+                    f"{shown} holds no log of {slug} (it holds {', '.join(held) or 'none'}):"
                     " a copy of another node's store"
                 )
             head_seq, head_id, current = int(row[0]), bytes(row[1]), bytes(row[2])
             others = _foreign_outbox(conn, slug)
             if others:
                 raise BackupError(
-                    f"{path} is a copy of {others}'s store (its outbox holds {others}'s"
+                    f"{shown} is a copy of {others}'s store (its outbox holds {others}'s"
                     f" events), not {slug}'s"
                 )
-            keys = _verify_own_log(conn, path, net, slug, head_seq, head_id)
-            _verify_other_logs(conn, path)
+            if current != key:  # the identity first: a log of another key is refused anyway
+                raise BackupError(_other_key(shown, slug, current, key, bytes(row[3])))
+            try:
+                verify_logs(conn, shown, net, slug, charter_keys or {}, admission_key)
+            except CopyRefused as exc:
+                raise BackupError(str(exc)) from None
             events = int(conn.execute("SELECT COUNT(*) FROM events").fetchone()[0])
             authors = int(conn.execute("SELECT COUNT(*) FROM authors").fetchone()[0])
         except (sqlite3.DatabaseError, ValueError) as exc:  # ValueError: garbled text
-            raise BackupError(f"{path} cannot be read as a node's store: {exc}") from exc
-    if keys.current_key != current:
-        raise BackupError(f"{path}: its record of {slug}'s key differs from its own log")
-    if current != key:
-        raise BackupError(
-            f"{path}: its log of {slug} signs with key {current.hex()[:16]}…, this node's key "
-            f"files hold {key.hex()[:16]}…"
-            + (
-                " (the copy was made before a key rotation: the node could not start with"
-                " it; use a copy made since)"
-                if key_digest(key) == bytes(row[3])
-                else ": a copy of another identity"
-            )
-        )
+            raise BackupError(f"{shown} cannot be read as a node's store: {exc}") from exc
     return CopyFacts(
         path=str(path), bytes=path.stat().st_size, slug=slug, key=current.hex(),
         head_seq=head_seq, head_id=head_id.hex(), events=events, authors=authors,
         marked=marker is not None,
     )  # fmt: skip
+
+
+def _other_key(path: Path, slug: str, current: bytes, key: bytes, next_digest: bytes) -> str:
+    return (
+        f"{path}: its log of {slug} signs with key {current.hex()[:16]}…, this node's key "
+        f"files hold {key.hex()[:16]}…"
+        + (
+            " (the copy was made before a key rotation: the node could not start with"
+            " it; use a copy made since)"
+            if key_digest(key) == next_digest
+            else ": a copy of another identity"
+        )
+    )
 
 
 def _marker(conn: sqlite3.Connection) -> dict[str, object] | None:
@@ -238,55 +293,6 @@ def _foreign_outbox(conn: sqlite3.Connection, slug: str) -> str:
     return ""
 
 
-def _verify_own_log(
-    conn: sqlite3.Connection, path: Path, net: bytes, slug: str, head_seq: int, head_id: bytes
-) -> KeyState:
-    """Every event of `slug` from seq 1 to the head: verified (§4), chained (§6) and signed
-    by its key log (§5). Returns the key state after the head."""
-    prev: bytes | None = None
-    keys: KeyState | None = None
-    seq = 0
-    rows = conn.execute(
-        "SELECT seq, id, wire FROM events WHERE author = ? AND seq <= ? ORDER BY seq",
-        (slug, head_seq),
-    )
-    for row_seq, row_id, wire in rows:
-        seq += 1
-        if row_seq != seq:
-            raise BackupError(f"{path}: {slug}'s log misses seq {seq}")
-        try:
-            env: Envelope = unseal_stored(bytes(wire), net=net)
-            keys = found_key_state(env) if keys is None else check_key(keys, env)
-        except InvalidEvent as exc:
-            where = "another federation's" if exc.code == "wrong_network" else "an invalid"
-            raise BackupError(
-                f"{path}: {slug}'s event #{seq} is {where} event ({exc.code}: {exc.message})"
-            ) from None
-        if env.author != slug or env.seq != seq or env.prev != prev or env.id != bytes(row_id):
-            raise BackupError(f"{path}: {slug}'s log is not one chain at seq {seq}")
-        prev = env.id
-    if keys is None or seq != head_seq or prev != head_id:
-        raise BackupError(
-            f"{path}: {slug}'s log reaches seq {seq}, not the head {head_seq} it claims"
-        )
-    return keys
-
-
-def _verify_other_logs(conn: sqlite3.Connection, path: Path) -> None:
-    """Every author's log holds each seq from 1 to its head (a log is stored whole)."""
-    broken = conn.execute(
-        "SELECT a.author, a.head_seq, COUNT(e.seq), COALESCE(MAX(e.seq), 0) FROM authors a"
-        " LEFT JOIN events e ON e.author = a.author GROUP BY a.author"
-        " HAVING COUNT(e.seq) != a.head_seq OR COALESCE(MAX(e.seq), 0) != a.head_seq LIMIT 1"
-    ).fetchone()
-    if broken is not None:
-        author, head, count, top = broken
-        raise BackupError(
-            f"{path}: the log of {author} is not whole ({count} events up to seq {top}, "
-            f"head {head})"
-        )
-
-
 # -- restore --------------------------------------------------------------------------------
 
 
@@ -305,11 +311,21 @@ def node_running(data: Path) -> str:
 
 
 def restore(
-    data: Path, source: Path, *, net: bytes, slug: str, key: bytes, now: datetime | None = None
+    data: Path,
+    source: Path,
+    *,
+    net: bytes,
+    slug: str,
+    key: bytes,
+    now: datetime | None = None,
+    charter_keys: Mapping[str, bytes] | None = None,
+    admission_key: bytes | None = None,
 ) -> Restored:
     """Put the checked copy `source` in place of the store of the (stopped) node in `data`,
-    the replaced store kept aside as `node.db.before-restore-<UTC time>`. Raises
-    BackupError when the node runs, or the copy is damaged or of another identity."""
+    the replaced store kept aside as `node.db.before-restore-<UTC time>`. The restored
+    store rebuilds every projection from its verified log when the node next opens it
+    (`REBUILD_META`). Raises BackupError when the node runs, or the copy is damaged,
+    altered, or of another identity."""
     running = node_running(data)
     if running:
         raise BackupError(f"{running}: stop it first, then restore")
@@ -321,9 +337,10 @@ def restore(
     aside = live.with_name(f"{live.name}.before-restore-{stamp}")
     try:
         _online_copy(source, staged)
-        facts = verify_copy(staged, net=net, slug=slug, key=key)
+        facts = verify_copy(staged, net=net, slug=slug, key=key, charter_keys=charter_keys,
+                            admission_key=admission_key, named=source)  # fmt: skip
         if live.exists():
-            _same_founding(live, staged, slug)
+            _same_founding(live, staged, slug, source)
             _release(live)
             for suffix in ("", *_COMPANIONS):
                 p = live.with_name(live.name + suffix)
@@ -331,6 +348,11 @@ def restore(
                     os.replace(p, aside.with_name(aside.name + suffix))
         with _connect(staged) as conn:  # the marker describes a copy, not a store
             conn.execute("DELETE FROM meta WHERE key = ?", (MARKER,))
+            # Only the log is verified: every projection is rebuilt from it at next open.
+            conn.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                (REBUILD_META, _now_iso()),
+            )
             conn.commit()
         _fsync(staged)
         os.replace(staged, live)
@@ -347,9 +369,10 @@ def restore(
     )
 
 
-def _same_founding(live: Path, copy: Path, slug: str) -> None:
+def _same_founding(live: Path, copy: Path, slug: str, source: Path) -> None:
     """The copy's log of `slug` starts with the event the replaced store's does (another
-    founding under the same slug is another identity). A damaged store is not asked."""
+    founding under the same slug is another identity); the copy is named as `source`. A
+    damaged store is not asked."""
     try:
         theirs = _founding(live, slug)
     except sqlite3.DatabaseError:
@@ -357,7 +380,7 @@ def _same_founding(live: Path, copy: Path, slug: str) -> None:
     mine = _founding(copy, slug)
     if theirs is not None and mine is not None and theirs != mine:
         raise BackupError(
-            f"{copy} holds another log of {slug} (founded as {mine.hex()[:16]}…, this"
+            f"{source} holds another log of {slug} (founded as {mine.hex()[:16]}…, this"
             f" node's as {theirs.hex()[:16]}…): a copy of another identity"
         )
 

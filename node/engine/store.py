@@ -23,6 +23,7 @@ node/engine/private_files.py).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import os
@@ -36,6 +37,8 @@ import aiosqlite
 import anyio
 import msgspec
 
+import coopnet
+from coopnet.node.engine.evidence import LogBudget
 from coopnet.node.engine.private_files import private_database
 from coopnet.node.engine.projection import (
     REFUSALS_SCHEMA,
@@ -154,6 +157,29 @@ KNOWN_KINDS_META = "known_kinds"
 # The `meta` key under which the store keeps the names of the projections it was last opened
 # with (a JSON array): a projection missing from it missed the events stored since.
 FOLDED_BY_META = "folded_by"
+# The `meta` key that asks the next open with projections to rebuild every projection from
+# the log (any value; removed by that rebuild): set by `restore` (node/engine/backup.py),
+# so that no projection table of a copy is trusted, only its verified log.
+REBUILD_META = "rebuild_projections"
+# The `meta` key under which the store keeps `body_shapes()` of the coopnet that last opened
+# it with projections: only an open that finds another decodes the events refused
+# `bad_body` again (docs/PROTOCOL.md §7.1), since only then can one of them read now.
+BODY_SHAPES_META = "body_shapes"
+# Refused bodies decoded at a time by that scan (rows): events are at most 64 KiB
+# (MAX_WIRE_BYTES), so a page holds at most 6.4 MB however many the store holds.
+REFUSED_SCAN_ROWS = 100
+# The domain refusals the engine itself records (`fold_isolated`): logged when the event is
+# received (at most 20 lines a minute per code: `LogBudget`), never again by a rebuild.
+ENGINE_REFUSALS = ("bad_body", "out_of_bounds", "projection_failed")
+
+
+def body_shapes() -> str:
+    """SHA-256 (hex) of what decides which bodies this coopnet reads: its version, and the
+    JSON Schema of every registered kind's body (fields, types, enums, bounds), by kind."""
+    kinds = sorted(KINDS)
+    schemas, defs = msgspec.json.schema_components([KINDS[k] for k in kinds])
+    text = json.dumps([coopnet.__version__, kinds, schemas, defs], sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 class AuthorRow(msgspec.Struct, frozen=True, kw_only=True):
@@ -271,6 +297,12 @@ class Store:
         self._write_lock = anyio.Lock()
         # One create under a client-chosen id at a time (node/engine/idempotency.py).
         self.create_lock = anyio.Lock()
+        # Log lines for the domain refusals of received events (`fold_isolated`): used only
+        # on the connection's thread, inside a commit.
+        self.fold_log = LogBudget()
+        # Pages of refused bodies the last open decoded again (0: the body shapes had not
+        # changed since the open before, so none was; see `_refused_bodies_now_read`).
+        self.refused_scan_pages = 0
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
@@ -485,6 +517,9 @@ class Store:
           open with projections records the kinds: an open without them folds nothing;
         - an event refused `bad_body` whose body this coopnet reads (a unit added to its
           kind since, PROTOCOL.md §4 step 13): every projection is rebuilt, and applies it.
+          Looked for only when the body shapes differ from the last open's
+          (`BODY_SHAPES_META`; none recorded: looked for once), a page at a time;
+        - `REBUILD_META` set (a store put back by `restore`): every projection is rebuilt.
         """
         names = sorted(p.name for p in self.projections)
         recorded = await self.meta(FOLDED_BY_META)
@@ -494,14 +529,21 @@ class Store:
         learned: list[str] = []
         if self.projections:
             notes[KNOWN_KINDS_META] = json.dumps(sorted(KINDS))
+            notes[BODY_SHAPES_META] = body_shapes()
             known = await self.meta(KNOWN_KINDS_META)
             learned = sorted(set(KINDS) - set(json.loads(known))) if known else []
         changed = {k: v for k, v in notes.items() if await self.meta(k) != v}
         marks = ",".join("?" * len(learned))
         query = f"SELECT 1 FROM events WHERE kind IN ({marks}) LIMIT 1"
         rebuild = bool(learned) and await fetch_one(self.db, query, learned) is not None
-        readable = await self._refused_bodies_now_read() if self.projections else 0
-        if rebuild:
+        # A rebuild decodes every event anyway; otherwise only new shapes can read one.
+        rescan = BODY_SHAPES_META in changed and not rebuild
+        readable = await self._refused_bodies_now_read() if rescan else 0
+        asked = bool(self.projections) and await self.meta(REBUILD_META) is not None
+        if asked:
+            rebuild = True
+            log.info("the store was restored from a copy: rebuilding every projection")
+        elif rebuild:
             log.info("kinds now known, held opaque until now: %s; rebuilding", ", ".join(learned))
         elif readable:
             rebuild = True
@@ -512,6 +554,7 @@ class Store:
             refold = []
         if rebuild or refold:
             await self._write(_fold_and_note, self.net, self.projections, rebuild, refold, changed)
+            await self._log_engine_refusals()
         elif changed:
             async with self.transaction() as db:  # bookkeeping only, as the migrations
                 await db.executemany(
@@ -521,13 +564,37 @@ class Store:
     async def _refused_bodies_now_read(self) -> int:
         """How many events refused `bad_body` for their shape this coopnet now reads (an
         upgrade that added a unit, say): the bytes were verified when stored, so they are
-        only decoded again (`decode_unsealed`)."""
+        only decoded again (`decode_unsealed`), `REFUSED_SCAN_ROWS` at a time (memory stays
+        bounded however many a member pushed). Counts the pages in `refused_scan_pages`."""
+        readable, after = 0, 0
+        while True:
+            rows = await fetch_all(
+                self.db,
+                f"SELECT r.rowid, e.wire FROM {REFUSALS_TABLE} r JOIN events e ON e.id = r.id"
+                " WHERE r.code = 'bad_body' AND r.rowid > ? ORDER BY r.rowid LIMIT ?",
+                (after, REFUSED_SCAN_ROWS),
+            )
+            if not rows:
+                return readable
+            self.refused_scan_pages += 1
+            after = int(rows[-1][0])
+            readable += sum(not isinstance(decode_unsealed(bytes(w)).body, Opaque) for _, w in rows)
+            if len(rows) < REFUSED_SCAN_ROWS:
+                return readable
+
+    async def _log_engine_refusals(self) -> None:
+        """One line after a fold of the whole log: how many events it refused for their
+        body or their numbers (each was logged when received, so not one by one again)."""
+        marks = ",".join("?" * len(ENGINE_REFUSALS))
         rows = await fetch_all(
             self.db,
-            f"SELECT e.wire FROM {REFUSALS_TABLE} r JOIN events e ON e.id = r.id"
-            " WHERE r.code = 'bad_body'",
+            f"SELECT code, COUNT(*) FROM {REFUSALS_TABLE} WHERE code IN ({marks})"
+            " GROUP BY code ORDER BY code",
+            ENGINE_REFUSALS,
         )
-        return sum(not isinstance(decode_unsealed(bytes(r[0])).body, Opaque) for r in rows)
+        if rows:
+            counts = ", ".join(f"{code} {count}" for code, count in rows)
+            log.info("projections folded from the log; events refused again: %s", counts)
 
     # -- writes -------------------------------------------------------------------------------
 
@@ -547,7 +614,9 @@ class Store:
             return
         only_cursor = not (batch.events or batch.authors or batch.forks or batch.rejections)
         durable = bool(batch.outbox) or not (received or only_cursor)
-        await self._write(_commit_batch, self.projections, batch, now_ms(), durable=durable)
+        await self._write(
+            _commit_batch, self.projections, batch, now_ms(), self.fold_log, durable=durable
+        )
 
     async def _write(self, fn: Callable[..., None], *args: Any, durable: bool = True) -> None:
         """Run `fn(conn, *args)` as one transaction on the connection's thread.
@@ -641,6 +710,7 @@ class Store:
     async def rebuild_projections(self) -> None:
         """Drop every projection and fold the whole log again, in the order it was stored."""
         await self._write(_rebuild, self.net, self.projections)
+        await self._log_engine_refusals()
 
     # -- reads --------------------------------------------------------------------------------
 
@@ -819,7 +889,11 @@ async def _open_reader(absolute: str) -> aiosqlite.Connection:
 
 
 def _commit_batch(
-    conn: sqlite3.Connection, projections: Sequence[Projection], batch: Batch, received: int
+    conn: sqlite3.Connection,
+    projections: Sequence[Projection],
+    batch: Batch,
+    received: int,
+    fold_log: LogBudget,
 ) -> None:
     if batch.events:
         conn.executemany(
@@ -827,7 +901,7 @@ def _commit_batch(
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             [(e.author, e.seq, e.id, e.kind, e.at, e.key, e.wire, received) for e in batch.events],
         )
-        fold_isolated(conn, projections, batch.events)
+        fold_isolated(conn, projections, batch.events, fold_log)
     if batch.authors:
         conn.executemany(
             "INSERT OR REPLACE INTO authors VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -892,6 +966,7 @@ def _fold_and_note(
     `meta`, in one transaction (`Store._fold_what_was_missed`)."""
     if rebuild:
         _rebuild(conn, net, projections)
+        conn.execute("DELETE FROM meta WHERE key = ?", (REBUILD_META,))
     elif refold:
         _refold(conn, net, refold)
     conn.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", notes.items())
@@ -917,7 +992,8 @@ def _fold_into(conn: sqlite3.Connection, net: bytes, projections: Sequence[Proje
         if not found:
             return
         last = int(found[-1][0])
-        fold_isolated(conn, projections, [unseal_stored(bytes(r[1]), net=net) for r in found])
+        envs = [unseal_stored(bytes(r[1]), net=net) for r in found]
+        fold_isolated(conn, projections, envs, None)  # each was logged when received
 
 
 # What a full disk, a read-only file or an I/O error raise: the store's failure, never one
@@ -929,7 +1005,10 @@ def _is_storage_error(exc: BaseException) -> bool:
 
 
 def fold_isolated(
-    conn: sqlite3.Connection, projections: Sequence[Projection], events: Sequence[Envelope]
+    conn: sqlite3.Connection,
+    projections: Sequence[Projection],
+    events: Sequence[Envelope],
+    log_budget: LogBudget | None,
 ) -> None:
     """Fold stored events into the projections so that no event can undo another.
 
@@ -943,12 +1022,17 @@ def fold_isolated(
 
     An event whose known kind refuses its body (`Opaque` with `refused`: PROTOCOL.md §4
     step 13) is recorded as a domain refusal `bad_body` here, and folded by no projection.
+
+    Each refusal made here is logged within `log_budget` (20 lines a minute per code; every
+    one is counted in the status), or not at all when it is None (a fold of the whole log:
+    each was logged when it was received).
     """
     for env in events:
         if isinstance(env.body, Opaque) and env.body.refused:
             why = env.body.refused[:280]
             refuse(conn, env, "bad_body", why)
-            log.warning("%s#%d %s refused by bad_body: %s", env.author, env.seq, env.kind, why)
+            if log_budget is not None and log_budget.allow("bad_body"):
+                log.warning("%s#%d %s refused by bad_body: %s", env.author, env.seq, env.kind, why)
     conn.execute("SAVEPOINT fold")
     try:
         apply_projections(conn, projections, events)
@@ -961,11 +1045,13 @@ def fold_isolated(
                 continue  # no projection folds an opaque body (as `apply_projections`)
             for projection in projections:
                 if env.kind in projection.kinds:
-                    _apply_one(conn, projection, env)
+                    _apply_one(conn, projection, env, log_budget)
     conn.execute("RELEASE fold")
 
 
-def _apply_one(conn: sqlite3.Connection, projection: Projection, env: Envelope) -> None:
+def _apply_one(
+    conn: sqlite3.Connection, projection: Projection, env: Envelope, log_budget: LogBudget | None
+) -> None:
     conn.execute("SAVEPOINT one")
     try:
         projection.apply(conn, [env])
@@ -976,5 +1062,6 @@ def _apply_one(conn: sqlite3.Connection, projection: Projection, env: Envelope) 
         code = "out_of_bounds" if isinstance(exc, OverflowError) else "projection_failed"
         what = f"{projection.name} cannot apply it ({type(exc).__name__}: {exc})"
         refuse(conn, env, code, what[:280])
-        log.warning("%s#%d %s refused by %s: %s", env.author, env.seq, env.kind, code, what)
+        if log_budget is not None and log_budget.allow(code):
+            log.warning("%s#%d %s refused by %s: %s", env.author, env.seq, env.kind, code, what)
     conn.execute("RELEASE one")
