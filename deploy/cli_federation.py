@@ -8,6 +8,8 @@ ConfigError with a hint, which deploy/cli.py prints as one line.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import datetime
 import json
 import shutil
 import sys
@@ -16,6 +18,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import anyio
+import httpx
 import msgspec
 import nats.errors
 from rich.console import Console
@@ -23,11 +26,12 @@ from rich.console import Console
 from coopnet.deploy import federation as fed
 from coopnet.deploy.cli_neighborhood import add_neighborhood_commands
 from coopnet.deploy.cli_up import DIR_HELP, add_up_commands
-from coopnet.deploy.control import running_up
+from coopnet.deploy.control import open_files_under, running_up
 from coopnet.deploy.nats_config import TlsFiles
 from coopnet.deploy.ports import choose_free_ports
 from coopnet.deploy.quotas import MIB, Quotas
 from coopnet.node.engine.bus import STREAM
+from coopnet.node.engine.client import API_URL_FILE
 from coopnet.node.engine.config import ConfigError
 from coopnet.protocol.charter import (
     DEFAULT_CURRENCY,
@@ -43,29 +47,35 @@ DEFAULT_PORT = 4222  # the usual NATS client port; `init` moves it if it is take
 def _cmd_init(args: argparse.Namespace) -> int:
     root = Path(args.dir)
     slugs = [s.strip() for s in args.neighborhoods.split(",") if s.strip()]
-    for slug in slugs:  # before --force deletes anything
+    for slug in slugs:  # first: a slug is the likeliest mistake
         fed.check_slug(slug)
     currency = _currency(args)
-    policies = Policies(credit_limit=args.credit_limit, quorum_percent=args.quorum_percent)
     own_tls = [args.tls_ca, args.tls_cert, args.tls_key]
     if any(own_tls) and not all(own_tls):
         raise ConfigError("--tls-ca, --tls-cert and --tls-key go together")
-    tls_files = TlsFiles(*own_tls) if all(own_tls) else None
     hosts = [h.strip() for h in (args.host or "").split(",") if h.strip()]
-    removed = _replace_or_refuse(root, force=args.force)
+    if args.port is not None:
+        fed.check_base_port(args.port, args.hubs)
     base = DEFAULT_PORT if args.port is None else args.port
     per_hub = hosts * args.hubs if len(hosts) == 1 else hosts or ["127.0.0.1"] * args.hubs
     ports, moved = fed.default_ports(base, args.hubs), list[dict[str, Any]]()
-    if len(per_hub) == args.hubs:  # else init_federation refuses --host; check nothing
+    if len(per_hub) == args.hubs:  # else plan_federation refuses --host; check nothing
         ports, moved = choose_free_ports(ports, per_hub, keep_client=args.port is not None)
-    config = anyio.run(
-        lambda: fed.init_federation(
-            root, name=args.name, slugs=slugs, hubs=args.hubs, base_port=base, ports=ports,
-            policies=policies, sync_always=not args.no_sync_always, hosts=hosts,
-            tls=args.tls, tls_files=tls_files, tls_names=args.tls_name,
-            quotas=_quotas(args), currency=currency,
-        )
+    # Every argument checked, keys and charter made, before the old federation is touched.
+    plan = fed.plan_federation(
+        name=args.name, slugs=slugs, hubs=args.hubs, base_port=base, ports=ports,
+        policies=Policies(credit_limit=args.credit_limit, quorum_percent=args.quorum_percent),
+        sync_always=not args.no_sync_always, hosts=hosts, tls=args.tls,
+        tls_files=TlsFiles(*own_tls) if all(own_tls) else None, tls_names=args.tls_name,
+        quotas=_quotas(args), currency=currency,
     )  # fmt: skip
+    aside = _set_aside_or_refuse(root, force=args.force)
+    try:
+        config = anyio.run(fed.write_planned, root, plan)
+    except BaseException:
+        if aside is not None:
+            _put_back(root, aside)
+        raise
     units: list[str] = []
     if args.systemd:
         from coopnet.deploy.systemd import write_units
@@ -80,7 +90,8 @@ def _cmd_init(args: argparse.Namespace) -> int:
         "nats_urls": config.urls,
         "ports": msgspec.structs.asdict(config.ports),
         "ports_moved": moved,
-        "replaced": removed,
+        "replaced": aside is not None,
+        "set_aside": str(aside) if aside else None,
         "tls": config.tls,
         "neighborhoods": slugs,
         "systemd_units": units,
@@ -91,8 +102,11 @@ def _cmd_init(args: argparse.Namespace) -> int:
         print(json.dumps(result))
         return 0
     console = Console(highlight=False, soft_wrap=True)  # paths whole, to copy
-    if removed:
-        console.print(f"replaced the federation that was in {root} (--force)")
+    if aside is not None:
+        console.print(
+            f"replaced the federation that was in {root} (--force); the old one is kept, "
+            f"whole, in {aside}"
+        )
     for m in moved:
         held = f" by {m['held_by']}" if m["held_by"] else ""
         console.print(
@@ -136,16 +150,28 @@ def _currency(args: argparse.Namespace) -> Currency | None:
     value = msgspec.structs.asdict(DEFAULT_CURRENCY) | {
         k: v for k, v in given.items() if v is not None
     }
-    try:
-        currency = msgspec.convert(value, Currency)
-    except msgspec.ValidationError as exc:  # "... - at `$.code`"
-        _refuse_currency(str(exc).rsplit("`$.", 1)[-1].rstrip("`"), value)
     for field in ("name", "symbol"):
         try:
             canonical_bytes(value[field])  # a charter holds no control characters (§16.1)
         except CharterError:
             _refuse_currency(field, value, "no control characters")
-    return currency
+    try:
+        return msgspec.convert(value, Currency)
+    except msgspec.ValidationError as exc:
+        if "`$." in str(exc):  # a type or length: "... - at `$.code`"
+            _refuse_currency(str(exc).rsplit("`$.", 1)[-1].rstrip("`"), value)
+        # A rule of Currency's own (its message says which, and cites §16.1): the flag
+        # is the first given field that DEFAULT_CURRENCY refuses alone.
+        rule = str(exc).removesuffix(" (PROTOCOL.md §16.1)")
+        for field, alone in given.items():
+            try:
+                if alone is not None:
+                    msgspec.convert(
+                        msgspec.structs.asdict(DEFAULT_CURRENCY) | {field: alone}, Currency
+                    )
+            except msgspec.ValidationError:
+                _refuse_currency(field, value, rule)
+        _refuse_currency("code", value, rule)
 
 
 def _refuse_currency(field: str, value: dict[str, Any], rule: str = "") -> NoReturn:
@@ -165,43 +191,101 @@ def _say_currency(currency: Currency | None) -> str:
     return f"{c.name} ({c.code}{symbol}, {c.minor_units} decimal places{default})"
 
 
-# What `federation init` writes into DIR (deploy/federation.py), all that --force removes.
+# What `federation init` writes into DIR (deploy/federation.py): all that --force sets aside.
 FEDERATION_ENTRIES = (
     "charter.json", "charter.net", "federation.toml", "admission.key",
     "nats", "neighborhoods", "observer", "run", "logs", "systemd",
 )  # fmt: skip
 
+# Where --force puts the federation it replaces: DIR/replaced-<UTC time>/.
+SET_ASIDE_PREFIX = "replaced-"
 
-def _replace_or_refuse(root: Path, *, force: bool) -> bool:
-    """A directory that holds a federation already: refused (ConfigError with a hint),
-    or with `force` emptied of everything `init` writes there (other files stay).
-    Returns whether a federation was removed.
 
-    --force rather than "move it aside": the usual reason to init again is a federation
-    just made with the wrong slugs or ports, which holds nothing yet; the flag says in its
-    help and here that it deletes the keys and every node's store, and it is refused while
-    `up` runs the federation."""
+def _set_aside_or_refuse(root: Path, *, force: bool) -> Path | None:
+    """A directory that holds a federation already: refused (ConfigError with a hint), or
+    with `force` its entries (FEDERATION_ENTRIES; other files stay) moved into
+    DIR/replaced-<UTC time>/. Returns that folder, or None when `root` held no federation.
+
+    Set aside, never deleted: the keys and the nodes' stores are the co-operatives' own,
+    and the usual reason to init again (wrong slugs or ports) does not need them gone.
+    Inside DIR rather than beside it: a rename on one file system (no copy of the stores,
+    nothing half-moved), which needs only DIR to be writable (as init does), and the old
+    federation stays with the directory the operator backs up. Refused while anything runs
+    it (`_refuse_while_running`)."""
     if not ((root / "charter.json").exists() or (root / "federation.toml").exists()):
-        return False
+        return None
     if not force:
         raise ConfigError(
             f"{root} already holds a federation",
             f"`coopnet federation up {root}` runs it; `coopnet federation init {root} --force "
-            "...` replaces it, deleting its keys, every node's store and its logs",
+            f"...` replaces it, keeping the old one in {root}/{SET_ASIDE_PREFIX}<UTC time>/",
         )
+    _refuse_while_running(root)
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
+    aside, n = root / f"{SET_ASIDE_PREFIX}{stamp}", 1
+    while aside.exists():
+        n += 1
+        aside = root / f"{SET_ASIDE_PREFIX}{stamp}-{n}"
+    aside.mkdir()
+    try:
+        for name in FEDERATION_ENTRIES:
+            if (root / name).exists() or (root / name).is_symlink():
+                (root / name).rename(aside / name)
+    except OSError as exc:
+        _put_back(root, aside)
+        raise ConfigError(
+            f"the federation in {root} could not be set aside ({exc}); nothing was replaced",
+            f"check that {root} is writable",
+        ) from None
+    return aside
+
+
+def _put_back(root: Path, aside: Path) -> None:
+    """Undo `_set_aside_or_refuse` after the new federation failed to be written: what the
+    failed init wrote is removed (it was new, and holds nothing), the old entries return."""
+    for name in FEDERATION_ENTRIES:
+        if not (aside / name).exists() and not (aside / name).is_symlink():
+            continue
+        new = root / name
+        if new.is_dir() and not new.is_symlink():
+            shutil.rmtree(new)
+        else:
+            new.unlink(missing_ok=True)
+        (aside / name).rename(new)
+    with contextlib.suppress(OSError):
+        aside.rmdir()
+
+
+def _refuse_while_running(root: Path) -> None:
+    """ConfigError (naming who, and how to stop it) if a part of the federation in `root`
+    runs: a `federation up` of it, a node answering on its API (DATA/api.url, as systemd
+    runs them), or any process holding one of its files open (a node's store, a hub's
+    JetStream files)."""
     pid = running_up(root)
     if pid is not None:
         raise ConfigError(
             f"`coopnet federation up` runs {root} (pid {pid}): it is not replaced",
             "stop it first (Ctrl-C in its terminal)",
         )
-    for name in FEDERATION_ENTRIES:
-        path = root / name
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path)
-        else:
-            path.unlink(missing_ok=True)
-    return True
+    for slug in fed.neighborhoods(root) if (root / "neighborhoods").is_dir() else []:
+        url_file = fed.neighborhood_dir(root, slug) / API_URL_FILE
+        try:
+            url = url_file.read_text().strip()
+            httpx.get(url + "/status", timeout=2)
+        except (OSError, httpx.HTTPError, ValueError):
+            continue  # no api.url, or a stale one (a node that crashed): nothing answers
+        raise ConfigError(
+            f"{slug}'s node answers at {url}: the federation in {root} runs, it is not replaced",
+            f"stop it first (`systemctl stop coopnet-node@{slug}`, or Ctrl-C the `federation "
+            f"up`); if that is not its node, delete {url_file}",
+        )
+    for pid, program, path in open_files_under(root):
+        if path.relative_to(root.resolve()).parts[0] in FEDERATION_ENTRIES:
+            raise ConfigError(
+                f"{program} (pid {pid}) holds {path} open: the federation in {root} runs, "
+                "it is not replaced",
+                f"stop it first (its systemd unit, or `kill {pid}`), then init --force again",
+            )
 
 
 # How long `federation streams` waits for the hubs by default: a unit started with them.
@@ -353,8 +437,9 @@ def add_federation_commands(sub: argparse._SubParsersAction[argparse.ArgumentPar
     )  # fmt: skip
     p.add_argument(
         "--force", action="store_true",
-        help="DIR holds a federation already: replace it, deleting its keys, every node's "
-        "store and its logs (refused while `federation up` runs it)",
+        help="DIR holds a federation already: replace it, once every other argument is "
+        "checked; the old one (keys, every node's store, logs) is moved whole into "
+        "DIR/replaced-<UTC time>/ (refused while `federation up`, a node or a hub runs it)",
     )  # fmt: skip
     p.add_argument(
         "--credit-limit", type=int, default=Policies().credit_limit, metavar="CENTS",

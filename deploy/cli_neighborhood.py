@@ -224,6 +224,7 @@ def _cmd_retire(args: argparse.Namespace) -> int:
     """The node signs its retirement, publishes it and stops by itself; only then are its
     credentials revoked, so that the retirement reaches the bus first (PROTOCOL.md §16.5)."""
     root, slug = Path(args.federation), args.slug
+    fed.check_slug(slug)  # first: a slug is a path under DIR (`../x` is no neighborhood)
     signed = _node_api(root, slug, "POST", "/membership/retire", {"reason": args.reason})
     # `federation up` never starts it again, and shows it as retired once it stopped.
     retired_marker(root, slug).write_text(f"retired at seq {signed['seq']}\n")
@@ -282,6 +283,7 @@ def _cmd_revoke(args: argparse.Namespace) -> int:
     """Cut a member off the bus without its consent: revoke its NATS user (docs/OPERATIONS.md
     §4, "A rogue member"). Its log stays as it is on every node; nothing is signed for it."""
     root = Path(args.federation)
+    fed.check_slug(args.slug)
     fed.read_federation(root)  # a ConfigError that says so if `root` is no federation
     if not fed.neighborhood_dir(root, args.slug).exists():
         raise ConfigError(
@@ -299,6 +301,7 @@ def _cmd_rotate(args: argparse.Namespace) -> int:
     """The node rotates (its log says so), then its credentials follow the new key and the
     old user is revoked: nats-py reads the creds file again when it reconnects."""
     root = Path(args.federation)
+    fed.check_slug(args.slug)
     old_user = fed.node_user(root, args.slug)
     rotated = _node_api(root, args.slug, "POST", "/keys/rotate")
     new_user = fed.issue_node_creds(root, args.slug, Authority.load(root))

@@ -47,6 +47,7 @@ def _cmd_up(args: argparse.Namespace) -> int:
 def _under_up(root: Path, slug: str) -> int:
     """Check that `slug` is a neighborhood of `root`, not retired, and that a `federation
     up` runs `root`; return that up's pid. Raises ConfigError with a hint."""
+    fed.check_slug(slug)  # first: a slug is a path under DIR (`../x` is no neighborhood)
     fed.read_federation(root)  # a ConfigError that says so if `root` is no federation
     if not (fed.neighborhood_dir(root, slug) / "node.toml").exists():
         raise ConfigError(

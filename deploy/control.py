@@ -11,7 +11,10 @@ directory, so that they can ask it things without a socket (docs/OPERATIONS.md).
 
 `up` (deploy/launcher.py) writes the pids and exit codes and reads the requests; `federation
 stop|start` (deploy/cli_up.py) and `neighborhood retire` (deploy/cli_neighborhood.py) write
-the requests and the marker and wait (`wait_for`) for `up` or the node to act.
+the requests and wait (`wait_for`) for `up` or the node to act. The `retired` marker is
+written by the node itself (node/runtime.py) as it stops once its retirement is on the bus,
+by `neighborhood retire` once the node signed it, and by `up` when the members list it as
+retired; never from what a log says (its text is partly other members' words).
 """
 
 from __future__ import annotations
@@ -64,8 +67,70 @@ def read_pid(path: Path) -> int | None:
 
 
 def running_up(root: Path) -> int | None:
-    """The pid of the `federation up` that runs `root` now, or None."""
-    return read_pid(up_pid_file(root))
+    """The pid of the `federation up` that runs `root` now, or None: the pid in
+    DIR/run/up.pid, if that process lives and is a `coopnet federation up` of `root` (after
+    `up` crashed its pid may be another program's)."""
+    pid = read_pid(up_pid_file(root))
+    if pid is None or pid == os.getpid() or is_up_of(pid, root):
+        return pid
+    return None
+
+
+def is_up_of(pid: int, root: Path) -> bool:
+    """Whether process `pid` is a `coopnet federation up` of `root`, from its
+    /proc/<pid>/cmdline (`python -m coopnet [--debug] federation up [--seconds S] DIR`, or
+    the `coopnet` script), DIR resolved from its /proc/<pid>/cwd. Where /proc cannot say
+    (not Linux, or another user's relative DIR), True: a live pid then counts as `up`."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+    except FileNotFoundError:
+        return not Path("/proc/self").exists()  # no /proc: trust the pid
+    except OSError:
+        return True
+    words = [a for a in argv if a]
+    for i in range(len(words) - 1):
+        if words[i : i + 2] != ["federation", "up"]:
+            continue
+        if not any(Path(w).name in ("coopnet", "coopnet.__main__") for w in words[:i]):
+            return False
+        rest, place = words[i + 2 :], ""
+        while rest:
+            word = rest.pop(0)
+            if word == "--seconds":
+                rest = rest[1:]
+            elif not word.startswith("-"):
+                place = word
+                break
+        if not place:
+            return False
+        where = Path(place)
+        if not where.is_absolute():
+            try:
+                where = Path(os.readlink(f"/proc/{pid}/cwd")) / where
+            except OSError:
+                return True
+        return where.resolve() == root.resolve()
+    return False
+
+
+def open_files_under(root: Path) -> list[tuple[int, str, Path]]:
+    """(pid, program, path) for each file under `root` that another process holds open
+    (a node's store, a hub's JetStream files), read from /proc/*/fd; [] where /proc says
+    nothing (not Linux; another user's processes are not seen)."""
+    top = root.resolve()
+    found: list[tuple[int, str, Path]] = []
+    for proc in Path("/proc").iterdir() if Path("/proc").is_dir() else []:
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        with contextlib.suppress(OSError):
+            for fd in (proc / "fd").iterdir():
+                with contextlib.suppress(OSError):
+                    target = Path(os.readlink(fd))
+                    if target.is_relative_to(top):
+                        name = (proc / "comm").read_text().strip()
+                        found.append((int(proc.name), name, target))
+                        break
+    return found
 
 
 def node_state(root: Path, slug: str) -> str:
@@ -81,16 +146,6 @@ def node_state(root: Path, slug: str) -> str:
     with contextlib.suppress(OSError):
         return f"exited {node_file(root, slug, 'exit').read_text().strip()}"
     return ""
-
-
-def said_retired(log_file: Path, tail_bytes: int = 4096) -> bool:
-    """Whether a node's log ends by saying it retired (its last `tail_bytes`)."""
-    try:
-        with log_file.open("rb") as f:
-            f.seek(max(f.seek(0, os.SEEK_END) - tail_bytes, 0))
-            return b"retired" in f.read().lower()
-    except OSError:
-        return False
 
 
 def reset_run_files(root: Path) -> None:

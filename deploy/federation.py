@@ -18,6 +18,7 @@ rotate-key` write, and where (docs/OPERATIONS.md).
     DIR/run/, DIR/logs/         `federation up`'s servers (deploy/launcher.py), pids and
                                 requests (deploy/control.py) and each node's log;
                                 `neighborhoods/<slug>/retired` once retired
+    DIR/replaced-<UTC time>/    a federation `init --force` replaced, set aside whole
 
 Failures the operator can act on are ConfigErrors with a hint (deploy/cli.py prints them
 as one line).
@@ -29,6 +30,7 @@ import datetime
 import shutil
 import ssl
 import tomllib
+from dataclasses import dataclass
 from pathlib import Path
 
 import anyio
@@ -68,6 +70,7 @@ from coopnet.node.engine.tls import client_context
 from coopnet.protocol import Identity
 from coopnet.protocol.charter import (
     Charter,
+    CharterError,
     Currency,
     Founder,
     Policies,
@@ -194,8 +197,50 @@ def charter_of(root: Path) -> tuple[Charter, bytes]:
         raise ConfigError(f"{root / 'charter.json'} not found") from None
 
 
-async def init_federation(
-    root: Path,
+# The lowest port `federation init` writes: below it, ports are the system's (root only).
+MIN_PORT, MAX_PORT = 1024, 65_535
+
+
+def check_base_port(base: int, hubs: int) -> None:
+    """`--port` (the first client port) must leave every port init derives from it
+    (`default_ports`: up to base+4000+hubs-1, the monitoring ports) within
+    MIN_PORT..MAX_PORT; else a ConfigError naming the highest --port that fits."""
+    top = base + 4000 + hubs - 1
+    if base < MIN_PORT or top > MAX_PORT:
+        raise ConfigError(
+            f"--port {base} is refused: init derives ports up to --port+{top - base} "
+            f"(monitoring), and every port must lie in {MIN_PORT}..{MAX_PORT}",
+            f"give a --port from {MIN_PORT} to {MAX_PORT - 4000 - (hubs - 1)}, e.g. 4222",
+        )
+
+
+def _check_ports(ports: Ports, next_leaf_port: int) -> None:
+    """Every port of `ports`, and the first leaf port, within MIN_PORT..MAX_PORT."""
+    roles = {"client": ports.client, "monitoring": ports.http, "leafnode": ports.leaf,
+             "route": ports.route, "first --leaf": [next_leaf_port]}  # fmt: skip
+    for role, values in roles.items():
+        for port in values:
+            if not MIN_PORT <= port <= MAX_PORT:
+                raise ConfigError(
+                    f"the hub {role} port would be {port}: ports lie in {MIN_PORT}..{MAX_PORT}",
+                    "give another --port, e.g. 4222",
+                )
+
+
+@dataclass(frozen=True)
+class FederationPlan:
+    """Everything `federation init` writes, made and checked before anything is written
+    (`plan_federation`), so that a refused argument leaves the disk as it was."""
+
+    charter_bytes: bytes
+    net: bytes
+    config: FederationConfig
+    founders: list[Founder]
+    idents: dict[str, Identity]
+    admission: nacl.signing.SigningKey
+
+
+def plan_federation(
     *,
     name: str,
     slugs: list[str],
@@ -210,26 +255,17 @@ async def init_federation(
     tls_names: list[str] | None = None,
     quotas: Quotas | None = None,
     currency: Currency | None = None,
-) -> FederationConfig:
-    """Write a whole federation: charter, NATS authority and hub configs, one node per
-    founding neighborhood with its credentials, and the observer's credentials.
-
-    `currency`: what the charter says amounts are counted in (PROTOCOL.md §16.1); None
-    leaves the key out, which means DEFAULT_CURRENCY (credits, CRD, 2 minor units).
-
-    `quotas`: what each member may put on the bus (default `Quotas()`, OPERATIONS.md §12);
-    minted into the account's and users' JWT limits; ConfigError if a value is not valid.
-
-    `hosts`: one address for every hub, or one per hub (default 127.0.0.1). `tls`: None
-    decides (on for a cluster or a hub off loopback, OPERATIONS.md §11); `tls_files`: the
-    operator's own CA, certificate and key instead of a CA made here; `tls_names`: more
-    names or addresses for the generated hub certificates. Raises ConfigError."""
+) -> FederationPlan:
+    """Check every argument of `init_federation` and make its keys, charter and config,
+    writing nothing. Raises ConfigError naming what is refused."""
     if hubs not in (1, 3):
         raise ConfigError("--hubs is 1 (one server) or 3 (a cluster)")
     for slug in slugs:
         check_slug(slug)
     if len(set(slugs)) != len(slugs) or not slugs:
-        raise ConfigError("give one or more distinct neighborhood slugs")
+        raise ConfigError(
+            f"--neighborhoods {','.join(slugs)!r}: give one or more distinct neighborhood slugs"
+        )
     slots = (quotas or Quotas()).members_max
     if slots < len(slugs):
         raise ConfigError(
@@ -251,6 +287,11 @@ async def init_federation(
         admission_key=bytes(admission.verify_key).hex(),
         currency=currency,
     )
+    try:
+        charter_bytes = dump_charter(charter)
+        _, net = parse_charter(charter_bytes)
+    except CharterError as exc:
+        raise ConfigError(f"the charter is refused: {exc} (PROTOCOL.md §16.1)") from None
     config = FederationConfig(
         name=name,
         hubs=hubs,
@@ -259,38 +300,78 @@ async def init_federation(
         next_leaf_port=base_port + 100,
         quotas=_checked(quotas or Quotas()),
     )
+    _check_ports(config.ports, config.next_leaf_port)
     config = with_tls(
         with_hosts(config, hosts or []), tls=tls, files=tls_files, names=tls_names or []
     )
-    authority, net = await anyio.to_thread.run_sync(
-        _write_federation_files, root, charter, config, admission
-    )
-    for founder in charter.founders:
+    return FederationPlan(charter_bytes, net, config, charter.founders, idents, admission)
+
+
+async def init_federation(
+    root: Path,
+    *,
+    name: str,
+    slugs: list[str],
+    hubs: int = 1,
+    base_port: int = 4222,
+    policies: Policies | None = None,
+    sync_always: bool = True,
+    ports: Ports | None = None,
+    hosts: list[str] | None = None,
+    tls: bool | None = None,
+    tls_files: TlsFiles | None = None,
+    tls_names: list[str] | None = None,
+    quotas: Quotas | None = None,
+    currency: Currency | None = None,
+) -> FederationConfig:
+    """Write a whole federation: charter, NATS authority and hub configs, one node per
+    founding neighborhood with its credentials, and the observer's credentials. Every
+    argument is checked (`plan_federation`) before anything is written.
+
+    `currency`: what the charter says amounts are counted in (PROTOCOL.md §16.1); None
+    leaves the key out, which means DEFAULT_CURRENCY (credits, CRD, 2 minor units).
+    `quotas`: what each member may put on the bus (default `Quotas()`, OPERATIONS.md §12),
+    minted into the account's and users' JWT limits. `hosts`: one address for every hub,
+    or one per hub (default 127.0.0.1). `tls`: None decides (on for a cluster or a hub off
+    loopback, OPERATIONS.md §11); `tls_files`: the operator's own CA, certificate and key
+    instead of a CA made here; `tls_names`: more names or addresses for the generated hub
+    certificates. Raises ConfigError."""
+    plan = plan_federation(
+        name=name, slugs=slugs, hubs=hubs, base_port=base_port, policies=policies,
+        sync_always=sync_always, ports=ports, hosts=hosts, tls=tls, tls_files=tls_files,
+        tls_names=tls_names, quotas=quotas, currency=currency,
+    )  # fmt: skip
+    return await write_planned(root, plan)
+
+
+async def write_planned(root: Path, plan: FederationPlan) -> FederationConfig:
+    """Write the federation `plan_federation` made into `root` (ConfigError if `root`
+    holds one already)."""
+    config = plan.config
+    authority = await anyio.to_thread.run_sync(_write_federation_files, root, plan)
+    for founder in plan.founders:
         await _write_neighborhood(
-            root, config, authority, idents[founder.slug], founder.display_name, founder.area
+            root, config, authority, plan.idents[founder.slug], founder.display_name, founder.area
         )
-    await anyio.to_thread.run_sync(write_observer, root, config, authority, net)
+    await anyio.to_thread.run_sync(write_observer, root, config, authority, plan.net)
     return config
 
 
-def _write_federation_files(
-    root: Path, charter: Charter, config: FederationConfig, admission: nacl.signing.SigningKey
-) -> tuple[Authority, bytes]:
+def _write_federation_files(root: Path, plan: FederationPlan) -> Authority:
     if (root / "charter.json").exists():
         raise ConfigError(f"{root} already holds a federation")
+    config = plan.config
     root.mkdir(parents=True, exist_ok=True)
-    save_admission_key(root, admission)
-    charter_bytes = dump_charter(charter)
-    _, net = parse_charter(charter_bytes)
-    (root / "charter.json").write_bytes(charter_bytes)
-    (root / "charter.net").write_text(net.hex() + "\n")
+    save_admission_key(root, plan.admission)
+    (root / "charter.json").write_bytes(plan.charter_bytes)
+    (root / "charter.net").write_text(plan.net.hex() + "\n")
     write_federation(root, config)
     authority = Authority.generate()
     authority.limits = bus_limits(config.quotas, replicas=config.hubs)
     authority.save(root)
     authority.user_creds("admin", admin_permissions()).write(root / "nats" / "admin.creds")
     write_hub_configs(root, config, authority)
-    return authority, net
+    return authority
 
 
 def with_hosts(config: FederationConfig, hosts: list[str]) -> FederationConfig:

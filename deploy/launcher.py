@@ -10,9 +10,10 @@ port, whether `up` runs here or the parts run under systemd.
 
 One neighborhood under a running `up`: `up` keeps its state in files that `federation
 stop|start` and `neighborhood retire` read and write (deploy/control.py). A node that exits
-by itself after its `membership.retired` (exit code 0 and "retired" in its log's last
-lines, or a member list that says "retired") is shown as retired and never restarted; any
-other exit is shown with its code and waits for `federation start`. The hubs' ports are
+by itself after its `membership.retired` (it wrote DATA/retired as it stopped,
+node/runtime.py; or the members list it as "retired") is shown as retired and never
+restarted; any other exit, whatever its log says, is shown with its code and waits for
+`federation start`. The hubs' ports are
 checked first (deploy/ports.py).
 
 Re-exported here (`x as x`), as callers and tests know them: node_file, pid_alive,
@@ -41,7 +42,7 @@ from rich.live import Live
 from coopnet.deploy.control import node_file as node_file
 from coopnet.deploy.control import pid_alive as pid_alive
 from coopnet.deploy.control import read_pid as read_pid
-from coopnet.deploy.control import reset_run_files, running_up, said_retired, up_pid_file
+from coopnet.deploy.control import reset_run_files, running_up, up_pid_file
 from coopnet.deploy.control import retired_marker as retired_marker
 from coopnet.deploy.federation import (
     FederationConfig,
@@ -258,9 +259,9 @@ async def run_federation(root: Path, console: Console, *, seconds: float | None 
 def follow_controls(root: Path, runs: dict[str, NodeRun], retired: set[str]) -> None:
     """One pass of `up` over its nodes (in a thread: stopping a node waits for it): start
     what `federation start` asked for, stop what `federation stop` asked for, and notice a
-    node that ended by itself: retired (`retired` names the neighborhoods the members list
-    as retired, `neighborhood retire` left its marker, or it exited with code 0 and
-    "retired" in its log) or exited with its code."""
+    node that ended by itself: retired (its DATA/retired marker, written by the node as it
+    stopped or by `neighborhood retire`; or `retired` names it, the neighborhoods the
+    members list as retired) or exited with its code."""
     logs = root / "logs"
     for slug, run in runs.items():
         stop, start = node_file(root, slug, "stop"), node_file(root, slug, "start")
@@ -287,9 +288,12 @@ def follow_controls(root: Path, runs: dict[str, NodeRun], retired: set[str]) -> 
             code = run.proc.returncode
             node_file(root, slug, "pid").unlink(missing_ok=True)
             run.proc = None
-            retiring = slug in retired or retired_marker(root, slug).exists()
-            if retiring or (code == 0 and said_retired(logs / f"{slug}.log")):
-                retired_marker(root, slug).write_text("retired: its node stopped by itself\n")
+            # The node's own marker (written as it stops once retired), or the members'
+            # signed view: never its log's text, partly other members' words.
+            if retired_marker(root, slug).exists():
+                run.state = "retired"
+            elif slug in retired:
+                retired_marker(root, slug).write_text("retired: the members list it so\n")
                 run.state = "retired"
             else:
                 node_file(root, slug, "exit").write_text(f"{code}\n")

@@ -14,8 +14,9 @@ their activities and tells their listeners of every stored batch (docs/ARCHITECT
 A retired node stops by itself (PROTOCOL.md §16.5): once it holds its own
 `membership.retired` (signed here, or learned from the bus when a store restored from
 an old backup recovers its head) and its outbox has reached the bus, it says so in one
-line (`retired_line`) and `run()` returns; `coopnet node run` then exits 0. A node whose
-store already ends with its retirement, published, does not start at all.
+line (`retired_line`), writes it to DATA/retired (RETIRED_MARKER) and `run()` returns;
+`coopnet node run` then exits 0. A node whose store already ends with its retirement,
+published, does not start at all.
 
 Offline first: once the node has confirmed its head, residents keep posting while the bus
 is down; the outbox drains on reconnect. A node that starts while neither the stream nor a
@@ -85,6 +86,9 @@ log = logging.getLogger("coopnet.node")
 
 READY_WAIT_S = 5.0
 FLUSH_ON_STOP_S = 3.0
+# The file a node writes in its data dir as it stops because it retired (`_mark_retired`).
+RETIRED_MARKER = "retired"
+
 # How long a retired node waits for its outbox (its retirement last) to reach the bus.
 RETIRED_FLUSH_S = 30.0
 
@@ -377,6 +381,7 @@ class Node:
         if await self.store.outbox_depth():
             return False
         self._say_retired(waiting=0)
+        await self._mark_retired()
         return True
 
     def _note_retirement(self, env: Envelope) -> None:
@@ -391,7 +396,10 @@ class Node:
         with anyio.move_on_after(RETIRED_FLUSH_S):
             while await self.store.outbox_depth():  # noqa: ASYNC110
                 await anyio.sleep(0.1)  # the publisher drains it; no event says "empty"
-        self._say_retired(waiting=await self.store.outbox_depth())
+        waiting = await self.store.outbox_depth()
+        self._say_retired(waiting=waiting)
+        if not waiting:
+            await self._mark_retired()
         self.stop()
 
     def _say_retired(self, *, waiting: int) -> None:
@@ -399,6 +407,19 @@ class Node:
         assert env is not None
         self.retired_line = retired_line(self.slug, env, waiting=waiting)
         log.warning("%s", self.retired_line)
+
+    async def _mark_retired(self) -> None:
+        """Write DATA/retired (RETIRED_MARKER, 0600: the line it said) once its retirement
+        is on the bus, before it stops: what tells `federation up` (deploy/launcher.py)
+        that this node stopped because it retired and is never to be started again; its
+        log's text does not, being partly other members' words. Not written while its
+        retirement still waits in the outbox: started again, the node publishes it."""
+        try:
+            await anyio.to_thread.run_sync(
+                write_private, self.data / RETIRED_MARKER, self.retired_line + "\n"
+            )
+        except OSError as exc:
+            log.error("%s: %s not written (%s)", self.slug, self.data / RETIRED_MARKER, exc)
 
     async def _bus_supervisor(self) -> None:
         refused = await self._foreign_creds()

@@ -139,15 +139,24 @@ def test_init_again_is_refused_with_a_hint_and_force_replaces_it(tmp_path: Path)
     assert f"replaced the federation that was in {root}" in again.stdout
     assert (root / "charter.net").read_text() != net  # a new federation, new keys
     assert sorted(p.name for p in (root / "neighborhoods").iterdir()) == ["ashgrove", "elm"]
-    assert (root / "notes.txt").exists()  # --force removes what init wrote, nothing else
+    assert (root / "notes.txt").exists()  # --force sets aside what init wrote, nothing else
+    [aside] = root.glob("replaced-*")
+    assert (aside / "charter.net").read_text() == net  # the old one, kept whole
 
 
 def test_force_is_refused_while_up_runs_the_federation(tmp_path: Path) -> None:
     root = tmp_path / "f"
     assert coopnet(*init_args(root, "--port", str(free_port()))).returncode == 0
     (root / "run").mkdir(exist_ok=True)
-    (root / "run" / "up.pid").write_text(f"{os.getpid()}\n")  # a live pid: "up runs"
-    line = one_error_line(coopnet(*init_args(root, "--force", "--port", str(free_port()))))
+    # A live process whose command line is `... -m coopnet federation up DIR`: "up runs".
+    up = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)",
+                           "-m", "coopnet", "federation", "up", str(root)])  # fmt: skip
+    try:
+        (root / "run" / "up.pid").write_text(f"{up.pid}\n")
+        line = one_error_line(coopnet(*init_args(root, "--force", "--port", str(free_port()))))
+    finally:
+        up.kill()
+        up.wait()
     assert "`coopnet federation up` runs" in line
     assert (root / "neighborhoods" / "oakley" / "node.key").exists()
 

@@ -1,7 +1,7 @@
 """`coopnet federation up` as an operator runs it, against a real hub and real nodes: one
 clear line when a port it needs is taken, one neighborhood stopped and started under it,
-a retired neighborhood shown as such and not started again, what stopped said on Ctrl-C;
-and `coopnet audit` alone in the federation's directory, `observe` saying what stopped."""
+what stopped said on Ctrl-C; and `coopnet audit` alone in the federation's directory,
+`observe` saying what stopped. A retired neighborhood under `up`: test_operator_safety_retired."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ import anyio
 import pytest
 
 from coopnet.deploy import federation as fed
-from coopnet.deploy.launcher import node_file, pid_alive, read_pid, retired_marker
+from coopnet.deploy.launcher import node_file, pid_alive, read_pid
 from tests.conftest import wait_until
 from tests.deploy.test_operator_cli import coopnet, one_error_line
 from tests.processes import free_ports
@@ -128,34 +128,6 @@ def test_stop_and_start_one_neighborhood_under_up(tmp_path: Path) -> None:
     assert "stopped hub (nats://127.0.0.1:" in out
     assert "Test: stopped 2 node(s) and 1 server(s) after" in out
     assert not (root / "run" / "up.pid").exists()
-
-
-def test_up_shows_a_node_that_retired_and_does_not_start_it(tmp_path: Path) -> None:
-    """The node stops by itself once it sees its own `membership.retired` (another part of
-    issue 17): exit code 0 and a last log line that says "retired". Here it is made to do
-    just that (a SIGTERM exits 0; the log line is written for it)."""
-    root = tmp_path / "fed"
-    make_federation(root)
-    with federation_up(root) as up:
-        ben = read_pid(node_file(root, "ben", "pid"))
-        assert ben is not None
-        with (root / "logs" / "ben.log").open("a") as log:
-            log.write("ben: membership.retired is our own: retired, stopping\n")
-        os.kill(ben, signal.SIGTERM)
-        anyio.run(
-            lambda: wait_until(lambda: _is(root, "ben", "retired"), within=60, what="retired")
-        )
-        assert retired_marker(root, "ben").exists()
-        line = one_error_line(coopnet("federation", "start", str(root), "ben"))
-        assert "ben retired" in line
-        assert not node_file(root, "ben", "start").exists()  # nothing asked of `up`
-        out = stop_up(up)
-    assert "ben: retired, not running" in out
-    assert "Test: stopped 1 node(s) and 1 server(s)" in out
-
-
-async def _is(root: Path, slug: str, state: str) -> bool:
-    return await _state_of(root, slug) == state
 
 
 def test_audit_alone_reads_the_stream_once_and_observe_says_what_stopped(
