@@ -60,7 +60,8 @@ async def test_a_neighborhood_settles_before_it_retires_then_its_node_stops(
         for node in (elm, oakley):
             message = (await refusal(node)).message
             assert "1 trade(s) are open: elm/t-open" in message, message
-            assert "accepted, 140 cents" in message and "balance is 0.00 credits (0 cents)" in message
+            assert "accepted, 140 cents" in message
+            assert "balance is 0.00 credits (0 cents)" in message
 
         await oakley.trading.ship("elm", "t-open")
         await everywhere([elm], "elm", "t-open", "shipped")
