@@ -58,7 +58,7 @@ def settings(only: Sequence[str], failing: Sequence[str]) -> dict[str, object]:
             workspace.PLUGIN,
             *runner.exclusions(failing),
         ],
-        "also_copy": ["scripts/", "protocol/", f"{workspace.PLUGIN}.py"],
+        "also_copy": ["scripts/", "protocol/", "docs/", f"{workspace.PLUGIN}.py"],
         "use_git_change_detection": False,
     }
 
