@@ -10,6 +10,7 @@ import pytest
 from coopnet.protocol.charter import (
     Charter,
     CharterError,
+    Currency,
     Founder,
     canonical_bytes,
     dump_charter,
@@ -116,3 +117,40 @@ def test_a_charter_built_in_code_with_a_control_character_is_not_written() -> No
     with pytest.raises(CharterError) as caught:
         dump_charter(charter)
     assert str(caught.value) == "control characters are not allowed in a charter: 'River\\x1bside'"
+
+
+CURRENCY_REFUSALS = {
+    "a digit in the symbol": (
+        {"symbol": "1"},
+        "currency symbol '1' holds U+0031 (DIGIT ONE): a symbol holds no digits, '.', ',', '+', "
+        "dashes or minus signs, spaces, format or control characters (nor their compatibility "
+        "forms, such as '．'), so an amount typed or shown with it reads as one number "
+        "(PROTOCOL.md §16.1)",
+    ),
+    "a format character in the name": (
+        {"name": "pou\u200bnds"},
+        "currency name 'pou\\u200bnds' holds U+200B (ZERO WIDTH SPACE): a name holds no format, "
+        "control or line-separator characters (PROTOCOL.md §16.1)",
+    ),
+    "a C1 control, which has no Unicode name, named by its category": (
+        {"name": "a\x85b"},
+        "currency name 'a\\x85b' holds U+0085 (Cc): a name holds no format, control or "
+        "line-separator characters (PROTOCOL.md §16.1)",
+    ),
+    "a blank name": (
+        {"name": "  "},
+        "currency name '  ' is blank: name it with at least one letter, digit or sign people "
+        "read (PROTOCOL.md §16.1)",
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"), CURRENCY_REFUSALS.values(), ids=CURRENCY_REFUSALS.keys()
+)
+def test_a_currency_refusal_names_the_character_and_the_rule(
+    fields: dict[str, str], message: str
+) -> None:
+    with pytest.raises(ValueError) as caught:
+        Currency(**{"code": "RVP", "name": "pounds", **fields})  # type: ignore[arg-type]
+    assert str(caught.value) == message

@@ -357,3 +357,18 @@ def test_seal_refuses_a_body_its_kind_refuses_and_names_the_field() -> None:
              body=NotePosted(text=7))  # type: ignore[arg-type]  # fmt: skip
     assert caught.value.code == "bad_body"
     assert caught.value.message == "note.posted body: Expected `str`, got `int` - at `$.text`"
+
+
+def test_seal_refuses_a_body_msgspec_would_encode_as_an_ext_type() -> None:
+    # A datetime is encoded as MessagePack's timestamp ext type, which strict MessagePack
+    # refuses (§2.3): the node never signs what its peers would refuse.
+    import datetime
+
+    stamp = datetime.datetime(2026, 12, 1, tzinfo=datetime.UTC)
+    with pytest.raises(InvalidEvent) as caught:
+        seal(signing_key=OAK.signing_key, net=NET, author="oakley", seq=1, prev=None, at=1,
+             body=NotePosted(text=stamp))  # type: ignore[arg-type]  # fmt: skip
+    assert caught.value.code == "bad_body"
+    assert caught.value.message == (
+        "note.posted body is not strict MessagePack: byte 6: 0xd6 is not allowed (ext types, 0xc1)"
+    )
