@@ -234,7 +234,7 @@ async def run_federation(root: Path, console: Console, *, seconds: float | None 
                             n["slug"] for n in status["neighborhoods"]
                             if n["membership"] == "retired"
                         }  # fmt: skip
-                        await anyio.to_thread.run_sync(follow_controls, root, runs, retired)
+                        await anyio.to_thread.run_sync(follow_controls, root, runs, retired, hubs)
                         live.update(status_table(await gather_status(root)))
                         await anyio.sleep(1)
             tg.cancel_scope.cancel()
@@ -256,13 +256,22 @@ async def run_federation(root: Path, console: Console, *, seconds: float | None 
     return 0
 
 
-def follow_controls(root: Path, runs: dict[str, NodeRun], retired: set[str]) -> None:
+def follow_controls(
+    root: Path,
+    runs: dict[str, NodeRun],
+    retired: set[str],
+    servers: list[NatsServer] | None = None,
+) -> None:
     """One pass of `up` over its nodes (in a thread: stopping a node waits for it): start
     what `federation start` asked for, stop what `federation stop` asked for, and notice a
     node that ended by itself: retired (its DATA/retired marker, written by the node as it
     stopped or by `neighborhood retire`; or `retired` names it, the neighborhoods the
-    members list as retired) or exited with its code."""
+    members list as retired) or exited with its code. A start asked for a neighborhood
+    added (`neighborhood add`) after `up` began joins `runs`, so `up` follows and stops
+    it as the others; its leaf server, if it has one, is started and added to `servers`
+    (stopped with the hubs)."""
     logs = root / "logs"
+    _add_new_runs(root, runs, servers if servers is not None else [])
     for slug, run in runs.items():
         stop, start = node_file(root, slug, "stop"), node_file(root, slug, "start")
         alive = run.proc is not None and run.proc.poll() is None
@@ -298,6 +307,32 @@ def follow_controls(root: Path, runs: dict[str, NodeRun], retired: set[str]) -> 
             else:
                 node_file(root, slug, "exit").write_text(f"{code}\n")
                 run.state = f"exited {code}"
+
+
+def _add_new_runs(root: Path, runs: dict[str, NodeRun], servers: list[NatsServer]) -> None:
+    """For each `federation start` request (DIR/run/nodes/<slug>.start) of a neighborhood
+    `up` does not follow yet, one with a node.toml that has not retired: add it to `runs`,
+    stopped, so that the pass that follows starts it as any other (its leaf first)."""
+    folder = root / "run" / "nodes"
+    if not folder.is_dir():
+        return
+    for request in sorted(folder.glob("*.start")):
+        slug = request.stem
+        if slug in runs or not (neighborhood_dir(root, slug) / "node.toml").is_file():
+            continue  # followed already, or no neighborhood (`federation start` refuses it)
+        if retired_marker(root, slug).exists():
+            runs[slug] = NodeRun(slug, state="retired")  # the pass drops the request
+            continue
+        try:
+            leaf = start_leaf(root, slug)
+        except NatsServerError as exc:  # `federation start` times out, pointing to the logs
+            log.error("%s: its leaf server did not start: %s", slug, exc)
+            request.unlink(missing_ok=True)
+            continue
+        if leaf is not None:
+            servers.append(leaf)
+        runs[slug] = NodeRun(slug, state="stopped")
+        log.info("%s: added after `up` began", slug)
 
 
 def _terminate(proc: subprocess.Popen[bytes], within: float = 15) -> None:

@@ -162,3 +162,26 @@ def test_audit_alone_reads_the_stream_once_and_observe_says_what_stopped(
     assert "Traceback" not in err
     assert "stopped the observer observer after" in err
     assert f"its store stays in {root / 'observer' / 'observer.db'}" in err
+
+
+def test_start_runs_a_neighborhood_added_after_up_began(tmp_path: Path) -> None:
+    root = tmp_path / "fed"
+    make_federation(root)
+    with federation_up(root) as up:
+        added = coopnet(
+            "neighborhood", "add", "cara", "--federation", str(root), "--reason", "We bake"
+        )
+        assert added.returncode == 0, added.stderr
+        assert read_pid(node_file(root, "cara", "pid")) is None  # `up` did not know it
+
+        started = coopnet("federation", "start", str(root), "cara", "--json")
+        assert started.returncode == 0, started.stderr
+        cara = json.loads(started.stdout)
+        assert cara["state"] == "running" and not cara["already"] and pid_alive(cara["pid"])
+        assert cara["api"].startswith("http://127.0.0.1:")
+        anyio.run(lambda: wait_until(lambda: _all(root, "running"), within=60, what="cara"))
+        assert up.poll() is None
+        out = stop_up(up)
+    assert f"stopped node cara (pid {cara['pid']})" in out  # `up` follows it as the others
+    assert "Test: stopped 3 node(s) and 1 server(s) after" in out
+    assert not pid_alive(cara["pid"])
