@@ -18,6 +18,7 @@ import tempfile
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from rich.console import Console
 
@@ -101,8 +102,22 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+class OneLineParser(argparse.ArgumentParser):
+    r"""An argument parser whose errors are one line and a hint, as every other failure:
+    `error: <what> (hint: see \`coopnet offer post --help\`)` on stderr, exit 2 (not
+    argparse's usage block). Its subparsers are of this class too (argparse makes them
+    with the parent's class)."""
+
+    def error(self, message: str) -> NoReturn:
+        hint = f"see `{self.prog} --help`"
+        if message.startswith("the following arguments are required") and "--data" in message:
+            hint = f"--data is the node's directory, e.g. --data ./oakley; {hint}"
+        _error(message, hint)
+        self.exit(2)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser: argparse.ArgumentParser = OneLineParser(
         prog="coopnet",
         description="A federation fabric for neighborhood community co-operatives.",
     )

@@ -66,6 +66,7 @@ from coopnet.node.engine.config import (
     read_identity,
     write_config,
 )
+from coopnet.node.engine.private_files import private_dir
 from coopnet.node.engine.tls import client_context
 from coopnet.protocol import Identity
 from coopnet.protocol.charter import (
@@ -609,8 +610,9 @@ def issue_node_creds(root: Path, slug: str, authority: Authority) -> str:
 
 
 def write_observer(root: Path, config: FederationConfig, authority: Authority, net: bytes) -> Path:
-    obs = root / "observer"
-    obs.mkdir(parents=True, exist_ok=True)
+    # 0700 from the start: `coopnet observe` keeps its store here and would tighten (and
+    # warn about) a folder others may read.
+    obs = private_dir(root / "observer", announce=False)
     shutil.copyfile(root / "charter.json", obs / "charter.json")
     authority.user_creds(
         "observer-observer", observer_perms("observer"), limits=authority.limits.observer

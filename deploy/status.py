@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from rich import box
 from rich.table import Table
 
 from coopnet.deploy.control import node_state
@@ -84,10 +85,19 @@ async def gather_status(root: Path) -> dict[str, Any]:
 
 
 def status_table(status: dict[str, Any]) -> Table:
+    # Slugs and counts are never cut (`millbro…`) in an 80-column terminal: people copy
+    # them into their next command. A light frame (no edges, no column rules) leaves them
+    # room; the words beside them wrap instead (as node/engine/terminal.py `table`).
     table = Table(
-        "neighborhood", "membership", "running", "bus", "own head", "events", "outbox",
-        "rejected", title=_title(status), title_justify="left",
+        title=_title(status), title_justify="left", box=box.SIMPLE_HEAD, show_edge=False,
+        pad_edge=False, collapse_padding=True,
     )  # fmt: skip
+    for name in ("neighborhood", "membership"):
+        table.add_column(name, no_wrap=True, overflow="ignore")
+    for name in ("running", "bus"):
+        table.add_column(name, overflow="fold")
+    for name in ("own head", "events", "outbox", "rejected"):
+        table.add_column(name, justify="right", overflow="fold")
     for n in status["neighborhoods"]:
         if not n["running"]:
             state = n.get("state") or "no"

@@ -13,12 +13,23 @@ import msgspec
 from coopnet.node.engine.backup import BackupError, CopyFacts, backup, restore
 from coopnet.node.engine.config import NodeConfig, read_charter, read_config, read_identity
 
+# The advice a BackupError's message ends with (node/engine/backup.py), shown as the hint.
+_ADVICE = (": choose another name", ": stop it first", ": is ")
+
 
 def _refused(args: argparse.Namespace, what: str, exc: BackupError) -> int:
-    """One line on stderr (and the same as JSON on stdout with --json); exit 1."""
+    """One line on stderr, `error: <what> refused: <why> (hint: <what to do>)`, as every
+    command's failure (deploy/cli.py), and the same as JSON on stdout with --json; exit 1."""
+    message = str(exc)
     if args.json:
-        print(json.dumps({"code": f"{what}_refused", "message": str(exc)}))
-    print(f"coopnet: {what} refused: {exc}", file=sys.stderr)
+        print(json.dumps({"code": f"{what}_refused", "message": message}))
+    why, hint = message, f"see `coopnet node {what} --help`"
+    for advice in _ADVICE:
+        at = message.find(advice)
+        if at > 0:
+            why, hint = message[:at], message[at + 2 :]
+            break
+    print(f"error: {what} refused: {why} (hint: {hint})", file=sys.stderr)
     return 1
 
 

@@ -96,9 +96,21 @@ async def init_node(
     return config
 
 
+def _slug_like(name: str) -> str:
+    """A valid slug close to `name` ("Oakley" → "oakley"), or "" when there is none."""
+    slug = "-".join(
+        "".join(c if c.isascii() and c.isalnum() else " " for c in name.lower()).split()
+    )
+    return slug[:32] if AUTHOR_RE.fullmatch(slug[:32]) else ""
+
+
 def _write_node_files(data: Path, config: NodeConfig, ident: Identity) -> None:
     if not AUTHOR_RE.fullmatch(config.slug):
-        raise ConfigError(f"slug {config.slug!r} is not ^[a-z][a-z0-9-]{{1,31}}$")
+        raise ConfigError(
+            f"slug {config.slug!r} is not a valid author name: 2-32 characters, a lowercase "
+            "letter then lowercase letters, digits or '-' (PROTOCOL.md §2.1), e.g. 'oakley'",
+            f"try --name {_slug_like(config.slug)}" if _slug_like(config.slug) else "",
+        )
     if (data / "node.toml").exists():
         raise ConfigError(f"{data} already holds a node")
     hidden = hidden_characters(config.display_name)

@@ -280,7 +280,7 @@ class Bus:
             if self.makes_stream if create is None else create:
                 try:
                     info = await js.add_stream(stream_config())
-                    log.warning("%s: created stream %s on %s", self.name, STREAM, SUBJECTS)
+                    log.info("%s: created stream %s on %s", self.name, STREAM, SUBJECTS)
                     self.stream_missing = ""
                     return info
                 except (nats.errors.ConnectionClosedError, nats.errors.ConnectionReconnectingError):

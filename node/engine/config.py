@@ -130,6 +130,24 @@ def _toml_value(value: object) -> str:
 _FROM_CHARTER = "charter_currency"
 
 
+def _no_node(data: Path) -> ConfigError:
+    """Why `data` holds no node, and where the nodes are: a typo (`--data ./oakly`) names
+    the node directories beside it that hold a node.toml."""
+    if not data.is_dir():
+        what = f"no node at {data}: the directory does not exist"
+    else:
+        what = f"no node at {data}: it holds no {config_path(data).name}"
+    parent = data.parent
+    try:
+        beside = sorted(p for p in parent.iterdir() if p != data and config_path(p).is_file())
+    except OSError:
+        beside = []
+    if beside:
+        names = ", ".join(f"--data {p}" for p in beside[:5])
+        return ConfigError(what, f"the nodes beside it: {names}")
+    return ConfigError(what, f"make one with `coopnet node init --data {data} --name SLUG`")
+
+
 def read_config(data: Path) -> NodeConfig:
     """DATA/node.toml, checked, with the currency of the charter it names (if any) read
     from that charter (`read_charter`). Raises ConfigError naming the file and the fault."""
@@ -142,7 +160,7 @@ def read_config(data: Path) -> NodeConfig:
             )
         config = msgspec.convert(raw, NodeConfig)
     except FileNotFoundError:
-        raise ConfigError(f"{path} not found: run `coopnet node init` first") from None
+        raise _no_node(data) from None
     except (tomllib.TOMLDecodeError, msgspec.ValidationError) as exc:
         raise ConfigError(f"{path}: {exc}") from None
     if not AUTHOR_RE.fullmatch(config.slug):

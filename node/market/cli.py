@@ -239,7 +239,8 @@ def cmd_trade(args: argparse.Namespace) -> int:
         t = _the_trade(m, trade_id, m.me)
         _emit(args, _made(m, t, "trade", ref),
               f"trade {trade_id} proposed to {seller}: {_trade_text(m, t)} {_event(ref)}\n"
-              f"{seller} answers with: coopnet trade accept {trade_id}")  # fmt: skip
+              f"{seller}'s node answers with: coopnet trade accept {trade_id} "
+              f"--data <{seller}'s data dir>")  # fmt: skip
     elif args.action == "list":
         trades = m.call("GET", "/trades" + ("?all=true" if args.all else ""))
         if args.json:

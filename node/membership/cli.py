@@ -11,7 +11,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from coopnet.node.engine.client import call_api
+from coopnet.node.engine.client import ApiError, call_api
 from coopnet.node.engine.terminal import cell, table
 
 STATUS_STYLE = {"founder": "green", "admitted": "green", "applicant": "yellow", "retired": "dim"}
@@ -22,6 +22,16 @@ def _out(args: argparse.Namespace, data: Any, text: str) -> None:
 
 
 def cmd_membership(args: argparse.Namespace) -> int:
+    try:
+        return _run(args)
+    except ApiError as exc:
+        if exc.code == "not_found" and getattr(args, "slug", None):
+            # deploy/cli.py prints the hint after the refusal (a typo'd slug, most often)
+            exc.hint = f"see `coopnet membership list --data {args.data}`"  # type: ignore[attr-defined]
+        raise
+
+
+def _run(args: argparse.Namespace) -> int:
     a = args.action
     if a == "list":
         view = call_api(args, "GET", "/membership")
@@ -66,9 +76,17 @@ def membership_table(view: dict[str, Any]) -> Table:
             cell(m["status"], style),
             cell(consents_text(m)),
             cell(objections),
-            cell(f"{app['about']} — {app['reason']}" if app else ""),
+            cell(application_text(app)),
         )
     return out
+
+
+def application_text(app: dict[str, Any] | None) -> str:
+    """An application as the table shows it: "about — reason", or the reason alone when
+    the applicant said nothing about itself; "" when there is none."""
+    if not app:
+        return ""
+    return f"{app['about']} — {app['reason']}" if app["about"] else str(app["reason"])
 
 
 def consents_text(member: dict[str, Any]) -> str:
