@@ -90,6 +90,14 @@ EXPLAINED: dict[tuple[str, str], str] = {
         "every error msgspec raises while decoding (DecodeError, ValidationError) is both a "
         "MsgspecError and a ValueError: either element alone catches it"
     ),
+    (
+        "protocol/charter.py",
+        'element removed: "Nd" in `SYMBOL_REFUSED_CATEGORIES = frozenset({"Nd", "Pd", "Zs", '
+        '"Zl", "Zp", "Cc", "C...`',
+    ): (
+        "a decimal digit of any script is also caught by the NFKC test of `_misreads`, which "
+        "refuses every character whose NFKC form holds an Nd digit (an Nd digit's own)"
+    ),
     **{
         ("protocol/membership.py", f'Literal value removed: "{v}" in `{line}`'): _TYPE_ONLY
         for line, values in (

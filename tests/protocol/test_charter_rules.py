@@ -154,3 +154,41 @@ def test_a_currency_refusal_names_the_character_and_the_rule(
     with pytest.raises(ValueError) as caught:
         Currency(**{"code": "RVP", "name": "pounds", **fields})  # type: ignore[arg-type]
     assert str(caught.value) == message
+
+
+def _currency_refusal(currency: dict[str, object]) -> str:
+    data = json.dumps({"name": "R", "founders": [_founder("oak", KEY_A)], "currency": currency})
+    return _refusal(data.encode())
+
+
+@pytest.mark.parametrize(
+    ("char", "named"),
+    [
+        ("\u2028", "U+2028 (LINE SEPARATOR)"),
+        ("\u2029", "U+2029 (PARAGRAPH SEPARATOR)"),
+        ("\ud800", "U+D800 (Cs)"),  # a lone surrogate, as a JSON escape can write one
+        ("\u0663", "U+0663 (ARABIC-INDIC DIGIT THREE)"),
+    ],
+)
+def test_a_symbol_holding_a_separator_a_surrogate_or_any_digit_is_refused(
+    char: str, named: str
+) -> None:
+    message = _currency_refusal({"code": "RVP", "name": "pounds", "symbol": char})
+    assert f"holds {named}: a symbol holds no digits" in message, message
+
+
+@pytest.mark.parametrize(
+    ("char", "named"),
+    [("\u2029", "U+2029 (PARAGRAPH SEPARATOR)"), ("\udfff", "U+DFFF (Cs)")],
+)
+def test_a_name_holding_a_paragraph_separator_or_a_surrogate_is_refused(
+    char: str, named: str
+) -> None:
+    message = _currency_refusal({"code": "RVP", "name": f"pou{char}nds"})
+    assert f"holds {named}: a name holds no format" in message, message
+
+
+def test_an_empty_currency_name_is_refused_by_its_length() -> None:
+    # "" is refused by its bound (1-40 characters), before the rule on blank names.
+    message = _currency_refusal({"code": "RVP", "name": ""})
+    assert "Expected `str` of length >= 1" in message, message
