@@ -216,5 +216,8 @@ def ports_named(command: str) -> list[int]:
 def output_matches(pattern: str, output: str) -> bool:
     """Whether a line of `output` holds `pattern` (`…` stands for anything; spaces are
     compared as any run of whitespace)."""
-    regex = re.compile(".*".join(re.escape(p) for p in " ".join(pattern.split()).split("…")))
+    # `…` with the spaces around it stands for anything, nothing included: `… oakley …`
+    # matches a line that starts with oakley.
+    parts = [p.strip() for p in " ".join(pattern.split()).split("…")]
+    regex = re.compile(".*".join(re.escape(p) for p in parts))
     return any(regex.search(" ".join(line.split())) for line in output.splitlines())

@@ -10,6 +10,7 @@ import pytest
 from tests.docs.shell_blocks import (
     PLACEHOLDER_RE,
     Step,
+    output_matches,
     part,
     placeholder_sources,
     steps_of_block,
@@ -137,3 +138,9 @@ def test_continuations_comments_and_background_are_read_as_a_shell_does() -> Non
         Step('coopnet federation init ./r --name "A # B" --neighborhoods a1,b2', "d:1"),
         Step("coopnet federation up ./r", "d:3", background=True),
     ]
+
+
+def test_an_ellipsis_stands_for_anything_nothing_included() -> None:
+    assert output_matches("… oakley … founder … yes …", "oakley   founder   yes   up")
+    assert output_matches("… oakley … founder …", "│ oakley │ founder │")
+    assert not output_matches("… oakley … founder …", "founder oakley")
