@@ -99,6 +99,11 @@ async def test_the_charters_currency_in_the_api_and_on_the_page(
                 "() => document.getElementById('volume').textContent === '£2.80'",
                 timeout=WAIT_MS,
             )
+            # The balances come with the neighborhoods, drawn after the summary's figures.
+            await page.wait_for_function(
+                "() => document.querySelectorAll('#balances .amount').length === 2",
+                timeout=WAIT_MS,
+            )
             balances = await page.locator("#balances .amount").all_inner_texts()
             assert sorted(balances) == ["£2.80", "−£2.80"]
             offers = await page.locator("#offers-table").inner_text()
