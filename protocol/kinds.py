@@ -18,6 +18,7 @@ from coopnet.protocol.body import (
     PublicKey,
     Ticket,
 )
+from coopnet.protocol.hours import HOURS_KINDS
 from coopnet.protocol.membership import MEMBERSHIP_KINDS, MembershipRetired
 from coopnet.protocol.offers import (
     NeedPosted,
@@ -26,6 +27,7 @@ from coopnet.protocol.offers import (
     OfferRevised,
     OfferWithdrawn,
 )
+from coopnet.protocol.pools import POOL_KINDS
 from coopnet.protocol.trades import TRADE_KINDS
 
 
@@ -72,6 +74,8 @@ _REGISTERED: tuple[type[Body], ...] = (
     *TRADE_KINDS,
     *AID_KINDS,
     *MEMBERSHIP_KINDS,
+    *POOL_KINDS,
+    *HOURS_KINDS,
 )
 KINDS: dict[str, type[Body]] = {cls.kind: cls for cls in _REGISTERED}
 
