@@ -136,9 +136,10 @@ def build_parser() -> argparse.ArgumentParser:
         "demo",
         help="run a small federation on an embedded nats-server, live",
         description="Start an embedded nats-server and a few neighborhood nodes that post "
-        "notes, trade and call for help until Ctrl-C (or --seconds), with a live view; then "
-        "report convergence, the market and the audit. The co-ops' economy leans every balance "
-        "back toward zero, so every neighborhood keeps buying and selling.",
+        "notes, trade, pool purchases, call for help and sign hours over to each other until "
+        "Ctrl-C (or --seconds), with a live view; then report convergence, the market, the "
+        "pools, the hours and the audit. The co-ops' economy leans every balance back toward "
+        "zero, so every neighborhood keeps buying and selling.",
     )
     p.add_argument("--neighborhoods", type=int, default=3, help="how many nodes (default 3)")
     p.add_argument("--seconds", type=float, help="stop after this long (default: Ctrl-C)")
@@ -158,7 +159,10 @@ def build_parser() -> argparse.ArgumentParser:
         "trades_settled_by_window (trades settled in each of the last four 30 s windows, "
         "oldest first), trades_by_neighborhood (per slug: bought, sold, paid, earned, balance, "
         "bought_by_window, sold_by_window), aid_by_neighborhood (raised, escalated, fulfilled, "
-        "open) and currency; amounts in cents",
+        "open), pools_opened, pools_closed, pools_delivered, pool_ledger_sum (0, part of "
+        "ledger_sum), pools_by_neighborhood, hours_moved (hours) and hours_moved_quarters, "
+        "hours_ledger_sum (0), hours_by_neighborhood (quarter hours) and currency; amounts in "
+        "cents",
     )
     p.set_defaults(func=_cmd_demo)
 

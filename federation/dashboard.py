@@ -9,15 +9,19 @@ API behind each view, live updates (server-sent events), Prometheus `/metrics` a
     GET /api/market                open offers and needs of the federation
     GET /api/timeseries            events, trades and calls for help per minute
     GET /api/aid                   open calls for help (most urgent first) and alerts
+    GET /api/pools                 pooled purchases: totals, and each pool (newest first)
+    GET /api/hours                 hours between neighborhoods (quarter hours), per neighborhood
     GET /api/audit                 findings, most severe first
     GET /api/membership            consent decisions: statuses, applicants and their votes
     GET /api/live                  server-sent events: `update` with the summary on change
     GET /metrics                   Prometheus text
-    GET /export/{table}.csv        one table;   GET /export/events.jsonl  CloudEvents
+    GET /export/{table}.csv        one table (`pools.csv`, `hours.csv` too);
+    GET /export/events.jsonl       CloudEvents
 
-Amounts are integer cents (the currency's minor unit) and times milliseconds since the Unix
-epoch in every JSON answer; `/api/summary` names the currency once (`currency`: code, name,
-symbol, minor_units) and the page shows amounts in it ("12.50 credits").
+Amounts are integer cents (the currency's minor unit), hours integer quarter hours and
+times milliseconds since the Unix epoch in every JSON answer; `/api/summary` names the
+currency once (`currency`: code, name, symbol, minor_units) and the page shows amounts in
+it ("12.50 credits") and hours as hours ("2.25 h").
 """
 
 from __future__ import annotations
@@ -37,8 +41,9 @@ from litestar.response import ServerSentEvent, Stream
 from litestar.static_files import create_static_files_router
 
 from coopnet.federation import measures
-from coopnet.federation.audit import Finding, audit, critical_count
+from coopnet.federation.audit import Finding, audit, critical_count, ledger_sums
 from coopnet.federation.exports import (
+    EXPORT_ALIASES,
     EXPORT_TABLES,
     cloudevents_lines,
     metrics_text,
@@ -63,6 +68,8 @@ async def summary(obs: Observer) -> dict[str, Any]:
     hoods = await measures.neighborhoods(db, charter, now)
     findings = await audit(db, charter, now_ms=now)
     balances = {h["slug"]: h["balance"] for h in hoods}
+    # The pools' settlements and the hour ledger folded again by the audit: both always 0.
+    sums = await ledger_sums(db)
     live = [h["liveness_s"] for h in hoods if h["liveness_s"] is not None]
     return {
         "federation": charter.name if charter else "development federation",
@@ -75,8 +82,12 @@ async def summary(obs: Observer) -> dict[str, Any]:
         "members": sum(1 for h in hoods if h["membership"] in ("founder", "admitted")),
         "events": sum(h["events"] for h in hoods),
         "trades": await measures.trade_totals(db),
-        "ledger_sum": sum(balances.values()),
+        "ledger_sum": sum(balances.values()),  # pooled purchases' settlements included
+        "pool_ledger_sum": sums["pool_ledger_sum"],
+        "hours_ledger_sum": sums["hours_ledger_sum"],
         "balances": balances,
+        "pools": await measures.pool_totals(db),
+        "hours": await measures.hour_totals(db),
         "needs_met_share": await measures.needs_met_share(db),
         "aid": await measures.aid_summary(db),
         "audit": {
@@ -165,6 +176,21 @@ async def get_aid(state: State) -> dict[str, Any]:
     return {"open": await measures.open_aid(db), **await measures.aid_summary(db)}
 
 
+@get("/api/pools", summary="Pooled purchases: totals, and each pool, newest first")
+async def get_pools(state: State) -> dict[str, Any]:
+    db = _obs(state).store.db
+    return {**await measures.pools_list(db), "totals": await measures.pool_totals(db)}
+
+
+@get("/api/hours", summary="Hours given and received per neighborhood, in quarter hours")
+async def get_hours(state: State) -> dict[str, Any]:
+    db = _obs(state).store.db
+    return {
+        "neighborhoods": await measures.hours_by_neighborhood(db),
+        **await measures.hour_totals(db),
+    }
+
+
 @get("/api/audit", summary="Audit findings with their evidence, most severe first")
 async def get_audit(state: State) -> list[Finding]:
     obs = _obs(state)
@@ -199,8 +225,9 @@ async def export(state: State, name: FromPath[str]) -> Response[str] | Stream:
             headers={"content-disposition": 'attachment; filename="events.jsonl"'},
         )
     table = name.removesuffix(".csv")
-    if not name.endswith(".csv") or table not in EXPORT_TABLES:
-        raise NotFoundException(f"exports: events.jsonl or one of {', '.join(EXPORT_TABLES)}")
+    if not name.endswith(".csv") or EXPORT_ALIASES.get(table, table) not in EXPORT_TABLES:
+        names = ", ".join((*EXPORT_TABLES, *EXPORT_ALIASES))
+        raise NotFoundException(f"exports: events.jsonl or one of {names}")
     return Response(
         await table_csv(obs.store.db, table),
         media_type="text/csv",
@@ -225,8 +252,8 @@ def create_dashboard(obs: Observer) -> Litestar:
     return Litestar(
         route_handlers=[
             get_summary, get_neighborhoods, get_neighborhood, get_flows, get_goods, get_market,
-            get_timeseries, get_aid, get_audit, get_membership, get_quotas, live, metrics, export,
-            assets,
+            get_timeseries, get_aid, get_pools, get_hours, get_audit, get_membership, get_quotas,
+            live, metrics, export, assets,
         ],
         state=State({"observer": obs, "changes": changes, "http": HttpCounts()}),
         logging_config=None,

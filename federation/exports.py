@@ -7,8 +7,11 @@
   read as a formula (starting with `=`, `+`, `-`, `@`, a tab or a carriage return) quoted
   with a leading `'`. Bytes are lowercase hex; the `events` table's `wire` keeps every
   event exactly as signed. Times are ISO 8601 UTC (`2026-12-01T14:05:09.123Z`), amounts
-  integer cents of the federation's currency, and a table that names an offer (`trades`,
-  `reservations`) carries its `item` and `unit` beside the offer's id.
+  integer cents of the federation's currency, hours integer quarter hours (`quarters`),
+  and a table that names an offer (`trades`, `reservations`) carries its `item` and `unit`
+  beside the offer's id. `pools.csv` is one row per pooled purchase (PROTOCOL.md §19), and
+  `hours.csv` (the `hour_transfers` table) one per transfer of hours between
+  neighborhoods (§20).
 - `/export/events.jsonl`: every event as a CloudEvent (spec 1.0, structured JSON mode), one
   per line, in the order the observer stored them; `data` is the event body as JSON (bytes
   as lowercase hex) and the coopnet extensions carry what a verifier needs: `coopseq`,
@@ -40,7 +43,11 @@ from coopnet.protocol.text import safe_text
 EXPORT_TABLES = ("events", "neighborhoods", "offers", "needs", "trades", "trade_events",
                  "reservations", "aid_requests", "aid_pledges", "alerts", "member_applications",
                  "member_positions", "member_retirements", "forks", "rejected_events",
-                 "domain_rejections")  # fmt: skip
+                 "domain_rejections", "pools", "pool_shares", "pool_settlements",
+                 "hour_transfers")  # fmt: skip
+# Export names that are not a table's: `hours.csv` is the hours between neighborhoods
+# (PROTOCOL.md §20), one row per `hours.transferred` the rules kept.
+EXPORT_ALIASES = {"hours": "hour_transfers"}
 Labels = tuple[tuple[str, str], ...]
 
 
@@ -84,6 +91,18 @@ async def metrics_text(db: aiosqlite.Connection, *, summary: Mapping[str, Any]) 
                {(): float(summary["ledger_sum"])}),
         metric("coopnet_aid_open", "gauge", "Open calls for help in the federation, by urgency.",
                aid_open),
+        metric("coopnet_pools", "gauge", "Pooled purchases, by state (PROTOCOL.md §19).",
+               {(("state", str(k)),): float(n)
+                for k, n in sorted(summary["pools"]["by_state"].items())}),
+        metric("coopnet_pool_saved_cents_total", "counter",
+               "What delivered pools saved against the suppliers' single-unit prices.",
+               {(): float(summary["pools"]["saved"])}),
+        metric("coopnet_hours_moved_quarters_total", "counter",
+               "Quarter hours signed over between neighborhoods (PROTOCOL.md §20).",
+               {(): float(summary["hours"]["quarters"])}),
+        metric("coopnet_hours_ledger_sum", "gauge",
+               "Sum of all hour balances, in quarter hours: always 0.",
+               {(): float(summary["hours_ledger_sum"])}),
         metric("coopnet_trades_settled_total", "counter", "Trades settled.",
                {(): float(summary["trades"]["settled"])}),
         metric("coopnet_trade_volume_cents_total", "counter", "Credit moved by settled trades.",
@@ -109,7 +128,7 @@ async def metrics_text(db: aiosqlite.Connection, *, summary: Mapping[str, Any]) 
 # ISO 8601 UTC (`iso_time`), whatever table they are in.
 TIME_COLUMNS = frozenset({"at", "received_at", "founded_at", "available_until", "needed_by",
                           "expires_at", "proposed_at", "raised_at", "escalated_at", "closed_at",
-                          "resolved_at", "detected_at"})  # fmt: skip
+                          "resolved_at", "detected_at", "closes_at", "opened_at"})  # fmt: skip
 # Tables that name an offer by (seller, offer): the offer's item and unit follow its id.
 OFFER_OWNER = {"trades": "seller", "reservations": "seller"}
 EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
@@ -141,10 +160,12 @@ async def export_columns(db: aiosqlite.Connection, table: str) -> list[str]:
 
 
 async def table_csv(db: aiosqlite.Connection, table: str) -> str:
-    """One of `EXPORT_TABLES` as CSV text, a row per stored row in the order stored.
-    Times (`TIME_COLUMNS`) as ISO 8601 UTC (`iso_time`), amounts as integer cents, bytes
-    as lowercase hex, text made safe (`csv_cell`); an offer's id is followed by its item
-    and unit ("" when the observer does not hold the offer)."""
+    """One of `EXPORT_TABLES` (or `EXPORT_ALIASES`) as CSV text, a row per stored row in
+    the order stored. Times (`TIME_COLUMNS`) as ISO 8601 UTC (`iso_time`), amounts as
+    integer cents, hours as integer quarter hours (`quarters`), bytes as lowercase hex,
+    text made safe (`csv_cell`); an offer's id is followed by its item and unit ("" when
+    the observer does not hold the offer)."""
+    table = EXPORT_ALIASES.get(table, table)
     if table not in EXPORT_TABLES:
         raise KeyError(table)
     columns = await export_columns(db, table)

@@ -1,8 +1,8 @@
 """What the co-operatives achieve together, measured from an observer's store.
 
-Read-only queries over the projections every node keeps (market, aid, membership) and the
-log itself; each function returns plain JSON-able values for the dashboard's API, the
-Prometheus text and the CLI.
+Read-only queries over the projections every node keeps (market, pools, hours, aid,
+membership) and the log itself; each function returns plain JSON-able values for the
+dashboard's API, the Prometheus text and the CLI.
 
 What an observer cannot see, it does not pretend to: calls for help met inside a
 neighborhood never leave it (they carry residents' needs), so "escalation rate" here is the
@@ -44,7 +44,12 @@ def currency(charter: Charter | None) -> dict[str, object]:
 async def neighborhoods(
     db: aiosqlite.Connection, charter: Charter | None, now_ms: int
 ) -> list[dict[str, Any]]:
-    """One row per neighborhood: membership, activity, liveness, trade and aid.
+    """One row per neighborhood: membership, activity, liveness, trade, pools, hours and aid.
+
+    `balance` (cents) is its credit balance: settled trades sold minus bought, plus what
+    pooled purchases paid it (`pool_earned`) minus what it paid for them (`pool_paid`,
+    PROTOCOL.md §19). `hours_given`, `hours_received` and `hours_balance` are quarter hours
+    (§20, `hours_by_neighborhood`).
 
     `display_name` is the name as shown (federation/names.py: made safe, and followed by
     the slug when it looks like an earlier neighborhood's); `name_warning` says why, or is
@@ -81,6 +86,12 @@ async def neighborhoods(
             db, "SELECT buyer, COUNT(*), SUM(total) FROM trades WHERE state = 'settled' GROUP BY 1"
         )
     }
+    # Pooled purchases settle on the same ledger (PROTOCOL.md §19): paid out, paid in.
+    pool_paid = dict(await fetch_all(
+        db, "SELECT payer, SUM(amount) FROM pool_settlements GROUP BY 1"))  # fmt: skip
+    pool_earned = dict(await fetch_all(
+        db, "SELECT payee, SUM(amount) FROM pool_settlements GROUP BY 1"))  # fmt: skip
+    hours = {r["slug"]: r for r in await hours_by_neighborhood(db)}
     aid_asked = dict(await fetch_all(db, "SELECT requester, COUNT(*) FROM aid_requests GROUP BY 1"))
     aid_given = dict(await fetch_all(
         db, "SELECT pledger, COUNT(*) FROM aid_pledges WHERE accepted > 0 GROUP BY 1"))  # fmt: skip
@@ -88,6 +99,8 @@ async def neighborhoods(
     for slug, row in sorted(rows.items()):
         s = members.get(slug)
         balance = sold.get(slug, (0, 0))[1] - bought.get(slug, (0, 0))[1]
+        balance += pool_earned.get(slug, 0) - pool_paid.get(slug, 0)
+        given = hours.get(slug, {})
         out.append(
             {
                 "events": 0, "head": 0, "last_event_at": None, "liveness_s": None, **row,
@@ -100,6 +113,11 @@ async def neighborhoods(
                 "balance": balance,
                 "aid_requested": aid_asked.get(slug, 0),
                 "aid_pledges_accepted": aid_given.get(slug, 0),
+                "pool_paid": pool_paid.get(slug, 0),
+                "pool_earned": pool_earned.get(slug, 0),
+                "hours_given": given.get("given", 0),
+                "hours_received": given.get("received", 0),
+                "hours_balance": given.get("balance", 0),
             }
         )  # fmt: skip
     return out
@@ -315,3 +333,119 @@ async def consent(db: aiosqlite.Connection, charter: Charter | None) -> dict[str
         for st in s.values() if st.status == "applicant"
     ]  # fmt: skip
     return {"by_status": dict(counts), "applicants": applicants}
+
+
+# The open market shown at most this many pools; the totals count them all.
+POOL_ROWS = 200
+# Pool states that still take commitments or wait for their allocation (PROTOCOL.md §19).
+POOL_OPEN_STATES = ("open", "box_fill", "closing")
+
+
+async def pool_totals(db: aiosqlite.Connection) -> dict[str, Any]:
+    """The federation's pooled purchases (PROTOCOL.md §19): how many pools in each state
+    (`by_state`; `open` counts open, box-fill and closing ones), the cases and units
+    delivered pools bought (`cases_bought`, `units_bought`), the credit their settlements
+    moved (`volume`, cents) and what pooling saved (`saved`, cents): over delivered pools
+    whose supplier gave its single-unit price, (single_unit_price - unit_price) × units."""
+    states = {
+        str(k): int(n)
+        for k, n in await fetch_all(db, "SELECT state, COUNT(*) FROM pools GROUP BY state")
+    }
+    delivered = await fetch_one(
+        db,
+        "SELECT COALESCE(SUM(cases), 0), COALESCE(SUM(cases * case_size), 0),"
+        " COALESCE(SUM(CASE WHEN single_unit_price > 0"
+        " THEN (single_unit_price - unit_price) * cases * case_size ELSE 0 END), 0)"
+        " FROM pools WHERE state = 'delivered'",
+    )
+    volume = await fetch_one(db, "SELECT COALESCE(SUM(amount), 0) FROM pool_settlements")
+    cases, units, saved = (int(v) for v in delivered) if delivered else (0, 0, 0)
+    return {
+        "count": sum(states.values()),
+        "by_state": states,
+        "open": sum(states.get(s, 0) for s in POOL_OPEN_STATES),
+        "closed": states.get("closed", 0),
+        "delivered": states.get("delivered", 0),
+        "cancelled": states.get("cancelled", 0),
+        "cases_bought": cases,
+        "units_bought": units,
+        "volume": int(volume[0]) if volume else 0,
+        "saved": saved,
+    }
+
+
+async def pools_list(db: aiosqlite.Connection, *, limit: int = POOL_ROWS) -> dict[str, Any]:
+    """The federation's pools, the newest opened first (at most `limit`; `total` counts
+    all): `{"organizer", "pool", "item", "unit", "case_size" (units), "unit_price" and
+    "single_unit_price" (cents per unit, 0: not given), "min_cases", "max_cases" (0: no
+    cap), "closes_at" and "opened_at" (ms), "supplier" (a member's slug, or ""),
+    "supplier_name" (a supplier outside the federation, or ""), "state", "cases",
+    "participants", "committed" (units: quantities of the latest or counted commitments),
+    "allocated" (units shared out), "received" (participants who confirmed), "saved"
+    (cents, delivered pools only)}`."""
+    keys = ("organizer", "pool", "item", "unit", "case_size", "unit_price", "single_unit_price",
+            "min_cases", "max_cases", "closes_at", "opened_at", "supplier", "supplier_name",
+            "state", "cases")  # fmt: skip
+    rows = await fetch_all(
+        db,
+        f"SELECT {', '.join(keys)} FROM pools ORDER BY opened_at DESC, organizer, pool LIMIT ?",
+        (limit,),
+    )
+    shares = {
+        (r[0], r[1]): (int(r[2]), int(r[3] or 0), int(r[4] or 0), int(r[5] or 0))
+        for r in await fetch_all(
+            db,
+            "SELECT organizer, pool, COUNT(*), SUM(quantity), SUM(share), SUM(received > 0)"
+            " FROM pool_shares WHERE quantity > 0 OR share > 0 GROUP BY organizer, pool",
+        )
+    }
+    total = await fetch_one(db, "SELECT COUNT(*) FROM pools")
+    out = []
+    for row in rows:
+        pool = dict(zip(keys, row, strict=True))
+        pool["item"] = safe_text(str(pool["item"]))  # signed free text (PROTOCOL.md §18)
+        pool["supplier_name"] = safe_text(str(pool["supplier_name"] or ""))
+        people, committed, allocated, received = shares.get((row[0], row[1]), (0, 0, 0, 0))
+        units = int(pool["cases"] or 0) * int(pool["case_size"])
+        cheaper = int(pool["single_unit_price"] or 0) - int(pool["unit_price"])
+        delivered = pool["state"] == "delivered" and pool["single_unit_price"]
+        out.append(
+            pool | {"participants": people, "committed": committed, "allocated": allocated,
+                    "received": received, "saved": cheaper * units if delivered else 0}
+        )  # fmt: skip
+    return {"pools": out, "total": int(total[0]) if total else 0}
+
+
+async def hours_by_neighborhood(db: aiosqlite.Connection) -> list[dict[str, Any]]:
+    """Hours between neighborhoods (PROTOCOL.md §20), in quarter hours: per neighborhood
+    named by a transfer, the hours it `given` (signed over to it by those it helped), the
+    hours it `received` (it signed them over), its `balance` (given - received) and the
+    `transfers` naming it. By slug."""
+    rows: dict[str, dict[str, Any]] = {}
+
+    def row(slug: str) -> dict[str, Any]:
+        return rows.setdefault(
+            slug, {"slug": slug, "given": 0, "received": 0, "balance": 0, "transfers": 0}
+        )
+
+    for author, to, quarters, count in await fetch_all(
+        db,
+        "SELECT author, to_slug, SUM(quarters), COUNT(*) FROM hour_transfers"
+        " GROUP BY author, to_slug",
+    ):
+        giver, receiver = row(str(to)), row(str(author))
+        giver["given"] += int(quarters)
+        receiver["received"] += int(quarters)
+        giver["transfers"] += int(count)
+        receiver["transfers"] += int(count)
+    for r in rows.values():
+        r["balance"] = r["given"] - r["received"]
+    return [rows[s] for s in sorted(rows)]
+
+
+async def hour_totals(db: aiosqlite.Connection) -> dict[str, int]:
+    """The hours moved between neighborhoods (PROTOCOL.md §20): `transfers` counted and
+    `quarters` moved (quarter hours) by the federation's `hours.transferred`."""
+    row = await fetch_one(db, "SELECT COUNT(*), COALESCE(SUM(quarters), 0) FROM hour_transfers")
+    return {"transfers": int(row[0]), "quarters": int(row[1])} if row else {
+        "transfers": 0, "quarters": 0}  # fmt: skip

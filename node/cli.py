@@ -34,7 +34,9 @@ from coopnet.node.engine.private_files import private_dir
 from coopnet.node.engine.status import read_status, status_dict
 from coopnet.node.engine.store import StorageFailure, Store
 from coopnet.node.notes.cli import add_note_commands
+from coopnet.node.pools.cli import add_pool_commands
 from coopnet.node.runtime import Node, domain_tables
+from coopnet.node.timebank.cli import add_hours_commands
 from coopnet.protocol import Identity
 from coopnet.protocol.envelope import AUTHOR_RE
 from coopnet.protocol.text import hidden_characters
@@ -389,3 +391,5 @@ def add_node_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     add_backup_commands(cmds)
 
     add_note_commands(sub)  # `coopnet note …`: a node's own public notes
+    add_pool_commands(sub)  # `coopnet pool …`: pooled purchases
+    add_hours_commands(sub)  # `coopnet hours …`: the time bank

@@ -79,6 +79,11 @@ from coopnet.node.membership import domain as membership
 from coopnet.node.membership.governance import Governance
 from coopnet.node.neighborhoods import domain as neighborhoods
 from coopnet.node.notes import domain as notes
+from coopnet.node.pools import domain as pools
+from coopnet.node.pools.organizer import PoolOrganizer
+from coopnet.node.pools.pooling import Pooling
+from coopnet.node.timebank import domain as timebank
+from coopnet.node.timebank.bank import TimeBank
 from coopnet.protocol import Body, Envelope, Identity, decode_unsealed
 from coopnet.protocol.membership import MembershipRetired
 
@@ -118,6 +123,13 @@ _REGISTRY: dict[str, _Registered] = {
         market.PROJECTIONS, market.TABLES, lambda n: market.market_domain(n.trading, n.policy)
     ),
     "aid": _Registered(aid.PROJECTIONS, aid.TABLES, lambda n: aid.aid_domain(n.aid, n.aid_policy)),
+    "timebank": _Registered(
+        timebank.PROJECTIONS, timebank.TABLES,
+        lambda n: timebank.timebank_domain(TimeBank(n, n.governance, n.governance.charter)),
+    ),
+    "pools": _Registered(
+        pools.PROJECTIONS, pools.TABLES, lambda n: pools.pools_domain(n.pooling, n.pool_organizer)
+    ),
 }  # fmt: skip
 DOMAINS: tuple[str, ...] = tuple(_REGISTRY)
 
@@ -195,6 +207,8 @@ class Node:
         self.trading: Trading = Trading(self, members=self.governance)
         self.policy: Policy | None = Policy(self, self.trading) if self.config.auto_trade else None
         self.aid: Aid = Aid(self)
+        self.pooling: Pooling = Pooling(self, members=self.governance, credit=self.trading)
+        self.pool_organizer: PoolOrganizer = PoolOrganizer(self, self.pooling)
         self.aid_policy: AidPolicy | None = (
             AidPolicy(self, self.aid) if self.config.auto_aid else None
         )

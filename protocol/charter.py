@@ -22,6 +22,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from coopnet.protocol.body import AreaCode, DisplayName
+from coopnet.protocol.hours import DEFAULT_HOURS_LIMIT
 from coopnet.protocol.ledger import DEFAULT_CREDIT_LIMIT
 from coopnet.protocol.trades import Slug
 
@@ -132,6 +133,11 @@ class Policies(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     escalate_critical_s: Seconds = 15 * 60
     escalate_high_s: Seconds = 2 * 3600
     escalate_normal_s: Seconds = 24 * 3600
+    # How many quarter hours a neighborhood may owe in the hour ledger (§16.1, §20): its
+    # signer's rule, as credit_limit is for credit. Default 160 (40 hours); at most a
+    # million hours. Omitted from the file when it is the default, so charters made before
+    # it keep their `net` (and older nodes, which refuse unknown fields, still read them).
+    hours_limit: Annotated[int, msgspec.Meta(ge=0, le=4_000_000)] = DEFAULT_HOURS_LIMIT
 
 
 class Charter(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -202,6 +208,8 @@ def dump_charter(charter: Charter) -> bytes:
         del value["admission_key"]  # a charter without tickets reads as it did before them
     if charter.currency is None:
         del value["currency"]  # nor does one without a currency
+    if charter.policies.hours_limit == DEFAULT_HOURS_LIMIT:
+        del value["policies"]["hours_limit"]  # nor one with the default hours limit
     _check_value(value)
     return json.dumps(value, indent=2, ensure_ascii=False).encode() + b"\n"
 

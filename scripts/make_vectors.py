@@ -21,6 +21,7 @@ import hashlib
 import json
 import sys
 import unicodedata
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,7 @@ from coopnet.protocol.aid import (
 )
 from coopnet.protocol.charter import CharterError, canonical_bytes, parse_charter
 from coopnet.protocol.envelope import encode_wire
+from coopnet.protocol.hours import HoursTransferred
 from coopnet.protocol.membership import (
     MembershipApplied,
     MembershipConsented,
@@ -65,6 +67,15 @@ from coopnet.protocol.offers import (
     OfferRevised,
     OfferWithdrawn,
     Unit,
+)
+from coopnet.protocol.pools import (
+    PoolBoxFill,
+    PoolCancelled,
+    PoolClosed,
+    PoolCommitted,
+    PoolDelivered,
+    PoolOpened,
+    PoolReceived,
 )
 from coopnet.protocol.trades import (
     TradeAccepted,
@@ -220,7 +231,47 @@ def valid_vectors() -> list[tuple[str, bytes, Identity | bytes]]:
     # One event of every membership kind (§16), the retirement last: it ends the log (§5.3).
     for seq, body in enumerate(membership_bodies(), start=25):
         prev = add(f"{body.kind.replace('.', '_')}_seq_{seq}", s(mill, seq, prev, body), mill)
+    # One event of every pool and hours kind (§19-20), in another author's log: millbrook's
+    # ended with its retirement. The commitments name events of that log by id.
+    ash = _ident("ashford")
+    prev = add("ashford_founded", s(ash, 1, None, ash.founding_body("Ashford", "N7")), ash)
+    commitments: list[bytes] = []
+    for seq, body in enumerate(pool_and_hours_bodies(commitments), start=2):
+        prev = add(f"{body.kind.replace('.', '_')}_seq_{seq}", s(ash, seq, prev, body), ash)
+        if isinstance(body, PoolCommitted) and body.organizer == "ashford":
+            commitments.append(prev)
     return out
+
+
+def pool_and_hours_bodies(commitments: list[bytes]) -> Iterator[Any]:
+    """The pool and hours kinds' bodies (§19-20), one at a time: a box fill and a close
+    name the ids of the commitments before them (`commitments`, filled by the caller)."""
+    day = 86_400_000
+    yield PoolOpened(
+        pool="flour-1", item="rye flour", unit="kilogram", case_size=25, unit_price=180,
+        min_cases=2, max_cases=8, closes_at=T0 + 7 * day, supplier="millbrook",
+        supplier_offer="rye-25", single_unit_price=240,
+    )  # fmt: skip
+    yield PoolOpened(
+        pool="oil-1",
+        item="olive oil",
+        unit="litre",
+        case_size=6,
+        unit_price=900,
+        closes_at=T0 + 3 * day,
+        supplier_name="Cooperativa Olearia",
+    )  # optional fields absent: min_cases 1, max_cases 0, supplier "", single_unit_price 0
+    yield PoolCommitted(organizer="ashford", pool="flour-1", quantity=30, tolerance=10)
+    yield PoolCommitted(organizer="riverside", pool="beans-3", quantity=4)  # tolerance 0
+    yield PoolBoxFill(pool="flour-1", counted=list(commitments))
+    yield PoolCommitted(organizer="ashford", pool="flour-1", quantity=50, tolerance=0)
+    yield PoolClosed(pool="flour-1", counted=commitments[-1:])
+    yield PoolCancelled(pool="oil-1")  # reason "" written out
+    yield PoolCancelled(pool="oil-2", reason="the press broke down")
+    yield PoolDelivered(pool="flour-1")
+    yield PoolReceived(organizer="riverside", pool="beans-3")
+    yield HoursTransferred(transfer="h-1", to="oakley", quarters=10, request="r-1")
+    yield HoursTransferred(transfer="h-2", to="riverside", quarters=40_000)  # request ""
 
 
 def membership_bodies() -> list[Any]:
@@ -545,6 +596,49 @@ def shape_vectors() -> list[tuple[str, bytes, bool]]:
     need = {"need": "n-1", "item": "oats", "category": "produce", "quantity": 3,
             "unit": "bushel", "needed_by": T0, "area": "N1"}  # fmt: skip
     kind_case("need_unit_not_listed", "need.posted", need, was=False)
+    # The pool and hours kinds (§19-20): added after the rule, so none was invalid before
+    # (an older node stores them opaque, §8.1). pool.opened's shape also compares its
+    # fields (§8): one supplier, max_cases not below min_cases, its largest total bounded.
+    pool = {
+        "pool": "flour-1", "item": "rye flour", "unit": "kilogram", "case_size": 25,
+        "unit_price": 180, "closes_at": T0, "supplier": "millbrook",
+    }  # fmt: skip
+    kind_case("pool_case_size_zero", "pool.opened", {**pool, "case_size": 0}, was=False)
+    kind_case("pool_two_suppliers", "pool.opened", {**pool, "supplier_name": "A mill"}, was=False)
+    kind_case("pool_no_supplier", "pool.opened", {**pool, "supplier": ""}, was=False)
+    kind_case(
+        "pool_max_cases_below_min_cases",
+        "pool.opened",
+        {**pool, "min_cases": 3, "max_cases": 2},
+        was=False,
+    )
+    kind_case(
+        "pool_total_over_bound",
+        "pool.opened",
+        {**pool, "case_size": 1000, "unit_price": 10**6, "max_cases": 1001},
+        was=False,
+    )
+    commit = {"organizer": "ashford", "pool": "flour-1", "quantity": 3}
+    kind_case("pool_quantity_negative", "pool.committed", {**commit, "quantity": -1}, was=False)
+    kind_case(
+        "pool_tolerance_over_bound", "pool.committed", {**commit, "tolerance": 10**9 + 1},
+        was=False,
+    )  # fmt: skip
+    kind_case(
+        "pool_counted_id_of_31_bytes",
+        "pool.closed",
+        {"pool": "flour-1", "counted": [b"\x01" * 31]},
+        was=False,
+    )
+    kind_case(
+        "pool_counted_257_ids",
+        "pool.box_fill",
+        {"pool": "flour-1", "counted": [bytes([i % 256]) * 32 for i in range(257)]},
+        was=False,
+    )
+    hours = {"transfer": "h-1", "to": "oakley", "quarters": 4}
+    kind_case("hours_zero_quarters", "hours.transferred", {**hours, "quarters": 0}, was=False)
+    kind_case("hours_40001_quarters", "hours.transferred", {**hours, "quarters": 40_001}, was=False)
     return out
 
 
@@ -654,7 +748,8 @@ POUNDS = {"code": "GBP", "name": "Riverside pounds", "symbol": "£", "minor_unit
 
 
 def charter_cases() -> list[tuple[str, dict[str, Any], str]]:
-    """(name, charter value, why it is refused or "" when valid), about `currency` (§16.1)."""
+    """(name, charter value, why it is refused or "" when valid), about `currency` and
+    `policies.hours_limit` (§16.1)."""
 
     def cur(**changes: Any) -> dict[str, Any]:
         return _example_charter(currency={**POUNDS, **changes})
@@ -751,7 +846,21 @@ def charter_cases() -> list[tuple[str, dict[str, Any], str]]:
             cur(name="credits\u2028"),
             "a name holds no line separator (Zl)",
         ),
+        # policies.hours_limit (§16.1, §20): quarter hours, 0 to 4,000,000, default 160.
+        ("hours_limit_set", hours(400), ""),
+        ("hours_limit_stating_the_default", hours(160), ""),
+        ("hours_limit_zero", hours(0), ""),
+        ("hours_limit_at_its_bound", hours(4_000_000), ""),
+        ("hours_limit_over_its_bound", hours(4_000_001), "hours_limit is 0-4000000"),
+        ("hours_limit_negative", hours(-4), "hours_limit is 0-4000000"),
+        ("hours_limit_a_string", hours("40 h"), "hours_limit is an integer"),
+        ("hours_limit_a_fraction", hours(40.5), "a charter holds no fractions"),
     ]
+
+
+def hours(limit: Any) -> dict[str, Any]:
+    """The example charter with `policies.hours_limit` set to `limit` (§16.1)."""
+    return _example_charter(policies={"hours_limit": limit})
 
 
 def build_charters() -> list[dict[str, Any]]:
@@ -769,6 +878,7 @@ def build_charters() -> list[dict[str, Any]]:
             entry["canonical"] = canonical_bytes(json.loads(text)).decode()
             entry["net"] = net.hex()
             entry["currency"] = msgspec.to_builtins(charter.currency_or_default())
+            entry["hours_limit"] = charter.policies.hours_limit
         out.append(entry)
     return out
 

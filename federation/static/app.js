@@ -10,6 +10,7 @@ import {
   duration,
   empty,
   h,
+  hours,
   int,
   money,
   percent,
@@ -28,9 +29,11 @@ import {
   goodsTable,
   hoodFlows,
   hoodsTable,
+  hoursTable,
   membershipBadge,
   needsTable,
   offersTable,
+  poolsTable,
   rejectedNote,
 } from "./views.js";
 
@@ -58,19 +61,22 @@ function takeSummary(summary) {
 
 async function loadAll(withSummary) {
   const route = currentRoute();
-  const [summary, hoods, flows, goods, market, series, aid, audit, membership] = await Promise.all([
-    withSummary ? getJSON("/api/summary") : null,
-    getJSON("/api/neighborhoods"),
-    getJSON("/api/flows"),
-    getJSON("/api/goods"),
-    getJSON("/api/market"),
-    getJSON("/api/timeseries"),
-    getJSON("/api/aid"),
-    getJSON("/api/audit"),
-    getJSON("/api/membership"),
-  ]);
+  const [summary, hoods, flows, goods, market, series, aid, audit, membership, pools, hours] =
+    await Promise.all([
+      withSummary ? getJSON("/api/summary") : null,
+      getJSON("/api/neighborhoods"),
+      getJSON("/api/flows"),
+      getJSON("/api/goods"),
+      getJSON("/api/market"),
+      getJSON("/api/timeseries"),
+      getJSON("/api/aid"),
+      getJSON("/api/audit"),
+      getJSON("/api/membership"),
+      getJSON("/api/pools"),
+      getJSON("/api/hours"),
+    ]);
   if (summary) takeSummary(summary);
-  Object.assign(state, { hoods, flows, goods, market, series, aid, audit, membership });
+  Object.assign(state, { hoods, flows, goods, market, series, aid, audit, membership, pools, hours });
   // Only a neighborhood the observer knows is fetched: no 404 for a mistyped address.
   const known = route.view === "hood" && hoods.some((x) => x.slug === route.slug);
   state.hood = known ? await getJSON(`/api/neighborhoods/${encodeURIComponent(route.slug)}`) : null;
@@ -322,6 +328,8 @@ function renderOverview() {
   put($("goods-table"), goodsTable(state.goods));
   put($("offers-table"), offersTable(state.market));
   put($("needs-table"), needsTable(state.market));
+  renderPools();
+  renderHours();
   const m = state.membership;
   if (m) {
     const counts = Object.entries(m.by_status).sort((a, b) => b[1] - a[1]);
@@ -329,6 +337,34 @@ function renderOverview() {
     setText("membership-note", note ? `Membership: ${note}` : "");
     put($("applicants"), applicantsList(m.applicants));
   }
+}
+
+/** Pooled purchases (GET /api/pools): what they bought and saved, and each pool. */
+function renderPools() {
+  const pools = state.pools;
+  if (!pools) return;
+  const t = pools.totals;
+  const stats = [`${plural(t.count, "pool")}`];
+  if (t.open) stats.push(`${int(t.open)} open`);
+  if (t.closed) stats.push(`${int(t.closed)} closed`);
+  if (t.delivered) stats.push(`${int(t.delivered)} delivered: ${plural(t.cases_bought, "case")}`);
+  if (t.cancelled) stats.push(`${int(t.cancelled)} cancelled`);
+  if (t.saved) stats.push(`pooling saved ${money(t.saved)}`);
+  setText("pools-stats", t.count ? stats.join(" · ") : "Co-ops buying together by the case.");
+  put($("pools-table"), poolsTable(pools));
+}
+
+/** Hours between neighborhoods (GET /api/hours): given and received, as hours. */
+function renderHours() {
+  const x = state.hours;
+  if (!x) return;
+  const sum = state.summary ? state.summary.hours_ledger_sum : 0;
+  const moved = `${hours(x.quarters)} signed over in ${plural(x.transfers, "transfer")}`;
+  const stats = x.transfers
+    ? `${moved}; the hour ledger sums to ${hours(sum)}${sum === 0 ? " ✓" : " ✗"}`
+    : "Time given and received, an hour for an hour, in its own ledger.";
+  setText("hours-stats", stats);
+  put($("hours-table"), hoursTable(x.neighborhoods));
 }
 
 function renderAid() {
@@ -388,8 +424,9 @@ function renderHoodPage(slug) {
     return;
   }
   let standing = "even";
-  if (x.balance > 0) standing = "in credit: sold more than bought";
-  if (x.balance < 0) standing = "in debit: bought more than sold";
+  // Trades and pooled purchases settle on the same ledger (PROTOCOL.md §12, §19).
+  if (x.balance > 0) standing = "in credit: was paid more than it paid";
+  if (x.balance < 0) standing = "in debit: paid more than it was paid";
   const aid = state.aid || { open: [], alerts_open: [] };
   put(
     page,
@@ -417,6 +454,17 @@ function renderHoodPage(slug) {
         x.liveness_s !== null && x.liveness_s > QUIET_S ? "warn" : "",
       ),
       card("Calls for help", int(x.aid_requested), "raised to the federation"),
+      card(
+        "Hours",
+        hours(x.hours_balance),
+        `given ${hours(x.hours_given)} · received ${hours(x.hours_received)}`,
+        x.hours_balance > 0 ? "good" : "",
+      ),
+      card(
+        "Pooled purchases",
+        money(x.pool_paid),
+        x.pool_earned ? `paid · ${money(x.pool_earned)} paid to it` : "paid for pooled shares",
+      ),
       card("Help given", int(x.aid_pledges_accepted), "pledges accepted by others"),
     ),
     h(

@@ -140,6 +140,16 @@ export function quantity(n, unit) {
   return `${int(n)} ${unitName(n, unit)}`;
 }
 
+/** Integer quarter hours (PROTOCOL.md §20) as hours, the way protocol/hours.py
+ * `hours_text` writes them: 6 → "1.5 h", 9 → "2.25 h", 4 → "1 h", −1 → "−0.25 h". */
+export function hours(quarters) {
+  if (quarters === null || quarters === undefined) return "–";
+  const sign = quarters < 0 ? "−" : "";
+  const abs = Math.abs(quarters);
+  const part = ["", ".25", ".5", ".75"][abs % 4];
+  return `${sign}${intFormat.format(Math.floor(abs / 4))}${part} h`;
+}
+
 export function percent(share) {
   return share === null || share === undefined ? "–" : `${Math.round(share * 100)}%`;
 }

@@ -13,6 +13,8 @@ export const state = {
   hood: null, // GET /api/neighborhoods/{slug}, on a neighborhood's page
   goods: [], // GET /api/goods
   market: null, // GET /api/market
+  pools: null, // GET /api/pools
+  hours: null, // GET /api/hours
   loadedAt: 0, // when every view was last fetched (the browser's clock)
   summaryAt: 0, // when the summary in `summary` arrived (the browser's clock)
 };

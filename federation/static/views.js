@@ -1,7 +1,7 @@
 // Lists and tables: calls for help, alerts, audit findings, neighborhoods, flows, goods,
-// the open market, applicants.
+// the open market, pooled purchases, hours between neighborhoods, applicants.
 
-import { badge, empty, h, int, money, plural, price, quantity, shortId } from "./dom.js";
+import { badge, empty, h, hours, int, money, plural, price, quantity, shortId } from "./dom.js";
 import { go, hoodLink, hoodName, nameFlag, observerNow, when } from "./state.js";
 
 const ALERT_ORDER = ["danger", "warning", "info"];
@@ -365,5 +365,92 @@ export function applicantsList(applicants) {
         ),
       ),
     ),
+  );
+}
+
+// How each pool state reads (PROTOCOL.md §19), and its badge's tone.
+const POOL_STATES = {
+  unknown: ["not opened yet", "info"],
+  open: ["open", "normal"],
+  box_fill: ["box fill", "normal"],
+  closing: ["closing", "normal"],
+  closed: ["closed", "low"],
+  delivered: ["delivered", "low"],
+  cancelled: ["cancelled", "warning"],
+};
+
+function poolBadge(state) {
+  const [text, tone] = POOL_STATES[state] || [state, "info"];
+  return h("span", { class: `badge pool-state ${tone}`, "data-state": state }, text);
+}
+
+/** Who supplies a pool: a member (a link to its page) or a business outside. */
+function supplierOf(p) {
+  return p.supplier ? hoodLink(p.supplier) : h("span", {}, p.supplier_name || "–");
+}
+
+/** GET /api/pools `pools`: each pooled purchase, newest first, with what it bought and
+ * what it saved against the supplier's single-unit price. */
+export function poolsTable(data) {
+  if (!data || !data.pools.length) return empty("No pooled purchase yet.");
+  const columns = [
+    ["Item", ""],
+    ["Organizer", ""],
+    ["Supplier", ""],
+    ["State", ""],
+    ["Cases", "num"],
+    ["Price", "num"],
+    ["Saved", "num"],
+  ];
+  return [
+    stackedTable(
+      "pools",
+      columns,
+      data.pools.map((p) => ({
+        attrs: { "data-organizer": p.organizer, "data-pool": p.pool, "data-state": p.state },
+        cells: [
+          [
+            h("strong", {}, p.item),
+            h("span", { class: "cell-sub" }, `cases of ${quantity(p.case_size, p.unit)}`),
+          ],
+          hoodLink(p.organizer),
+          supplierOf(p),
+          [
+            poolBadge(p.state),
+            h("span", { class: "cell-sub" }, plural(p.participants, "co-op")),
+          ],
+          p.cases ? int(p.cases) : `${quantity(p.committed, p.unit)} committed`,
+          price(p.unit_price, p.unit),
+          p.state === "delivered" && p.single_unit_price ? money(p.saved) : "–",
+        ],
+      })),
+    ),
+    more(data.pools.length, data.total, "pool"),
+  ];
+}
+
+/** GET /api/hours `neighborhoods`: hours given and received per neighborhood, as hours. */
+export function hoursTable(rows) {
+  if (!rows || !rows.length) return empty("No hours have moved between neighborhoods yet.");
+  const columns = [
+    ["Neighborhood", ""],
+    ["Given", "num"],
+    ["Received", "num"],
+    ["Balance", "num"],
+    ["Transfers", "num"],
+  ];
+  return stackedTable(
+    "hours",
+    columns,
+    rows.map((r) => ({
+      attrs: { "data-slug": r.slug },
+      cells: [
+        hoodLink(r.slug),
+        hours(r.given),
+        hours(r.received),
+        h("span", { class: r.balance > 0 ? "pos" : r.balance < 0 ? "neg" : "" }, hours(r.balance)),
+        int(r.transfers),
+      ],
+    })),
   );
 }

@@ -14,6 +14,7 @@ import hashlib
 import os
 import tomllib
 from pathlib import Path
+from typing import Annotated
 
 import msgspec
 import nkeys
@@ -38,6 +39,29 @@ class ConfigError(Exception):
     def __init__(self, what: str, hint: str = "") -> None:
         super().__init__(what)
         self.hint = hint
+
+
+class TimeBankConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """node.toml's `[time_bank]` section: residents' hours inside the neighborhood
+    (node/timebank/, docs/OPERATIONS.md)."""
+
+    # How far below zero a resident's hour balance may go (hours, in quarter-hour steps):
+    # a receiver cannot confirm hours that would take them lower (`over_debt_cap`).
+    debt_cap_hours: Annotated[float, msgspec.Meta(ge=0, le=10_000)] = 10.0
+
+    @property
+    def debt_cap_quarters(self) -> int:
+        """The debt cap in quarter hours (read_config has checked it is a quarter step)."""
+        return round(self.debt_cap_hours * 4)
+
+
+class PoolsConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """node.toml's `[pools]` section: pooled purchases this node organizes (node/pools/,
+    docs/OPERATIONS.md)."""
+
+    # At a pool's closes_at, a pool with a case left open turns to box fill (only raises
+    # that fill that case) and closes this many seconds later (node/pools/organizer.py).
+    box_fill_s: Annotated[int, msgspec.Meta(ge=0, le=30 * 24 * 3600)] = 600
 
 
 class NodeConfig(msgspec.Struct, kw_only=True):
@@ -84,6 +108,10 @@ class NodeConfig(msgspec.Struct, kw_only=True):
     # Set by `read_config` from the charter (never read from or written to node.toml):
     # the currency the charter names, or its default when it names none.
     charter_currency: Currency | None = None
+    # [time_bank]: residents' hours (written to node.toml only when not the defaults).
+    time_bank: TimeBankConfig = msgspec.field(default_factory=TimeBankConfig)
+    # [pools]: pooled purchases (written to node.toml only when not the defaults).
+    pools: PoolsConfig = msgspec.field(default_factory=PoolsConfig)
 
     @property
     def net_bytes(self) -> bytes:
@@ -109,11 +137,20 @@ def db_path(data: Path) -> Path:
 
 
 def write_config(data: Path, config: NodeConfig) -> None:
-    lines = []
+    lines, sections = [], []
     for name, value in msgspec.structs.asdict(config).items():
-        if name != _FROM_CHARTER:
+        if name == _FROM_CHARTER:
+            continue
+        if isinstance(value, msgspec.Struct):  # a [section], after the plain settings,
+            if value == type(value)():  # written only when it says more than its defaults
+                continue
+            sections.append(f"\n[{name}]")
+            sections += [
+                f"{k} = {_toml_value(v)}" for k, v in msgspec.structs.asdict(value).items()
+            ]
+        else:
             lines.append(f"{name} = {_toml_value(value)}")
-    config_path(data).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    config_path(data).write_text("\n".join(lines + sections) + "\n", encoding="utf-8")
 
 
 def _toml_value(value: object) -> str:
@@ -121,8 +158,8 @@ def _toml_value(value: object) -> str:
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
+    if isinstance(value, int | float):
+        return repr(value)
     return msgspec.json.encode(str(value)).decode()  # a JSON string is a TOML basic string
 
 
@@ -167,6 +204,11 @@ def read_config(data: Path) -> NodeConfig:
         raise ConfigError(f"{path}: slug {config.slug!r} is not ^[a-z][a-z0-9-]{{1,31}}$")
     if len(bytes.fromhex(config.net)) != 16:
         raise ConfigError(f"{path}: net must be 16 bytes of hex")
+    if config.time_bank.debt_cap_hours * 4 != int(config.time_bank.debt_cap_hours * 4):
+        raise ConfigError(
+            f"{path}: [time_bank] debt_cap_hours {config.time_bank.debt_cap_hours:g} is not in"
+            " quarter-hour steps (e.g. 10, 7.5, 2.25)"
+        )
     for name in config.api_names:
         try:
             split_host(name)

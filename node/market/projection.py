@@ -5,6 +5,10 @@ observer recomputes exactly this. Trades are recomputed from all their statement
 one arrives, so the result does not depend on the order the two parties' logs arrived in.
 Domain refusals (`not_authorized`) are kept per event in the engine's `domain_rejections`
 (node/engine/projection.py `refuse`).
+
+The ledger's reads (`balances`, `commitments`, `standing_of`) also count pooled purchases
+(§19): the `pool_settlements` and `pool_holds` tables of node/pools/projection.py, which
+every node's and observer's store holds (node/runtime.py `domain_tables`).
 """
 
 from __future__ import annotations
@@ -300,8 +304,9 @@ def _still_open(now: int) -> tuple[Any, ...]:
 
 
 def standing_of(conn: sqlite3.Connection, party: str, now: int) -> tuple[int, int]:
-    """`party`'s balance (settled trades, as `balances`) and open commitments as a buyer
-    (as `commitments`), from its own trades only (both columns are indexed)."""
+    """`party`'s balance (settled trades and pool settlements, as `balances`) and open
+    commitments as a buyer and a pool participant (as `commitments`), from its own rows
+    only (every column read is indexed). Credit cents."""
     settled = select_one(
         conn,
         "SELECT COALESCE(SUM(CASE WHEN seller = ? THEN total ELSE 0 END), 0)"
@@ -314,7 +319,18 @@ def standing_of(conn: sqlite3.Connection, party: str, now: int) -> tuple[int, in
         f"SELECT COALESCE(SUM(total), 0) FROM trades WHERE buyer = ? AND {_STILL_OPEN}",
         (party, *_still_open(now)),
     )
-    return int(settled[0]) if settled else 0, int(committed[0]) if committed else 0
+    pooled = select_one(
+        conn,
+        "SELECT (SELECT COALESCE(SUM(amount), 0) FROM pool_settlements WHERE payee = ?)"
+        " - (SELECT COALESCE(SUM(amount), 0) FROM pool_settlements WHERE payer = ?),"
+        " (SELECT COALESCE(SUM(amount), 0) FROM pool_holds WHERE participant = ?)",
+        (party, party, party),
+    )
+    pooled_settled, pooled_held = (int(pooled[0]), int(pooled[1])) if pooled else (0, 0)
+    return (
+        (int(settled[0]) if settled else 0) + pooled_settled,
+        (int(committed[0]) if committed else 0) + pooled_held,
+    )
 
 
 def _proposal_facts(
@@ -335,18 +351,28 @@ async def proposal_facts(
 
 
 async def balances(db: aiosqlite.Connection) -> dict[str, int]:
-    """The ledger: every settled trade moved its total from buyer to seller."""
+    """The ledger: every settled trade moved its total from buyer to seller, every pool
+    settlement (node/pools/projection.py, §19) its amount from payer to payee."""
     sql = """SELECT n, SUM(d) FROM (
                 SELECT seller AS n, total AS d FROM trades WHERE state = 'settled'
                 UNION ALL
-                SELECT buyer AS n, -total AS d FROM trades WHERE state = 'settled')
+                SELECT buyer AS n, -total AS d FROM trades WHERE state = 'settled'
+                UNION ALL
+                SELECT payee AS n, amount AS d FROM pool_settlements
+                UNION ALL
+                SELECT payer AS n, -amount AS d FROM pool_settlements)
              GROUP BY n"""
     return {str(r[0]): int(r[1]) for r in await fetch_all(db, sql)}
 
 
 async def commitments(db: aiosqlite.Connection, now: int) -> dict[str, int]:
-    """Open commitments per buyer: totals of its trades still open (not expired)."""
-    sql = f"SELECT buyer, SUM(total) FROM trades WHERE {_STILL_OPEN} GROUP BY buyer"
+    """Open commitments per buyer: totals of its trades still open (not expired), and
+    the credit its pool commitments hold (`pool_holds`, §19)."""
+    sql = f"""SELECT n, SUM(d) FROM (
+                SELECT buyer AS n, total AS d FROM trades WHERE {_STILL_OPEN}
+                UNION ALL
+                SELECT participant AS n, amount AS d FROM pool_holds)
+             GROUP BY n"""
     rows = await fetch_all(db, sql, _still_open(now))
     return {str(r[0]): int(r[1]) for r in rows}
 

@@ -17,6 +17,7 @@ import anyio
 from coopnet.node.engine.context import NodeContext
 from coopnet.node.engine.refusals import Refused
 from coopnet.node.engine.store import now_ms
+from coopnet.node.engine.store_io import run_in_db
 from coopnet.node.market import projection as market
 from coopnet.protocol import Envelope
 from coopnet.protocol.body import Body
@@ -193,6 +194,19 @@ class Trading:
             open_states = ("proposed", "accepted", "shipped", "cancel_requested")
             self._require(t, seller=self.me != buyer, states=open_states)
             return await self._sign(TradeDisputed(buyer=buyer, trade=trade, reason=reason))
+
+    # -- what other domains ask of the market (the runtime passes `Trading` as their seam:
+    # node/pools/pooling.py `Credit`) ---------------------------------------------------------
+
+    async def standing(self, party: str) -> tuple[int, int]:
+        """`party`'s balance and open commitments (credit cents), trades and pools counted
+        (projection.standing_of): what a credit limit is checked against."""
+        return await run_in_db(self.node.store.reader, market.standing_of, party, now_ms())
+
+    async def offer_price(self, seller: str, offer: str) -> int | None:
+        """The unit price (cents) of `seller`'s offer `offer`, or None if none is held."""
+        found = await market.load_offer(self.node.store.reader, seller, offer)
+        return None if found is None else found.unit_price
 
     def _require(self, t: dict[str, Any], *, seller: bool, states: tuple[str, ...]) -> None:
         party = t["seller"] if seller else t["buyer"]

@@ -6,6 +6,7 @@ observer's audit flags a retired member that did not (`retired_unsettled`, §17)
 
 Both compute it the same way, from the log alone: every trade statement held (the engine's
 `events` table) folded with the protocol's own rule (`protocol.trades.fold_trade`, §11),
+every pool's with `protocol.pools.fold_pool` (§19: delivered pools' settlements),
 and the acceptances the seller's offer fold refused (`domain_rejections`), exactly as the
 market projection and the audit fold them. Membership reads no table of the market's, so
 the two domains stay independent (docs/ARCHITECTURE.md). Amounts are credit cents.
@@ -23,6 +24,7 @@ import msgspec
 from coopnet.node.engine.money import Currency, PlainCurrency, format_amount
 from coopnet.node.engine.store_io import run_in_db, select_all
 from coopnet.protocol import decode_unsealed
+from coopnet.protocol.pools import PoolStatement, PoolView, fold_pool, pool_key
 from coopnet.protocol.trades import OPEN_STATES, Statement, TradeView, fold_trade, trade_key
 
 
@@ -43,11 +45,14 @@ class Unsettled(msgspec.Struct, frozen=True, kw_only=True):
     slug: str
     balance: int = 0
     open_trades: tuple[OpenTrade, ...] = ()
+    # Pools it takes part in that are not over (§19): "organizer/pool", sorted. It organizes
+    # one that is neither delivered nor cancelled, or its commitment still holds credit.
+    open_pools: tuple[str, ...] = ()
 
     @property
     def settled(self) -> bool:
-        """Whether it may retire: balance zero and no open trade."""
-        return self.balance == 0 and not self.open_trades
+        """Whether it may retire: balance zero, no open trade and no open pool."""
+        return self.balance == 0 and not self.open_trades and not self.open_pools
 
     def describe(self, currency: Currency | None = None) -> str:
         """The balance and the open trades, in words; the balance in `currency`'s units (the
@@ -62,6 +67,10 @@ class Unsettled(msgspec.Struct, frozen=True, kw_only=True):
             )
             more = f" and {len(self.open_trades) - 5} more" if len(self.open_trades) > 5 else ""
             parts.append(f"{len(self.open_trades)} trade(s) are open: {shown}{more}")
+        if self.open_pools:
+            more = f" and {len(self.open_pools) - 5} more" if len(self.open_pools) > 5 else ""
+            shown = ", ".join(self.open_pools[:5])
+            parts.append(f"{len(self.open_pools)} pool(s) are open: {shown}{more}")
         return "; ".join(parts)
 
     def how_to_settle(self) -> str:
@@ -73,6 +82,8 @@ class Unsettled(msgspec.Struct, frozen=True, kw_only=True):
             how.append("buy from members until the balance is 0 (it is in credit)")
         if self.open_trades:
             how.append("finish, decline or cancel the open trades")
+        if self.open_pools:
+            how.append("withdraw from, receive or (as organizer) deliver or cancel the open pools")
         return ", and ".join(how) or "nothing"
 
 
@@ -119,10 +130,43 @@ def unsettled_in(
         elif view.state_at(now_ms) in OPEN_STATES:
             for party in parties:
                 open_trades[party].append(_open(view, statements))
+    open_pools: dict[str, list[str]] = defaultdict(list)
+    for pool_view in _pools(conn):
+        for payer, payee, cents in pool_view.settlements():
+            balance[payer] -= cents
+            balance[payee] += cents
+        name = f"{pool_view.organizer}/{pool_view.pool}"
+        running = pool_view.opened is not None and pool_view.state not in ("delivered", "cancelled")
+        for party in ({pool_view.organizer} if running else set()) | set(pool_view.holds()):
+            open_pools[party].append(name)
     return {
-        s: Unsettled(slug=s, balance=balance[s], open_trades=tuple(open_trades[s]))
+        s: Unsettled(
+            slug=s,
+            balance=balance[s],
+            open_trades=tuple(open_trades[s]),
+            open_pools=tuple(sorted(open_pools[s])),
+        )
         for s in sorted(wanted)
     }
+
+
+def _pools(conn: sqlite3.Connection) -> list[PoolView]:
+    """Every pool (§19) folded from the log with the protocol's rule
+    (`protocol.pools.fold_pool`): its settlements are part of the same credit ledger, and
+    its holds are commitments still open."""
+    rows = select_all(conn, "SELECT wire FROM events WHERE kind LIKE 'pool.%' ORDER BY pos")
+    grouped: dict[tuple[str, str], list[PoolStatement]] = defaultdict(list)
+    for (wire,) in rows:
+        env = decode_unsealed(bytes(wire))
+        key = pool_key(env.author, env.body)
+        if key is not None:
+            grouped[key].append(
+                PoolStatement(id=env.id, author=env.author, seq=env.seq, at=env.at, body=env.body)
+            )
+    return [
+        fold_pool(organizer, pool, statements)
+        for (organizer, pool), statements in sorted(grouped.items())
+    ]
 
 
 def _open(view: TradeView, statements: list[Statement]) -> OpenTrade:

@@ -134,7 +134,10 @@ async def test_every_neighborhood_buys_and_sells_in_every_window(tmp_path: Path)
         assert all(n > 0 for n in row["sold_by_window"]), (slug, row)
         assert row["bought"] >= sum(row["bought_by_window"])
         assert row["sold"] >= sum(row["sold_by_window"])
-        assert row["balance"] == row["earned"] - row["paid"] == result["ledger"].get(slug, 0)
+        assert row["balance"] == row["earned"] - row["paid"]
+        # The credit ledger holds the trades and the pools' settlements (issue 18).
+        pooled = result["pools_by_neighborhood"][slug]["balance"]
+        assert row["balance"] + pooled == result["ledger"].get(slug, 0)
     assert sum(r["bought"] for r in hoods.values()) == result["trades_settled"]
     assert sum(r["sold"] for r in hoods.values()) == result["trades_settled"]
     assert sum(windows) <= result["trades_settled"]
@@ -155,12 +158,17 @@ async def test_every_neighborhood_buys_and_sells_in_every_window(tmp_path: Path)
     # The live table: settled trades both ways, balances in the currency, calls for help.
     assert result["currency"]["name"] == "credits"
     text = out.getvalue()
-    live = text.split("trades settled: bought/sold · calls for help: raised/escalated/")[0]
+    live = text.split("head/stored: own events/all held · trades settled: bought/sold")[0]
     assert "calls" in live and "help" in live
     # The balance column's header names the currency; its cells are in its units: "+12.50".
     assert "balance" in live and "credits" in live
     assert re.search(r"\s[-+]?\d+\.\d\d\s", live), live
     assert re.search(r"credit moved +│ \d+\.\d\d credits", text), text
+    # Pools and hours, in the live table and the result (issue 18).
+    assert "pools" in live and "hours" in live
+    assert re.search(r"pool ledger sum +│ 0 ", text), text
+    assert re.search(r"hours moved +│ \d+(\.\d+)? h in \d+ transfers", text), text
+    assert re.search(r"hours ledger sum +│ 0 ", text), text
     aid = result["aid_by_neighborhood"]
     assert set(aid) == set(hoods)
     for counts in aid.values():

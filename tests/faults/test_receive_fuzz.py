@@ -68,7 +68,6 @@ from coopnet.protocol import (
     NotePosted,
     Opaque,
     decode_unsealed,
-    encode_body,
     key_digest,
     seal_envelope,
     unseal,
@@ -644,7 +643,10 @@ def test_a_pattern_field_never_admits_a_trailing_newline(request: pytest.Fixture
             )
             if not patterned or not isinstance(value, str):
                 continue
-            spoiled = encode_body(msgspec.structs.replace(body, **{f.name: value + "\n"}))
+            # Encoded from a dict: a body whose own checks compare fields (`pool.opened`,
+            # §8) may refuse to be built with the spoiled value at all.
+            fields = msgspec.structs.asdict(body) | {f.name: value + "\n"}
+            spoiled = msgspec.msgpack.encode(fields)
             try:
                 msgspec.msgpack.decode(spoiled, type=cls)
             except msgspec.ValidationError:

@@ -604,7 +604,10 @@ async def test_a_healthy_run_has_no_finding_and_passes_the_cli(
         assert await findings(obs) == []
         assert await market.balances(obs.store.db) == {"oakley": 420, "elm": -175, "ash": -245}
     code, report = await audit_cli(obs_dir, url)
-    assert (code, report) == (0, {"critical": 0, "findings": []})
+    assert (code, report) == (
+        0,
+        {"critical": 0, "findings": [], "pool_ledger_sum": 0, "hours_ledger_sum": 0},
+    )
 
 
 async def test_an_acceptance_of_a_withdrawn_offer_is_a_warning_not_a_broken_projection(

@@ -1,7 +1,8 @@
 """Check protocol/vectors/charters.json against the rule of PROTOCOL.md §16.1 written here
 alone: canonical bytes (keys sorted by code point, no whitespace, only `"` and `\\` escaped),
 `net` = SHA-256[0:16], the currency a charter means (absent: credits, CRD, 2), and which
-currencies §16.1 refuses (its bounds, and the symbol and name rule by Unicode category)."""
+currencies §16.1 refuses (its bounds, and the symbol and name rule by Unicode category);
+`policies.hours_limit` (absent: 160 quarter hours; an integer 0-4,000,000)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ VECTORS = json.loads(
 )
 VALID = [v for v in VECTORS if v["valid"]]
 DEFAULT = {"code": "CRD", "name": "credits", "symbol": "", "minor_units": 2}  # §16.1
+DEFAULT_HOURS_LIMIT = 160  # §16.1: quarter hours (40 hours)
 
 
 def canonical(value: Any) -> str:
@@ -59,6 +61,8 @@ def test_valid_charter(vector: dict[str, Any]) -> None:
     assert text == vector["canonical"]
     assert hashlib.sha256(text.encode()).digest()[:16].hex() == vector["net"]
     assert currency(value) == vector["currency"]
+    limit = value.get("policies", {}).get("hours_limit", DEFAULT_HOURS_LIMIT)
+    assert limit == vector["hours_limit"]
 
 
 # §16.1, the currency's keys and bounds.
@@ -108,8 +112,22 @@ def test_the_symbol_and_name_rule_has_cases_on_both_sides() -> None:
     assert not names["currency_symbol_a_digit"] and not names["currency_name_blank"]
 
 
+def hours_limit_ok(value: dict[str, Any]) -> bool:
+    """§16.1: `policies.hours_limit`, when present, is an integer from 0 to 4,000,000."""
+    limit = value.get("policies", {}).get("hours_limit", DEFAULT_HOURS_LIMIT)
+    return isinstance(limit, int) and not isinstance(limit, bool) and 0 <= limit <= 4_000_000
+
+
+def _is_fraction(value: Any) -> bool:
+    return isinstance(value, float) or (
+        isinstance(value, dict) and any(_is_fraction(v) for v in value.values())
+    )
+
+
 @pytest.mark.parametrize("vector", VECTORS, ids=[v["name"] for v in VECTORS])
 def test_which_currencies_are_refused(vector: dict[str, Any]) -> None:
-    """Every charter vector differs from a valid charter in its currency alone, so it is
-    valid exactly when §16.1's currency rule, written here, accepts its currency."""
-    assert currency_ok(json.loads(vector["text"])) == vector["valid"], vector.get("why")
+    """Every charter vector differs from a valid charter in its currency or its hours limit
+    alone, so it is valid exactly when §16.1's rules, written here, accept both."""
+    value = json.loads(vector["text"])
+    ok = currency_ok(value) and hours_limit_ok(value) and not _is_fraction(value)
+    assert ok == vector["valid"], vector.get("why")

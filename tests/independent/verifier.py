@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import re
 import struct
+import unicodedata
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -483,6 +484,20 @@ _severity_check = _enum_check("info", "warning", "danger")
 _pledges_check = _array_check(100, _tuple_check(_slug_check, _id_check))
 
 
+# Pool and hours kinds (§8, rules in §19-20).
+_units_check = _int_check(0, 10**9)  # a commitment's quantity or tolerance, units
+_case_size_check = _int_check(1, 1_000_000)
+_case_count_check = _int_check(1, 1_000_000)
+_capacity_check = _int_check(0, 1_000_000)  # max_cases; 0: no cap
+_quarters_check = _int_check(1, 40_000)  # quarter hours: at most 10,000 hours
+_OPT_SLUG_RE = re.compile(r"([a-z][a-z0-9-]{1,31})?")  # "" or a slug, fullmatch
+_OPT_ID_RE = re.compile(r"([A-Za-z0-9][A-Za-z0-9_.-]{0,39})?")  # "" or an id, fullmatch
+_opt_slug_check = _pattern_check(_OPT_SLUG_RE)
+_opt_id_check = _pattern_check(_OPT_ID_RE)
+# box fill's and close's `counted`: at most 256 event ids, each a bin of 32 bytes.
+_counted_check = _array_check(256, lambda buf, pos: _bin32_check(read_token(buf, pos)))
+
+
 class Field(NamedTuple):
     """One §8 body field: its check, whether it may be absent (then `default`), and nil."""
 
@@ -651,7 +666,87 @@ KINDS: dict[str, dict[str, Field]] = {
     "membership.retired": {
         "reason": _opt(_str_check(0, 280), ""),
     },
+    # Pool kinds (§8, rules in §19). pool.opened also compares its fields (`_pool_opened_ok`).
+    "pool.opened": {
+        "pool": _req(_id_check),
+        "item": _ITEM,
+        "unit": _UNIT,
+        "case_size": _req(_case_size_check),
+        "unit_price": _req(_cents_check),
+        "min_cases": _opt(_case_count_check, 1),
+        "max_cases": _opt(_capacity_check, 0),
+        "closes_at": _req(_ms_check),
+        "supplier": _opt(_opt_slug_check, ""),
+        "supplier_offer": _opt(_opt_id_check, ""),
+        "supplier_name": _opt(_str_check(0, 80), ""),
+        "single_unit_price": _opt(_cents_check, 0),
+    },
+    "pool.committed": {
+        "organizer": _req(_slug_check),
+        "pool": _req(_id_check),
+        "quantity": _req(_units_check),
+        "tolerance": _opt(_units_check, 0),
+    },
+    "pool.box_fill": {"pool": _req(_id_check), "counted": Field(_counted_check)},
+    "pool.closed": {"pool": _req(_id_check), "counted": Field(_counted_check)},
+    "pool.cancelled": {"pool": _req(_id_check), "reason": _opt(_reason_check, "")},
+    "pool.delivered": {"pool": _req(_id_check)},
+    "pool.received": {"organizer": _req(_slug_check), "pool": _req(_id_check)},
+    # The hours kind (§8, rules in §20).
+    "hours.transferred": {
+        "transfer": _req(_id_check),
+        "to": _req(_slug_check),
+        "quarters": _req(_quarters_check),
+        "request": _opt(_opt_id_check, ""),
+    },
 }
+
+
+def _scalars(body: bytes) -> dict[str, Token]:
+    """The body's top-level fields whose values are scalars, by name (for the checks that
+    compare fields)."""
+    top = read_token(body, 0)
+    pos, out = top.end, {}
+    for _ in range(top.integer):
+        key = read_token(body, pos)
+        value = read_token(body, key.end)
+        if value.kind not in (ARRAY, MAP):
+            out[key.text] = value
+        pos = skip_value(body, key.end, enclosing=1)
+    return out
+
+
+def _blank(text: str) -> bool:
+    """§8: white space only (Unicode category Zs, or bidirectional class WS, B or S)."""
+    return all(
+        unicodedata.category(c) == "Zs" or unicodedata.bidirectional(c) in ("WS", "B", "S")
+        for c in text
+    )
+
+
+def _pool_opened_ok(body: bytes) -> bool:
+    """§8 pool.opened, on a body whose fields each fit: exactly one supplier (`supplier`, or
+    a `supplier_name` that is not blank); `supplier_offer` only with `supplier`; `max_cases`
+    0 or at least `min_cases`; (max_cases or 1,000,000) × case_size × unit_price at most
+    10^12 cents."""
+    f = _scalars(body)
+    supplier = f["supplier"].text if "supplier" in f else ""
+    name = f["supplier_name"].text if "supplier_name" in f else ""
+    offer = f["supplier_offer"].text if "supplier_offer" in f else ""
+    min_cases = f["min_cases"].integer if "min_cases" in f else 1
+    max_cases = f["max_cases"].integer if "max_cases" in f else 0
+    if bool(supplier) == (not _blank(name)):
+        return False
+    if offer and not supplier:
+        return False
+    if max_cases and max_cases < min_cases:
+        return False
+    top = (max_cases or 1_000_000) * f["case_size"].integer * f["unit_price"].integer
+    return top <= 10**12
+
+
+# §8: the kinds whose shape also compares fields, checked once each field fits.
+CROSS_CHECKS: dict[str, Callable[[bytes], bool]] = {"pool.opened": _pool_opened_ok}
 
 
 def _field_ok(spec: Field, buf: bytes, pos: int) -> bool:
@@ -731,6 +826,8 @@ def unseal(wire: bytes, net: bytes) -> tuple[bytes, dict[str, Token], bool]:
     check_strict_map(parts.body)  # 12 (opaque: a kind with no fields, §8.1), 13
     kind_fields = KINDS.get(kind)
     refused = kind_fields is not None and not fits_kind(parts.body, kind_fields)
+    if kind_fields is not None and not refused and kind in CROSS_CHECKS:
+        refused = not CROSS_CHECKS[kind](parts.body)
     if refused and kind in KEY_LOG_KINDS:  # 13: the key log cannot read it
         raise Rejected("bad_body")
     return hashlib.sha256(parts.header).digest(), fields, refused

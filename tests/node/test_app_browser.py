@@ -25,6 +25,7 @@ PHONE: ViewportSize = {"width": 390, "height": 844}
 TABS = {
     "Help": "Call 4 Help",
     "Market": "Market",
+    "Hours": "Hours",
     "Alerts": "Alerts",
     "Members": "Membership",
     "Me": "Your account",

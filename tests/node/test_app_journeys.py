@@ -513,7 +513,8 @@ async def test_a_page_on_the_same_site_cannot_use_a_signed_in_coordinators_sessi
 
 async def populate(oakley: Node, elm: Node) -> None:
     """Something on every page: oakley's offer, need, alert and a resident's call; elm's
-    offer (fitting oakley's need), an escalated call, and a trade waiting for oakley."""
+    offer (fitting oakley's need), an escalated call, a trade waiting for oakley and a pool
+    oakley commits to; hours oakley signed over to elm and a resident's own hours."""
     async with operator(oakley) as api, operator(elm) as elm_api:
         await ok(api.post("/offers", json={
             "offer": "tomatoes-1", "item": "tomatoes", "category": "produce", "quantity": 20,
@@ -553,6 +554,13 @@ async def populate(oakley: Node, elm: Node) -> None:
                 "category": "transport", "urgency": "normal", "quantity": 1,
                 "description": "A lift to the clinic on Monday",
             }))  # fmt: skip
+            await ok(api.post("/hours/credit", json={
+                "resident": "sam", "quarters": 6, "what": "the co-op's stall",
+            }))  # fmt: skip
+        await ok(elm_api.post("/pools", json={
+            "pool": "rice-1", "item": "rice", "unit": "kilogram", "case_size": 25,
+            "unit_price": 180, "supplier_name": "Paddy & Sons", "closes_in_s": 86400,
+        }))  # fmt: skip
 
         async def oakley_sees_elm() -> bool:
             trades = await ok(api.get("/trades"))
@@ -562,9 +570,12 @@ async def populate(oakley: Node, elm: Node) -> None:
                 any(t["trade"] == "t-1" for t in trades)
                 and any(r["requester"] == "elm" for r in calls)
                 and any(o["author"] == "elm" for o in offers)
+                and any(p["pool"] == "rice-1" for p in await ok(api.get("/pools")))
             )
 
-        await wait_until(oakley_sees_elm, what="elm's offer, call and trade reach oakley")
+        await wait_until(oakley_sees_elm, what="elm's offer, call, trade and pool reach oakley")
+        await ok(api.post("/pools/elm/rice-1/commit", json={"quantity": 20, "tolerance": 5}))
+        await ok(api.post("/hours/transfers", json={"to": "elm", "quarters": 4}))
 
 
 async def visit(page: Page, hash_: str, heading: str) -> None:
@@ -580,6 +591,8 @@ RESIDENT_PAGES = [
     ("#/market/needs", "Market"),
     ("#/market/trades", "Market"),
     ("#/market/balance", "Market"),
+    ("#/market/pools", "Market"),
+    ("#/hours", "Hours"),
     ("#/alerts", "Alerts"),
     ("#/membership", "Membership"),
     ("#/account", "Your account"),
@@ -589,8 +602,9 @@ COORDINATOR_PAGES = [*RESIDENT_PAGES, ("#/accounts", "Accounts"), ("#/node", "No
 
 async def open_forms(page: Page, hash_: str) -> None:
     """Unfold what a page folds, so axe and the screenshots see the forms too."""
-    for summary in await page.locator("#view details:not([open]) > summary").all():
-        await summary.click()
+    folded = page.locator("#view details:not([open]) > summary")
+    while await folded.count():
+        await folded.first.click()
     if hash_ == "#/help":
         pledge = page.get_by_role("button", name="Pledge help").first
         if await pledge.count():
@@ -599,6 +613,10 @@ async def open_forms(page: Page, hash_: str) -> None:
         propose = page.get_by_role("button", name=re.compile("^Propose a trade for")).first
         if await propose.count():
             await propose.click()
+    if hash_ == "#/market/pools":
+        commit = page.get_by_role("button", name=re.compile("^(Commit|Change our commitment) to"))
+        if await commit.count():
+            await commit.first.click()
     if hash_ == "#/accounts":
         await page.get_by_role("button", name="Create invitation link").click()
         await page.get_by_role("button", name="Copy link").wait_for(timeout=WAIT_MS)

@@ -78,5 +78,5 @@ async def test_a_node_without_a_domain_stores_and_relays_its_events(
 
 async def test_the_runtime_refuses_a_domain_it_does_not_know(tmp_path: Path) -> None:
     data = await make_node(tmp_path, "oakley", "nats://127.0.0.1:1")
-    with pytest.raises(ValueError, match="no such domain: timebank"):
-        Node(data, domains=(*DOMAINS, "timebank"))
+    with pytest.raises(ValueError, match="no such domain: weather"):
+        Node(data, domains=(*DOMAINS, "weather"))

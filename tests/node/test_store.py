@@ -21,6 +21,8 @@ from coopnet.protocol import Envelope, Identity, NotePosted, seal, unseal
 
 NET = hashlib.sha256(b"store tests").digest()[:16]
 PROJECTIONS, TABLES = domain_tables()
+# The components whose tables a store of the single PRAGMA user_version layout (6) had.
+SINGLE_VERSION_LAYOUT = {"neighborhoods", "notes", "market", "aid", "aid_local", "membership"}
 
 
 async def open_store(path: Path | str) -> Store:
@@ -189,6 +191,12 @@ class TestSqliteFileStore(StoreContract):
             for ddl in step:
                 table = ddl.split("TABLE ")[1].split()[0]
                 await store.db.execute(f"DROP TABLE {table}")
+        # Nor the tables of the domains added since (the time bank's, the pools' …).
+        for component in (*PROJECTIONS, *TABLES):
+            if component.name not in SINGLE_VERSION_LAYOUT:
+                for ddl in (ddl for step in component.migrations for ddl in step):
+                    if ddl.startswith("CREATE TABLE"):
+                        await store.db.execute(f"DROP TABLE {ddl.split()[2]}")
         await store.db.execute("PRAGMA user_version=6")
         await store.close()
         store = await open_store(path)

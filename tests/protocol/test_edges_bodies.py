@@ -42,6 +42,13 @@ MS = T("int", 0, 2**63 - 1)
 COUNT = T("int", 1, 1_000_000)
 PLEDGED_LOCALLY = T("int", 0, 1_000_000)
 PLEDGES = T("pledges", 0, 100)  # at most 100 arrays of exactly [slug, id]
+OPT_ID = T("optional id")  # "" or an id
+OPT_SLUG = T("optional slug")  # "" or a slug
+UNITS_COMMITTED = T("int", 0, 10**9)  # a commitment's quantity or tolerance (§19)
+CASE_SIZE = T("int", 1, 1_000_000)
+CAPACITY = T("int", 0, 1_000_000)
+QUARTERS = T("int", 1, 40_000)  # quarter hours (§20)
+COUNTED = T("ids", 0, 256)  # at most 256 event ids of 32 bytes
 
 
 def text(lo: int, hi: int) -> T:
@@ -69,6 +76,9 @@ class F:
     type: T
     default: Any = REQUIRED
     nil: bool = False  # "or nil": an explicit nil is a valid value
+    # Its validity also depends on another field (§8 pool.opened's supplier): tested by
+    # the cases of its own below, not by the field-by-field ones.
+    compared: bool = False
 
 
 NAME = text(1, 80)
@@ -131,7 +141,31 @@ SPEC: dict[str, list[F]] = {
                             F("reason", REASON)],
     "membership.objection_withdrawn": [F("applicant", SLUG), F("application", binary(32))],
     "membership.retired": [F("reason", ABOUT, default="")],
+    "pool.opened": [F("pool", ID), F("item", NAME), F("unit", UNITS), F("case_size", CASE_SIZE),
+                    F("unit_price", CENTS), F("min_cases", COUNT, default=1),
+                    F("max_cases", CAPACITY, default=0), F("closes_at", MS),
+                    F("supplier", OPT_SLUG, default="", compared=True),
+                    F("supplier_offer", OPT_ID, default=""),
+                    F("supplier_name", text(0, 80), default="", compared=True),
+                    F("single_unit_price", CENTS, default=0)],
+    "pool.committed": [F("organizer", SLUG), F("pool", ID), F("quantity", UNITS_COMMITTED),
+                       F("tolerance", UNITS_COMMITTED, default=0)],
+    "pool.box_fill": [F("pool", ID), F("counted", COUNTED)],
+    "pool.closed": [F("pool", ID), F("counted", COUNTED)],
+    "pool.cancelled": [F("pool", ID), F("reason", text(0, 280), default="")],
+    "pool.delivered": [F("pool", ID)],
+    "pool.received": [F("organizer", SLUG), F("pool", ID)],
+    "hours.transferred": [F("transfer", ID), F("to", SLUG), F("quarters", QUARTERS),
+                          F("request", OPT_ID, default="")],
 }  # fmt: skip
+# A valid pool.opened names one supplier; the fields a bound case sets apart from the
+# typical ones keep its largest total, (max_cases or 10^6) × case_size × unit_price, within
+# 10^12 cents (§8), so that the case tests the field's own bound.
+BASE_EXTRA: dict[str, dict[str, Any]] = {"pool.opened": {"supplier": "elm"}}
+CONTEXT: dict[tuple[str, str], dict[str, Any]] = {
+    ("pool.opened", "case_size"): {"max_cases": 1},
+    ("pool.opened", "unit_price"): {"max_cases": 1, "case_size": 1},
+}
 
 
 def typical(t: T) -> Any:
@@ -139,12 +173,14 @@ def typical(t: T) -> Any:
     return {
         "id": "r1", "slug": "elm", "area": "N1", "int": t.lo + 2, "pledges": [["elm", "p1"]],
         "text": "x" * max(t.lo, 2), "bin": b"\x07" * t.lo, "enum": t.values[-1] if t.values else "",
+        "optional id": "r1", "optional slug": "elm", "ids": [b"\x07" * 32],
     }[t.name]  # fmt: skip
 
 
 def base(kind: str) -> dict[str, Any]:
-    """A valid body of `kind`: its required fields only."""
-    return {f.name: typical(f.type) for f in SPEC[kind] if f.default == REQUIRED}
+    """A valid body of `kind`: its required fields only (and pool.opened's supplier)."""
+    fields = {f.name: typical(f.type) for f in SPEC[kind] if f.default == REQUIRED}
+    return {**fields, **BASE_EXTRA.get(kind, {})}
 
 
 # (label, value, accepted, the bound a refusal's message names or None)
@@ -230,6 +266,20 @@ def cases(t: T) -> list[Case]:
             ("empty", "", False, no),
             ("unlisted", "nope", False, no),
         ]
+    if t.name in ("optional id", "optional slug"):
+        # "" or a value of the plain type: its cases, with the empty string accepted.
+        inner = cases(T(t.name.removeprefix("optional ")))
+        return [("empty", "", True, no), *(c for c in inner if c[0] != "empty")]
+    if t.name == "ids":
+        digest = b"\x05" * 32
+        return [
+            ("empty", [], True, no),
+            ("256", [digest] * 256, True, no),
+            ("257", [digest] * 257, False, 256),
+            ("an id of 31 bytes", [digest[:31]], False, 32),
+            ("an id of 33 bytes", [digest + b"\x05"], False, 32),
+            ("a string", ["x" * 32], False, no),
+        ]
     assert t.name == "pledges"
     one = ["elm", "p1"]
     return [
@@ -248,6 +298,8 @@ def _params() -> list[Any]:
     out = []
     for kind, fields in SPEC.items():
         for f in fields:
+            if f.compared:
+                continue
             for label, value, ok, bound in cases(f.type):
                 out.append(
                     pytest.param(kind, f.name, value, ok, bound, id=f"{kind}.{f.name}: {label}")
@@ -264,7 +316,7 @@ def _builtins(value: Any) -> Any:
 def test_each_field_at_and_beyond_its_bounds(
     kind: str, field: str, value: Any, ok: bool, bound: int | None
 ) -> None:
-    body = {**base(kind), field: value}
+    body = {**base(kind), **CONTEXT.get((kind, field), {}), field: value}
     wire = signed_wire(body_of(body), kind=kind)
     if ok:
         env = accepted(wire)
@@ -289,7 +341,12 @@ def test_a_required_field_missing_is_refused(kind: str, field: str) -> None:
 
 @pytest.mark.parametrize(
     ("kind", "field", "default"),
-    [(k, f.name, f.default) for k, fs in SPEC.items() for f in fs if f.default != REQUIRED],
+    [
+        (k, f.name, f.default)
+        for k, fs in SPEC.items()
+        for f in fs
+        if f.default != REQUIRED and not f.compared
+    ],
 )
 def test_an_optional_field_absent_takes_its_default(kind: str, field: str, default: Any) -> None:
     env = accepted(signed_wire(body_of(base(kind)), kind=kind))
@@ -340,3 +397,52 @@ def shape_refused(wire: bytes, kind: str) -> str:
     body = accepted(wire).body
     assert isinstance(body, Opaque) and body.refused, body
     return body.refused
+
+
+# §8 pool.opened compares its fields: exactly one supplier, a member's (`supplier`, with
+# optionally its `supplier_offer`) or one outside the federation (`supplier_name`, not
+# blank); `max_cases` 0 or not below `min_cases`; its largest total bounded.
+POOL = {"pool": "p1", "item": "rye", "unit": "kilogram", "case_size": 25, "unit_price": 180,
+        "closes_at": 1}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("fields", "ok"),
+    [
+        ({"supplier": "elm"}, True),
+        ({"supplier": "elm", "supplier_offer": "rye-25"}, True),
+        ({"supplier_name": "Mill Lane Farm"}, True),
+        ({"supplier_name": "x" * 80}, True),
+        ({"supplier": "", "supplier_name": "Mill Lane Farm"}, True),
+        ({}, False),  # no supplier
+        ({"supplier": "", "supplier_name": ""}, False),
+        ({"supplier_name": " \u3000\t"}, False),  # blank: white space only
+        ({"supplier": "elm", "supplier_name": "Mill Lane Farm"}, False),  # two
+        ({"supplier_name": "Mill Lane Farm", "supplier_offer": "rye-25"}, False),
+        ({"supplier": "elm", "min_cases": 3, "max_cases": 3}, True),
+        ({"supplier": "elm", "min_cases": 3, "max_cases": 2}, False),
+        ({"supplier": "elm", "min_cases": 3, "max_cases": 0}, True),  # 0: no cap
+        # 10^6 cases × 25 × 40,000 = 10^12 cents: at the bound; 40,001 beyond it.
+        ({"supplier": "elm", "unit_price": 40_000}, True),
+        ({"supplier": "elm", "unit_price": 40_001}, False),
+        ({"supplier": "elm", "unit_price": 10**12, "case_size": 1, "max_cases": 1}, True),
+        ({"supplier": "elm", "unit_price": 10**12, "case_size": 1, "max_cases": 2}, False),
+    ],
+    ids=repr,
+)
+def test_pool_opened_compares_its_fields(fields: dict[str, Any], ok: bool) -> None:
+    wire = signed_wire(body_of({**POOL, **fields}), kind="pool.opened")
+    if ok:
+        assert accepted(wire).kind == "pool.opened"
+        assert not isinstance(accepted(wire).body, Opaque)
+    else:
+        message = shape_refused(wire, "pool.opened")
+        assert "pool.opened" in message, message
+
+
+def test_pool_opened_without_a_supplier_defaults_to_no_member() -> None:
+    """The optional supplier fields absent take their defaults ("")."""
+    env = accepted(signed_wire(body_of({**POOL, "supplier_name": "Farm"}), kind="pool.opened"))
+    assert (env.body.supplier, env.body.supplier_offer) == ("", "")  # type: ignore[attr-defined]
+    env = accepted(signed_wire(body_of({**POOL, "supplier": "elm"}), kind="pool.opened"))
+    assert env.body.supplier_name == ""  # type: ignore[attr-defined]

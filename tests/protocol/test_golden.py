@@ -21,6 +21,7 @@ from coopnet.protocol.aid import (
     AlertRaised,
     AlertResolved,
 )
+from coopnet.protocol.hours import HoursTransferred
 from coopnet.protocol.membership import (
     MembershipApplied,
     MembershipConsented,
@@ -35,6 +36,15 @@ from coopnet.protocol.offers import (
     OfferRevised,
     OfferWithdrawn,
 )
+from coopnet.protocol.pools import (
+    PoolBoxFill,
+    PoolCancelled,
+    PoolClosed,
+    PoolCommitted,
+    PoolDelivered,
+    PoolOpened,
+    PoolReceived,
+)
 from coopnet.protocol.trades import (
     TradeAccepted,
     TradeCancelled,
@@ -48,6 +58,7 @@ from coopnet.protocol.trades import (
 NET = hashlib.sha256(b"golden").digest()[:16]
 T0 = 1_767_225_600_000
 APPLICATION = hashlib.sha256(b"millbrook's application").digest()
+COMMITMENT = hashlib.sha256(b"elmwood's commitment").digest()
 
 GOLDEN = {
     "node.founded": (
@@ -305,6 +316,80 @@ GOLDEN = {
         "7a081c3fa69e5b2a1793d7b6e29ef27902ef6795c3e7e62ad7a767835d565c084b598523f4df1778d24b88c8"
         "a5552e1200f90bc41c81a6726561736f6eb36d6572676564207769746820456c6d776f6f64"
     ),
+    "pool.opened": (
+        "93c4979901c410dd56de4137951d9c92681b03416ec15fa66f616b6c6579c420fabe81a3cf43d7057e980e09"
+        "9265a55f538aa747f7eca53d3ff1bae8ca2d92141dc4200e66f56bba3ac7f16388ab82a3b7704e2cd6d8b879"
+        "385b866b43451549f393bbcf0000019b76daa81cab706f6f6c2e6f70656e6564c420cb30f4babd19c3924254"
+        "4597aee90587ae1ba20615b4188c8b9e8cea6c99f4fdc4402d9b3d77dc3d099720eac35037a4b5a6e260456a"
+        "ebe695872fea6f022831336f627b7d0a0f097b80fd231f1251265285752e2da76f28545e1fa5b886a1e89d07"
+        "c4b88ca4706f6f6ca7666c6f75722d31a46974656da972796520666c6f7572a4756e6974a86b696c6f677261"
+        "6da9636173655f73697a6519aa756e69745f7072696365ccb4a96d696e5f636173657302a96d61785f636173"
+        "657308a9636c6f7365735f6174cf0000019b7c010400a8737570706c696572a96d696c6c62726f6f6bae7375"
+        "70706c6965725f6f66666572a67279652d3235ad737570706c6965725f6e616d65a0b173696e676c655f756e"
+        "69745f7072696365ccf0"
+    ),
+    "pool.committed": (
+        "93c49a9901c410dd56de4137951d9c92681b03416ec15fa66f616b6c6579c420fabe81a3cf43d7057e980e09"
+        "9265a55f538aa747f7eca53d3ff1bae8ca2d92141ec4207baa1eaae7de5dcaeaaf2026dd4fa50283ce64c7c0"
+        "f0bcafde32b711980138e7cf0000019b76daa81dae706f6f6c2e636f6d6d6974746564c4204f5eb82d91ee7a"
+        "f64b9d0998d8b09098852570f71ee1377784d1484f1121b73fc440626a26aeb3650fdb494306244299814e4a"
+        "d0e2fa012da155eb38a10755ee63e1379b80e025ab033548ccb767f3df65a7aa87fb63b4f5909a232226ec55"
+        "03fe04c43584a96f7267616e697a6572a9726976657273696465a4706f6f6ca56f696c2d32a87175616e7469"
+        "747906a9746f6c6572616e636502"
+    ),
+    "pool.box_fill": (
+        "93c4999901c410dd56de4137951d9c92681b03416ec15fa66f616b6c6579c420fabe81a3cf43d7057e980e09"
+        "9265a55f538aa747f7eca53d3ff1bae8ca2d92141fc4207783a634a2b0e9fafcdd6fa36dbf6064ebb768831c"
+        "a91cee7f1724c429a87016cf0000019b76daa81ead706f6f6c2e626f785f66696c6cc4209ec1cb292fdbf52f"
+        "4919f71ca9dc3b7dbd68f8d44e41c8c378cf5e1100255b8ec440ab5237be5bdf6ec8b9a079ed992ba4169d51"
+        "4ca1659422fb0d82598e30cb984f3ccd673d6aa8139986d1d2469d704455e90a1d77bb0fcac8320f725c58f2"
+        "6b07c43982a4706f6f6ca7666c6f75722d31a7636f756e74656491c42068a3c489b5368611c67ef3e0e1a16c"
+        "3a8d966c579c3dc6fd78a218bdd45f1e55"
+    ),
+    "pool.closed": (
+        "93c4979901c410dd56de4137951d9c92681b03416ec15fa66f616b6c6579c420fabe81a3cf43d7057e980e09"
+        "9265a55f538aa747f7eca53d3ff1bae8ca2d921420c4202970f3626be676ccbff61336258ffc2ec0396c829f"
+        "e81da7834653397f7c20efcf0000019b76daa81fab706f6f6c2e636c6f736564c420ed9ed3f5b7209b0f66e3"
+        "9a47e3937eaaaac501556e08738a344333d896df0625c440611b8e4af437001d7fed248ca6549679f5b95027"
+        "e36725da618c79faae0da2c2179b95d6133428fed2c89f8be83dd4e98b427b951393e09409dbc741cb90970a"
+        "c45b82a4706f6f6ca7666c6f75722d31a7636f756e74656492c42068a3c489b5368611c67ef3e0e1a16c3a8d"
+        "966c579c3dc6fd78a218bdd45f1e55c420e2c38b5c353fca3ee30bf9549783b7d557309431182027b2288bfd"
+        "03a4112d74"
+    ),
+    "pool.cancelled": (
+        "93c49a9901c410dd56de4137951d9c92681b03416ec15fa66f616b6c6579c420fabe81a3cf43d7057e980e09"
+        "9265a55f538aa747f7eca53d3ff1bae8ca2d921421c42051b36d6041d0724d02266e382565c83a23935918cb"
+        "b0e973cf0434ea40f9e3f2cf0000019b76daa820ae706f6f6c2e63616e63656c6c6564c420640fd0540ce5c5"
+        "a0e59e388eb269314658c674777f5940ad3a0ec714fd9652bfc4402e171f6f6e003b9c73ec34cbb458c7bb57"
+        "06610e1633c7fb31ee76a60d96138a1c8785daf89ce9246ef24f6d0cf58416ae075c948e5fd751b585b88e5a"
+        "7d750cc43382a4706f6f6ca7666c6f75722d32a6726561736f6ebd746865206d696c6c20697320636c6f7365"
+        "642074686973206d6f6e7468"
+    ),
+    "pool.delivered": (
+        "93c49a9901c410dd56de4137951d9c92681b03416ec15fa66f616b6c6579c420fabe81a3cf43d7057e980e09"
+        "9265a55f538aa747f7eca53d3ff1bae8ca2d921422c4206339a2ed09caf816e38438bb29b4532f2257ea6884"
+        "2892056b707edd5ed9c7eacf0000019b76daa821ae706f6f6c2e64656c697665726564c420fa7c180777255e"
+        "d9df988c6d88b746bb0bcc3151f955eafac8c1f355559ead7ec4405004de46c05ea6a4a21900bbcbee86e614"
+        "a48fe3f7ad572cf7aa4e23fa9d30fb3bd88cdabd1bf1227c9e8317ca063a211858ce63f239eaee66dd01a2c3"
+        "cf710cc40e81a4706f6f6ca7666c6f75722d31"
+    ),
+    "pool.received": (
+        "93c4999901c410dd56de4137951d9c92681b03416ec15fa66f616b6c6579c420fabe81a3cf43d7057e980e09"
+        "9265a55f538aa747f7eca53d3ff1bae8ca2d921423c4200234a2a29a7ca7d591c9757e1032c2984e91c70fe9"
+        "6dbc1a78a84e5e9da2cc2ecf0000019b76daa822ad706f6f6c2e7265636569766564c420a8e2015a1b84794c"
+        "0a35d74b18531ecc3d17f11feab6ed6f2c09f51064d824f1c44015126f929f6e91b7cff1f5c18f697352f0d0"
+        "2e33068203337344eeb1eeb0941f1098a3f78bfeb7706da7e8625500251903e86fb9e648d7639fe88b782b19"
+        "0608c42082a96f7267616e697a6572a9726976657273696465a4706f6f6ca56f696c2d32"
+    ),
+    "hours.transferred": (
+        "93c49d9901c410dd56de4137951d9c92681b03416ec15fa66f616b6c6579c420fabe81a3cf43d7057e980e09"
+        "9265a55f538aa747f7eca53d3ff1bae8ca2d921424c420c3805ec5780674be95a22b3b814305e6a0c10a5b0c"
+        "8a57f614fce880622e9c6ccf0000019b76daa823b1686f7572732e7472616e73666572726564c420cd9ab348"
+        "f3e6398180889adc6c489be45a82c1e64c1f5149209a583823cf0e5cc440880912772db722a645e8342a308a"
+        "037b9c82bb9846c7c144507fdd9e3160313ab45227c79a424112951a5003b21966450124c5e5315c9e065525"
+        "76c996f2280ac42f84a87472616e73666572a3682d31a2746fa7656c6d776f6f64a871756172746572730aa7"
+        "72657175657374a3722d31"
+    ),
 }
 
 
@@ -351,6 +436,16 @@ MARKET_BODIES: list[Body] = [
                        reason="Their key was used by another co-op last month"),
     MembershipObjectionWithdrawn(applicant="millbrook", application=APPLICATION),
     MembershipRetired(reason="merged with Elmwood"),
+    PoolOpened(pool="flour-1", item="rye flour", unit="kilogram", case_size=25,
+               unit_price=180, min_cases=2, max_cases=8, closes_at=T0 + 86_400_000,
+               supplier="millbrook", supplier_offer="rye-25", single_unit_price=240),
+    PoolCommitted(organizer="riverside", pool="oil-2", quantity=6, tolerance=2),
+    PoolBoxFill(pool="flour-1", counted=[COMMITMENT]),
+    PoolClosed(pool="flour-1", counted=[COMMITMENT, APPLICATION]),
+    PoolCancelled(pool="flour-2", reason="the mill is closed this month"),
+    PoolDelivered(pool="flour-1"),
+    PoolReceived(organizer="riverside", pool="oil-2"),
+    HoursTransferred(transfer="h-1", to="elmwood", quarters=10, request="r-1"),
 ]  # fmt: skip
 
 

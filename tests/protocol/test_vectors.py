@@ -106,3 +106,14 @@ def test_charter_vector(vector: dict[str, Any]) -> None:
     assert canonical_bytes(json.loads(text)).decode() == vector["canonical"]
     assert net.hex() == vector["net"]
     assert msgspec.to_builtins(charter.currency_or_default()) == vector["currency"]
+    assert charter.policies.hours_limit == vector["hours_limit"]
+
+
+def test_the_charter_vectors_cover_the_hours_limit_both_ways() -> None:
+    """§16.1: absent means 160 quarter hours; set, it is read; out of bounds, refused."""
+    by_name = {v["name"]: v for v in CHARTERS}
+    assert by_name["without_currency"]["hours_limit"] == 160
+    assert by_name["hours_limit_set"]["hours_limit"] == 400
+    assert not by_name["hours_limit_negative"]["valid"]
+    # Stating the default is another text, so another federation: `net` commits to the text.
+    assert by_name["hours_limit_stating_the_default"]["net"] != by_name["without_currency"]["net"]

@@ -14,6 +14,7 @@ import * as accountViews from "./views/account.js";
 import * as accountsView from "./views/accounts.js";
 import * as alertsView from "./views/alerts.js";
 import * as helpView from "./views/help.js";
+import * as hoursView from "./views/hours.js";
 import * as marketView from "./views/market.js";
 import * as membershipView from "./views/membership.js";
 import * as nodeView from "./views/node.js";
@@ -24,6 +25,7 @@ const POLL_MS = 20_000; // without live updates (an older node, a buffering prox
 const TABS = [
   { name: "help", label: "Help", icon: "help", view: helpView },
   { name: "market", label: "Market", icon: "market", view: marketView },
+  { name: "hours", label: "Hours", icon: "clock", view: hoursView },
   { name: "alerts", label: "Alerts", icon: "alert", view: alertsView },
   { name: "membership", label: "Members", icon: "members", view: membershipView, title: "Membership" },
   { name: "account", label: "Me", title: "Your account", icon: "person", view: accountViews },

@@ -167,3 +167,35 @@ export function plural(n, one, many = `${one}s`) {
 export function words(text) {
   return String(text).replaceAll("_", " ").replaceAll("-", " ");
 }
+
+// Hours of the time bank (PROTOCOL.md §20): integers of quarter hours on the API (an hour is
+// 4), shown and typed as decimal hours in quarter steps, as the CLI writes and reads them
+// (protocol/hours.py hours_text, parse_hours): "1.5 h", "2.25 h".
+export const QUARTERS_PER_HOUR = 4;
+
+/** Quarter hours as the CLI writes them: 6 is "1.5 h", 9 "2.25 h", 4 "1 h", -1 "−0.25 h"
+ * (none: "–"). */
+export function hours(quarters) {
+  if (quarters === null || quarters === undefined) return "–";
+  const sign = quarters < 0 ? "−" : "";
+  const abs = Math.abs(quarters);
+  const part = ["", ".25", ".5", ".75"][abs % QUARTERS_PER_HOUR];
+  return `${sign}${unitsFormat.format(Math.floor(abs / QUARTERS_PER_HOUR))}${part} h`;
+}
+
+/** Hours typed by a person ("1.5", "2.25", "3", optionally ending in "h") as `{ quarters,
+ * error }`: integer quarter hours >= 1 and error null, or quarters null and error one
+ * sentence: not a number of hours, not in quarter steps (the API's `not_quarter_hours`,
+ * refused here before anything is sent), or under a quarter hour. The same texts as the
+ * CLI's parse_hours (protocol/hours.py) read, at most 6 digits before the point. */
+export function readHours(text) {
+  const t = String(text).trim();
+  const said = `“${t}”`;
+  const m = /^([0-9]{1,6})(?:\.([0-9]+))?$/.exec(t.replace(/h$/, "").trim());
+  if (!m) return { quarters: null, error: `${said} is not a number of hours: write it like 1.5 or 2.25` };
+  const part = { "": 0, 25: 1, 5: 2, 75: 3 }[(m[2] || "").replace(/0+$/, "")];
+  if (part === undefined) return { quarters: null, error: `${said} is not in quarter hours: write whole hours or .25, .5, .75 (like 1.5 or 2.25)` };
+  const quarters = Number(m[1]) * QUARTERS_PER_HOUR + part;
+  if (quarters < 1) return { quarters: null, error: `${said}: at least a quarter hour (0.25)` };
+  return { quarters, error: null };
+}

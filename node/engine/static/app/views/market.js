@@ -1,6 +1,7 @@
 // The federation's market, as this neighborhood sees it: offers (with what remains),
-// needs and their matches, trades (the ones waiting for our answer first), the balance and
-// a statement of settled trades. Coordinators sign: post, propose, answer; residents read.
+// needs and their matches, pooled purchases (views/pools.js), trades (the ones waiting for
+// our answer first), the balance and a statement of settled trades. Coordinators sign: post,
+// propose, answer; residents read.
 // Amounts are integer cents on the API, shown in the currency of GET /app/info (its symbol or
 // name, its minor_units decimals: format.js).
 
@@ -8,10 +9,12 @@ import { get, post, seg } from "../api.js";
 import { action, badge, empty, field, h, newId, put, safeText, select } from "../dom.js";
 import { amount, currencyName, currencySymbol, fromNow, int, money, parseMoney, quantity, readMoney, unitName, when, words } from "../format.js";
 import { form } from "./account.js";
+import { poolsPage } from "./pools.js";
 
 const SUBS = [
   ["offers", "Offers"],
   ["needs", "Needs"],
+  ["pools", "Pools"],
   ["trades", "Trades"],
   ["balance", "Balance"],
 ];
@@ -39,8 +42,8 @@ export async function mount(ctx, route, root) {
     ),
     body,
   );
-  const page = { offers: offersPage, needs: needsPage, trades: tradesPage, balance: balancePage }[sub];
-  const refresh = await page(ctx, body);
+  const page = { offers: offersPage, needs: needsPage, pools: poolsPage, trades: tradesPage, balance: balancePage }[sub];
+  const refresh = await page(ctx, body, route);
   const all = async () => {
     await refresh();
     const trades = await get("/trades");
