@@ -68,6 +68,7 @@ from coopnet.node.engine.accounts import OPERATOR
 from coopnet.node.engine.config import DEV_NET, PoolsConfig
 from coopnet.node.engine.money import Currency, currency_json, currency_of, format_amount
 from coopnet.node.engine.nats_server import NatsServer
+from coopnet.node.engine.private_files import private_dir
 from coopnet.node.engine.store import now_ms
 from coopnet.node.engine.store_io import fetch_one
 from coopnet.node.engine.terminal import cell
@@ -153,7 +154,10 @@ async def run_demo(
                 )
             datas.append(data)
         nodes = [Node(d, nats_url=url, api_port=0) for d in datas]
-        observer = Observer(root / "observer", net=DEV_NET, nats_url=url)
+        # Made here, already private (0700): else the observer's store would find it 0755
+        # and say it tightened a folder the demo had just made.
+        observer_dir = private_dir(root / "observer", announce=False)
+        observer = Observer(observer_dir, net=DEV_NET, nats_url=url)
         return await _run(
             nodes, url, seconds, console, live, rate_per_s, observer, observer_port, window_s
         )
@@ -466,9 +470,10 @@ async def _pooled_by(node: Node) -> tuple[int, int]:
 
 
 def _hours(quarters: int) -> str:
-    """An hour balance for the table's `hours` column, signed, in hours: "+2.5", "-0.75"."""
+    """An hour balance for the table's `hours` column, signed, in hours with their unit:
+    "+2.5 h", "-0.75 h", "0 h" (the column's neighbor is in the currency)."""
     sign = "+" if quarters > 0 else ""
-    return sign + hours_text(quarters).removesuffix(" h")
+    return sign + hours_text(quarters)
 
 
 def _balance(cents: int, currency: Currency) -> str:
@@ -505,7 +510,7 @@ async def _final_table(result: dict[str, Any]) -> Table:
     )
     currency = CharterCurrency(**result["currency"])
     table.add_row("credit moved", format_amount(result["credit_moved"], currency))
-    table.add_row("ledger sum (trades and pools)", str(result["ledger_sum"]))
+    table.add_row("ledger sum (trades and pools)", format_amount(result["ledger_sum"], currency))
     table.add_row("oversold offers", str(result["oversold_offers"]))
     table.add_row("credit limit breaches", str(result["credit_limit_breaches"]))
     table.add_row(
@@ -515,13 +520,13 @@ async def _final_table(result: dict[str, Any]) -> Table:
     )
     table.add_row("  cases bought", str(result["pool_cases"]))
     table.add_row("  credit moved", format_amount(result["pool_credit_moved"], currency))
-    table.add_row("  pool ledger sum", str(result["pool_ledger_sum"]))
+    table.add_row("  pool ledger sum", format_amount(result["pool_ledger_sum"], currency))
     table.add_row(
         "hours moved",
         f"{hours_text(result['hours_moved_quarters'])} in {result['hours_transfers']}"
         f" transfers ({result['hours_for_aid']} for calls for help)",
     )
-    table.add_row("  hours ledger sum", str(result["hours_ledger_sum"]))
+    table.add_row("  hours ledger sum", hours_text(result["hours_ledger_sum"]))
     table.add_row("calls for help", str(result["aid_requests"]))
     table.add_row("  escalated to the federation", str(result["aid_escalated"]))
     table.add_row("  fulfilled", str(result["aid_fulfilled"]))

@@ -18,7 +18,10 @@ Severity says what is at stake:
   without settling (PROTOCOL.md §16.5): the ledger still sums to zero, but a balance is
   frozen that the members must decide how to absorb; and so is an hour balance below minus
   the charter's hours limit (§20: receivers cannot refuse by it, the signer should not
-  have signed);
+  have signed); and so is a neighborhood whose open commitments (open trades as buyer,
+  pool commitments' holds) would take it below minus its credit limit, a pool left
+  `closing` past a grace period by a close naming a commitment that never arrived, and
+  credit or hours paid to a neighborhood never admitted or after its retirement;
 - info: worth knowing, proving nothing (events beyond a gap that no known key signed: forged,
   or signed after rotations the observer has not received yet).
 
@@ -36,9 +39,15 @@ import aiosqlite
 import msgspec
 
 from coopnet.federation.audit_pools_hours import (
-    fold_pools,
+    PoolStatements,
+    closing_findings,
+    fold_all,
+    hold_evidence,
     hour_findings,
+    payment_findings,
     pool_findings,
+    pool_payments,
+    pool_statements,
 )
 from coopnet.federation.audit_pools_hours import ledger_sums as ledger_sums
 from coopnet.federation.findings import SEVERITY_ORDER, Finding, Severity
@@ -66,6 +75,7 @@ from coopnet.protocol.pools import PoolView
 from coopnet.protocol.text import safe_text
 from coopnet.protocol.trades import (
     BUYER_TABLE,
+    OPEN_STATES,
     SELLER_TABLE,
     Statement,
     TradeAccepted,
@@ -85,13 +95,16 @@ async def audit(db: aiosqlite.Connection, charter: Charter | None, *, now_ms: in
     """Every finding, the most severe first."""
     findings: list[Finding] = []
     oversell = await oversell_attempts(db)
-    pools = await fold_pools(db)
+    statements = await pool_statements(db)
+    pools = fold_all(statements)
     findings += await _refused_events(db)
     findings += await _domain_refusals(db, oversell)
     findings += await _forks(db)
-    findings += await _ledger(db, charter, oversell, pools)
+    findings += await _ledger(db, charter, oversell, pools, statements, now_ms)
     findings += await pool_findings(db, pools)
+    findings += closing_findings(pools, statements, now_ms=now_ms, grace_ms=GAP_GRACE_MS)
     findings += await hour_findings(db, charter)
+    findings += await payment_findings(db, charter, pool_payments(pools, statements))
     findings += await _oversold(db)
     findings += await _non_members(db, charter)
     findings += await _retired_unsettled(db, now_ms)
@@ -307,11 +320,17 @@ async def _ledger(
     charter: Charter | None,
     oversell: dict[bytes, str],
     pools: dict[tuple[str, str], PoolView],
+    statements: PoolStatements,
+    now_ms: int,
 ) -> list[Finding]:
     """Every trade folded again with the protocol's rule: who may say what, the ledger it
     settles, and whether the store's projection agrees. The `oversell` attempts are
     reported in `_domain_refusals`. The delivered pools' settlements (`pools`, folded
-    again by `fold_pools`, PROTOCOL.md §19) are part of the same ledger."""
+    again from `statements`, PROTOCOL.md §19) are part of the same ledger. Open
+    commitments (§12: a buyer's trades still open at `now_ms`, and the credit its pool
+    commitments hold, `PoolView.holds`) count against the credit limit as the signer
+    counts them: `credit_commitments_over_limit` (a warning: nothing moved yet) when they
+    take a balance within its limit below it."""
     limit = charter.policies.credit_limit if charter else DEFAULT_CREDIT_LIMIT
     held = {
         (r[0], r[1]): r[2] for r in await fetch_all(db, "SELECT buyer, trade, state FROM trades")
@@ -325,13 +344,15 @@ async def _ledger(
         )
     }
     ledger = Ledger()
+    committed: dict[str, int] = defaultdict(int)  # credit cents held by open commitments
+    commitment_ids: dict[str, list[bytes]] = defaultdict(list)
     out: list[Finding] = []
     outsiders: dict[str, list[str]] = defaultdict(list)
     broken: dict[str, list[str]] = defaultdict(list)
-    for (buyer, trade), statements in (await trade_statements(db)).items():
-        refused = frozenset(s.id for s in statements if s.id in acceptances)
-        view = fold_trade(buyer, trade, statements, refused)
-        by_id = {s.id: s for s in statements}
+    for (buyer, trade), said in (await trade_statements(db)).items():
+        refused = frozenset(s.id for s in said if s.id in acceptances)
+        view = fold_trade(buyer, trade, said, refused)
+        by_id = {s.id: s for s in said}
         for sid, _code in view.refused:
             s = by_id[sid]
             if sid in oversell:
@@ -342,6 +363,11 @@ async def _ledger(
                 broken[s.author].append(sid.hex())
         if view.state == "settled":
             ledger.settle(buyer, view.seller, view.quantity * view.unit_price)
+        elif view.state_at(now_ms) in OPEN_STATES and view.seller:
+            committed[buyer] += view.total
+            proposals = [s for s in said if s.author == buyer and s.body.kind == "trade.proposed"]
+            if proposals:
+                commitment_ids[buyer].append(min(proposals, key=lambda s: s.seq).id)
         if view.state != "unknown" and held.get((buyer, trade)) not in (None, view.state):
             out.append(
                 Finding(
@@ -377,9 +403,19 @@ async def _ledger(
                 evidence=ids[:20],
             )
         )
-    for pool in pools.values():
+    # What the participants of a delivered pool still owe its organizer (their unreceived
+    # shares, held on their side): the organizer fronted it to the supplier (§19).
+    receivable: dict[str, int] = defaultdict(int)
+    for key, pool in sorted(pools.items()):
         for payer, payee, cents in pool.settlements():
             ledger.settle(payer, payee, cents)
+        if pool.state == "delivered":
+            receivable[pool.organizer] += sum(pool.holds().values())
+        behind = hold_evidence(pool, statements.get(key, []))
+        for who, cents in pool.holds().items():
+            committed[who] += cents
+            if who in behind:
+                commitment_ids[who].append(behind[who])
     if ledger.total() != 0:
         out.append(
             Finding(
@@ -390,14 +426,34 @@ async def _ledger(
             )
         )
     for name, balance in sorted(ledger.balances.items()):
-        if balance < -limit:
+        if balance + receivable[name] < -limit:
+            owed = f" ({receivable[name]} cents of it owed back by its pools' participants)"
             out.append(
                 Finding(
                     code="credit_limit_breach",
                     severity="critical",
-                    title=f"{name} is at {balance} cents, below its limit of -{limit}",
-                    detail="a buyer must never sign a proposal beyond its credit limit",
+                    title=f"{name} is at {balance} cents, below its limit of -{limit}"
+                    + (owed if receivable[name] else ""),
+                    detail="a buyer must never sign a proposal beyond its credit limit, nor an "
+                    "organizer deliver a pool beyond it (PROTOCOL.md §12, §19)",
                     author=name,
+                )
+            )
+    for name, holding in sorted(committed.items()):
+        balance = ledger.balances.get(name, 0)
+        if balance >= -limit and balance - holding < -limit:
+            out.append(
+                Finding(
+                    code="credit_commitments_over_limit",
+                    severity="warning",
+                    title=f"{name}'s open commitments hold {holding} cents: its balance of "
+                    f"{balance} cents less them is below its limit of -{limit}",
+                    detail="a neighborhood signs a proposal or a pool commitment only while "
+                    "its balance less its open commitments stays within its credit limit "
+                    "(PROTOCOL.md §12, §19); nothing has moved yet: settling them would "
+                    "breach the limit",
+                    author=name,
+                    evidence=[i.hex() for i in commitment_ids[name]][:20],
                 )
             )
     return out

@@ -3,8 +3,10 @@
 Like the rest of the audit (federation/audit.py), every check folds the log again with the
 protocol's own rules (`fold_pool`, `allocate`, `fold_hours`) and compares with what the
 store's projections hold: shares that break the allocation rule, credit settled for a pool
-that was not delivered, an hour ledger that does not sum to zero (critical), and hour
-balances below minus the charter's hours limit (a warning).
+that was not delivered, an hour ledger that does not sum to zero (critical); and, as
+warnings: hour balances below minus the charter's hours limit, a pool left `closing` (a
+close naming a commitment that never arrived) while it holds its participants' credit,
+and credit or hours paid to a neighborhood never admitted or after its retirement.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import msgspec
 
 from coopnet.federation.findings import Finding
 from coopnet.node.engine.store_io import fetch_all
+from coopnet.node.membership.projection import standings
 from coopnet.protocol import decode_unsealed
 from coopnet.protocol.charter import Charter
 from coopnet.protocol.hours import (
@@ -29,7 +32,18 @@ from coopnet.protocol.hours import (
 )
 from coopnet.protocol.kinds import KINDS
 from coopnet.protocol.ledger import Ledger
-from coopnet.protocol.pools import PoolStatement, PoolView, allocate, fold_pool
+from coopnet.protocol.membership import is_member
+from coopnet.protocol.pools import (
+    PoolBoxFill,
+    PoolClosed,
+    PoolCommitted,
+    PoolDelivered,
+    PoolReceived,
+    PoolStatement,
+    PoolView,
+    allocate,
+    fold_pool,
+)
 
 # The pool states in which the allocation is known and stands.
 _ALLOCATED = frozenset({"closed", "delivered"})
@@ -51,12 +65,83 @@ async def pool_statements(db: aiosqlite.Connection) -> dict[tuple[str, str], lis
     return grouped
 
 
+PoolStatements = dict[tuple[str, str], list[PoolStatement]]
+
+
 async def fold_pools(db: aiosqlite.Connection) -> dict[tuple[str, str], PoolView]:
     """Every pool folded again with the protocol's rule (`fold_pool`), by (organizer, pool)."""
+    return fold_all(await pool_statements(db))
+
+
+def fold_all(statements: PoolStatements) -> dict[tuple[str, str], PoolView]:
+    """`fold_pool` over statements grouped as `pool_statements` returns them."""
     return {
-        (organizer, pool): fold_pool(organizer, pool, statements)
-        for (organizer, pool), statements in (await pool_statements(db)).items()
+        (organizer, pool): fold_pool(organizer, pool, held)
+        for (organizer, pool), held in statements.items()
     }
+
+
+def hold_evidence(view: PoolView, statements: list[PoolStatement]) -> dict[str, bytes]:
+    """Participant → the id of the commitment behind its hold (`PoolView.holds`, §19): the
+    counted one once the allocation is known, else its latest in its own log order."""
+    if view.shares:
+        return {x.participant: x.commitment for x in view.shares}
+    latest: dict[str, PoolStatement] = {}
+    for s in sorted(statements, key=lambda s: (s.author, s.seq)):
+        if isinstance(s.body, PoolCommitted):
+            latest[s.author] = s
+    return {who: s.id for who, s in latest.items()}
+
+
+def closing_findings(
+    pools: dict[tuple[str, str], PoolView],
+    statements: PoolStatements,
+    *,
+    now_ms: int,
+    grace_ms: int,
+) -> list[Finding]:
+    """Pools `closing` for longer than `grace_ms` (`pool_closing_stalled`, a warning, §19):
+    the organizer's close (or its box fill) names commitments by id that were never
+    received, so the allocation stays pending and every participant's commitment keeps
+    holding its credit. The rules refuse nothing (the commitment may still arrive, as an
+    event beyond a gap may): the time is the close's own `at` (ms, signed by the organizer).
+    Evidence: the close, then each missing id."""
+    out: list[Finding] = []
+    for key, view in sorted(pools.items()):
+        if view.state != "closing":
+            continue
+        organizer, pool = key
+        held = statements.get(key, [])
+        refused = {i for i, _ in view.refused}
+        ids = {s.id for s in held}
+        fills = [s for s in held if isinstance(s.body, PoolBoxFill) and s.id not in refused]
+        close = next(
+            (s for s in held if isinstance(s.body, PoolClosed) and s.id not in refused), None
+        )
+        if close is None or now_ms - close.at <= grace_ms:
+            continue
+        named = [i for s in [*fills, close] for i in s.body.counted]  # type: ignore[attr-defined]
+        missing = list(dict.fromkeys(i for i in named if i not in ids))
+        holds = view.holds()
+        out.append(
+            Finding(
+                code="pool_closing_stalled",
+                severity="warning",
+                title=f"pool {organizer}/{pool} has been closing for "
+                f"{(now_ms - close.at) // 1000} s: {len(missing)} counted commitment(s) never "
+                f"arrived, {sum(holds.values())} cents of credit held",
+                detail="its allocation waits for every commitment its close names "
+                "(PROTOCOL.md §19); missing: "
+                + ", ".join(i.hex() for i in missing[:10])
+                + "; held: "
+                + (", ".join(f"{p} {c} cents" for p, c in sorted(holds.items())) or "nothing")
+                + ". A close naming an id no participant signed leaves the pool closing for "
+                "ever: its organizer cancels it",
+                author=organizer,
+                evidence=[close.id.hex(), *(i.hex() for i in missing)][:20],
+            )
+        )
+    return out
 
 
 def misallocation(view: PoolView) -> str:
@@ -178,6 +263,112 @@ async def pool_findings(
     return out
 
 
+class Payment(msgspec.Struct, frozen=True, kw_only=True):
+    """Credit (cents) or hours (quarter hours) that count for `payee`, by the event `id`
+    its payer signed at `at` (ms): a pool's delivery (the organizer pays a member
+    supplier), a participant's receipt (it pays the organizer), an hour transfer."""
+
+    payer: str
+    payee: str
+    cents: int = 0
+    quarters: int = 0
+    id: bytes
+    at: int
+
+
+def pool_payments(
+    pools: dict[tuple[str, str], PoolView], statements: PoolStatements
+) -> list[Payment]:
+    """The payments the delivered pools settle (`PoolView.settlements`, §19), each with the
+    statement that made it: the organizer's `pool.delivered` for the supplier's, the
+    participant's counted `pool.received` for the organizer's."""
+    out: list[Payment] = []
+    for key, view in sorted(pools.items()):
+        refused = {i for i, _ in view.refused}
+        made: dict[tuple[str, str], PoolStatement] = {}
+        for s in sorted(statements.get(key, []), key=lambda s: (s.author, s.seq)):
+            if s.id in refused:
+                continue
+            if isinstance(s.body, PoolDelivered) and s.author == view.organizer:
+                made.setdefault((s.author, "delivered"), s)
+            elif isinstance(s.body, PoolReceived):
+                made.setdefault((s.author, "received"), s)
+        for payer, payee, cents in view.settlements():
+            step = "delivered" if payer == view.organizer else "received"
+            signed = made.get((payer, step))
+            if signed is not None:
+                out.append(
+                    Payment(payer=payer, payee=payee, cents=cents, id=signed.id, at=signed.at)
+                )
+    return out
+
+
+async def payment_findings(
+    db: aiosqlite.Connection, charter: Charter | None, pools: list[Payment]
+) -> list[Finding]:
+    """Credit or hours that count for a neighborhood outside the federation (§16.4-16.5),
+    warnings, by payee: `payment_to_non_member` when it was never admitted (a pool's member
+    `supplier`, an hours `to`; with no charter, a slug whose log no one founded);
+    `payment_to_retired` when the payment was signed after its retirement (by the
+    signers' clocks: `at`, ms). Receivers cannot refuse either, as for trades (the order
+    of admission or retirement across logs is unknowable); the signer refuses
+    (`not_a_member`). `pools` are the pool payments (`pool_payments`); the hour transfers
+    that count (`hour_ledger`) are added here. Evidence: the paying events."""
+    _, kept = await _hours_kept(db)
+    at = {
+        bytes(r[0]): int(r[1])
+        for r in await fetch_all(db, "SELECT id, at FROM events WHERE kind = 'hours.transferred'")
+    }
+    payments = [
+        *pools,
+        *(
+            Payment(payer=x.author, payee=x.body.to, quarters=x.body.quarters, id=x.id,
+                    at=at.get(x.id, 0))
+            for x in kept
+        ),
+    ]  # fmt: skip
+    members = await standings(db, charter)
+    before = await standings(db, charter, ignore_retirements=True)
+    retired_at = {
+        str(r[0]): int(r[1]) for r in await fetch_all(db, "SELECT slug, at FROM member_retirements")
+    }
+    grouped: dict[tuple[str, str], list[Payment]] = defaultdict(list)
+    for p in payments:
+        if p.payee in retired_at and p.at > retired_at[p.payee]:
+            grouped[("payment_to_retired", p.payee)].append(p)
+        elif not (is_member(members, p.payee) or is_member(before, p.payee)):
+            grouped[("payment_to_non_member", p.payee)].append(p)
+    out: list[Finding] = []
+    for (code, payee), paid in sorted(grouped.items()):
+        cents, quarters = sum(p.cents for p in paid), sum(p.quarters for p in paid)
+        amounts = " and ".join(
+            x
+            for x in (f"{cents} cents" if cents else "", hours_text(quarters) if quarters else "")
+            if x
+        )
+        payers = ", ".join(sorted({p.payer for p in paid}))
+        if code == "payment_to_retired":
+            status = f"after it retired (at {retired_at[payee]} ms)"
+            why = "its balance is frozen on retiring (§16.5)"
+        else:
+            status = members[payee].status if payee in members else "not a member"
+            status = f"({status})"
+            why = "the federation never admitted it (§16.4)"
+        out.append(
+            Finding(
+                code=code,
+                severity="warning",
+                title=f"{len(paid)} payment(s) of {amounts} to {payee} {status}",
+                detail=f"signed by {payers}: nobody pays a neighborhood outside the "
+                f"federation, {why}; the payments count on every node (receivers cannot "
+                "know the order across logs), the signer should have refused (not_a_member)",
+                author=payee,
+                evidence=[p.id.hex() for p in paid][:20],
+            )
+        )
+    return out
+
+
 async def hour_ledger(
     db: aiosqlite.Connection,
 ) -> tuple[HourLedger, set[tuple[str, str, str, int]]]:
@@ -186,6 +377,12 @@ async def hour_ledger(
     or reusing a transfer id refused), leaving out the transfers a domain rule refused for
     another reason (a party not a member, or retired: judged as for trades). Returns the
     ledger (quarter hours) and the transfers it kept, as (author, transfer, to, quarters)."""
+    ledger, kept = await _hours_kept(db)
+    return ledger, {(x.author, x.body.transfer, x.body.to, x.body.quarters) for x in kept}
+
+
+async def _hours_kept(db: aiosqlite.Connection) -> tuple[HourLedger, list[HoursStatement]]:
+    """`hour_ledger`'s fold: the ledger and the statements it kept."""
     refused = {
         bytes(r[0])
         for r in await fetch_all(
@@ -204,12 +401,7 @@ async def hour_ledger(
     statements = [x for x in statements if x.id not in outside]
     ledger, by_rule = fold_hours(statements)
     dropped = {i for i, _ in by_rule}
-    kept = {
-        (x.author, x.body.transfer, x.body.to, x.body.quarters)
-        for x in statements
-        if x.id not in dropped
-    }
-    return ledger, kept
+    return ledger, [x for x in statements if x.id not in dropped]
 
 
 async def hour_findings(db: aiosqlite.Connection, charter: Charter | None) -> list[Finding]:

@@ -26,7 +26,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from coopnet.federation.audit import Finding, audit, critical_count, ledger_sums
+from coopnet.federation.audit import audit, critical_count, ledger_sums
+from coopnet.federation.findings import Finding
 from coopnet.federation.observer import Observer, open_observer_store
 from coopnet.node.engine.config import ConfigError
 from coopnet.node.engine.store import now_ms

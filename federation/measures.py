@@ -346,20 +346,25 @@ async def pool_totals(db: aiosqlite.Connection) -> dict[str, Any]:
     (`by_state`; `open` counts open, box-fill and closing ones), the cases and units
     delivered pools bought (`cases_bought`, `units_bought`), the credit their settlements
     moved (`volume`, cents) and what pooling saved (`saved`, cents): over delivered pools
-    whose supplier gave its single-unit price, (single_unit_price - unit_price) × units."""
+    that give a single-unit price, (single_unit_price - unit_price) × units. The
+    single-unit price is what the organizer declared in its `pool.opened` (what the
+    supplier charges for one unit alone), not a price anyone else confirmed. Summed in
+    Python integers: each product may pass 64 bits (SQLite would turn it into a REAL)."""
     states = {
         str(k): int(n)
         for k, n in await fetch_all(db, "SELECT state, COUNT(*) FROM pools GROUP BY state")
     }
-    delivered = await fetch_one(
+    cases = units = saved = 0
+    for got, size, price, single in await fetch_all(
         db,
-        "SELECT COALESCE(SUM(cases), 0), COALESCE(SUM(cases * case_size), 0),"
-        " COALESCE(SUM(CASE WHEN single_unit_price > 0"
-        " THEN (single_unit_price - unit_price) * cases * case_size ELSE 0 END), 0)"
-        " FROM pools WHERE state = 'delivered'",
-    )
+        "SELECT cases, case_size, unit_price, single_unit_price FROM pools"
+        " WHERE state = 'delivered'",
+    ):
+        cases += int(got)
+        units += int(got) * int(size)
+        if single:
+            saved += (int(single) - int(price)) * int(got) * int(size)
     volume = await fetch_one(db, "SELECT COALESCE(SUM(amount), 0) FROM pool_settlements")
-    cases, units, saved = (int(v) for v in delivered) if delivered else (0, 0, 0)
     return {
         "count": sum(states.values()),
         "by_state": states,
@@ -382,7 +387,7 @@ async def pools_list(db: aiosqlite.Connection, *, limit: int = POOL_ROWS) -> dic
     "supplier_name" (a supplier outside the federation, or ""), "state", "cases",
     "participants", "committed" (units: quantities of the latest or counted commitments),
     "allocated" (units shared out), "received" (participants who confirmed), "saved"
-    (cents, delivered pools only)}`."""
+    (cents, delivered pools only: against the single-unit price the organizer declared)}`."""
     keys = ("organizer", "pool", "item", "unit", "case_size", "unit_price", "single_unit_price",
             "min_cases", "max_cases", "closes_at", "opened_at", "supplier", "supplier_name",
             "state", "cases")  # fmt: skip
@@ -419,14 +424,18 @@ async def pools_list(db: aiosqlite.Connection, *, limit: int = POOL_ROWS) -> dic
 async def hours_by_neighborhood(db: aiosqlite.Connection) -> list[dict[str, Any]]:
     """Hours between neighborhoods (PROTOCOL.md §20), in quarter hours: per neighborhood
     named by a transfer, the hours it `given` (signed over to it by those it helped), the
-    hours it `received` (it signed them over), its `balance` (given - received) and the
-    `transfers` naming it. By slug."""
+    hours it `received` (it signed them over), its `balance` (given - received), and the
+    transfers behind each: `transfers_given` (naming it as `to`) and `transfers_received`
+    (it signed them). Each transfer counts once in each column, so either column sums to
+    `hour_totals`' `transfers`. By slug."""
     rows: dict[str, dict[str, Any]] = {}
 
     def row(slug: str) -> dict[str, Any]:
         return rows.setdefault(
-            slug, {"slug": slug, "given": 0, "received": 0, "balance": 0, "transfers": 0}
-        )
+            slug,
+            {"slug": slug, "given": 0, "received": 0, "balance": 0,
+             "transfers_given": 0, "transfers_received": 0},
+        )  # fmt: skip
 
     for author, to, quarters, count in await fetch_all(
         db,
@@ -436,8 +445,8 @@ async def hours_by_neighborhood(db: aiosqlite.Connection) -> list[dict[str, Any]
         giver, receiver = row(str(to)), row(str(author))
         giver["given"] += int(quarters)
         receiver["received"] += int(quarters)
-        giver["transfers"] += int(count)
-        receiver["transfers"] += int(count)
+        giver["transfers_given"] += int(count)
+        receiver["transfers_received"] += int(count)
     for r in rows.values():
         r["balance"] = r["given"] - r["received"]
     return [rows[s] for s in sorted(rows)]

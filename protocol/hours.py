@@ -142,6 +142,8 @@ def parse_hours(text: str) -> int:
     (the API's code `not_quarter_hours`), or is negative."""
     raw = text.strip().removesuffix("h").strip()
     whole, dot, frac = raw.partition(".")
+    if dot and not whole and frac:  # ".5" as people write it: half an hour
+        whole = "0"
     if not whole.isascii() or not whole.isdigit() or (dot and not frac.isdigit()):
         raise ValueError(f"{text!r} is not a number of hours in quarter steps")
     frac = frac.rstrip("0") if dot else ""

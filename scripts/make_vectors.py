@@ -636,7 +636,7 @@ def shape_vectors() -> list[tuple[str, bytes, bool]]:
         {"pool": "flour-1", "counted": [bytes([i % 256]) * 32 for i in range(257)]},
         was=False,
     )
-    hours = {"transfer": "h-1", "to": "oakley", "quarters": 4}
+    hours = {"transfer": "h-1", "to": "riverside", "quarters": 4}  # one fault each, not to-self
     kind_case("hours_zero_quarters", "hours.transferred", {**hours, "quarters": 0}, was=False)
     kind_case("hours_40001_quarters", "hours.transferred", {**hours, "quarters": 40_001}, was=False)
     return out

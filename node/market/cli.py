@@ -285,6 +285,9 @@ def cmd_balance(args: argparse.Namespace) -> int:
             ),
         )
     )
+    if not b["ledger"]:  # no trade or pool has settled yet: no empty table
+        console.print(cell("Federation ledger: no settlements yet"))
+        return 0
     console.print(cell(f"Federation ledger (it sums to {m.money(b['ledger_sum'])}):"))
     out = table("", "co-op", "balance", whole=("co-op", "balance"))
     for slug, cents in sorted(b["ledger"].items()):

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 import anyio
 
 from coopnet.node.engine.context import NodeContext
+from coopnet.node.engine.money import currency_of, format_amount
 from coopnet.node.engine.refusals import Refused
 from coopnet.node.engine.store import now_ms
 from coopnet.node.engine.store_io import run_in_db
@@ -108,10 +109,7 @@ class Trading:
                 total = check_total(quantity, price)
             except InvalidEvent as exc:
                 raise Refused(exc.code, exc.message, 400) from None
-            try:
-                check_spend(self.me, balance, committed, total, self.node.credit_limit)
-            except InvalidEvent as exc:
-                raise Refused("credit_limit_exceeded", exc.message) from None
+            self.check_credit(self.me, balance, committed, total)
             return await self._sign(
                 TradeProposed(
                     trade=trade or new_id("t"),
@@ -202,6 +200,29 @@ class Trading:
         """`party`'s balance and open commitments (credit cents), trades and pools counted
         (projection.standing_of): what a credit limit is checked against."""
         return await run_in_db(self.node.store.reader, market.standing_of, party, now_ms())
+
+    def limit_of(self, party: str) -> int:
+        """`party`'s credit limit in cents (the charter's, one for every member, §16.1)."""
+        return self.node.credit_limit
+
+    def check_credit(self, party: str, balance: int, committed: int, amount: int) -> None:
+        """Refuse (`credit_limit_exceeded`) to sign `amount` more for `party` when its
+        balance minus open commitments minus `amount` (credit cents) would fall below minus
+        this node's credit limit (protocol.ledger.check_spend); the message says it in the
+        federation's currency."""
+        limit = self.node.credit_limit
+        try:
+            check_spend(party, balance, committed, amount, limit)
+        except InvalidEvent:
+            money = currency_of(self.node.config)
+            after = balance - committed - amount
+            raise Refused(
+                "credit_limit_exceeded",
+                f"{format_amount(amount, money)} more would take {party} to"
+                f" {format_amount(after, money)} (balance {format_amount(balance, money)},"
+                f" {format_amount(committed, money)} held by open trades and pools), below its"
+                f" credit limit of {format_amount(-limit, money)}",
+            ) from None
 
     async def offer_price(self, seller: str, offer: str) -> int | None:
         """The unit price (cents) of `seller`'s offer `offer`, or None if none is held."""

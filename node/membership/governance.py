@@ -56,8 +56,19 @@ class Governance:
         return await standings(self.node.store.db, self.charter)
 
     async def require_members(self, *slugs: str) -> None:
-        """Refuse (`not_a_member`) unless every slug is a member now (§16.4)."""
+        """Refuse (`not_a_member`) unless every slug is a member now (§16.4). Without a
+        charter every neighborhood whose `node.founded` this node holds is one, and no
+        other: a slug never seen founded here is refused like a non-member."""
         if self.charter is None:
+            for slug in slugs:
+                if slug != self.node.slug and not await fetch_one(
+                    self.node.store.db, "SELECT 1 FROM neighborhoods WHERE author = ?", (slug,)
+                ):
+                    raise Refused(
+                        "not_a_member",
+                        f"{slug} is not a member of the federation (not known here):"
+                        " no trading with it",
+                    )
             return
         now = await self.standings()
         for slug in slugs:

@@ -46,7 +46,8 @@ class Unsettled(msgspec.Struct, frozen=True, kw_only=True):
     balance: int = 0
     open_trades: tuple[OpenTrade, ...] = ()
     # Pools it takes part in that are not over (§19): "organizer/pool", sorted. It organizes
-    # one that is neither delivered nor cancelled, or its commitment still holds credit.
+    # one that is neither delivered nor cancelled, or delivered with a participant's receipt
+    # still pending; or its commitment still holds credit.
     open_pools: tuple[str, ...] = ()
 
     @property
@@ -83,7 +84,10 @@ class Unsettled(msgspec.Struct, frozen=True, kw_only=True):
         if self.open_trades:
             how.append("finish, decline or cancel the open trades")
         if self.open_pools:
-            how.append("withdraw from, receive or (as organizer) deliver or cancel the open pools")
+            how.append(
+                "withdraw from or receive the open pools, or (as organizer) deliver or cancel"
+                " them and wait for every participant's receipt"
+            )
         return ", and ".join(how) or "nothing"
 
 
@@ -136,7 +140,9 @@ def unsettled_in(
             balance[payer] -= cents
             balance[payee] += cents
         name = f"{pool_view.organizer}/{pool_view.pool}"
-        running = pool_view.opened is not None and pool_view.state not in ("delivered", "cancelled")
+        running = pool_view.opened is not None and (
+            pool_view.state not in ("delivered", "cancelled") or _receipts_pending(pool_view)
+        )
         for party in ({pool_view.organizer} if running else set()) | set(pool_view.holds()):
             open_pools[party].append(name)
     return {
@@ -148,6 +154,16 @@ def unsettled_in(
         )
         for s in sorted(wanted)
     }
+
+
+def _receipts_pending(view: PoolView) -> bool:
+    """Whether a delivered pool still waits for a participant's receipt (§19): a share
+    above 0, not the organizer's own, whose `pool.received` has not counted. Its organizer
+    is to be paid it, so the pool stays open for the organizer until then."""
+    return view.state == "delivered" and any(
+        s.share > 0 and s.participant != view.organizer and s.participant not in view.received
+        for s in view.shares
+    )
 
 
 def _pools(conn: sqlite3.Connection) -> list[PoolView]:

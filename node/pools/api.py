@@ -109,6 +109,11 @@ class PoolOut(msgspec.Struct, kw_only=True):
     state: str
     cases: int
     committed: int  # units the shares' quantities sum to
+    # GET /pools/{organizer}/{pool} only (0 in the list, and when none): when the organizer
+    # turned the pool to box fill (ms), and, on the organizer's own node, when its
+    # organizer activity closes it (box_fill_at + node.toml `[pools] box_fill_s`).
+    box_fill_at: int = 0
+    box_fill_closes_at: int = 0
     shares: list[ShareOut] = msgspec.field(default_factory=list)
     settlements: list[SettlementOut] = msgspec.field(default_factory=list)
     holds: dict[str, int] = msgspec.field(default_factory=dict)  # participant -> cents
@@ -165,6 +170,10 @@ async def get_pool(state: State, organizer: FromPath[str], pool: FromPath[str]) 
         for r in await pools.settlements_of(db, organizer, pool)
     ]
     out.holds = await pools.holds_of(db, organizer, pool)
+    node = _node(state)
+    out.box_fill_at = (await pools.box_fill(db, organizer, pool))[0]
+    if out.box_fill_at and organizer == node.slug:
+        out.box_fill_closes_at = out.box_fill_at + node.config.pools.box_fill_s * 1000
     return out
 
 

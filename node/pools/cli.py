@@ -31,7 +31,14 @@ from coopnet.node.engine.money import (
     format_amount,
     parse_amount,
 )
-from coopnet.node.engine.terminal import cell, goods_text, quantity_text, relative_time, table
+from coopnet.node.engine.terminal import (
+    cell,
+    goods_text,
+    quantity_text,
+    relative_time,
+    stacked,
+    table,
+)
 from coopnet.protocol.offers import UNITS
 
 UNIT_ALIASES = {
@@ -40,13 +47,29 @@ UNIT_ALIASES = {
     **{f"{unit}s": unit for unit in UNITS},
 }  # fmt: skip
 CENTS_NOTE = " (amounts in integer cents of the currency its `currency` field names)"
-# The organizer's steps: (help, what the command prints once signed).
+# The organizer's steps: (help, what the command prints once signed, description).
 ORGANIZER_STEPS = {
-    "box-fill": ("turn an open pool to box fill: only raises filling the open case", "in box fill"),
-    "close": ("close the pool, counting each participant's latest commitment", "closed"),
-    "cancel": ("cancel the pool before delivery: nothing settles", "cancelled"),
-    "deliver": ("mark the closed pool delivered (a member supplier is paid)", "delivered"),
+    "box-fill": ("turn an open pool to box fill: only raises filling the open case",
+                 "in box fill",
+                 "Turn this co-op's open pool to box fill: the participants counted so far may "
+                 "only raise their quantities, and only to fill the case left open; the node "
+                 "closes it `[pools] box_fill_s` seconds later (node.toml, default 600)."),
+    "close": ("close the pool, counting each participant's latest commitment", "closed",
+              "Close this co-op's pool: each participant's latest commitment counts, and "
+              "every node computes the same whole cases and shares (PROTOCOL.md §19). Below "
+              "its minimum of cases the pool is cancelled and nothing settles."),
+    "cancel": ("cancel the pool before delivery: nothing settles", "cancelled",
+               "Cancel this co-op's pool before delivery: every commitment's credit hold "
+               "ends and nothing settles."),
+    "deliver": ("mark the closed pool delivered (a member supplier is paid)", "delivered",
+                "Mark this co-op's closed pool delivered, once the cases arrived: a member "
+                "supplier is paid for the cases now; each participant pays its share when "
+                "it confirms receipt (`coopnet pool receive`)."),
 }  # fmt: skip
+# The bounds the API checks (protocol/pools.py, node/pools/api.py), said per option.
+MAX_UNITS = 10**9
+MAX_CASES = 10**6
+MAX_CLOSES_IN_S = 365 * 24 * 3600
 
 
 class PoolCli:
@@ -105,6 +128,71 @@ def _event(ref: dict[str, Any]) -> str:
     return f"(event #{ref['seq']})"
 
 
+def _bounded(option: str, value: int, low: int, high: int, what: str, example: str = "") -> int:
+    """`value` of `option` if within [low, high]; else ConfigError naming the option, what
+    it counts and its range, with an example as the hint (checked before the node is
+    asked, so the answer is in the option's own words, not the API's field names)."""
+    if not low <= value <= high:
+        raise ConfigError(
+            f"{option} {value} is out of range: {what}, {low} to {high:,}",
+            f"e.g. {option} {example or max(low, 1)}",
+        )
+    return value
+
+
+def _cases_text(cases: int, case_size: int, unit: str) -> str:
+    """`cases` cases of `case_size` units: "1 case of 10 kilograms", "2 cases of 6 litres"."""
+    return f"{cases} case{'' if cases == 1 else 's'} of {quantity_text(case_size, unit)}"
+
+
+def state_text(p: dict[str, Any], now: int) -> str:
+    """Where the pool stands, for `pool show` (`p` as GET /pools/{organizer}/{pool} shows
+    it, times ms since the epoch): an open pool says when it closes, one in box fill when
+    its organizer closes it (known on the organizer's node), a closed one nothing more."""
+    state = p["state"]
+    if state == "open":
+        return f"open, closes {relative_time(p['closes_at'], now)}"
+    if state == "box_fill":
+        if p.get("box_fill_closes_at"):  # on the organizer's node: its own timer
+            return f"box fill: closes {relative_time(p['box_fill_closes_at'], now)}"
+        return "box fill: the organizer closes it soon"
+    if state == "closing":
+        return "closing: waiting for the commitments it counts"
+    if state == "cancelled" and p["organizer_state"] == "closed":
+        return f"cancelled: closed below its minimum of {p['min_cases']} case(s)"
+    return str(state)
+
+
+def close_text(p: dict[str, Any], ref: dict[str, Any]) -> str:
+    """What `pool close` prints once signed (`p` as the node holds the pool after it):
+    the cases and each participant's share, or that it closed below its minimum."""
+    name, unit = f"pool {p['organizer']}/{p['pool']}", p["unit"]
+    if p["state"] == "cancelled":
+        least = p["min_cases"] * p["case_size"]
+        return (
+            f"{name} closed below its minimum of {p['min_cases']} case"
+            f"{'' if p['min_cases'] == 1 else 's'} ({p['committed']} of"
+            f" {quantity_text(least, unit)} committed): cancelled, nothing settles {_event(ref)}"
+        )
+    if p["state"] == "closing":
+        return f"{name} closed: shares follow once the commitments it counts arrive {_event(ref)}"
+    shares = ", ".join(f"{s['participant']} {s['share']}" for s in p["shares"] if s["share"])
+    return (
+        f"{name} closed: {_cases_text(p['cases'], p['case_size'], unit)}"
+        f"{f'; shares {shares}' if shares else ''} {_event(ref)}"
+    )
+
+
+def receipt_text(p: dict[str, Any], me: str, money: Any) -> str:
+    """What `pool receive` prints: the share received and what it pays the organizer (the
+    organizer's own share pays no one). `money` formats credit cents."""
+    share = next((s["share"] for s in p["shares"] if s["participant"] == me), 0)
+    got = quantity_text(share, p["unit"])
+    if me == p["organizer"]:
+        return f"received: {got}, our own share: nothing settles"
+    return f"received: {got}, {money(share * p['unit_price'])} to {p['organizer']}"
+
+
 def _terms(c: PoolCli, p: dict[str, Any]) -> str:
     case = goods_text(p["case_size"], p["unit"], p["item"])
     price = f"{c.money(p['unit_price'])} per {p['unit']}"
@@ -114,6 +202,23 @@ def _terms(c: PoolCli, p: dict[str, Any]) -> str:
 
 def _cmd_open(c: PoolCli) -> int:
     a = c.args
+    _bounded("--case-size", a.case_size, 1, MAX_CASES, "the units in one case")
+    _bounded("--min-cases", a.min_cases, 1, MAX_CASES, "the fewest cases")
+    _bounded("--max-cases", a.max_cases, 0, MAX_CASES, "the most cases (0: no cap)")
+    if a.max_cases and a.max_cases < a.min_cases:
+        raise ConfigError(
+            f"--max-cases {a.max_cases} is below --min-cases {a.min_cases}",
+            "raise --max-cases, or 0 for no cap",
+        )
+    _bounded(
+        "--closes-in", a.closes_in, 1, MAX_CLOSES_IN_S, "seconds until it closes", "86400 (a day)"
+    )
+    if a.supplier_offer and not a.supplier:
+        raise ConfigError(
+            f"--supplier-offer {a.supplier_offer} needs --supplier",
+            "--supplier names the member co-op whose offer it is; --supplier-name a business"
+            " outside the federation, which has no offers here",
+        )
     pool_id = a.id or f"p-{secrets.token_hex(4)}"
     body: dict[str, Any] = {
         "pool": pool_id, "item": a.item, "unit": _unit(a.unit), "case_size": a.case_size,
@@ -140,14 +245,22 @@ def _cmd_list(c: PoolCli) -> int:
     if c.args.json:
         print(json.dumps([{**p, "currency": c.currency.code} for p in pools]))
         return 0
-    out = table("Pools", "organizer", "pool", "item", "case", "price/unit", "committed",
-                "cases", "state", whole=("organizer", "pool", "price/unit"))  # fmt: skip
+    if not pools:
+        print("no pools yet" + (f" in state {c.args.state}" if c.args.state else ""))
+        return 0
+    # Five columns, as `trade list`: the pool's name whole, the item over its case size.
+    out = table("Pools", "pool", "item", "price/unit", "committed", "state",
+                whole=("pool", "price/unit"))  # fmt: skip
     for p in pools:
-        out.add_row(*map(cell, (
-            p["organizer"], p["pool"], p["item"], quantity_text(p["case_size"], p["unit"]),
-            c.money(p["unit_price"]), quantity_text(p["committed"], p["unit"]),
-            p["cases"], p["state"],
-        )))  # fmt: skip
+        cases = [] if p["state"] not in ("closed", "delivered") else [
+            f"{p['cases']} case{'' if p['cases'] == 1 else 's'}"]  # fmt: skip
+        out.add_row(
+            cell(f"{p['organizer']}/{p['pool']}"),
+            stacked(p["item"], f"by {quantity_text(p['case_size'], p['unit'])}"),
+            cell(c.money(p["unit_price"])),
+            cell(quantity_text(p["committed"], p["unit"])),
+            stacked(p["state"], *cases),
+        )
     Console().print(out)
     return 0
 
@@ -162,7 +275,7 @@ def _cmd_show(c: PoolCli) -> int:
     console.print(
         Text.assemble(
             cell(f"{p['organizer']}/{p['pool']}", "bold"),
-            cell(f": {_terms(c, p)}; {p['state']}, closes {relative_time(p['closes_at'], now)}"),
+            cell(f": {_terms(c, p)}; {state_text(p, now)}"),
         )
     )
     limits = f"at least {p['min_cases']} case(s)"
@@ -183,6 +296,8 @@ def _cmd_show(c: PoolCli) -> int:
 
 
 def _cmd_commit(c: PoolCli, quantity: int, tolerance: int) -> int:
+    _bounded("--quantity", quantity, 0, MAX_UNITS, "the units wanted")
+    _bounded("--tolerance", tolerance, 0, MAX_UNITS, "the units more to fill a case")
     p = c.pool(c.args.pool, c.args.organizer)
     path = f"/pools/{p['organizer']}/{p['pool']}/commit"
     ref = c.call("POST", path, {"quantity": quantity, "tolerance": tolerance})
@@ -204,14 +319,10 @@ def _cmd_step(c: PoolCli) -> int:
     body = {"reason": c.args.reason} if getattr(c.args, "reason", "") else None
     ref = c.call("POST", f"/pools/{p['organizer']}/{p['pool']}/{action}", body)
     p = c.pool(p["pool"], p["organizer"])
-    if action == "receive":
-        share = next((s["share"] for s in p["shares"] if s["participant"] == c.me), 0)
-        done = (f"received: {quantity_text(share, p['unit'])}, "
-                f"{c.money(share * p['unit_price'])} to {p['organizer']}")  # fmt: skip
-    else:
-        done = ORGANIZER_STEPS[action][1]
-        if action == "close":
-            done += f" ({p['state']}; {p['cases']} case(s))"
+    if action == "close":
+        c.emit(c.made(p, ref), close_text(p, ref))
+        return 0
+    done = receipt_text(p, c.me, c.money) if action == "receive" else ORGANIZER_STEPS[action][1]
     c.emit(c.made(p, ref), f"pool {p['organizer']}/{p['pool']} {done} {_event(ref)}")
     return 0
 
@@ -267,7 +378,13 @@ def add_pool_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     p = acts.add_parser("list", help="pools across the federation")
     p.add_argument("--state", help="only pools in this state (open, box_fill, closed …)")
     data_and_json(p)
-    p = acts.add_parser("show", help="one pool with its shares, settlements and holds")
+    p = acts.add_parser(
+        "show",
+        help="one pool with its shares, settlements and holds",
+        description="Show one pool: its terms, where it stands, each participant's "
+        "commitment and share, what settled and the credit its commitments hold. "
+        "`coopnet pool show POOL` (or `ORGANIZER POOL` when two co-ops use the same id).",
+    )
     named(p)
     data_and_json(p)
     p = acts.add_parser(
@@ -281,16 +398,31 @@ def add_pool_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     p.add_argument("--quantity", type=int, required=True, help="units wanted")
     p.add_argument("--tolerance", type=int, default=0, help="up to this many more to fill a case")
     data_and_json(p)
-    p = acts.add_parser("withdraw", help="withdraw this co-op's commitment (while open)")
+    p = acts.add_parser(
+        "withdraw",
+        help="withdraw this co-op's commitment (while open)",
+        description="Withdraw this co-op's commitment to an open pool (a commitment of 0 "
+        "and 0): its credit hold ends. `coopnet pool withdraw POOL`.",
+    )
     named(p)
     data_and_json(p)
-    for action, (text, _) in ORGANIZER_STEPS.items():
-        p = acts.add_parser(action, help=f"{text} (organizer)")
+    for action, (text, _, described) in ORGANIZER_STEPS.items():
+        p = acts.add_parser(
+            action,
+            help=f"{text} (organizer)",
+            description=f"{described} `coopnet pool {action} POOL` (the organizer's node).",
+        )
         named(p)
         if action == "cancel":
             p.add_argument("--reason", default="", help="why (members see it)")
         data_and_json(p)
-    p = acts.add_parser("receive", help="confirm this co-op received its share: pays the organizer")
+    p = acts.add_parser(
+        "receive",
+        help="confirm this co-op received its share: pays the organizer",
+        description="Confirm this co-op received its share of a delivered pool: it pays the "
+        "organizer share × price (the organizer's own share pays no one). "
+        "`coopnet pool receive POOL`.",
+    )
     named(p)
     data_and_json(p)
     pool.set_defaults(func=cmd_pool)

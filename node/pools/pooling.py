@@ -13,6 +13,7 @@ pool's units, times ms since the epoch.
 
 from __future__ import annotations
 
+import logging
 import secrets
 from typing import Any, Protocol, cast
 
@@ -21,11 +22,11 @@ import msgspec
 
 from coopnet.node.engine.context import NodeContext
 from coopnet.node.engine.refusals import Refused
+from coopnet.node.engine.terminal import quantity_text
 from coopnet.node.pools import projection as pools
 from coopnet.protocol import Envelope
 from coopnet.protocol.body import Body
 from coopnet.protocol.errors import InvalidEvent
-from coopnet.protocol.ledger import check_spend
 from coopnet.protocol.offers import Unit
 from coopnet.protocol.pools import (
     MAX_COUNTED,
@@ -38,6 +39,8 @@ from coopnet.protocol.pools import (
     PoolReceived,
     tie_break_key,
 )
+
+log = logging.getLogger("coopnet.pools")
 
 
 def new_id(prefix: str) -> str:
@@ -102,13 +105,26 @@ class Members(Protocol):
 
 class Credit(Protocol):
     """What pools need of the market (node/market/, whose `Trading` the runtime passes
-    in): the mutual-credit standing a commitment is checked against, and offers' prices."""
+    in): the mutual-credit standing a commitment is checked against, offers' prices, and
+    the node's one lock under which every check-then-sign that spends credit runs (a trade
+    proposal and a pool commitment racing each other are decided one after the other)."""
+
+    @property
+    def lock(self) -> anyio.Lock:
+        """The lock every check-then-sign that spends this node's credit holds."""
+
+    def limit_of(self, party: str) -> int:
+        """`party`'s credit limit (cents, a positive number: it may go this far below 0)."""
 
     async def standing(self, party: str) -> tuple[int, int]:
         """`party`'s balance and open commitments (cents), trades and pools counted."""
 
     async def offer_price(self, seller: str, offer: str) -> int | None:
         """The unit price (cents) of `seller`'s offer `offer`, or None if none is held."""
+
+    def check_credit(self, party: str, balance: int, committed: int, amount: int) -> None:
+        """Raise Refused (`credit_limit_exceeded`, said in the federation's currency) when
+        `amount` cents more would take `party` below minus the credit limit."""
 
 
 class Pooling:
@@ -122,7 +138,9 @@ class Pooling:
         self.node = node
         self.members = members
         self.credit = credit
-        self.lock = anyio.Lock()
+        # The market's lock, not one of our own: a pool commitment and a trade proposal
+        # checked at once would each see the other's credit as still free.
+        self.lock = credit.lock
 
     @property
     def me(self) -> str:
@@ -175,6 +193,13 @@ class Pooling:
             pool = pool or new_id("p")
             if await pools.load_pool(self.node.store.reader, self.me, pool) is not None:
                 raise Refused("duplicate", f"pool {pool} exists: choose another id")
+            if supplier_offer and not supplier:
+                raise Refused(
+                    "bad_request",
+                    f"supplier_offer {supplier_offer} is an offer of a member supplier:"
+                    " name that co-op in supplier too",
+                    400,
+                )
             if supplier_offer:
                 price = await self.credit.offer_price(supplier, supplier_offer)
                 if price is None:
@@ -214,13 +239,12 @@ class Pooling:
             if p["state"] == "box_fill":
                 await self._box_fill_raise(p, quantity)
             total = (quantity + tolerance) * p["unit_price"]
-            if total and self.me != organizer:
+            # The organizer holds nothing for its own commitment (it would pay itself), but
+            # with a member supplier it pays the supplier for it on delivery: checked too.
+            if total and (self.me != organizer or p["supplier"]):
                 balance, committed = await self.credit.standing(self.me)
                 held = (await pools.holds_of(db, organizer, pool)).get(self.me, 0)
-                try:
-                    check_spend(self.me, balance, committed - held, total, self.node.credit_limit)
-                except InvalidEvent as exc:
-                    raise Refused("credit_limit_exceeded", exc.message) from None
+                self.credit.check_credit(self.me, balance, committed - held, total)
             body = PoolCommitted(
                 organizer=organizer, pool=pool, quantity=quantity, tolerance=tolerance
             )
@@ -244,7 +268,8 @@ class Pooling:
         if others + quantity > top:
             raise Refused(
                 "box_fill_rule",
-                f"box fill fills the open case only: at most {top - others} {p['unit']}",
+                "box fill fills the open case only: at most"
+                f" {quantity_text(top - others, p['unit'])}",
             )
 
     async def box_fill(self, pool: str) -> Envelope:
@@ -270,9 +295,30 @@ class Pooling:
             named: list[bytes] | None = None
             if p["state"] == "box_fill":
                 named = (await pools.box_fill(db, self.me, pool))[1]
-            counted = counted_commitments(self.me, pool, p["case_size"], held, named)
+            counted = await self._within_limits(
+                counted_commitments(self.me, pool, p["case_size"], held, named)
+            )
             _bounded(counted)
             return await self._sign(PoolClosed(pool=pool, counted=[c.id for c in counted]))
+
+    async def _within_limits(self, counted: list[pools.Commitment]) -> list[pools.Commitment]:
+        """The commitments whose author stands within its credit limit as this node sees it
+        (its balance less every open commitment, this one's hold included): a rogue's
+        commitment beyond its limit (its own node would not have signed it) is left out of
+        the close, so the organizer never fronts what nobody can pay (§19)."""
+        kept = []
+        for c in counted:
+            if c.participant != self.me:
+                balance, committed = await self.credit.standing(c.participant)
+                if balance - committed < -self.credit.limit_of(c.participant):
+                    log.warning(
+                        "%s: pool close leaves out %s's commitment: beyond its credit limit",
+                        self.me,
+                        c.participant,
+                    )
+                    continue
+            kept.append(c)
+        return kept
 
     async def cancel(self, pool: str, reason: str = "") -> Envelope:
         async with self.lock:
@@ -287,6 +333,12 @@ class Pooling:
             self._organizer(p, "closed")
             if p["supplier"]:  # the credit moves into the supplier's balance
                 await self.members.require_members(self.me, p["supplier"])
+                # It pays the supplier for every case; the others' shares are held on their
+                # side and come back as they confirm: its own share is what it must afford.
+                own = next((s["share"] for s in p["shares"] if s["participant"] == self.me), 0)
+                if own * p["unit_price"]:
+                    balance, committed = await self.credit.standing(self.me)
+                    self.credit.check_credit(self.me, balance, committed, own * p["unit_price"])
             return await self._sign(PoolDelivered(pool=pool))
 
     async def receive(self, organizer: str, pool: str) -> Envelope:

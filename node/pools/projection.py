@@ -5,7 +5,8 @@ recomputes exactly this. A pool is recomputed from every statement held about it
 (`fold_pool`) whenever one arrives, so the result does not depend on the order the
 organizer's and the participants' logs arrived in (as the market's trades,
 node/market/projection.py `refold_trade`). Domain refusals (`not_authorized`) are kept per
-event in the engine's `domain_rejections`.
+event in the engine's `domain_rejections`, replaced by the fold's current ones at each refold
+(a later arrival can take one back), as node/aid/projection.py does.
 
 Tables (amounts in credit cents, quantities in the pool's units, times in ms):
   pool_events       every pool statement held, keyed by event id
@@ -28,6 +29,7 @@ import aiosqlite
 import msgspec
 
 from coopnet.node.engine.projection import record_refusal
+from coopnet.node.engine.store import ENGINE_REFUSALS
 from coopnet.node.engine.store_io import fetch_all, run_in_db, select_all, select_one
 from coopnet.protocol import Envelope
 from coopnet.protocol.body import kind_of
@@ -137,6 +139,17 @@ def refold_pool(conn: sqlite3.Connection, organizer: str, pool: str) -> PoolView
     statements = statements_of(conn, organizer, pool)
     view = fold_pool(organizer, pool, statements)
     by_id = {s.id: s for s in statements}
+    # The fold decides from the whole set of statements held, and a later arrival can change
+    # its verdict (a close refused once both of its author's commitments are held frees the
+    # organizer's next close): this pool's refusals are replaced by the fold's current ones,
+    # so two nodes holding the same events hold the same rows, however they were batched. The
+    # engine's own refusals are not the fold's (a `bad_body` event is never a pool statement).
+    conn.execute(
+        "DELETE FROM domain_rejections WHERE id IN"
+        " (SELECT id FROM pool_events WHERE organizer = ? AND pool = ?)"
+        f" AND code NOT IN ({', '.join('?' * len(ENGINE_REFUSALS))})",
+        (organizer, pool, *ENGINE_REFUSALS),
+    )
     for statement_id, code in view.refused:
         s = by_id[statement_id]
         reason = f"not allowed in pool {organizer}/{pool}"

@@ -26,20 +26,41 @@ from coopnet.node.engine.client import API_URL_FILE, ApiError, call_api
 from coopnet.node.engine.config import ConfigError
 from coopnet.node.engine.terminal import cell, table
 from coopnet.node.timebank.bank import new_id
-from coopnet.protocol.hours import hours_text, parse_hours
+from coopnet.protocol.hours import QUARTERS_PER_HOUR, hours_text, parse_hours
 
 QUARTERS_NOTE = " (amounts in integer quarter hours: an hour is 4)"
 
 
+MAX_QUARTERS = 10_000 * QUARTERS_PER_HOUR  # the API's bound on one entry or transfer
+QUARTER_STEPS = "type hours in quarter steps: .25, .5, 1.5, 2.25, 3"
+
+
+def _refused(code: str, message: str, hint: str) -> ApiError:
+    """The ApiError the node would answer, said before asking it; deploy/cli.py prints
+    its `hint` after it."""
+    exc = ApiError(400, code, message)
+    exc.hint = hint  # type: ignore[attr-defined]
+    return exc
+
+
 def quarters_of(text: str) -> int:
     """Hours typed by a person → quarter hours; ApiError `not_quarter_hours` (400) for
-    anything but a positive number of quarter hours."""
+    anything but a positive number of quarter hours, `bad_request` beyond the 10,000 hours
+    one entry or transfer may hold (the API's bound, said in hours)."""
     try:
         quarters = parse_hours(text)
     except ValueError as exc:
-        raise ApiError(400, "not_quarter_hours", str(exc)) from None
+        raise _refused("not_quarter_hours", str(exc), QUARTER_STEPS) from None
     if quarters < 1:
-        raise ApiError(400, "not_quarter_hours", f"{text!r}: at least a quarter hour (0.25)")
+        raise _refused(
+            "not_quarter_hours", f"{text!r}: at least a quarter hour (0.25)", QUARTER_STEPS
+        )
+    if quarters > MAX_QUARTERS:
+        raise _refused(
+            "bad_request",
+            f"{text!r} hours: at most {hours_text(MAX_QUARTERS)} at once",
+            "split larger amounts over several entries or transfers",
+        )
     return quarters
 
 
@@ -80,6 +101,12 @@ def _amounts(row: dict[str, Any]) -> list[Text]:
 def cmd_hours(args: argparse.Namespace) -> int:
     a = args.action
     if a == "me":
+        if not args.token:  # the node's CLI is a coordinator, with no time account
+            raise ConfigError(
+                "`hours me` shows a resident's own hours: the node's CLI has none",
+                "pass --token with the resident's API token (made in the app),"
+                " or set $COOPNET_TOKEN",
+            )
         me = _call(args, "GET", "/hours/me")
         if args.json:
             print(json.dumps(me))
@@ -96,6 +123,12 @@ def cmd_hours(args: argparse.Namespace) -> int:
                                     hours_text(e["quarters"]), e["what"], e["state"])))  # fmt: skip
         console.print(out)
     elif a == "record":
+        if not args.token and not args.giver:
+            raise ConfigError(
+                "whose hours? the node's CLI has no time account of its own",
+                "--token <the giver's API token> records as that resident;"
+                " --giver <resident> records for them as a coordinator",
+            )
         body = {"receiver": args.to, "quarters": quarters_of(args.hours), "what": args.what}
         body["entry"] = args.id or new_id("h")  # chosen here: a retry is answered once
         if args.giver:
@@ -111,12 +144,14 @@ def cmd_hours(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps(r))
             return 0
-        out = table(f"Residents' hours (they sum to {hours_text(r['ledger_sum'])}; debt cap"
-                    f" {hours_text(r['debt_cap'])})", "resident", "balance", "given",
-                    "received", whole=("resident", "balance"))  # fmt: skip
+        console = Console(highlight=False)
+        console.print(cell(f"debt cap {hours_text(r['debt_cap'])}; the balances sum to"
+                           f" {hours_text(r['ledger_sum'])}"))  # fmt: skip
+        out = table("Residents' hours", "resident", "balance", "given", "received",
+                    whole=("resident", "balance"))  # fmt: skip
         for x in r["residents"]:
             out.add_row(cell(x["name"]), *_amounts(x))
-        Console().print(out)
+        console.print(out)
     elif a == "credit":
         body = {"resident": args.resident, "quarters": quarters_of(args.hours), "what": args.what,
                 "entry": args.id or new_id("h")}  # fmt: skip
@@ -212,7 +247,11 @@ def add_hours_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     )
     p.add_argument("neighborhood", help="the neighborhood that gave the help (its slug)")
     p.add_argument("hours", help="how long, in quarter steps: 1.5, 2.25, 3")
-    p.add_argument("--request", default="", help="this neighborhood's call for help it answered")
+    p.add_argument(
+        "--request",
+        default="",
+        help="your own call for help (its id) that the other neighborhood answered",
+    )
     p.add_argument("--id", help="the transfer's id (default: generated, e.g. x-7f3a2c1d)")
     common(p)
     p = acts.add_parser("neighborhoods", help="the federation's hour ledger, per neighborhood")

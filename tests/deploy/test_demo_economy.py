@@ -112,7 +112,9 @@ SECONDS = 60.0  # five windows of 12 s: the last four are reported
 
 @pytest.mark.slow
 @pytest.mark.timeout(150)
-async def test_every_neighborhood_buys_and_sells_in_every_window(tmp_path: Path) -> None:
+async def test_every_neighborhood_buys_and_sells_in_every_window(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     out = io.StringIO()
     result = await run_demo(
         neighborhoods=4,
@@ -166,9 +168,16 @@ async def test_every_neighborhood_buys_and_sells_in_every_window(tmp_path: Path)
     assert re.search(r"credit moved +│ \d+\.\d\d credits", text), text
     # Pools and hours, in the live table and the result (issue 18).
     assert "pools" in live and "hours" in live
-    assert re.search(r"pool ledger sum +│ 0 ", text), text
+    # Every sum with its unit: credits in the currency, hours as hours ("-1.25 h").
+    assert re.search(r"ledger sum \(trades and pools\) +│ 0\.00 credits", text), text
+    assert re.search(r"pool ledger sum +│ 0\.00 credits", text), text
     assert re.search(r"hours moved +│ \d+(\.\d+)? h in \d+ transfers", text), text
-    assert re.search(r"hours ledger sum +│ 0 ", text), text
+    assert re.search(r"hours ledger sum +│ 0 h", text), text
+    assert re.search(r"\s[-+]?\d+(\.\d+)? h\s", live), live
+    # The observer's folder is made private by the demo, not tightened after the fact.
+    assert (tmp_path / "observer").stat().st_mode & 0o777 == 0o700
+    said = [r.getMessage() for r in caplog.records]
+    assert not [m for m in said if "observer" in m and "tightened" in m], said
     aid = result["aid_by_neighborhood"]
     assert set(aid) == set(hoods)
     for counts in aid.values():

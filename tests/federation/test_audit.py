@@ -24,9 +24,10 @@ import nacl.signing
 import nats
 import pytest
 
-from coopnet.federation.audit import GAP_GRACE_MS, Finding, audit
+from coopnet.federation.audit import GAP_GRACE_MS, audit
 from coopnet.federation.dashboard import summary
 from coopnet.federation.exports import metrics_text
+from coopnet.federation.findings import Finding
 from coopnet.federation.measures import neighborhoods
 from coopnet.federation.observer import Observer
 from coopnet.node.cli import init_node

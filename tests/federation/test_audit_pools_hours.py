@@ -19,8 +19,9 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from coopnet.federation.audit import Finding, audit, ledger_sums
+from coopnet.federation.audit import audit, ledger_sums
 from coopnet.federation.audit_pools_hours import misallocation
+from coopnet.federation.findings import Finding
 from coopnet.federation.observer import Observer, open_observer_store
 from coopnet.node.engine.nats_server import NatsServer
 from coopnet.node.engine.refusals import Refused

@@ -162,11 +162,18 @@ async def test_measures_of_pools_and_hours(tmp_path: Path, nats_server: NatsServ
 
         # Hours given (signed over to it) and received (it signed over), quarter hours.
         assert await measures.hours_by_neighborhood(db) == [
-            {"slug": "ash", "given": 4, "received": 6, "balance": -2, "transfers": 2},
-            {"slug": "birch", "given": 0, "received": 9, "balance": -9, "transfers": 1},
-            {"slug": "elm", "given": 15, "received": 4, "balance": 11, "transfers": 3},
-        ]
+            {"slug": "ash", "given": 4, "received": 6, "balance": -2,
+             "transfers_given": 1, "transfers_received": 1},
+            {"slug": "birch", "given": 0, "received": 9, "balance": -9,
+             "transfers_given": 0, "transfers_received": 1},
+            {"slug": "elm", "given": 15, "received": 4, "balance": 11,
+             "transfers_given": 2, "transfers_received": 1},
+        ]  # fmt: skip
         assert await measures.hour_totals(db) == {"transfers": 3, "quarters": 19}
+        # Each transfer counts once per column: either column sums to the transfers.
+        by_hood = await measures.hours_by_neighborhood(db)
+        assert sum(r["transfers_given"] for r in by_hood) == 3
+        assert sum(r["transfers_received"] for r in by_hood) == 3
 
         # The pools settle on the credit ledger, which still sums to zero.
         hoods = {h["slug"]: h for h in await measures.neighborhoods(db, None, obs.clock())}

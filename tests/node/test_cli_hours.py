@@ -90,20 +90,25 @@ async def test_hours_from_the_command_line(tmp_path: Path, nats_server: NatsServ
         by_name = {r["name"]: r["balance"] for r in residents["residents"]}
         assert (by_name["ana"], by_name["bob"], by_name["@coop"]) == (6, 3, -9)
         assert residents["ledger_sum"] == 0
+        code, text = await coopnet("hours", "residents", *oak, json_out=False)
+        assert code == 0 and "debt cap 10 h; the balances sum to 0 h" in text, text
+        assert text.splitlines()[1].strip() == "Residents' hours", text  # short: never wrapped
         # Between neighborhoods: elm signs 2.5 h over to oakley.
         code, signed = await coopnet(
             "hours", "transfer", "oakley", "2.5", "--data", str(elm_data), json_out=False
         )
         assert code == 0 and signed.startswith("transfer x-") and "2.5 h to oakley" in signed
+        code, signed = await coopnet("hours", "transfer", "oakley", ".5", "--data", str(elm_data))
+        assert code == 0 and signed["quarters"] == 2, signed  # ".5" as people write it
         code, refused = await coopnet("hours", "transfer", "elm", "1", "--data", str(elm_data))
         assert (code, refused["code"]) == (1, "not_authorized")
         code, refused = await coopnet("hours", "transfer", "oakley", "41", "--data", str(elm_data))
         assert (code, refused["code"]) == (1, "over_hours_limit")
-        await wait_until(lambda: converged(oakley, elm), what="the transfer spreads")
+        await wait_until(lambda: converged(oakley, elm), what="the transfers spread")
         code, ledger = await coopnet("hours", "neighborhoods", *oak)
-        assert (ledger["balance"], ledger["hours_limit"], ledger["ledger_sum"]) == (10, 160, 0)
+        assert (ledger["balance"], ledger["hours_limit"], ledger["ledger_sum"]) == (12, 160, 0)
         code, text = await coopnet("hours", "neighborhoods", *oak, json_out=False)
-        assert code == 0 and "hour balance 2.5 h" in text
+        assert code == 0 and "hour balance 3 h" in text
 
 
 def test_federation_init_writes_a_hours_limit_only_when_not_the_default(tmp_path: Path) -> None:
@@ -123,3 +128,39 @@ def test_federation_init_writes_a_hours_limit_only_when_not_the_default(tmp_path
     assert hours_limit_of(charter) == DEFAULT_HOURS_LIMIT
     assert init(tmp_path / "refused", "--hours-limit", "1.3") == 2
     assert not (tmp_path / "refused").exists()
+
+
+async def hours_cli(*args: str) -> tuple[int, str]:
+    """`coopnet hours …` as a person runs it: exit status, and what it printed."""
+    code, text = await coopnet("hours", *args, json_out=False)
+    return code, " ".join(str(text).split())
+
+
+async def test_hours_options_are_checked_before_the_node_is_asked(tmp_path: Path) -> None:
+    """No node runs here: each refusal is one line naming what to type instead."""
+    data = ("--data", str(await make_node(tmp_path, "elm", "nats://127.0.0.1:1")))
+    code, said = await hours_cli("me", *data)  # the operator has no hours of its own
+    assert code == 2, said
+    assert said.startswith("error: `hours me` shows a resident's own hours"), said
+    assert "(hint: pass --token with the resident's API token" in said, said
+    assert "@operator" not in said
+    code, said = await hours_cli("record", "1", "--to", "bob", "--what", "x", *data)
+    assert code == 2 and "(hint: --token <the giver's API token>" in said, said
+    assert "--giver <resident> records for them as a coordinator" in said, said
+    code, said = await hours_cli("transfer", "oakley", "99999999999999999999", *data)
+    assert code == 1, said
+    assert said.startswith(
+        "error: refused (bad_request): '99999999999999999999' hours: at most 10000 h at once"
+    ), said
+    assert "Expected" not in said and "quarters" not in said, said
+    code, said = await hours_cli("transfer", "oakley", "1.3", *data)
+    assert code == 1 and "(hint: type hours in quarter steps: .25, .5, 1.5" in said, said
+
+
+def test_hours_transfer_help_says_whose_call_for_help_it_answered(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit):
+        main(["hours", "transfer", "--help"])
+    shown = " ".join(capsys.readouterr().out.split())
+    assert "your own call for help (its id) that the other neighborhood answered" in shown

@@ -148,6 +148,11 @@ async def test_a_buyer_at_its_limit_is_refused_before_anything_is_signed(
         with pytest.raises(Refused) as refused:
             await buyer.trading.propose("oakley", "eggs-1", 1)  # 35 more: over the limit
         assert refused.value.code == "credit_limit_exceeded"
+        assert refused.value.message == (  # in the federation's currency, not raw cents
+            "0.35 credits more would take elm to -10.15 credits (balance 0.00 credits,"
+            " 9.80 credits held by open trades and pools), below its credit limit of"
+            " -10.00 credits"
+        )
         assert (await buyer.status()).own_head == head  # nothing was signed
 
 

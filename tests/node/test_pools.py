@@ -74,6 +74,8 @@ async def test_a_pool_from_opening_to_settlement_on_every_node(
     nodes = await four(tmp_path, nats_server.url)
     oakley, elm, ash, birch = nodes
     async with running(*nodes):
+        # A member supplier is one this node holds the founding of (§16.4).
+        await wait_until(lambda: converged(*nodes), what="the foundings spread")
         opened = await oakley.pooling.open(
             item="flour", unit="kilogram", case_size=10, unit_price=200, closes_at=FAR,
             supplier="birch", pool="flour-1",
@@ -187,6 +189,8 @@ async def test_box_fill_takes_only_raises_that_fill_the_open_case(
             with pytest.raises(Refused) as refused:
                 await ash.pooling.commit("oakley", "oats", quantity)
             assert refused.value.code == "box_fill_rule", why
+            if quantity == 6:  # the unit in the plural, as people say it
+                assert refused.value.message.endswith("at most 5 kilograms"), refused.value
         with pytest.raises(Refused) as refused:  # not counted by the box fill
             await birch.pooling.commit("oakley", "oats", 1)
         assert refused.value.code == "box_fill_rule"
@@ -230,6 +234,8 @@ async def test_a_commitment_beyond_the_credit_limit_is_refused_before_signing(
         with pytest.raises(Refused) as refused:  # 6 × 200 = 1 200: over the limit
             await elm.pooling.commit("oakley", "oil", 5, 1)
         assert refused.value.code == "credit_limit_exceeded"
+        assert "12.00 credits more would take elm to -12.00 credits" in refused.value.message
+        assert refused.value.message.endswith("below its credit limit of -10.00 credits")
         assert (await elm.status()).authors["elm"] == head  # nothing signed
         # A change replaces the commitment's own hold: 5 × 200 = 1 000 fits.
         await elm.pooling.commit("oakley", "oil", 5)
@@ -243,6 +249,7 @@ async def test_a_pool_below_its_minimum_is_cancelled_and_settles_nothing(
     nodes = tuple(Node(d, serve_api=False) for d in datas)
     oakley, elm, _ = nodes
     async with running(*nodes):
+        await wait_until(lambda: converged(*nodes), what="the foundings spread")
         await oakley.pooling.open(
             item="rice", unit="kilogram", case_size=10, unit_price=150, min_cases=2,
             closes_at=FAR, supplier="ash", pool="rice",
@@ -268,6 +275,7 @@ async def test_refusals_over_the_api_carry_their_codes(
     oakley = Node(await make_node(tmp_path, "oakley", nats_server.url))
     elm = Node(await make_node(tmp_path, "elm", nats_server.url))
     async with running(oakley, elm), httpx.AsyncClient(base_url=oakley.api_url) as oak:
+        await wait_until(lambda: converged(oakley, elm), what="the foundings spread")
         r = await oak.post("/pools", json={
             "item": "honey", "unit": "kilogram", "case_size": 12, "unit_price": 900,
             "closes_in_s": 3600, "supplier_name": "Bee Farm", "pool": "honey",
@@ -359,3 +367,38 @@ async def test_the_organizer_closes_its_pools_on_time(
             p = await pool_of(n, "oakley", "beans")
             assert p is not None and p["cases"] == 1
             assert {s["participant"]: s["share"] for s in p["shares"]} == {"elm": 6, "ash": 4}
+
+
+async def test_a_supplier_never_seen_founded_is_refused_without_a_charter(
+    tmp_path: Path, nats_server: NatsServer
+) -> None:
+    """Without a charter (the README's tour), a member supplier must still be a neighborhood
+    this node holds the founding of: no pool pays credit to a co-op that does not exist."""
+    oakley, _ = nodes = (
+        Node(await make_node(tmp_path, "oakley", nats_server.url), serve_api=False),
+        Node(await make_node(tmp_path, "elm", nats_server.url), serve_api=False),
+    )
+    assert oakley.governance.charter is None
+    async with running(*nodes):
+        await wait_until(lambda: converged(*nodes), what="the foundings spread")
+        head = (await oakley.status()).authors["oakley"]
+        with pytest.raises(Refused) as refused:
+            await oakley.pooling.open(
+                item="oats", unit="kilogram", case_size=10, unit_price=120, closes_at=FAR,
+                supplier="ghost", pool="ghostly",
+            )  # fmt: skip
+        assert refused.value.code == "not_a_member"
+        assert "ghost is not a member of the federation (not known here)" in refused.value.message
+        with pytest.raises(Refused) as refused:  # an offer needs the member selling it
+            await oakley.pooling.open(
+                item="oats", unit="kilogram", case_size=10, unit_price=120, closes_at=FAR,
+                supplier_name="Valley Mill", supplier_offer="o-x", pool="mill",
+            )  # fmt: skip
+        assert refused.value.code == "bad_request"
+        assert "name that co-op in supplier too" in refused.value.message
+        assert (await oakley.status()).authors["oakley"] == head  # nothing signed
+        await oakley.pooling.open(
+            item="oats", unit="kilogram", case_size=10, unit_price=120, closes_at=FAR,
+            supplier="elm", pool="real",
+        )  # fmt: skip
+        assert await pool_state(oakley, "oakley", "real") == "open"

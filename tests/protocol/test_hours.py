@@ -140,14 +140,14 @@ def test_hours_text(quarters: int, text: str) -> None:
 @pytest.mark.parametrize(
     ("text", "quarters"),
     [("1", 4), ("1.5", 6), ("2.25", 9), ("0.75", 3), ("2.50", 10), ("3.0", 12), ("1.5 h", 6),
-     (" 2 ", 8), ("0", 0)],
+     (" 2 ", 8), ("0", 0), (".5", 2), (".25", 1), (".75", 3), (".5 h", 2)],
 )  # fmt: skip
 def test_parse_hours(text: str, quarters: int) -> None:
     assert parse_hours(text) == quarters
 
 
-@pytest.mark.parametrize("text", ["1.3", "0.1", "1.125", "-1", "", "h", ".5", "1.", "abc",
-                                  "１", "1,5", "1e2"])  # fmt: skip
+@pytest.mark.parametrize("text", ["1.3", "0.1", "1.125", "-1", "", "h", ".", ".h", "-.5",
+                                  ".3", "1.", "abc", "１", "1,5", "1e2"])  # fmt: skip
 def test_parse_hours_refuses_what_is_not_whole_quarter_hours(text: str) -> None:
     with pytest.raises(ValueError):
         parse_hours(text)
