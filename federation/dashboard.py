@@ -41,7 +41,7 @@ from litestar.response import ServerSentEvent, Stream
 from litestar.static_files import create_static_files_router
 
 from coopnet.federation import measures
-from coopnet.federation.audit import Finding, audit, critical_count, ledger_sums
+from coopnet.federation.audit import audit, critical_count, ledger_sums
 from coopnet.federation.exports import (
     EXPORT_ALIASES,
     EXPORT_TABLES,
@@ -49,6 +49,7 @@ from coopnet.federation.exports import (
     metrics_text,
     table_csv,
 )
+from coopnet.federation.findings import Finding
 from coopnet.federation.observer import Observer
 from coopnet.node.engine.api import HttpCounts, serve_app
 from coopnet.node.engine.live import Changes, live_updates

@@ -349,7 +349,7 @@ function renderPools() {
   if (t.closed) stats.push(`${int(t.closed)} closed`);
   if (t.delivered) stats.push(`${int(t.delivered)} delivered: ${plural(t.cases_bought, "case")}`);
   if (t.cancelled) stats.push(`${int(t.cancelled)} cancelled`);
-  if (t.saved) stats.push(`pooling saved ${money(t.saved)}`);
+  if (t.saved) stats.push(`pooling saved ${money(t.saved)} (against the single-unit prices organizers declared)`);
   setText("pools-stats", t.count ? stats.join(" · ") : "Co-ops buying together by the case.");
   put($("pools-table"), poolsTable(pools));
 }

@@ -400,7 +400,7 @@ export function poolsTable(data) {
     ["State", ""],
     ["Cases", "num"],
     ["Price", "num"],
-    ["Saved", "num"],
+    ["Saved vs. declared single price", "num"],
   ];
   return [
     stackedTable(
@@ -429,16 +429,19 @@ export function poolsTable(data) {
   ];
 }
 
-/** GET /api/hours `neighborhoods`: hours given and received per neighborhood, as hours. */
+/** GET /api/hours `neighborhoods`: hours given and received per neighborhood, as hours,
+ *  each with the transfers behind it (`transfers_given`, `transfers_received`): a transfer
+ *  is given by one neighborhood and received by another, so each column's transfers add up
+ *  to the federation's count ("… in 3 transfers"), never twice it. */
 export function hoursTable(rows) {
   if (!rows || !rows.length) return empty("No hours have moved between neighborhoods yet.");
   const columns = [
     ["Neighborhood", ""],
-    ["Given", "num"],
-    ["Received", "num"],
+    ["Hours given", "num"],
+    ["Hours received", "num"],
     ["Balance", "num"],
-    ["Transfers", "num"],
   ];
+  const moved = (quarters, count) => [hours(quarters), h("span", { class: "cell-sub" }, plural(count, "transfer"))];
   return stackedTable(
     "hours",
     columns,
@@ -446,10 +449,9 @@ export function hoursTable(rows) {
       attrs: { "data-slug": r.slug },
       cells: [
         hoodLink(r.slug),
-        hours(r.given),
-        hours(r.received),
+        moved(r.given, r.transfers_given),
+        moved(r.received, r.transfers_received),
         h("span", { class: r.balance > 0 ? "pos" : r.balance < 0 ? "neg" : "" }, hours(r.balance)),
-        int(r.transfers),
       ],
     })),
   );

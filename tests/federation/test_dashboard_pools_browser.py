@@ -54,6 +54,18 @@ async def test_pools_and_hours_sections_live_and_on_a_phone(
         hours_stats = await page.text_content("#hours-stats")
         assert hours_stats is not None
         assert "4.75 h signed over in 3 transfers" in hours_stats and "0 h ✓" in hours_stats
+        # Each transfer is given by one neighborhood and received by another: the transfers
+        # under "Hours given" add up to the 3 of the summary, and so do those under "Hours
+        # received" (no column counting each transfer on both sides, 6 for 3).
+        heads = await page.locator("#hours-table th").all_inner_texts()
+        assert [t.strip().lower() for t in heads] == [
+            "neighborhood", "hours given", "hours received", "balance"]  # fmt: skip
+        for column in (2, 3):
+            counts = await page.locator(
+                f"#hours-table tbody td:nth-child({column}) .cell-sub"
+            ).all_inner_texts()
+            assert sum(int(c.split()[0]) for c in counts) == 3, (column, counts)
+        assert "2 transfers" in elm  # the two transfers signed over to elm, counted once
 
         # 3. A new transfer arrives live, without a reload.
         await page.evaluate("window.stillTheSamePage = true")

@@ -40,6 +40,38 @@ from tests.node.test_app_pools_browser import fits
 pytestmark = pytest.mark.timeout(180)
 
 
+# What of a table's box overflows sideways at a phone's width: the box scrolling, or a cell
+# reaching past its right edge (cut from view).
+OVERFLOWS = """(box) => {
+  const out = [];
+  if (box.scrollWidth > box.clientWidth + 1) {
+    out.push(`scrolls: ${box.scrollWidth} > ${box.clientWidth}`);
+  }
+  const edge = box.getBoundingClientRect().right;
+  for (const td of box.querySelectorAll('td')) {
+    const r = td.getBoundingClientRect();
+    if (r.right > edge + 1 || td.scrollWidth > td.clientWidth + 1) {
+      out.push(`cut: "${td.textContent}"`);
+    }
+  }
+  return out;
+}"""
+# The error toast: its "Dismiss" keeps its words inside its box, clear of the message.
+DISMISS = """() => {
+  const box = document.getElementById('error');
+  const text = box.querySelector('span').getBoundingClientRect();
+  const button = box.querySelector('button');
+  const r = button.getBoundingClientRect();
+  const out = [];
+  if (button.scrollWidth > button.clientWidth + 1) {
+    out.push(`Dismiss cut: ${button.scrollWidth} > ${button.clientWidth}`);
+  }
+  const across = r.left < text.right && r.right > text.left;
+  if (across && r.top < text.bottom && r.bottom > text.top) out.push('Dismiss over the text');
+  return out;
+}"""
+
+
 def your_hours(page: Page) -> Locator:
     """The "Your hours" figure on the Hours page."""
     return page.locator(
@@ -94,6 +126,8 @@ async def test_a_resident_records_hours_the_other_confirms_and_both_balances_sho
                 "Hours: “1.3” is not in quarter hours"
             )
             assert posted == []
+            assert await rosa.evaluate(DISMISS) == []
+            problems += await fits(rosa, "rosa #/hours (an error shown)")
             await record.get_by_label("Hours", exact=True).fill("1.5")
             await record.get_by_role("button", name="Record hours").tap()
             await expect(rosa.locator("#status")).to_contain_text(
@@ -160,7 +194,8 @@ async def test_a_coordinator_credits_a_resident_and_signs_hours_over_to_another_
     2.25 hours from the co-op (rosa's row shows 2.25 h, the co-op's −2.25 h) and signs 1.5
     hours over to elm. elm's coordinator, on a phone, sees the federation's hours per
     neighborhood on its Hours tab: elm received nothing and was given 1.5 h (balance
-    1.5 h), oakley −1.5 h; the page passes axe and does not scroll sideways at 390 px."""
+    1.5 h), oakley −1.5 h, a card a neighborhood with nothing cut and no sideways scroll
+    in the table's box; the page passes axe and does not scroll sideways at 390 px."""
     oakley = await configured(tmp_path, "oakley", nats_server.url)
     elm = await configured(tmp_path, "elm", nats_server.url)
     console: list[str] = []
@@ -214,6 +249,8 @@ async def test_a_coordinator_credits_a_resident_and_signs_hours_over_to_another_
             await expect(
                 table.get_by_role("row", name="oakley 0 h 1.5 h \u22121.5 h")
             ).to_be_visible()
+            assert await table.evaluate(OVERFLOWS) == []
+            await there.screenshot(path=tmp_path / "hours-elm-phone.png", full_page=True)
             serious += await axe_check(there, axe, "elm coordinator #/hours (phone)", minor)
             problems = await fits(there, "elm phone #/hours")
     print("\n".join(["axe, minor and moderate:", *minor]))

@@ -47,7 +47,7 @@ const ctx = {
   say,
   fail,
   refresh: () => schedule(),
-  go,
+  go: goOn,
   signedIn,
   signedOut,
 };
@@ -55,17 +55,38 @@ const ctx = {
 // ---- messages -------------------------------------------------------------------------------
 
 let sayTimer = 0;
+let carry = false; // a confirmation said just before the app moves on (goOn) follows it
+
+/** While a message shows, the page gets room below (app.css `with-message`) so its end
+ *  can scroll clear of it. */
+function makeRoom() {
+  document.body.classList.toggle("with-message", $("status").classList.contains("shown") || !$("error").hidden);
+}
 
 /** A short confirmation, read out by screen readers (role=status). */
 function say(text) {
   const box = $("status");
   box.textContent = text;
   box.classList.add("shown");
+  makeRoom();
   clearTimeout(sayTimer);
-  sayTimer = setTimeout(() => {
-    box.classList.remove("shown");
-    box.textContent = "";
-  }, 6000);
+  sayTimer = setTimeout(unsay, 6000);
+}
+
+function unsay() {
+  const box = $("status");
+  clearTimeout(sayTimer);
+  box.classList.remove("shown");
+  box.textContent = "";
+  makeRoom();
+}
+
+/** Move to a page as the app's own next step: the confirmation just said goes along
+ *  ("Your call for help is sent" on the list of calls). A person's own navigation (a tab,
+ *  a link) clears it, so it never covers the new page. */
+function goOn(path) {
+  carry = true;
+  go(path);
 }
 
 /** An error in words (role=alert); null clears it. */
@@ -74,6 +95,7 @@ function fail(error) {
   if (!error) {
     box.hidden = true;
     box.replaceChildren();
+    makeRoom();
     return;
   }
   const text = error instanceof ApiError || error instanceof Error ? error.message : String(error);
@@ -83,6 +105,7 @@ function fail(error) {
     h("button", { type: "button", class: "link-button", onclick: () => fail(null) }, "Dismiss"),
   );
   box.hidden = false;
+  makeRoom();
 }
 
 // ---- who is here ----------------------------------------------------------------------------
@@ -105,7 +128,7 @@ function signedIn(me) {
   wanted = "";
   start()
     .catch(fail)
-    .then(() => go(then));
+    .then(() => goOn(then));
 }
 
 function signedOut() {
@@ -173,6 +196,8 @@ async function show() {
   ctx.root = main;
   fail(pending);
   pending = null;
+  if (!carry) unsay();
+  carry = false;
   if (PUBLIC.has(route.name) || ctx.me === null) {
     $("tabs").hidden = ctx.me === null;
     const page = PUBLIC.has(route.name) ? route.name : "sign-in";

@@ -183,15 +183,15 @@ export function hours(quarters) {
   return `${sign}${unitsFormat.format(Math.floor(abs / QUARTERS_PER_HOUR))}${part} h`;
 }
 
-/** Hours typed by a person ("1.5", "2.25", "3", optionally ending in "h") as `{ quarters,
- * error }`: integer quarter hours >= 1 and error null, or quarters null and error one
+/** Hours typed by a person ("1.5", "2.25", ".5", "3", optionally ending in "h") as
+ * `{ quarters, error }`: integer quarter hours >= 1 and error null, or quarters null and error one
  * sentence: not a number of hours, not in quarter steps (the API's `not_quarter_hours`,
  * refused here before anything is sent), or under a quarter hour. The same texts as the
  * CLI's parse_hours (protocol/hours.py) read, at most 6 digits before the point. */
 export function readHours(text) {
   const t = String(text).trim();
   const said = `“${t}”`;
-  const m = /^([0-9]{1,6})(?:\.([0-9]+))?$/.exec(t.replace(/h$/, "").trim());
+  const m = /^(?=\.?[0-9])([0-9]{0,6})(?:\.([0-9]+))?$/.exec(t.replace(/h$/, "").trim()); // ".5" too
   if (!m) return { quarters: null, error: `${said} is not a number of hours: write it like 1.5 or 2.25` };
   const part = { "": 0, 25: 1, 5: 2, 75: 3 }[(m[2] || "").replace(/0+$/, "")];
   if (part === undefined) return { quarters: null, error: `${said} is not in quarter hours: write whole hours or .25, .5, .75 (like 1.5 or 2.25)` };

@@ -260,12 +260,13 @@ function neighborhoodsTable(ctx, federation) {
   );
   const over = federation.breaches && federation.breaches.length ? h("p", { class: "error-box" }, `Over the hours limit: ${federation.breaches.join(", ")}`) : null;
   if (!rows.length) return [ours, over, empty("No hours have moved between neighborhoods yet.")];
+  // On a phone, a card per neighborhood (app.css `table.cards`): nothing cut, no sideways scroll.
   const table = h(
     "div",
     { class: "table-wrap", tabindex: "0", role: "region", "aria-label": "Table of hours by neighborhood" },
     h(
       "table",
-      {},
+      { class: "cards" },
       h(
         "thead",
         {},
@@ -279,9 +280,9 @@ function neighborhoodsTable(ctx, federation) {
             "tr",
             {},
             h("td", {}, r.neighborhood === ctx.slug ? `${r.neighborhood} (us)` : r.neighborhood),
-            h("td", { class: "num" }, hours(r.given)),
-            h("td", { class: "num" }, hours(r.received)),
-            h("td", { class: `num ${r.balance < 0 ? "warn" : ""}` }, hours(r.balance)),
+            h("td", { class: "num", "data-label": "Given" }, hours(r.given)),
+            h("td", { class: "num", "data-label": "Received" }, hours(r.received)),
+            h("td", { class: `num ${r.balance < 0 ? "warn" : ""}`, "data-label": "Balance" }, hours(r.balance)),
           ),
         ),
       ),

@@ -5,7 +5,7 @@
 // Amounts are integer cents on the API, shown in the federation's currency (format.js);
 // quantities are whole units of the pool's unit.
 
-import { get, post, seg } from "../api.js";
+import { ApiError, get, post, seg } from "../api.js";
 import { action, badge, empty, field, h, newId, put, safeText, select } from "../dom.js";
 import { currencyName, fromNow, int, money, plural, quantity, readMoney, unitName, when, words } from "../format.js";
 import { form } from "./account.js";
@@ -15,8 +15,11 @@ const UNITS = ["piece", "dozen", "gram", "kilogram", "millilitre", "litre", "min
 const OPEN = new Set(["open", "box_fill"]);
 const STATE_TONE = { open: "good", box_fill: "info", closing: "warn", closed: "info", delivered: "good", cancelled: "muted", unknown: "muted" };
 const STATE_TEXT = { open: "open", box_fill: "box fill", closing: "closing", closed: "closed", delivered: "delivered", cancelled: "cancelled", unknown: "unknown" };
-// The organizer's next steps by its own state (the lifecycle table, protocol/pools.py).
-const ORGANIZER_STEPS = { open: ["box-fill", "close", "cancel"], box_fill: ["close", "cancel"], closed: ["deliver", "cancel"] };
+// The organizer's next steps by the pool's state (PROTOCOL.md §19), which the lifecycle
+// table (protocol/pools.py) allows from the organizer's own: none once the pool is
+// cancelled (by the organizer, or closed below its minimum) or delivered; delivered only
+// once the shares are known (closed, not closing).
+const ORGANIZER_STEPS = { open: ["box-fill", "close", "cancel"], box_fill: ["close", "cancel"], closing: ["cancel"], closed: ["deliver", "cancel"] };
 const STEP_TEXT = { "box-fill": "Start box fill", close: "Close pool", cancel: "Cancel pool", deliver: "Mark delivered", receive: "Confirm received" };
 const STEP_DONE = {
   "box-fill": "Box fill started: only raises that fill the open case now.",
@@ -25,6 +28,11 @@ const STEP_DONE = {
   deliver: "Marked delivered.",
   receive: "Receipt confirmed: our share settles.",
 };
+// Plain words for a resident (docs/APP.md, "Pools"): what tolerance and box fill mean.
+const TOLERANCE_TEXT =
+  "Tolerance is how many more units a neighborhood would also take if that completes a case. It never buys a case alone: it only tops up a case that commitments began.";
+const BOX_FILL_TEXT = "Box fill: no new neighborhood may join; those in may only raise their commitments, to fill the open case before the pool closes.";
+const BOX_FILL_HINT = "Start box fill: no new neighborhood may join after it; those in may only raise their commitments, to fill the open case.";
 const CLOSES_IN = [
   ["3600", "1 hour"],
   ["86400", "1 day"],
@@ -57,7 +65,16 @@ async function poolPage(ctx, body, organizer, pool) {
   const holder = h("div", { class: "stack" });
   body.append(h("p", {}, h("a", { href: "#/market/pools" }, "All pools")), holder);
   return async () => {
-    const p = await get(`/pools/${seg(organizer)}/${seg(pool)}`);
+    let p;
+    try {
+      p = await get(`/pools/${seg(organizer)}/${seg(pool)}`);
+    } catch (error) {
+      // A pool this node does not know (a mistyped link, another federation's): the API's
+      // 404 in words, and the way back; any other error is the page's.
+      if (!(error instanceof ApiError) || error.status !== 404) throw error;
+      put(holder, h("section", { class: "card stack", "aria-labelledby": "pn" }, h("h2", { id: "pn" }, "No such pool"), h("p", {}, `${error.message.charAt(0).toUpperCase()}${error.message.slice(1)}.`), h("p", {}, h("a", { href: "#/market/pools" }, "Back to the pools"))));
+      return;
+    }
     put(holder, poolCard(ctx, p, true), sharesTable(ctx, p), settlementsTable(ctx, p));
   };
 }
@@ -90,7 +107,18 @@ function filling(p) {
   }
   let cases = Math.min(Math.floor((q + t) / s), Math.ceil(q / s));
   if (p.max_cases) cases = Math.min(cases, p.max_cases);
-  return { q, t, full: Math.floor(q / s), inOpen: q % s, cases };
+  return { q, t, full: Math.floor(q / s), inOpen: q % s, cases, units: cases * s };
+}
+
+/** "If it closed now: …", in plain words: the cases and units bought, and what of the
+ * commitments would not be bought (or how much tolerance would top up the last case). */
+function ifClosedNow(p, f) {
+  const head = `If it closed now: ${plural(f.cases, "case")}`;
+  if (f.cases < p.min_cases) return `${head}, below the minimum of ${plural(p.min_cases, "case")}: the pool would be cancelled and nothing bought`;
+  const bought = `${head} (${quantity(f.units, p.unit)})`;
+  if (f.units < f.q) return `${bought}; ${quantity(f.q - f.units, p.unit)} committed would not be bought`;
+  if (f.units > f.q) return `${bought}; ${quantity(f.units - f.q, p.unit)} of them from tolerance`;
+  return bought;
 }
 
 function fillMeter(p) {
@@ -103,10 +131,12 @@ function fillMeter(p) {
     h(
       "p",
       { class: "meta" },
-      h("span", {}, `${quantity(f.q, p.unit)} committed (+${int(f.t)} tolerance)`),
+      h("span", {}, f.t ? `${quantity(f.q, p.unit)} committed, and up to ${int(f.t)} more to complete a case (tolerance)` : `${quantity(f.q, p.unit)} committed`),
       h("span", {}, `${plural(f.full, "full case")}, open case ${int(f.inOpen)} of ${int(p.case_size)}`),
-      h("span", {}, `If it closed now: ${plural(f.cases, "case")}${f.cases < p.min_cases ? ` (below the minimum of ${int(p.min_cases)})` : ""}`),
+      h("span", {}, ifClosedNow(p, f)),
     ),
+    p.state === "box_fill" ? h("p", { class: "hint" }, BOX_FILL_TEXT) : null,
+    h("details", { class: "explain" }, h("summary", {}, "What is tolerance?"), h("p", { class: "hint" }, TOLERANCE_TEXT)),
   );
 }
 
@@ -162,7 +192,9 @@ function poolCard(ctx, p, detail) {
     }
   }
   if (ours) {
-    for (const step of ORGANIZER_STEPS[p.organizer_state] || []) {
+    const steps = ORGANIZER_STEPS[p.state] || [];
+    if (steps.includes("box-fill")) card.append(h("p", { class: "hint" }, BOX_FILL_HINT));
+    for (const step of steps) {
       buttons.append(
         action(
           STEP_TEXT[step],
@@ -213,7 +245,7 @@ function commitForm(ctx, card, opener, p, mine) {
   const total = h("p", { class: "hint", "aria-live": "polite" });
   const update = () => {
     const n = Number(qty.value) + Number(tol.value);
-    total.textContent = Number.isInteger(n) && n >= 0 ? `Up to ${money(n * p.unit_price)} held until the pool closes` : "";
+    total.textContent = Number.isInteger(n) && n >= 0 ? `Up to ${money(n * p.unit_price)} held until we confirm receipt (less if the pool buys us less)` : "";
   };
   qty.addEventListener("input", update);
   tol.addEventListener("input", update);
@@ -231,7 +263,7 @@ function commitForm(ctx, card, opener, p, mine) {
         "div",
         { class: "row" },
         field(`Quantity (${unitName(p.unit, 2)})`, qty),
-        field(`Tolerance (${unitName(p.unit, 2)})`, tol, "How many more we would take to fill a case."),
+        field(`Tolerance (${unitName(p.unit, 2)})`, tol, "How many more we would also take, only to complete a case (never a case alone)."),
       ),
       total,
       h("div", { class: "actions" }, h("button", { type: "submit", class: "primary" }, "Send commitment"), h("button", { type: "button", class: "secondary", onclick: close }, "Cancel")),
@@ -321,6 +353,7 @@ function sharesTable(ctx, p) {
     shares.length
       ? tableWrap(
           "Table of shares",
+          "cards",
           h("thead", {}, h("tr", {}, head.map((t, i) => h("th", { scope: "col", class: i && i < 3 ? "num" : null }, t)))),
           h(
             "tbody",
@@ -330,9 +363,9 @@ function sharesTable(ctx, p) {
                 "tr",
                 {},
                 h("td", {}, s.participant === ctx.slug ? `${s.participant} (us)` : s.participant),
-                h("td", { class: "num" }, `${int(s.quantity)} + ${int(s.tolerance)}`),
-                allocated ? h("td", { class: "num" }, int(s.share)) : null,
-                allocated ? h("td", {}, s.received ? "yes" : "not yet") : null,
+                h("td", { class: "num", "data-label": head[1] }, `${int(s.quantity)} + ${int(s.tolerance)}`),
+                allocated ? h("td", { class: "num", "data-label": head[2] }, int(s.share)) : null,
+                allocated ? h("td", { "data-label": head[3] }, s.received ? "yes" : "not yet") : null,
               ),
             ),
           ),
@@ -341,9 +374,10 @@ function sharesTable(ctx, p) {
   );
 }
 
-/** A table in a box that scrolls sideways if it must, reachable and named for the keyboard. */
-function tableWrap(label, ...parts) {
-  return h("div", { class: "table-wrap", tabindex: "0", role: "region", "aria-label": label }, h("table", {}, ...parts));
+/** A table in a box that scrolls sideways if it must, reachable and named for the keyboard;
+ * `cls` "cards": a card per row on a phone (app.css), its cells named by `data-label`. */
+function tableWrap(label, cls, ...parts) {
+  return h("div", { class: "table-wrap", tabindex: "0", role: "region", "aria-label": label }, h("table", { class: cls }, ...parts));
 }
 
 function settlementsTable(ctx, p) {
@@ -355,6 +389,7 @@ function settlementsTable(ctx, p) {
     rows.length
       ? tableWrap(
           "Table of settlements",
+          null,
           h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Payer"), h("th", { scope: "col" }, "Payee"), h("th", { scope: "col", class: "num" }, "Amount"))),
           h(
             "tbody",
