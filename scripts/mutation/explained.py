@@ -17,6 +17,15 @@ _TYPE_ONLY = (
     "the Literal's values are not checked at run time (mypy checks them)"
 )
 _ALWAYS_SET = "a default the only constructor call always overrides with a computed value"
+_ZIP_EQUAL = (
+    "zip over two lists of equal length by construction (one built from the other, item by "
+    "item): strict=True never raises, so dropping it changes nothing"
+)
+_BELOW_MINIMUM_FIRST = (
+    "the first value is read (by `_state`) only in organizer state closed or delivered with "
+    "the allocation not computed; such a state needs an accepted close, which sets `counted`, "
+    "so the allocation is pending and the state is closing before it is read"
+)
 
 EXPLAINED: dict[tuple[str, str], str] = {
     # -- mutmut, inside functions ---------------------------------------------------------
@@ -120,4 +129,49 @@ EXPLAINED: dict[tuple[str, str], str] = {
         "protocol/membership.py",
         "number 0 -> 1 in `needed: int = 0  # consents the rule needs from those members`",
     ): _ALWAYS_SET,
+    # -- mutmut, protocol/pools.py and protocol/hours.py ----------------------------------
+    (
+        "protocol/hours.py",
+        'parse_hours: `frac = frac.rstrip("0") if (dot) or True else ""`',
+    ): 'without a dot, str.partition gives frac = "", and "".rstrip("0") is "" as well',
+    ("protocol/hours.py", 'parse_hours: `frac = frac.rstrip("XX0XX") if dot else ""`'): (
+        "rstrip takes a set of characters: {X, 0}; frac passed isdigit on the line before, so it "
+        "holds no X and the same trailing zeros are stripped"
+    ),
+    (
+        "protocol/pools.py",
+        "_water_fill: `low, high = 0, max(caps, default=1)  # filled(low) <= "
+        "amount; find the largest such level`",
+    ): ("the default is used only when caps is empty, where the result is [] whatever the level"),
+    ("protocol/pools.py", "_water_fill: `mid = (low + high + 2) // 2`"): (
+        "for low < high the midpoint stays in (low, high], so the binary search over the "
+        "monotone filled() still ends at the same largest level"
+    ),
+    ("protocol/pools.py", "_water_fill: `if filled(mid) < amount:`"): (
+        "when amount is exactly filled(L) the search stops at L - 1 instead of L; the R = "
+        "filled(L) - filled(L - 1) units left are then one each for exactly the caps >= L, "
+        "which is level L again (test_pools_edges: the water fill at its edges)"
+    ),
+    ("protocol/pools.py", "allocate: `if units > q_sum:`"): (
+        "at units == q_sum both branches give each participant its quantity: 0 extra over the "
+        "tolerances, or q_sum water-filled over the quantities (level max(q))"
+    ),
+    **{
+        ("protocol/pools.py", f"allocate: `{line}`"): _ZIP_EQUAL
+        for strict in ("strict=None", "", "strict=False")
+        for line in (
+            f"got = [c[1] + e for c, e in zip(commitments, extra, {strict})]",
+            f"return Allocation(cases=cases, shares=dict(zip(names, got, {strict})))",
+        )
+    },
+    ("protocol/pools.py", 'fold_pool: `counted: list[bytes] | None = ""`'): (
+        "counted is read before a close only as `counted is not None` (pending), which `_state` "
+        "reads only in organizer state closed or delivered, reached only by an accepted close "
+        "that sets counted"
+    ),
+    ("protocol/pools.py", "fold_pool: `below_minimum = None`"): _BELOW_MINIMUM_FIRST,
+    ("protocol/pools.py", "fold_pool: `below_minimum = True`"): _BELOW_MINIMUM_FIRST,
+    ("protocol/pools.py", "_judge_receipts: `first[s.author] = None`"): (
+        "only whether an author is a key of `first` is read, never the value"
+    ),
 }

@@ -78,14 +78,16 @@ async def test_a_close_naming_a_missing_commitment_and_commitments_over_the_limi
         await wait_until(lambda: holds(obs, mine), what="elm's commitment at the observer")
         ghost = os.urandom(32)  # an id no participant signed
         close = zed.next(PoolClosed(pool="z1", counted=[ghost, mine.id]))
-        # elm's pool of gold at 1000 cents a kilogram, up to 10 cases of 100: zed commits far
-        # beyond its credit limit (10^6 kg capped at what the pool can buy, 10^8 cents held).
+        # elm's pool of gold at 1000 cents a kilogram, up to 1000 cases of 100: zed commits far
+        # beyond its credit limit (99,999 kg, 99,999,000 cents held), one kilogram short of
+        # the pool's capacity, so elm's node does not close it at once (a close would leave
+        # zed's commitment out: §19, the organizer's credit).
         await elm.pooling.open(
             item="gold", unit="kilogram", case_size=100, unit_price=1000, max_cases=1000,
             closes_at=far, supplier="ash", pool="e1",
         )  # fmt: skip
         await pool_everywhere([obs], "elm", "e1", "open")
-        greedy = zed.next(PoolCommitted(organizer="elm", pool="e1", quantity=10**6))
+        greedy = zed.next(PoolCommitted(organizer="elm", pool="e1", quantity=99_999))
         await publish(url, close, greedy)
         await wait_until(lambda: holds(obs, close, greedy), what="the close and the commitment")
         await pool_everywhere([elm, ash, obs], "zed", "z1", "closing")
@@ -102,7 +104,7 @@ async def test_a_close_naming_a_missing_commitment_and_commitments_over_the_limi
         over = await finding(obs, "credit_commitments_over_limit", "zed")
         assert over.severity == "warning"
         assert over.evidence == [greedy.id.hex()]
-        assert "hold 100000000 cents" in over.title and "-50000" in over.title
+        assert "hold 99999000 cents" in over.title and "-50000" in over.title
         # elm's own hold (1000 cents) is within its limit: not flagged.
         assert [f.author for f in coded(later, "credit_commitments_over_limit")] == ["zed"]
 

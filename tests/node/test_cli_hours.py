@@ -74,7 +74,8 @@ async def test_hours_from_the_command_line(tmp_path: Path, nats_server: NatsServ
         code, refused = await coopnet("hours", "confirm", entry, "--token", ana, *oak)
         assert (code, refused["code"]) == (1, "not_yours")
         code, done = await coopnet("hours", "confirm", entry, "--token", bob, *oak)
-        assert code == 0 and (done["id"], done["state"], done["quarters"]) == (
+        assert code == 0, done
+        assert (done["id"], done["state"], done["quarters"]) == (
             entry, "confirmed", 6
         )  # fmt: skip
         code, me = await coopnet("hours", "me", "--token", ana, *oak)

@@ -208,3 +208,27 @@ def test_an_hours_limit_out_of_bounds_is_refused(limit: object) -> None:
     value["policies"]["hours_limit"] = limit
     with pytest.raises(CharterError, match="hours_limit"):
         parse_charter(json.dumps(value).encode())
+
+
+@pytest.mark.parametrize(
+    ("text", "quarters"),
+    [("1.50", 6), ("1.500", 6), ("0.250", 1), ("2.750", 11), ("1.00", 4), ("0.0", 0),
+     (".50", 2), ("3.000 h", 12)],
+)  # fmt: skip
+def test_parse_hours_reads_trailing_zeros_of_the_fraction(text: str, quarters: int) -> None:
+    assert parse_hours(text) == quarters
+
+
+@pytest.mark.parametrize("text", ["abc", "-1", "", "1.x", "１"])
+def test_parse_hours_says_what_is_not_a_number(text: str) -> None:
+    with pytest.raises(ValueError) as raised:
+        parse_hours(text)
+    assert str(raised.value) == f"{text!r} is not a number of hours in quarter steps"
+
+
+@pytest.mark.parametrize("text", ["1.3", "0.1", "1.125", "2.05", "1.2500001"])
+def test_parse_hours_says_what_is_not_a_quarter(text: str) -> None:
+    with pytest.raises(ValueError) as raised:
+        parse_hours(text)
+    expected = f"{text!r} is not a whole number of quarter hours (.25, .5, .75)"
+    assert str(raised.value) == expected

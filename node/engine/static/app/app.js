@@ -6,7 +6,7 @@
 // live updates (`GET /live`: each `update` re-fetches the current view, debounced).
 
 import { ApiError, get, setCsrf, whenSignedOut } from "./api.js";
-import { $, h, put } from "./dom.js";
+import { $, h, liveRefresh, put } from "./dom.js";
 import { setCurrency } from "./format.js";
 import { icon } from "./icons.js";
 import { go, href, parse } from "./router.js";
@@ -274,12 +274,16 @@ async function runRefresh() {
     return;
   }
   running = true;
+  liveRefresh(true);
   try {
     await current.refresh();
   } catch (error) {
     fail(error);
   } finally {
+    liveRefresh(false);
     running = false;
+    // A form opened while it ran kept its list as it was: look again once it is closed.
+    if (current && current.root.querySelector("form.inline")) again = true;
     if (again) {
       again = false;
       schedule();

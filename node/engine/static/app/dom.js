@@ -44,7 +44,16 @@ export function h(tag, attrs = {}, ...children) {
 }
 
 /** Replace an element's children. */
+// While a live refresh runs (app.js), a list in which a person has meanwhile opened a form
+// (a pledge, a commitment, a reason) is left as it is: the refresh fetched before the form
+// was opened, and would sweep it away under their fingers. The next refresh redraws it.
+let live = false;
+export function liveRefresh(on) {
+  live = on;
+}
+
 export function put(el, ...children) {
+  if (live && el.querySelector("form.inline")) return el;
   el.replaceChildren();
   return fill(el, children);
 }
