@@ -9,12 +9,20 @@ would, so the CLI can do nothing the API refuses.
 from __future__ import annotations
 
 import argparse
+import contextlib
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from coopnet.node.engine.config import ConfigError
+from coopnet.node.engine.config import ConfigError, read_config
+from coopnet.node.engine.money import (
+    AmountError,
+    Currency,
+    currency_of,
+    format_amount,
+    parse_amount,
+)
 
 API_URL_FILE = "api.url"  # where a running node says where its API listens (for the CLI)
 # The CLI's API token (a coordinator's), written 0600 by the node at every start (docs/APP.md).
@@ -30,9 +38,13 @@ class ApiError(Exception):
         self.status, self.code, self.message = status, code, message
 
 
-def call_api(args: argparse.Namespace, method: str, path: str, body: Any = None) -> Any:
+def call_api(
+    args: argparse.Namespace, method: str, path: str, body: Any = None, *, token: str = ""
+) -> Any:
     """Call the node running in `args.data` and return its JSON answer.
 
+    As the node's own OS user (its `api.token` file, or none on the loopback), or, with
+    `token`, as the account whose API token it is (a resident's `--token`).
     Raises ConfigError when no node runs there or it does not answer, ApiError when it
     answers with an error.
     """
@@ -44,11 +56,12 @@ def call_api(args: argparse.Namespace, method: str, path: str, body: Any = None)
             f"no running node in {args.data}: start it with `coopnet node run --data {args.data}`"
         ) from None
     headers = {}
-    try:
-        token = (Path(args.data) / API_TOKEN_FILE).read_text().strip()
+    if not token:
+        # The node's own OS user on the loopback needs none (docs/APP.md).
+        with contextlib.suppress(OSError):
+            token = (Path(args.data) / API_TOKEN_FILE).read_text().strip()
+    if token:
         headers["Authorization"] = f"Bearer {token}"
-    except OSError:
-        pass  # the node's own OS user on the loopback needs none (docs/APP.md)
     try:
         r = httpx.request(method, base + path, json=body, headers=headers, timeout=30)
     except httpx.TransportError as exc:
@@ -60,4 +73,31 @@ def call_api(args: argparse.Namespace, method: str, path: str, body: Any = None)
     return data
 
 
-__all__ = ["API_TOKEN_FILE", "API_URL_FILE", "ApiError", "call_api"]
+class NodeCommand:
+    """One command's view of its node (a domain's CLI subclasses it): the API, the node's
+    slug and its currency, for amounts typed (`cents`) and shown (`money`)."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        config = read_config(Path(args.data))
+        self.me = config.slug
+        self.currency: Currency = currency_of(config)
+
+    def call(self, method: str, path: str, body: Any = None) -> Any:
+        """`call_api` on this command's node."""
+        return call_api(self.args, method, path, body)
+
+    def money(self, cents: int) -> str:
+        """`cents` (integer minor units) in the currency, for people: "4.50 credits"."""
+        return format_amount(cents, self.currency)
+
+    def cents(self, option: str, text: str) -> int:
+        """An amount typed for `option` in the currency, as integer cents; ConfigError
+        naming the option when it does not read as one (node/engine/money.py)."""
+        try:
+            return parse_amount(text, self.currency)
+        except AmountError as exc:
+            raise ConfigError(f"{option}: {exc}") from None
+
+
+__all__ = ["API_TOKEN_FILE", "API_URL_FILE", "ApiError", "NodeCommand", "call_api"]

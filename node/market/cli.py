@@ -14,21 +14,13 @@ from __future__ import annotations
 import argparse
 import json
 import secrets
-from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.text import Text
 
-from coopnet.node.engine.client import ApiError, call_api
-from coopnet.node.engine.config import ConfigError, read_config
-from coopnet.node.engine.money import (
-    AmountError,
-    Currency,
-    currency_of,
-    format_amount,
-    parse_amount,
-)
+from coopnet.node.engine.client import ApiError, NodeCommand
+from coopnet.node.engine.config import ConfigError
 from coopnet.node.engine.terminal import cell, goods_text, quantity_text, table
 from coopnet.protocol.offers import CATEGORIES, UNITS
 
@@ -49,26 +41,8 @@ TRADE_ACTIONS = {
 CENTS_NOTE = " (amounts in integer cents of the currency its `currency` field names)"
 
 
-class Market:
-    """One command's view of its node: the API, the node's slug and its currency."""
-
-    def __init__(self, args: argparse.Namespace) -> None:
-        self.args = args
-        config = read_config(Path(args.data))
-        self.me = config.slug
-        self.currency: Currency = currency_of(config)
-
-    def call(self, method: str, path: str, body: Any = None) -> Any:
-        return call_api(self.args, method, path, body)
-
-    def money(self, cents: int) -> str:
-        return format_amount(cents, self.currency)
-
-    def cents(self, option: str, text: str) -> int:
-        try:
-            return parse_amount(text, self.currency)
-        except AmountError as exc:
-            raise ConfigError(f"{option}: {exc}") from None
+class Market(NodeCommand):
+    """A market command's view of its node (`NodeCommand`), with prices per unit."""
 
     def per_unit(self, cents: int, unit: str) -> str:
         return f"{self.money(cents)} per {unit}"

@@ -16,21 +16,13 @@ import argparse
 import json
 import secrets
 import time
-from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.text import Text
 
-from coopnet.node.engine.client import ApiError, call_api
-from coopnet.node.engine.config import ConfigError, read_config
-from coopnet.node.engine.money import (
-    AmountError,
-    Currency,
-    currency_of,
-    format_amount,
-    parse_amount,
-)
+from coopnet.node.engine.client import ApiError, NodeCommand
+from coopnet.node.engine.config import ConfigError
 from coopnet.node.engine.terminal import (
     cell,
     goods_text,
@@ -72,26 +64,8 @@ MAX_CASES = 10**6
 MAX_CLOSES_IN_S = 365 * 24 * 3600
 
 
-class PoolCli:
-    """One command's view of its node: the API, the node's slug and its currency."""
-
-    def __init__(self, args: argparse.Namespace) -> None:
-        self.args = args
-        config = read_config(Path(args.data))
-        self.me = config.slug
-        self.currency: Currency = currency_of(config)
-
-    def call(self, method: str, path: str, body: Any = None) -> Any:
-        return call_api(self.args, method, path, body)
-
-    def money(self, cents: int) -> str:
-        return format_amount(cents, self.currency)
-
-    def cents(self, option: str, text: str) -> int:
-        try:
-            return parse_amount(text, self.currency)
-        except AmountError as exc:
-            raise ConfigError(f"{option}: {exc}") from None
+class PoolCli(NodeCommand):
+    """A pool command's view of its node (`NodeCommand`), finding pools by id."""
 
     def pool(self, pool: str, organizer: str | None) -> dict[str, Any]:
         """The pool named on the command line, as the API shows it (shares, holds …)."""

@@ -15,14 +15,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from pathlib import Path
 from typing import Any
 
-import httpx
 from rich.console import Console
 from rich.text import Text
 
-from coopnet.node.engine.client import API_URL_FILE, ApiError, call_api
+from coopnet.node.engine.client import ApiError, call_api
 from coopnet.node.engine.config import ConfigError
 from coopnet.node.engine.terminal import cell, table
 from coopnet.node.timebank.bank import new_id
@@ -65,25 +63,8 @@ def quarters_of(text: str) -> int:
 
 
 def _call(args: argparse.Namespace, method: str, path: str, body: Any = None) -> Any:
-    """`call_api`, or with `--token` the same call made with a resident's API token."""
-    if not args.token:
-        return call_api(args, method, path, body)
-    try:
-        base = (Path(args.data) / API_URL_FILE).read_text().strip()
-    except FileNotFoundError:
-        raise ConfigError(
-            f"no running node in {args.data}: start it with `coopnet node run --data {args.data}`"
-        ) from None
-    headers = {"Authorization": f"Bearer {args.token}"}
-    try:
-        r = httpx.request(method, base + path, json=body, headers=headers, timeout=30)
-    except httpx.TransportError as exc:
-        raise ConfigError(f"the node at {base} does not answer ({exc})") from None
-    data = r.json() if r.content else None
-    if r.status_code >= 400:
-        assert isinstance(data, dict)
-        raise ApiError(r.status_code, data.get("code", "error"), data.get("message", ""))
-    return data
+    """`call_api`, with `--token` as the resident whose API token it is."""
+    return call_api(args, method, path, body, token=args.token or "")
 
 
 def _emit(args: argparse.Namespace, data: Any, text: str) -> None:
