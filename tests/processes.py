@@ -141,3 +141,25 @@ def wait_ready(port: int, proc: subprocess.Popen[str], within: float = 30.0) -> 
             pass
         time.sleep(0.1)  # another process: nothing to await but its API
     raise AssertionError("the node did not become ready")
+
+
+def stop_node(proc: subprocess.Popen[str], log: Path) -> None:
+    """SIGTERM a node started as a process (killed after 30 s); it must have exited 0 with
+    no traceback in `log`, its stderr."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, log.read_text()
+    assert "Traceback" not in log.read_text(), log.read_text()
+
+
+async def api_json(port: int, path: str) -> object:
+    """GET `path` of the node API on 127.0.0.1:`port` (its own OS user: no token); the JSON."""
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+        response = await client.get(path)
+    response.raise_for_status()
+    return response.json()

@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import anyio
-import httpx
 import pytest
 
 from coopnet.federation.exports import cloudevent
@@ -34,7 +33,7 @@ from coopnet.protocol import (
 )
 from coopnet.protocol.aid import AlertRaised, AlertResolved
 from tests.conftest import NET, converged, make_node, running, wait_until
-from tests.processes import free_port, wait_ready
+from tests.processes import api_json, free_port, stop_node, wait_ready
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -61,25 +60,6 @@ def start_previous_version(data: Path, url: str, port: int, log: Path) -> subpro
             text=True,
             start_new_session=True,
         )
-
-
-def stop(proc: subprocess.Popen[str], log: Path) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 0, log.read_text()
-    assert "Traceback" not in log.read_text()
-
-
-async def get(port: int, path: str) -> object:
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
-        response = await client.get(path)
-    response.raise_for_status()
-    return response.json()
 
 
 async def test_an_older_node_keeps_a_newer_kind_and_applies_it_once_upgraded(
@@ -109,15 +89,15 @@ async def test_an_older_node_keeps_a_newer_kind_and_applies_it_once_upgraded(
                                        area="T1"))  # fmt: skip
 
             async def elm_holds_all_of_oakley() -> bool:
-                status = await get(port, "/status")
+                status = await api_json(port, "/status")
                 assert isinstance(status, dict)
                 return bool(status["authors"].get("oakley") == 6)
 
             await wait_until(elm_holds_all_of_oakley, what="elm holds oakley's whole chain")
-            status = await get(port, "/status")
+            status = await api_json(port, "/status")
             assert isinstance(status, dict)
             assert status["rejected"] == {}  # nothing refused, on the way in or by a domain
-            page = await get(port, "/log?author=oakley")
+            page = await api_json(port, "/log?author=oakley")
             assert isinstance(page, dict)
             logged = [(e["seq"], e["kind"], e["opaque"]) for e in page["events"]]
             assert logged == [
@@ -129,12 +109,12 @@ async def test_an_older_node_keeps_a_newer_kind_and_applies_it_once_upgraded(
                 (6, "alert.raised", False),
             ]
             assert page["events"][1]["body"] == {"text": "Plums are in."}  # as received
-            assert await get(port, "/notes") == []  # the kind is applied to nothing
-            alerts = await get(port, "/alerts?all=true")  # the known kinds after it are
+            assert await api_json(port, "/notes") == []  # the kind is applied to nothing
+            alerts = await api_json(port, "/alerts?all=true")  # the known kinds after it are
             assert isinstance(alerts, list)
             assert sorted(a["alert"] for a in alerts) == ["a-1", "a-2"]
         finally:
-            stop(elm_proc, log)
+            stop_node(elm_proc, log)
 
         # The upgrade: the same store, opened by this version.
         elm = Node(elm_data, serve_api=False)

@@ -20,7 +20,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
-import httpx
 import pytest
 
 from coopnet.node.engine.nats_server import NatsServer
@@ -39,7 +38,7 @@ from coopnet.protocol.pools import (
     PoolReceived,
 )
 from tests.conftest import NET, make_node, running, wait_until
-from tests.processes import free_port, wait_ready
+from tests.processes import api_json, free_port, stop_node, wait_ready
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
@@ -125,25 +124,6 @@ def start_older_node(
         )
 
 
-def stop(proc: subprocess.Popen[str], log: Path) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 0, log.read_text()
-    assert "Traceback" not in log.read_text(), log.read_text()
-
-
-async def get_json(port: int, path: str) -> object:
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
-        response = await client.get(path)
-    response.raise_for_status()
-    return response.json()
-
-
 def test_the_extracted_version_is_the_one_before_pools_and_hours(older_coopnet: Path) -> None:
     shown = run_older(
         older_coopnet,
@@ -196,13 +176,13 @@ async def test_an_older_node_keeps_every_chain_whole_while_others_pool_and_trade
             heads = {n.slug: (await n.status()).own_head for n in (oak, riv, elm)}
 
             async def linden_holds_every_head() -> bool:
-                status = await get_json(port, "/status")
+                status = await api_json(port, "/status")
                 assert isinstance(status, dict)
                 authors = status["authors"]
                 return all(authors.get(slug) == head for slug, head in heads.items())
 
             await wait_until(linden_holds_every_head, within=30, what="linden holds every head")
-            status = await get_json(port, "/status")
+            status = await api_json(port, "/status")
             assert isinstance(status, dict)
             # No refusal of any kind: not at the door, not by a domain; no fork; no gap.
             assert status["rejected"] == {}
@@ -211,7 +191,7 @@ async def test_an_older_node_keeps_every_chain_whole_while_others_pool_and_trade
             assert status["internal_errors"] == 0
             await check_older_store(old_data, port, oak, new, after)
         finally:
-            stop(old, log)
+            stop_node(old, log)
         # Today's nodes hold linden's chain too, and refused nothing: the statements were
         # a pool's and hours' ordinary life under the rules of §19 and §20.
         for node in (oak, riv, elm):
@@ -306,7 +286,7 @@ async def check_older_store(
     shown: dict[str, bool] = {}
     after_pos = 0
     while True:
-        page = await get_json(port, f"/log?after={after_pos}&limit=1000")
+        page = await api_json(port, f"/log?after={after_pos}&limit=1000")
         assert isinstance(page, dict)
         for event in page["events"]:
             shown[event["id"]] = event["opaque"]

@@ -23,7 +23,7 @@ from coopnet.protocol import Identity, NotePosted, seal, unseal
 from coopnet.protocol.kinds import KINDS
 from coopnet.protocol.offers import OfferPosted
 from tests.conftest import NET, make_node, running, wait_until
-from tests.processes import free_port, wait_ready
+from tests.processes import free_port, stop_node, wait_ready
 from tests.stores import open_node_store
 
 pytestmark = pytest.mark.timeout(120)
@@ -121,18 +121,6 @@ def start_previous_version(data: Path, url: str, port: int, log: Path) -> subpro
         )
 
 
-def stop(proc: subprocess.Popen[str], log: Path) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 0, log.read_text()
-    assert "Traceback" not in log.read_text()
-
-
 async def status_of(port: int) -> dict[str, object]:
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
         response = await client.get("/status")
@@ -168,7 +156,7 @@ async def test_an_older_node_on_the_bus_keeps_a_newer_nodes_chain_whole(
             status = await status_of(port)
             assert status["rejected"] == {"bad_body": 1}
         finally:
-            stop(elm_proc, log)
+            stop_node(elm_proc, log)
 
         elm = Node(elm_data, serve_api=False)  # the upgrade: the same store, this version
         async with running(elm):
