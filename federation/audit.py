@@ -44,10 +44,12 @@ from coopnet.federation.audit_pools_hours import (
     fold_all,
     hold_evidence,
     hour_findings,
+    hour_ledger,
     payment_findings,
     pool_findings,
     pool_payments,
     pool_statements,
+    sums_of,
 )
 from coopnet.federation.audit_pools_hours import ledger_sums as ledger_sums
 from coopnet.federation.findings import SEVERITY_ORDER, Finding, Severity
@@ -91,19 +93,36 @@ _UNSEAL_CODES = frozenset({"too_large", "malformed", "non_canonical", "bad_versi
 UNVERIFIABLE_GAP = UnverifiableGap.code  # an event not held beyond a gap (PROTOCOL.md §6.4)
 
 
+class AuditReport(msgspec.Struct, kw_only=True):
+    """Every finding, the most severe first, and the two ledger sums folded again on the
+    way (`pool_ledger_sum` in credit cents, `hours_ledger_sum` in quarter hours: always 0)."""
+
+    findings: list[Finding]
+    pool_ledger_sum: int
+    hours_ledger_sum: int
+
+
 async def audit(db: aiosqlite.Connection, charter: Charter | None, *, now_ms: int) -> list[Finding]:
     """Every finding, the most severe first."""
+    return (await audit_report(db, charter, now_ms=now_ms)).findings
+
+
+async def audit_report(
+    db: aiosqlite.Connection, charter: Charter | None, *, now_ms: int
+) -> AuditReport:
+    """`audit`'s findings and the ledger sums, from one fold of the pools and hours."""
     findings: list[Finding] = []
     oversell = await oversell_attempts(db)
     statements = await pool_statements(db)
     pools = fold_all(statements)
+    hours = await hour_ledger(db)
     findings += await _refused_events(db)
     findings += await _domain_refusals(db, oversell)
     findings += await _forks(db)
     findings += await _ledger(db, charter, oversell, pools, statements, now_ms)
     findings += await pool_findings(db, pools)
     findings += closing_findings(pools, statements, now_ms=now_ms, grace_ms=GAP_GRACE_MS)
-    findings += await hour_findings(db, charter)
+    findings += await hour_findings(db, charter, hours)
     findings += await payment_findings(db, charter, pool_payments(pools, statements))
     findings += await _oversold(db)
     findings += await _non_members(db, charter)
@@ -112,10 +131,11 @@ async def audit(db: aiosqlite.Connection, charter: Charter | None, *, now_ms: in
     findings += await _names(db, charter)
     findings.sort(key=lambda f: (SEVERITY_ORDER[f.severity], f.code, f.author))
     # Titles and details quote what events said (reasons, names): shown safe (§18).
-    return [
+    shown = [
         msgspec.structs.replace(f, title=safe_text(f.title), detail=safe_text(f.detail))
         for f in findings
     ]
+    return AuditReport(findings=shown, **sums_of(pools, hours[0]))
 
 
 def critical_count(findings: list[Finding]) -> int:

@@ -404,13 +404,17 @@ async def _hours_kept(db: aiosqlite.Connection) -> tuple[HourLedger, list[HoursS
     return ledger, [x for x in statements if x.id not in dropped]
 
 
-async def hour_findings(db: aiosqlite.Connection, charter: Charter | None) -> list[Finding]:
-    """The hour ledger folded again (`hour_ledger`): it must sum to zero and agree with the
-    store's `hour_transfers` (critical otherwise); a balance below minus the charter's
-    hours limit is a warning (`hours_limit_breach`): receivers cannot refuse by it (the
-    order across logs is unknowable), the signer should not have signed (§20)."""
+async def hour_findings(
+    db: aiosqlite.Connection,
+    charter: Charter | None,
+    folded: tuple[HourLedger, set[tuple[str, str, str, int]]],
+) -> list[Finding]:
+    """The hour ledger folded again (`folded`, from `hour_ledger`): it must sum to zero and
+    agree with the store's `hour_transfers` (critical otherwise); a balance below minus the
+    charter's hours limit is a warning (`hours_limit_breach`): receivers cannot refuse by it
+    (the order across logs is unknowable), the signer should not have signed (§20)."""
     limit = charter.policies.hours_limit if charter else DEFAULT_HOURS_LIMIT
-    ledger, kept = await hour_ledger(db)
+    ledger, kept = folded
     held = {
         (str(r[0]), str(r[1]), str(r[2]), int(r[3]))
         for r in await fetch_all(
@@ -458,12 +462,17 @@ async def hour_findings(db: aiosqlite.Connection, charter: Charter | None) -> li
 
 
 async def ledger_sums(db: aiosqlite.Connection) -> dict[str, int]:
-    """`pool_ledger_sum`: the credit cents the delivered pools settled, folded again, summed
-    over every balance (part of the credit ledger, always 0); `hours_ledger_sum`: the hour
-    ledger folded again, in quarter hours (always 0)."""
-    pools = Ledger()
-    for view in (await fold_pools(db)).values():
+    """`sums_of` the pools and the hour ledger folded again from `db` (the audit's own
+    report, `audit.audit_report`, gives the same from the folds it makes anyway)."""
+    return sums_of(await fold_pools(db), (await hour_ledger(db))[0])
+
+
+def sums_of(pools: dict[tuple[str, str], PoolView], hours: HourLedger) -> dict[str, int]:
+    """`pool_ledger_sum`: the credit cents the delivered `pools` settled, summed over every
+    balance (part of the credit ledger, always 0); `hours_ledger_sum`: the hour ledger's
+    total, in quarter hours (always 0)."""
+    settled = Ledger()
+    for view in pools.values():
         for payer, payee, cents in view.settlements():
-            pools.settle(payer, payee, cents)
-    hours, _ = await hour_ledger(db)
-    return {"pool_ledger_sum": pools.total(), "hours_ledger_sum": hours.total()}
+            settled.settle(payer, payee, cents)
+    return {"pool_ledger_sum": settled.total(), "hours_ledger_sum": hours.total()}

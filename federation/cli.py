@@ -26,7 +26,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from coopnet.federation.audit import audit, critical_count, ledger_sums
+from coopnet.federation.audit import AuditReport, audit_report, critical_count
 from coopnet.federation.findings import Finding
 from coopnet.federation.observer import Observer, open_observer_store
 from coopnet.node.engine.config import ConfigError
@@ -142,7 +142,7 @@ def _cmd_audit(args: argparse.Namespace) -> int:
             "run `coopnet audit` without --refresh; it reads that store",
         )
 
-    async def main() -> tuple[list[Finding], dict[str, int]]:
+    async def main() -> AuditReport:
         if refresh:
             await _any_hub_answers(obs.bus.url, args.federation or "DIR")
             if not args.json:
@@ -161,15 +161,21 @@ def _cmd_audit(args: argparse.Namespace) -> int:
                 raise
         store = await open_observer_store(obs.data / "observer.db", obs.net)
         try:
-            return await audit(store.db, obs.charter, now_ms=now_ms()), await ledger_sums(store.db)
+            return await audit_report(store.db, obs.charter, now_ms=now_ms())
         finally:
             await store.close()
 
-    findings, sums = anyio.run(main)
+    found = anyio.run(main)
+    findings = found.findings
     critical = critical_count(findings)
     if args.json:
         # `pool_ledger_sum` (credit cents) and `hours_ledger_sum` (quarter hours): always 0.
-        report = {"critical": critical, "findings": msgspec.to_builtins(findings), **sums}
+        report = {
+            "critical": critical,
+            "findings": msgspec.to_builtins(findings),
+            "pool_ledger_sum": found.pool_ledger_sum,
+            "hours_ledger_sum": found.hours_ledger_sum,
+        }
         print(json.dumps(report))
     elif not findings:
         Console().print("[green]no findings[/]: every record checks out")

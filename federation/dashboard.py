@@ -41,7 +41,7 @@ from litestar.response import ServerSentEvent, Stream
 from litestar.static_files import create_static_files_router
 
 from coopnet.federation import measures
-from coopnet.federation.audit import audit, critical_count, ledger_sums
+from coopnet.federation.audit import audit, audit_report, critical_count
 from coopnet.federation.exports import (
     EXPORT_ALIASES,
     EXPORT_TABLES,
@@ -67,10 +67,9 @@ def _obs(state: State) -> Observer:
 async def summary(obs: Observer) -> dict[str, Any]:
     db, charter, now = obs.store.db, obs.charter, obs.clock()
     hoods = await measures.neighborhoods(db, charter, now)
-    findings = await audit(db, charter, now_ms=now)
+    report = await audit_report(db, charter, now_ms=now)
+    findings = report.findings
     balances = {h["slug"]: h["balance"] for h in hoods}
-    # The pools' settlements and the hour ledger folded again by the audit: both always 0.
-    sums = await ledger_sums(db)
     live = [h["liveness_s"] for h in hoods if h["liveness_s"] is not None]
     return {
         "federation": charter.name if charter else "development federation",
@@ -84,8 +83,9 @@ async def summary(obs: Observer) -> dict[str, Any]:
         "events": sum(h["events"] for h in hoods),
         "trades": await measures.trade_totals(db),
         "ledger_sum": sum(balances.values()),  # pooled purchases' settlements included
-        "pool_ledger_sum": sums["pool_ledger_sum"],
-        "hours_ledger_sum": sums["hours_ledger_sum"],
+        # The pools' settlements and the hour ledger folded again by the audit: always 0.
+        "pool_ledger_sum": report.pool_ledger_sum,
+        "hours_ledger_sum": report.hours_ledger_sum,
         "balances": balances,
         "pools": await measures.pool_totals(db),
         "hours": await measures.hour_totals(db),
