@@ -3,7 +3,7 @@
 
 import { ApiError, post } from "../api.js";
 import { field, h, put } from "../dom.js";
-import { timeText } from "../format.js";
+import { amount, readMoney, timeText } from "../format.js";
 import { passkeySignIn, passkeysCard } from "./passkeys.js";
 import { tokensCard } from "./tokens.js";
 
@@ -51,6 +51,34 @@ export function form(ctx, attrs, children, run) {
     }
   });
   return el;
+}
+
+/** Run `call` (an API step), then say `done`, clear the error and refresh; or say its error. */
+export async function signed(ctx, call, done) {
+  try {
+    await call();
+    ctx.fail(null);
+    ctx.say(done);
+    ctx.refresh();
+  } catch (error) {
+    ctx.fail(error);
+  }
+}
+
+/** An amount field in the currency, filled with `cents` when given. No `pattern`:
+ * `moneyIn` says in words what is wrong (too many decimals, not a number). */
+export function moneyInput(name, cents, required = true) {
+  return h("input", { name, inputmode: "decimal", autocomplete: "off", required, value: cents === null || cents === undefined ? "" : amount(cents).replaceAll(",", "") });
+}
+
+/** The amount typed in the form's field `name`, in integer cents (null when empty); an
+ * Error naming `label` when it does not read as an amount (format.js readMoney). */
+export function moneyIn(data, name, label) {
+  const raw = String(data.get(name) || "").trim();
+  if (!raw) return null;
+  const { cents: value, error } = readMoney(raw);
+  if (error) throw new Error(`${label}: ${error}`);
+  return value;
 }
 
 function signIn(ctx) {

@@ -5,7 +5,7 @@
 import { get, post, seg } from "../api.js";
 import { action, badge, choices, empty, field, h, newId, put, select } from "../dom.js";
 import { fromNow, int, plural, when, words } from "../format.js";
-import { form } from "./account.js";
+import { form, signed } from "./account.js";
 
 export const CATEGORIES = [
   ["food", "Food"],
@@ -120,13 +120,13 @@ function requestCard(ctx, r) {
     const rid = seg(r.request);
     buttons.append(
       action("Confirm fulfilled", async () => {
-        await run(ctx, () => post(`/aid/requests/${rid}/fulfil`), "Marked as fulfilled. Thank you!");
+        await signed(ctx, () => post(`/aid/requests/${rid}/fulfil`), "Marked as fulfilled. Thank you!");
       }),
     );
     if (!r.escalated) {
       buttons.append(
         action("Ask the federation", async () => {
-          await run(ctx, () => post(`/aid/requests/${rid}/escalate`), "The whole federation is asked now.");
+          await signed(ctx, () => post(`/aid/requests/${rid}/escalate`), "The whole federation is asked now.");
         }),
       );
     }
@@ -135,7 +135,7 @@ function requestCard(ctx, r) {
         "Withdraw call",
         async () => {
           if (!confirm("Withdraw this call for help?")) return;
-          await run(ctx, () => post(`/aid/requests/${rid}/withdraw`), "The call is withdrawn.");
+          await signed(ctx, () => post(`/aid/requests/${rid}/withdraw`), "The call is withdrawn.");
         },
         { cls: "danger" },
       ),
@@ -163,7 +163,7 @@ function pledgeItem(ctx, r, p) {
       action(
         "Accept",
         async () => {
-          await run(ctx, () => post(`/aid/requests/${seg(r.request)}/accept`, { pledger: p.pledger, pledge: p.pledge }), `Pledge from ${p.pledger} accepted.`);
+          await signed(ctx, () => post(`/aid/requests/${seg(r.request)}/accept`, { pledger: p.pledger, pledge: p.pledge }), `Pledge from ${p.pledger} accepted.`);
         },
         { cls: "small-button", label: `Accept the pledge from ${p.pledger}: ${p.what}` },
       ),
@@ -176,24 +176,13 @@ function pledgeItem(ctx, r, p) {
         "Withdraw pledge",
         async () => {
           const path = `/aid/requests/${seg(r.requester)}/${seg(r.request)}/pledges/${seg(p.pledge)}/withdraw`;
-          await run(ctx, () => post(path), "Your pledge is withdrawn.");
+          await signed(ctx, () => post(path), "Your pledge is withdrawn.");
         },
         { cls: "small-button danger", label: `Withdraw the pledge ${p.what}` },
       ),
     );
   }
   return li;
-}
-
-async function run(ctx, call, done) {
-  try {
-    await call();
-    ctx.fail(null);
-    ctx.say(done);
-    ctx.refresh();
-  } catch (error) {
-    ctx.fail(error);
-  }
 }
 
 function openPledge(ctx, r, card, opener) {

@@ -7,8 +7,8 @@
 
 import { get, post, seg } from "../api.js";
 import { action, badge, empty, field, h, newId, put, safeText, select } from "../dom.js";
-import { amount, currencyName, currencySymbol, fromNow, int, money, parseMoney, quantity, readMoney, unitName, when, words } from "../format.js";
-import { form } from "./account.js";
+import { amount, currencyName, currencySymbol, fromNow, int, money, parseMoney, quantity, unitName, when, words } from "../format.js";
+import { form, moneyIn, moneyInput, signed } from "./account.js";
 import { poolsPage } from "./pools.js";
 
 const SUBS = [
@@ -57,30 +57,6 @@ export async function mount(ctx, route, root) {
 }
 
 // ---- helpers ----------------------------------------------------------------------------------
-
-function moneyInput(name, cents, required = true) {
-  // No `pattern`: readMoney says in words what is wrong (too many decimals, not a number).
-  return h("input", { name, inputmode: "decimal", autocomplete: "off", required, value: cents === null || cents === undefined ? "" : amount(cents).replaceAll(",", "") });
-}
-
-function cents(data, name, ctx, label) {
-  const raw = String(data.get(name) || "").trim();
-  if (!raw) return null;
-  const { cents: value, error } = readMoney(raw);
-  if (error) throw new Error(`${label}: ${error}`);
-  return value;
-}
-
-async function signed(ctx, call, done) {
-  try {
-    await call();
-    ctx.fail(null);
-    ctx.say(done);
-    ctx.refresh();
-  } catch (error) {
-    ctx.fail(error);
-  }
-}
 
 function inlineForm(ctx, card, opener, label, children, submit, onSend) {
   if (card.querySelector("form.inline")) {
@@ -183,7 +159,7 @@ function proposeForm(ctx, card, opener, o) {
         seller: o.author,
         offer: o.offer,
         quantity: Number(data.get("quantity")),
-        unit_price: cents(data, "unit_price", ctx, "Price"),
+        unit_price: moneyIn(data, "unit_price", "Price"),
         expires_in_s: Number(data.get("expires")),
       });
       ctx.fail(null);
@@ -217,7 +193,7 @@ function postOfferForm(ctx) {
         category: data.get("category"),
         quantity: Number(data.get("quantity")),
         unit: data.get("unit"),
-        unit_price: cents(data, "unit_price", ctx, "Price"),
+        unit_price: moneyIn(data, "unit_price", "Price"),
         min_order: Number(data.get("min_order") || 1),
         available_days: Number(data.get("days") || 7),
         delivery: data.get("delivery"),
@@ -324,7 +300,7 @@ function postNeedForm(ctx) {
         category: data.get("category"),
         quantity: Number(data.get("quantity")),
         unit: data.get("unit"),
-        max_unit_price: cents(data, "max_unit_price", ctx, "Highest price"),
+        max_unit_price: moneyIn(data, "max_unit_price", "Highest price"),
         needed_in_days: Number(data.get("days") || 7),
       });
       needId = newId("n");

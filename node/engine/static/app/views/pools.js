@@ -7,8 +7,8 @@
 
 import { ApiError, get, post, seg } from "../api.js";
 import { action, badge, empty, field, h, newId, put, safeText, select } from "../dom.js";
-import { currencyName, fromNow, int, money, plural, quantity, readMoney, unitName, when, words } from "../format.js";
-import { form } from "./account.js";
+import { currencyName, fromNow, int, money, plural, quantity, unitName, when, words } from "../format.js";
+import { form, moneyIn, moneyInput, signed } from "./account.js";
 
 // protocol/offers.py UNITS (PROTOCOL.md §10), the everyday ones first (as the market's forms).
 const UNITS = ["piece", "dozen", "gram", "kilogram", "millilitre", "litre", "minute", "hour"];
@@ -222,17 +222,6 @@ function ourLine(p, mine) {
   return mine.received ? `${share} (received)` : share;
 }
 
-async function signed(ctx, call, done) {
-  try {
-    await call();
-    ctx.fail(null);
-    ctx.say(done);
-    ctx.refresh();
-  } catch (error) {
-    ctx.fail(error);
-  }
-}
-
 // ---- commit ---------------------------------------------------------------------------------
 
 function commitForm(ctx, card, opener, p, mine) {
@@ -290,7 +279,7 @@ function openPoolForm(ctx) {
     [
       field("Item", h("input", { name: "item", required: true, maxlength: 80 })),
       h("div", { class: "row" }, field("Case size (units a case)", h("input", { name: "case_size", type: "number", inputmode: "numeric", min: 1, required: true, value: 10 })), field("Unit", select("unit", UNITS.map((u) => [u, unitName(u)]), "piece"))),
-      h("div", { class: "row" }, field(`Price per unit (${currencyName()})`, moneyInput("unit_price", true)), field(`Price of one unit alone (${currencyName()}, optional)`, moneyInput("single_unit_price", false))),
+      h("div", { class: "row" }, field(`Price per unit (${currencyName()})`, moneyInput("unit_price", null, true)), field(`Price of one unit alone (${currencyName()}, optional)`, moneyInput("single_unit_price", null, false))),
       h("div", { class: "row" }, field("Minimum cases", h("input", { name: "min_cases", type: "number", inputmode: "numeric", min: 1, required: true, value: 1 })), field("Maximum cases (0: no cap)", h("input", { name: "max_cases", type: "number", inputmode: "numeric", min: 0, required: true, value: 0 }))),
       h("div", { class: "row" }, field("Supplier is", supplierKind), field("Supplier (neighborhood or name)", h("input", { name: "supplier", required: true, maxlength: 80 }))),
       h("div", { class: "row" }, field("Supplier's offer (optional)", h("input", { name: "supplier_offer", maxlength: 40 })), field("Closes in", select("closes_in_s", CLOSES_IN, "86400"))),
@@ -304,8 +293,8 @@ function openPoolForm(ctx) {
         item: data.get("item").trim(),
         unit: data.get("unit"),
         case_size: Number(data.get("case_size")),
-        unit_price: cents(data, "unit_price", "Price per unit"),
-        single_unit_price: cents(data, "single_unit_price", "Price of one unit alone") || 0,
+        unit_price: moneyIn(data, "unit_price", "Price per unit"),
+        single_unit_price: moneyIn(data, "single_unit_price", "Price of one unit alone") || 0,
         min_cases: Number(data.get("min_cases")),
         max_cases: Number(data.get("max_cases") || 0),
         closes_in_s: Number(data.get("closes_in_s")),
@@ -325,18 +314,6 @@ function openPoolForm(ctx) {
     },
   );
   return h("details", { class: "card more" }, h("summary", {}, "Open a pool"), f);
-}
-
-function moneyInput(name, required) {
-  return h("input", { name, inputmode: "decimal", autocomplete: "off", required });
-}
-
-function cents(data, name, label) {
-  const raw = String(data.get(name) || "").trim();
-  if (!raw) return null;
-  const { cents: value, error } = readMoney(raw);
-  if (error) throw new Error(`${label}: ${error}`);
-  return value;
 }
 
 // ---- one pool's tables ------------------------------------------------------------------------
