@@ -62,30 +62,30 @@ async def test_hours_from_the_command_line(tmp_path: Path, nats_server: NatsServ
         ana, bob = await resident_token(oakley, "ana"), await resident_token(oakley, "bob")
         code, text = await coopnet(
             "hours", "record", "1.5", "--to", "bob", "--what", "fixed the bike",
-            "--token", ana, *oak, json_out=False,
+            f"--token={ana}", *oak, json_out=False,
         )  # fmt: skip
         assert code == 0, text
         assert text.startswith("time entry h-") and "pending until bob confirms" in text
         entry = text.split()[2]
         code, refused = await coopnet(
-            "hours", "record", "1.3", "--to", "bob", "--what", "x", "--token", ana, *oak
+            "hours", "record", "1.3", "--to", "bob", "--what", "x", f"--token={ana}", *oak
         )
         assert (code, refused["code"]) == (1, "not_quarter_hours")
-        code, refused = await coopnet("hours", "confirm", entry, "--token", ana, *oak)
+        code, refused = await coopnet("hours", "confirm", entry, f"--token={ana}", *oak)
         assert (code, refused["code"]) == (1, "not_yours")
-        code, done = await coopnet("hours", "confirm", entry, "--token", bob, *oak)
+        code, done = await coopnet("hours", "confirm", entry, f"--token={bob}", *oak)
         assert code == 0, done
         assert (done["id"], done["state"], done["quarters"]) == (
             entry, "confirmed", 6
         )  # fmt: skip
-        code, me = await coopnet("hours", "me", "--token", ana, *oak)
+        code, me = await coopnet("hours", "me", f"--token={ana}", *oak)
         assert (me["name"], me["balance"]) == ("ana", 6)
         code, made = await coopnet("hours", "credit", "bob", "2.25", "--what", "elm's garden", *oak)
         assert code == 0 and made["id"].startswith("h-") and made["quarters"] == 9
         code, declined = await coopnet(
-            "hours", "record", "0.25", "--to", "ana", "--what", "tea", "--token", bob, *oak
+            "hours", "record", "0.25", "--to", "ana", "--what", "tea", f"--token={bob}", *oak
         )
-        code, done = await coopnet("hours", "decline", declined["id"], "--token", ana, *oak)
+        code, done = await coopnet("hours", "decline", declined["id"], f"--token={ana}", *oak)
         assert done["state"] == "declined"
         code, residents = await coopnet("hours", "residents", *oak)
         by_name = {r["name"]: r["balance"] for r in residents["residents"]}
